@@ -1,0 +1,248 @@
+//! Apps: their settings, their live state and the registry that finds them by id or key.
+//!
+//! An app is the unit of isolation: channels, users and limits never cross apps. A Pusher key,
+//! a WAMP realm and a listener bound to an app all resolve to one [`App`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::hub::cache::CacheStore;
+use crate::hub::shard::ChannelShards;
+use crate::hub::users::UserIndex;
+
+/// The settings of one app, as declared in the config file (`[[apps]]`).
+///
+/// Field names are the config keys; defaults are those of hosted Pusher.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// App id, used in HTTP API paths `/apps/{id}/...`.
+    pub id: String,
+    /// Public key, used in WebSocket paths `/app/{key}` and in signatures.
+    pub key: String,
+    /// Shared secret for HMAC signatures. Never logged.
+    pub secret: String,
+    /// A disabled app refuses connections (close 4003) and API calls (403).
+    pub enabled: bool,
+    /// Most concurrent connections; 0 means no limit. Over it: close 4004.
+    pub max_connections: usize,
+    /// Whether `client-*` events are relayed.
+    pub enable_client_messages: bool,
+    /// Whether `pusher:signin` (user authentication, watchlist) is accepted.
+    pub enable_user_authentication: bool,
+    /// Whether `pusher_internal:subscription_count` events are sent to subscribers.
+    pub enable_subscription_count: bool,
+    /// Seconds of client silence before the server pings (also sent in the handshake).
+    pub activity_timeout: u32,
+    /// Seconds to wait for a pong before closing with 4201.
+    pub pong_timeout: u32,
+    /// Seconds a cache channel keeps its last event.
+    pub cache_ttl: u32,
+    /// Largest event `data` accepted by the HTTP API (413 above).
+    pub max_event_data_bytes: usize,
+    /// Most channels in one `POST /events`.
+    pub max_event_channels: usize,
+    /// Most events in one `POST /batch_events`.
+    pub max_batch_events: usize,
+    /// Longest event name.
+    pub max_event_name_length: usize,
+    /// Longest channel name.
+    pub max_channel_name_length: usize,
+    /// Most distinct users in one presence channel.
+    pub max_presence_members: usize,
+    /// Largest `user_info` of a presence member, in bytes of JSON.
+    pub max_presence_user_info_bytes: usize,
+    /// Client events a connection may send per second (pusher:error 4301 above).
+    pub max_client_events_per_second: u32,
+    /// Largest WebSocket message a client may send (close 1009 above).
+    pub max_message_bytes: usize,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            key: String::new(),
+            secret: String::new(),
+            enabled: true,
+            max_connections: 0,
+            enable_client_messages: false,
+            enable_user_authentication: false,
+            enable_subscription_count: false,
+            activity_timeout: 120,
+            pong_timeout: 30,
+            cache_ttl: 1800,
+            max_event_data_bytes: 10 * 1024,
+            max_event_channels: 100,
+            max_batch_events: 10,
+            max_event_name_length: 200,
+            max_channel_name_length: 200,
+            max_presence_members: 100,
+            max_presence_user_info_bytes: 1024,
+            max_client_events_per_second: 10,
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A config value that cannot work, named by its key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct InvalidApp {
+    /// The offending key, e.g. `apps[1].key`.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+impl AppConfig {
+    /// Checks the values that deserialisation cannot; `index` names the app in messages.
+    ///
+    /// # Errors
+    /// The first invalid key.
+    pub fn validate(&self, index: usize) -> Result<(), InvalidApp> {
+        let bad = |field: &str, problem| InvalidApp { key: format!("apps[{index}].{field}"), problem };
+        let token = |s: &str| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !token(&self.id) {
+            return Err(bad("id", "must be non-empty letters, digits, '-', '_' or '.'"));
+        }
+        if !token(&self.key) {
+            return Err(bad("key", "must be non-empty letters, digits, '-', '_' or '.'"));
+        }
+        if self.secret.is_empty() {
+            return Err(bad("secret", "must not be empty"));
+        }
+        if self.activity_timeout == 0 {
+            return Err(bad("activity_timeout", "must be at least 1 second (pusher-js refuses 0)"));
+        }
+        if self.pong_timeout == 0 {
+            return Err(bad("pong_timeout", "must be at least 1 second"));
+        }
+        if self.max_event_channels == 0 || self.max_batch_events == 0 {
+            return Err(bad("max_event_channels", "limits must be at least 1"));
+        }
+        if self.max_channel_name_length == 0 || self.max_event_name_length == 0 {
+            return Err(bad("max_channel_name_length", "limits must be at least 1"));
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(bad("max_message_bytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+}
+
+/// One app and its live state.
+#[derive(Debug)]
+pub struct App {
+    /// The app's settings.
+    pub config: AppConfig,
+    /// Channel name -> subscribers, sharded to keep lock hold times short.
+    pub(crate) channels: ChannelShards,
+    /// Signed-in users, their connections and watchlists.
+    pub(crate) users: Mutex<UserIndex>,
+    /// Last event of each cache channel.
+    pub(crate) cache: Mutex<CacheStore>,
+    /// Open connections, for `max_connections`.
+    connections: AtomicUsize,
+}
+
+/// Holds one of an app's connection slots; released on drop.
+#[derive(Debug)]
+pub struct ConnectionSlot(Arc<App>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl App {
+    /// A new app with no connections.
+    pub fn new(config: AppConfig) -> Self {
+        Self {
+            config,
+            channels: ChannelShards::default(),
+            users: Mutex::new(UserIndex::default()),
+            cache: Mutex::new(CacheStore::default()),
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes a connection slot, or `None` when the app is at `max_connections`.
+    pub fn try_connect(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let max = self.config.max_connections;
+        let prev = self.connections.fetch_add(1, Ordering::AcqRel);
+        if max != 0 && prev >= max {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnectionSlot(Arc::clone(self)))
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+}
+
+/// Finds apps by id (HTTP API) and by key (WebSocket path, signatures).
+#[derive(Debug, Default)]
+pub struct AppRegistry {
+    by_id: HashMap<String, Arc<App>>,
+    by_key: HashMap<String, Arc<App>>,
+}
+
+/// Two apps share an id or a key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("apps[{index}].{field}: {value:?} is used by another app")]
+pub struct DuplicateApp {
+    /// Index of the second app.
+    pub index: usize,
+    /// `id` or `key`.
+    pub field: &'static str,
+    /// The duplicated value.
+    pub value: String,
+}
+
+impl AppRegistry {
+    /// Builds the registry from validated configs.
+    ///
+    /// # Errors
+    /// When two apps share an id or a key.
+    pub fn new(configs: Vec<AppConfig>) -> Result<Self, DuplicateApp> {
+        let mut reg = Self::default();
+        for (index, config) in configs.into_iter().enumerate() {
+            if reg.by_id.contains_key(&config.id) {
+                return Err(DuplicateApp { index, field: "id", value: config.id });
+            }
+            if reg.by_key.contains_key(&config.key) {
+                return Err(DuplicateApp { index, field: "key", value: config.key });
+            }
+            let app = Arc::new(App::new(config));
+            reg.by_id.insert(app.config.id.clone(), Arc::clone(&app));
+            reg.by_key.insert(app.config.key.clone(), app);
+        }
+        Ok(reg)
+    }
+
+    /// The app with this id.
+    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    /// The app with this key.
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key)
+    }
+
+    /// Every app.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+}

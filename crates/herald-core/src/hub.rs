@@ -1,0 +1,368 @@
+//! The hub: every subscription, publication, presence change and user event goes through here.
+//!
+//! All operations are synchronous and never await: they take a shard lock, push encoded frames
+//! into outboxes with `try`-semantics and return. Frames that must reach one connection in a
+//! given order relative to publications (the subscription acknowledgement, the cached event)
+//! are pushed while the channel's lock is held, so no publication can overtake them.
+
+pub mod cache;
+pub mod presence;
+pub(crate) mod shard;
+pub(crate) mod users;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::pusher::server_msg;
+use herald_protocol::pusher::socket_auth::{PresenceMember, UserData};
+use herald_protocol::ws;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::app::{App, AppRegistry};
+use crate::backend::Backend;
+use crate::conn::{Conn, ConnId, ConnIds, Wire};
+use crate::outbox::{CloseRequest, OutboxLimits};
+use crate::publication::Publication;
+use presence::Presence;
+use shard::{Channel, Subscriber};
+
+/// Above this many subscribers, `subscription_count` events go out at most every 5 s
+/// (pusher-protocol.md §3).
+const COUNT_THROTTLE_ABOVE: usize = 100;
+const COUNT_THROTTLE: Duration = Duration::from_secs(5);
+
+/// Why a subscription was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The connection is already subscribed to this channel.
+    #[error("Existing subscription to channel {0}")]
+    AlreadySubscribed(ChannelName),
+    /// The presence channel already has `max_presence_members` distinct users.
+    #[error("Presence channel {0} is full")]
+    PresenceFull(ChannelName),
+}
+
+/// Why a sign-in was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignInError {
+    /// The connection already signed in as a different user.
+    #[error("Connection is already signed in as another user")]
+    OtherUser,
+}
+
+/// What a new subscriber sees at the moment it joins, for its acknowledgement.
+#[derive(Debug)]
+pub struct Joined<'a> {
+    /// The members, on presence channels (including the joining user).
+    pub presence: Option<&'a Presence>,
+    /// The live cached event, on cache channels.
+    pub cached: Option<Arc<Publication>>,
+}
+
+/// Occupancy of one channel, for the HTTP API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSummary {
+    /// The channel.
+    pub name: ChannelName,
+    /// Subscribed connections.
+    pub subscription_count: usize,
+    /// Distinct users, on presence channels.
+    pub user_count: Option<usize>,
+}
+
+/// The hub of one herald process.
+pub struct Hub {
+    apps: AppRegistry,
+    backend: Arc<dyn Backend>,
+    ids: ConnIds,
+    outbox_limits: OutboxLimits,
+    /// Every open connection, so a shutdown can reach each one.
+    live: Box<[Mutex<HashMap<ConnId, Arc<Conn>>>]>,
+}
+
+/// Shards of the live-connection set; connects and disconnects rarely meet on one lock.
+const LIVE_SHARDS: usize = 16;
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("apps", &self.apps).finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub serving `apps`, handing publications to `backend` for other nodes.
+    pub fn new(apps: AppRegistry, backend: Arc<dyn Backend>, outbox_limits: OutboxLimits) -> Self {
+        let live = (0..LIVE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        Self { apps, backend, ids: ConnIds::new(), outbox_limits, live }
+    }
+
+    /// The apps served.
+    pub fn apps(&self) -> &AppRegistry {
+        &self.apps
+    }
+
+    /// A handle for a new connection speaking `wire`, registered until [`Hub::disconnect`].
+    pub fn connect(&self, wire: Wire) -> Arc<Conn> {
+        let (id, socket_id) = self.ids.next();
+        let conn = Arc::new(Conn::new(id, socket_id, wire, self.outbox_limits));
+        self.live_shard(id).lock().insert(id, Arc::clone(&conn));
+        conn
+    }
+
+    /// Forgets a connection whose socket has closed (its subscriptions must be gone already).
+    pub fn disconnect(&self, conn: &Conn) {
+        self.live_shard(conn.id).lock().remove(&conn.id);
+    }
+
+    /// Asks every open connection to close with `code`; returns how many were asked.
+    pub fn close_all(&self, code: u16, reason: &'static str) -> usize {
+        let mut n = 0;
+        for shard in &self.live {
+            for conn in shard.lock().values() {
+                conn.outbox.request_close(CloseRequest::Code { code, reason });
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of open connections across apps.
+    pub fn connection_count(&self) -> usize {
+        self.live.iter().map(|s| s.lock().len()).sum()
+    }
+
+    fn live_shard(&self, id: ConnId) -> &Mutex<HashMap<ConnId, Arc<Conn>>> {
+        // Ids are sequential, so the low bits spread connections evenly.
+        &self.live[(id.0 as usize) % LIVE_SHARDS]
+    }
+
+    /// Subscribes `conn` to `channel`, as `member` on presence channels.
+    ///
+    /// `on_joined` runs under the channel's lock, before any later publication can reach
+    /// `conn`: it is where the adapter queues its acknowledgement.
+    ///
+    /// # Errors
+    /// [`SubscribeError`] when already subscribed or the presence channel is full.
+    pub fn subscribe(
+        &self,
+        app: &App,
+        conn: &Arc<Conn>,
+        channel: &ChannelName,
+        member: Option<PresenceMember>,
+        on_joined: impl FnOnce(Joined<'_>),
+    ) -> Result<(), SubscribeError> {
+        let kind = channel.kind();
+        let mut shard = app.channels.shard(channel.as_str()).write();
+        let ch = shard.entry(channel.clone()).or_default();
+        if ch.subscribers.contains_key(&conn.id) {
+            return Err(SubscribeError::AlreadySubscribed(channel.clone()));
+        }
+        let user_id = member.as_ref().map(|m| Box::<str>::from(m.user_id.as_str()));
+        if let Some(m) = member {
+            let presence = ch.presence.get_or_insert_with(Presence::default);
+            if !presence.contains(&m.user_id) && presence.count() >= app.config.max_presence_members {
+                if ch.subscribers.is_empty() {
+                    shard.remove(channel.as_str());
+                }
+                return Err(SubscribeError::PresenceFull(channel.clone()));
+            }
+            if presence.join(&m.user_id, m.user_info) {
+                let info = presence.iter().last().and_then(|(_, info)| info);
+                let frame = ws::encode_text(&server_msg::member_added(channel.as_str(), &m.user_id, info));
+                push_pusher(ch, &frame, None);
+            }
+        }
+        ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id });
+        let cached = if kind.cache { app.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
+        on_joined(Joined { presence: ch.presence.as_ref(), cached: cached.map(|(p, _)| p) });
+        if app.config.enable_subscription_count && kind.access != Access::Presence {
+            send_subscription_count(channel, ch);
+        }
+        Ok(())
+    }
+
+    /// Removes `conn` from `channel`; false when it was not subscribed.
+    pub fn unsubscribe(&self, app: &App, conn: &Conn, channel: &ChannelName) -> bool {
+        let mut shard = app.channels.shard(channel.as_str()).write();
+        let Some(ch) = shard.get_mut(channel.as_str()) else { return false };
+        let Some(sub) = ch.subscribers.remove(&conn.id) else { return false };
+        if let (Some(presence), Some(user_id)) = (ch.presence.as_mut(), sub.user_id.as_deref()) {
+            if presence.leave(user_id) {
+                let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), user_id));
+                push_pusher(ch, &frame, None);
+            }
+        }
+        if ch.subscribers.is_empty() {
+            shard.remove(channel.as_str());
+        } else if app.config.enable_subscription_count && channel.kind().access != Access::Presence {
+            send_subscription_count(channel, ch);
+        }
+        true
+    }
+
+    /// Publishes on this node and hands the publication to the backend for the others.
+    ///
+    /// Returns the number of local connections it was queued for. When this returns, the
+    /// publication is in every local subscriber's outbox: nothing accepted is lost here.
+    pub fn publish(&self, app: &App, publication: Publication) -> usize {
+        let publication = Arc::new(publication);
+        self.backend.broadcast(app, &publication);
+        self.deliver(app, &publication)
+    }
+
+    /// Local fan-out only: what every backend ends in, on every node.
+    pub fn deliver(&self, app: &App, publication: &Arc<Publication>) -> usize {
+        let channel = &publication.channel;
+        let shard = app.channels.shard(channel.as_str()).read();
+        if channel.kind().cache {
+            // Under the channel's read lock, so a concurrent subscriber either gets this event
+            // from the cache or from the fan-out below, never both.
+            let ttl = Duration::from_secs(app.config.cache_ttl.into());
+            app.cache.lock().put(Arc::clone(publication), Instant::now(), ttl);
+        }
+        let Some(ch) = shard.get(channel.as_str()) else { return 0 };
+        let mut queued = 0;
+        for sub in ch.subscribers.values() {
+            if let Some(ex) = publication.exclude.as_deref() {
+                if sub.conn.socket_id.as_str() == ex {
+                    continue;
+                }
+            }
+            if sub.conn.outbox.push(publication.frame(sub.conn.wire).clone()).is_ok() {
+                queued += 1;
+            }
+        }
+        queued
+    }
+
+    /// Signs `conn` in as `user`, registers its watchlist and tells watchers the user is online.
+    ///
+    /// Returns the initial watchlist statuses `(online, offline)` for the connection.
+    ///
+    /// # Errors
+    /// [`SignInError::OtherUser`] when the connection is bound to another user already.
+    pub fn sign_in(
+        &self,
+        app: &App,
+        conn: &Arc<Conn>,
+        user: &UserData,
+    ) -> Result<(Vec<String>, Vec<String>), SignInError> {
+        if !conn.bind_user(&user.id) {
+            return Err(SignInError::OtherUser);
+        }
+        let mut users = app.users.lock();
+        if users.sign_in(&user.id, conn) {
+            notify_watchers(users.watchers_of(&user.id), "online", &user.id);
+        }
+        users.watch(&user.watchlist, conn);
+        let (online, offline) =
+            user.watchlist.iter().cloned().partition(|id| users.is_online(id));
+        Ok((online, offline))
+    }
+
+    /// Forgets a signed-in connection (on disconnect); tells watchers when the user went offline.
+    pub fn sign_out(&self, app: &App, conn: &Conn, user_id: &str, watchlist: &[String]) {
+        let mut users = app.users.lock();
+        users.unwatch(watchlist, conn.id);
+        if users.sign_out(user_id, conn.id) {
+            notify_watchers(users.watchers_of(user_id), "offline", user_id);
+        }
+    }
+
+    /// Closes every signed-in connection of `user_id` with 4009; returns how many.
+    pub fn terminate_user(&self, app: &App, user_id: &str) -> usize {
+        let users = app.users.lock();
+        let conns = users.connections(user_id);
+        for c in conns {
+            c.outbox.request_close(CloseRequest::Code { code: 4009, reason: "Connection terminated" });
+        }
+        conns.len()
+    }
+
+    /// Occupied channels whose name starts with `prefix`.
+    pub fn channels(&self, app: &App, prefix: &str) -> Vec<ChannelSummary> {
+        let mut out = Vec::new();
+        for shard in app.channels.all() {
+            let shard = shard.read();
+            out.extend(
+                shard
+                    .iter()
+                    .filter(|(name, _)| name.as_str().starts_with(prefix))
+                    .map(|(name, ch)| summary(name, ch)),
+            );
+        }
+        out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        out
+    }
+
+    /// Occupancy of one channel; `None` when nobody is subscribed.
+    pub fn channel(&self, app: &App, name: &str) -> Option<ChannelSummary> {
+        let shard = app.channels.shard(name).read();
+        shard.get_key_value(name).map(|(n, ch)| summary(n, ch))
+    }
+
+    /// User ids present in a presence channel (empty when unoccupied).
+    pub fn presence_users(&self, app: &App, name: &str) -> Vec<String> {
+        let shard = app.channels.shard(name).read();
+        shard
+            .get(name)
+            .and_then(|ch| ch.presence.as_ref())
+            .map(|p| p.iter().map(|(id, _)| id.to_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The live cached event of a cache channel and its remaining TTL.
+    pub fn cached(&self, app: &App, name: &str) -> Option<(Arc<Publication>, Duration)> {
+        app.cache.lock().get(name, Instant::now())
+    }
+}
+
+fn summary(name: &ChannelName, ch: &Channel) -> ChannelSummary {
+    ChannelSummary {
+        name: name.clone(),
+        subscription_count: ch.subscribers.len(),
+        user_count: ch.presence.as_ref().map(Presence::count),
+    }
+}
+
+/// Queues an internal Pusher frame for the channel's Pusher subscribers, except `skip`.
+fn push_pusher(ch: &Channel, frame: &Bytes, skip: Option<ConnId>) {
+    for (id, sub) in &ch.subscribers {
+        if Some(*id) != skip && sub.conn.wire == Wire::Pusher {
+            // A full outbox has already marked its socket for closing; nothing more to do.
+            let _ = sub.conn.outbox.push(frame.clone());
+        }
+    }
+}
+
+fn send_subscription_count(name: &ChannelName, ch: &mut Channel) {
+    let n = ch.subscribers.len();
+    let now = Instant::now();
+    if n > COUNT_THROTTLE_ABOVE {
+        if let Some(at) = ch.count_sent_at {
+            if now.duration_since(at) < COUNT_THROTTLE {
+                return;
+            }
+        }
+    }
+    ch.count_sent_at = Some(now);
+    let frame = ws::encode_text(&server_msg::subscription_count(name.as_str(), n));
+    push_pusher(ch, &frame, None);
+}
+
+fn notify_watchers(watchers: &[Arc<Conn>], status: &str, user_id: &str) {
+    if watchers.is_empty() {
+        return;
+    }
+    let frame = ws::encode_text(&server_msg::watchlist_events(&[(status, &[user_id])]));
+    for w in watchers {
+        let _ = w.outbox.push(frame.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,70 @@
+//! The channel index of one app: channel name -> [`Channel`], split into shards.
+//!
+//! A publication takes one shard's read lock while it pushes into the subscribers' outboxes;
+//! (un)subscriptions take the write lock of their channel's shard only. Nothing is awaited
+//! while a guard is held (the workspace denies `await_holding_lock`).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use herald_protocol::pusher::channel_name::ChannelName;
+use parking_lot::RwLock;
+use tokio::time::Instant;
+
+use super::presence::Presence;
+use crate::conn::{Conn, ConnId};
+
+/// Number of shards per app. A power of two well above the core count keeps two publishers on
+/// different channels from meeting on one lock.
+const SHARDS: usize = 16;
+
+/// One subscribed connection.
+#[derive(Debug)]
+pub(crate) struct Subscriber {
+    /// The connection.
+    pub(crate) conn: Arc<Conn>,
+    /// On presence channels: the user this socket joined as.
+    pub(crate) user_id: Option<Box<str>>,
+}
+
+/// One occupied channel.
+#[derive(Debug, Default)]
+pub(crate) struct Channel {
+    /// Who receives what is published here.
+    pub(crate) subscribers: HashMap<ConnId, Subscriber>,
+    /// Members, on presence channels.
+    pub(crate) presence: Option<Presence>,
+    /// When the last `subscription_count` event went out (throttled above 100 subscribers).
+    pub(crate) count_sent_at: Option<Instant>,
+}
+
+/// The sharded channel index.
+#[derive(Debug)]
+pub(crate) struct ChannelShards {
+    hasher: RandomState,
+    shards: Box<[RwLock<HashMap<ChannelName, Channel>>]>,
+}
+
+impl Default for ChannelShards {
+    fn default() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl ChannelShards {
+    /// The shard holding `name`.
+    pub(crate) fn shard(&self, name: &str) -> &RwLock<HashMap<ChannelName, Channel>> {
+        // The mask keeps the index in range; SHARDS is a power of two.
+        let i = (self.hasher.hash_one(name) as usize) & (SHARDS - 1);
+        &self.shards[i]
+    }
+
+    /// Every shard, for listings.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &RwLock<HashMap<ChannelName, Channel>>> {
+        self.shards.iter()
+    }
+}

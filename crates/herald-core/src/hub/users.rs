@@ -1,0 +1,79 @@
+//! Signed-in users: which connections each user has, and who watches whom.
+//!
+//! A user is online while at least one connection is signed in as them (pusher-protocol.md §7).
+//! Watchers are connections whose `user_data.watchlist` names the user; they get
+//! `online`/`offline` events when the user's first connection signs in or last one leaves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::conn::{Conn, ConnId};
+
+/// The user index of one app.
+#[derive(Debug, Default)]
+pub(crate) struct UserIndex {
+    /// User id -> its signed-in connections.
+    sessions: HashMap<Box<str>, Vec<Arc<Conn>>>,
+    /// Watched user id -> connections watching it.
+    watchers: HashMap<Box<str>, Vec<Arc<Conn>>>,
+}
+
+impl UserIndex {
+    /// Records a signed-in connection; true when the user just came online.
+    pub(crate) fn sign_in(&mut self, user_id: &str, conn: &Arc<Conn>) -> bool {
+        let conns = self.sessions.entry(user_id.into()).or_default();
+        let came_online = conns.is_empty();
+        if !conns.iter().any(|c| c.id == conn.id) {
+            conns.push(Arc::clone(conn));
+        }
+        came_online
+    }
+
+    /// Forgets a connection; true when its user just went offline.
+    pub(crate) fn sign_out(&mut self, user_id: &str, conn: ConnId) -> bool {
+        let Some(conns) = self.sessions.get_mut(user_id) else { return false };
+        conns.retain(|c| c.id != conn);
+        if conns.is_empty() {
+            self.sessions.remove(user_id);
+            return true;
+        }
+        false
+    }
+
+    /// Whether the user has a signed-in connection.
+    pub(crate) fn is_online(&self, user_id: &str) -> bool {
+        self.sessions.contains_key(user_id)
+    }
+
+    /// The user's signed-in connections.
+    pub(crate) fn connections(&self, user_id: &str) -> &[Arc<Conn>] {
+        self.sessions.get(user_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Registers `conn` as a watcher of each id in `watchlist`.
+    pub(crate) fn watch(&mut self, watchlist: &[String], conn: &Arc<Conn>) {
+        for id in watchlist {
+            let w = self.watchers.entry(id.as_str().into()).or_default();
+            if !w.iter().any(|c| c.id == conn.id) {
+                w.push(Arc::clone(conn));
+            }
+        }
+    }
+
+    /// Removes `conn` from the watchers of each id in `watchlist`.
+    pub(crate) fn unwatch(&mut self, watchlist: &[String], conn: ConnId) {
+        for id in watchlist {
+            if let Some(w) = self.watchers.get_mut(id.as_str()) {
+                w.retain(|c| c.id != conn);
+                if w.is_empty() {
+                    self.watchers.remove(id.as_str());
+                }
+            }
+        }
+    }
+
+    /// Connections watching `user_id`.
+    pub(crate) fn watchers_of(&self, user_id: &str) -> &[Arc<Conn>] {
+        self.watchers.get(user_id).map_or(&[], Vec::as_slice)
+    }
+}

@@ -1,0 +1,20 @@
+//! herald's domain: apps, connections, channels and the hub that fans publications out.
+//!
+//! This crate knows nothing of sockets, HTTP, Redis or ZeroMQ. Transport adapters in
+//! `herald-server` turn frames into hub operations; every publication, whatever its source,
+//! ends in [`Hub::publish`], which encodes it once per wire format and pushes the shared bytes
+//! into each subscriber's bounded [`Outbox`].
+
+pub mod app;
+pub mod backend;
+pub mod conn;
+pub mod hub;
+pub mod outbox;
+pub mod publication;
+
+pub use app::{App, AppConfig, AppRegistry};
+pub use backend::{Backend, LocalBackend};
+pub use conn::{Conn, ConnId, SocketId, Wire};
+pub use hub::Hub;
+pub use outbox::{CloseRequest, Drained, Outbox, OutboxLimits};
+pub use publication::{Publication, PublicationData};

@@ -1,0 +1,239 @@
+//! The bounded queue of encoded frames waiting to be written to one socket.
+//!
+//! Anyone may push (the hub during fan-out, the HTTP API, the socket's own task); only the
+//! socket's owner task drains it. Pushing never waits: a subscriber that cannot keep up fills
+//! its queue and is marked for closing, so it can neither grow memory nor slow the others.
+//! An idle outbox holds no heap memory (an empty `VecDeque` does not allocate).
+
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+/// How much an outbox may hold before its socket counts as a slow consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Most frames queued at once.
+    pub max_frames: usize,
+    /// Most payload bytes queued at once.
+    pub max_bytes: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        // Generous enough to absorb a burst of publications on a healthy loopback or LAN
+        // client, small enough that 10k stalled sockets cannot take gigabytes.
+        Self { max_frames: 4096, max_bytes: 1 << 20 }
+    }
+}
+
+/// Why the owner task must close its socket, decided by someone other than the owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseRequest {
+    /// The outbox overflowed: the client does not read fast enough.
+    SlowConsumer,
+    /// The hub or the HTTP API asked for this close code and reason (e.g. terminate a user: 4009).
+    Code {
+        /// The WebSocket close code to send.
+        code: u16,
+        /// The close reason (at most 123 bytes go on the wire).
+        reason: &'static str,
+    },
+}
+
+/// Why a push was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The queue is full; the socket has been marked as a slow consumer.
+    #[error("outbox full: slow consumer")]
+    Full,
+    /// The socket is closing; the frame was dropped.
+    #[error("outbox closed")]
+    Closed,
+}
+
+/// What the owner task finds when it looks at its outbox.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Frames were moved into the caller's queue.
+    Frames,
+    /// Someone asked for the socket to close. Frames queued before the request were moved too.
+    Close(CloseRequest),
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    close: Option<CloseRequest>,
+    /// Set once the close request has been handed to the owner; later pushes are refused.
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+/// A bounded, multi-producer, single-consumer queue of encoded WebSocket frames.
+pub struct Outbox {
+    limits: OutboxLimits,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("Outbox")
+            .field("frames", &s.frames.len())
+            .field("bytes", &s.bytes)
+            .field("close", &s.close)
+            .finish()
+    }
+}
+
+impl Outbox {
+    /// An empty outbox with these limits.
+    pub fn new(limits: OutboxLimits) -> Self {
+        Self { limits, state: Mutex::new(State::default()) }
+    }
+
+    /// Queues one encoded frame and wakes the owner.
+    ///
+    /// # Errors
+    /// [`PushError::Full`] when the limits are reached (the socket is then marked as a slow
+    /// consumer and will be closed), [`PushError::Closed`] when the socket is closing.
+    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
+        let waker = {
+            let mut s = self.state.lock();
+            if s.closed || s.close.is_some() {
+                return Err(PushError::Closed);
+            }
+            if s.frames.len() >= self.limits.max_frames
+                || s.bytes + frame.len() > self.limits.max_bytes
+            {
+                s.close = Some(CloseRequest::SlowConsumer);
+                let w = s.waker.take();
+                drop(s);
+                if let Some(w) = w {
+                    w.wake();
+                }
+                return Err(PushError::Full);
+            }
+            s.bytes += frame.len();
+            s.frames.push_back(frame);
+            s.waker.take()
+        };
+        // Wake outside the lock: the woken task may run on another thread at once.
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Asks the owner to close the socket. The first request wins.
+    pub fn request_close(&self, request: CloseRequest) {
+        let waker = {
+            let mut s = self.state.lock();
+            if s.closed || s.close.is_some() {
+                return;
+            }
+            s.close = Some(request);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Owner side: moves every queued frame into `into` (which the owner writes from).
+    ///
+    /// Returns `Pending` (and registers the waker) when there is nothing to do.
+    pub fn poll_drain(&self, cx: &mut Context<'_>, into: &mut VecDeque<Bytes>) -> Poll<Drained> {
+        let mut s = self.state.lock();
+        let had_frames = !s.frames.is_empty();
+        if had_frames {
+            if into.is_empty() {
+                // Swap instead of copying: the owner's empty queue comes back as our spare.
+                std::mem::swap(into, &mut s.frames);
+            } else {
+                into.extend(s.frames.drain(..));
+            }
+            s.bytes = 0;
+        }
+        if let Some(req) = s.close.take() {
+            s.closed = true;
+            return Poll::Ready(Drained::Close(req));
+        }
+        if had_frames {
+            return Poll::Ready(Drained::Frames);
+        }
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Number of frames currently queued (for metrics and tests).
+    pub fn len(&self) -> usize {
+        self.state.lock().frames.len()
+    }
+
+    /// Whether no frame is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    #[test]
+    fn drains_in_order_and_then_waits() {
+        let ob = Outbox::new(OutboxLimits::default());
+        ob.push(Bytes::from_static(b"a")).unwrap();
+        ob.push(Bytes::from_static(b"b")).unwrap();
+        let mut q = VecDeque::new();
+        assert_eq!(ob.poll_drain(&mut cx(), &mut q), Poll::Ready(Drained::Frames));
+        assert_eq!(q, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        assert_eq!(ob.poll_drain(&mut cx(), &mut q), Poll::Pending);
+    }
+
+    #[test]
+    fn overflow_marks_slow_consumer_and_refuses_more() {
+        let ob = Outbox::new(OutboxLimits { max_frames: 2, max_bytes: 1000 });
+        ob.push(Bytes::from_static(b"1")).unwrap();
+        ob.push(Bytes::from_static(b"2")).unwrap();
+        assert_eq!(ob.push(Bytes::from_static(b"3")), Err(PushError::Full));
+        assert_eq!(ob.push(Bytes::from_static(b"4")), Err(PushError::Closed));
+        let mut q = VecDeque::new();
+        assert_eq!(
+            ob.poll_drain(&mut cx(), &mut q),
+            Poll::Ready(Drained::Close(CloseRequest::SlowConsumer))
+        );
+        assert_eq!(q.len(), 2, "frames accepted before the overflow are still written");
+    }
+
+    #[test]
+    fn byte_limit_counts_payload() {
+        let ob = Outbox::new(OutboxLimits { max_frames: 100, max_bytes: 5 });
+        ob.push(Bytes::from_static(b"abc")).unwrap();
+        assert_eq!(ob.push(Bytes::from_static(b"def")), Err(PushError::Full));
+    }
+
+    #[test]
+    fn first_close_request_wins() {
+        let ob = Outbox::new(OutboxLimits::default());
+        ob.request_close(CloseRequest::Code { code: 4009, reason: "terminated" });
+        ob.request_close(CloseRequest::SlowConsumer);
+        let mut q = VecDeque::new();
+        assert_eq!(
+            ob.poll_drain(&mut cx(), &mut q),
+            Poll::Ready(Drained::Close(CloseRequest::Code { code: 4009, reason: "terminated" }))
+        );
+    }
+}

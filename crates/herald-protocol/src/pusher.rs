@@ -1,0 +1,22 @@
+//! The Pusher Channels protocol v7 wire format, sans-IO (spec: shared/specs/pusher-protocol.md).
+//!
+//! Owns decoding of client frames, encoding of server frames, channel-name rules, close codes,
+//! and the HMAC signatures of socket auth and of the HTTP API. It must not do I/O, read the
+//! clock or keep connection state: callers pass time, secrets and frames in.
+
+pub mod channel_name;
+pub mod client_msg;
+pub mod close_code;
+pub mod error;
+pub mod rest_sign;
+pub mod server_msg;
+pub mod socket_auth;
+
+mod field_reader;
+mod json_writer;
+
+pub use channel_name::{Access, ChannelKind, ChannelName};
+pub use client_msg::{ClientMsg, parse_client_msg};
+pub use close_code::CloseCode;
+pub use error::ProtocolError;
+pub use server_msg::EventData;

@@ -1,0 +1,22 @@
+//! WAMP wire formats: v1 as Ratchet 0.4 / AutobahnJS 0.8 speak it, and the v2 Basic Profile in
+//! JSON and MessagePack. Sans-IO: frames in, typed messages out, `Bytes` back; no session state
+//! beyond the v1 CURIE table, no clock, no randomness (ids are chosen by the caller).
+//!
+//! Layout:
+//! - [`uri`]: v2 URI rules and the subscription match policies (exact / prefix / wildcard).
+//! - [`v1`]: the nine v1 message types, [`Prefixes`] (CURIE resolution), v1 encoders.
+//! - [`v2`]: [`V2Msg`], the opaque payload [`Value`], serializers, option dictionaries.
+//! - [`WampError`]: every rejection, with what a v1 or v2 adapter must do about it.
+//!
+//! Spec references (`§`) point into `specs/wamp-espocrm-oro.md`; "WAMP2" points at the Basic
+//! Profile text of wamp-proto/wamp-proto (`rfc/text/basic/*`).
+
+mod error;
+mod json_text;
+pub mod uri;
+pub mod v1;
+pub mod v2;
+
+pub use error::WampError;
+pub use v1::{Prefixes, V1ClientMsg, encode_event_v1, parse_v1};
+pub use v2::{Serializer, V2Msg, Value, encode_event_v2, encode_v2, parse_v2};

@@ -1,0 +1,190 @@
+//! Configuration: defaults < TOML file < environment < command line, validated into [`Settings`]
+//! before anything binds a port.
+//!
+//! The environment is read through a lookup function, so tests pass a map and never touch the
+//! process environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use herald_core::{AppConfig, OutboxLimits};
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+
+/// The development credentials used when nothing else names an app.
+const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
+
+/// Everything herald needs to run, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on (0 = any free port).
+    pub port: u16,
+    /// The apps served.
+    pub apps: Vec<AppConfig>,
+    /// True when the app is the built-in development one (herald warns loudly).
+    pub dev_credentials: bool,
+    /// Per-connection outbox bounds.
+    pub outbox: OutboxLimits,
+    /// Longest a graceful shutdown waits for sessions to finish.
+    pub shutdown_grace: Duration,
+}
+
+/// A configuration that cannot be used; herald exits with code 64.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for herald's schema (the message names the key and line).
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's account, naming the key.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{origin}: {key}: {problem}")]
+    Invalid {
+        /// Where the value came from (file path, `environment`, `command line`).
+        origin: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    apps: Vec<AppConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    host: Option<String>,
+    port: Option<u16>,
+    shutdown_grace: Option<u64>,
+    outbox_max_frames: Option<usize>,
+    outbox_max_bytes: Option<usize>,
+}
+
+/// Loads and validates the configuration.
+///
+/// # Errors
+/// [`ConfigError`] naming the offending key and where it came from.
+pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let (file, origin) = match &args.config {
+        Some(path) => (read_file(path)?, path.display().to_string()),
+        None => (FileConfig::default(), "defaults".to_owned()),
+    };
+    let invalid = |origin: &str, key: &str, problem: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        problem,
+    };
+
+    let mut host = file.server.host.unwrap_or_else(|| "0.0.0.0".to_owned());
+    let mut port = file.server.port.unwrap_or(6001);
+    if let Some(h) = env("HERALD__SERVER__HOST") {
+        host = h;
+    }
+    if let Some(p) = env("HERALD__SERVER__PORT") {
+        port = p
+            .parse()
+            .map_err(|_| invalid("environment", "HERALD__SERVER__PORT", format!("{p:?} is not a port")))?;
+    }
+    if let Some(h) = &args.host {
+        host.clone_from(h);
+    }
+    if let Some(p) = args.port {
+        port = p;
+    }
+    if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
+        return Err(invalid(&origin, "server.host", format!("{host:?} is not an IP address")));
+    }
+
+    let mut apps = file.apps;
+    let mut dev_credentials = false;
+    if apps.is_empty() {
+        let id = env("PUSHER_APP_ID");
+        let key = env("PUSHER_APP_KEY");
+        let secret = env("PUSHER_APP_SECRET");
+        dev_credentials = id.is_none() && key.is_none() && secret.is_none();
+        apps.push(AppConfig {
+            id: id.unwrap_or_else(|| DEV_APP.0.to_owned()),
+            key: key.unwrap_or_else(|| DEV_APP.1.to_owned()),
+            secret: secret.unwrap_or_else(|| DEV_APP.2.to_owned()),
+            ..AppConfig::default()
+        });
+    }
+    let app_origin = if args.config.is_some() && !dev_credentials { origin.as_str() } else { "environment" };
+    for (i, app) in apps.iter().enumerate() {
+        app.validate(i)
+            .map_err(|e| invalid(app_origin, &e.key, e.problem.to_owned()))?;
+    }
+    herald_core::AppRegistry::new(apps.clone())
+        .map_err(|e| invalid(app_origin, &format!("apps[{}].{}", e.index, e.field), e.to_string()))?;
+
+    let defaults = OutboxLimits::default();
+    let outbox = OutboxLimits {
+        max_frames: file.server.outbox_max_frames.unwrap_or(defaults.max_frames),
+        max_bytes: file.server.outbox_max_bytes.unwrap_or(defaults.max_bytes),
+    };
+    if outbox.max_frames == 0 || outbox.max_bytes < 1024 {
+        return Err(invalid(&origin, "server.outbox_max_frames", "outbox limits are too small".into()));
+    }
+    Ok(Settings {
+        host,
+        port,
+        apps,
+        dev_credentials,
+        outbox,
+        shutdown_grace: Duration::from_secs(file.server.shutdown_grace.unwrap_or(10)),
+    })
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+}
+
+/// The settings as TOML-ish text with secrets redacted, for `herald config check`.
+pub fn describe(settings: &Settings) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "[server]\nhost = {:?}\nport = {}", settings.host, settings.port);
+    let _ = writeln!(out, "shutdown_grace = {}", settings.shutdown_grace.as_secs());
+    let _ = writeln!(
+        out,
+        "outbox_max_frames = {}\noutbox_max_bytes = {}",
+        settings.outbox.max_frames, settings.outbox.max_bytes
+    );
+    for app in &settings.apps {
+        let redacted = AppConfig { secret: "<redacted>".into(), ..app.clone() };
+        // A plain struct of strings, numbers and booleans always serialises.
+        if let Ok(text) = toml::to_string(&redacted) {
+            let _ = write!(out, "\n[[apps]]\n{text}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! The HTTP side of a listener: WebSocket upgrades, the Pusher HTTP API and health.
+//!
+//! One port serves everything, as Pusher clients and SDKs expect (pusher-js connects to the
+//! same host and port the backend publishes to).
+
+mod api_error;
+mod pusher_api;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_core::Hub;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use tokio_util::task::TaskTracker;
+
+use crate::ws;
+
+/// Response body type: every response herald sends is small and complete.
+pub(crate) type Body = Full<Bytes>;
+
+/// What request handlers share.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpState {
+    /// The hub.
+    pub(crate) hub: Arc<Hub>,
+    /// Tracks WebSocket session tasks so shutdown can wait for them.
+    pub(crate) tracker: TaskTracker,
+}
+
+/// Routes one request.
+pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+    if ws::is_upgrade(&req) {
+        return Ok(ws::upgrade(&state.hub, &state.tracker, req));
+    }
+    let path = req.uri().path();
+    let resp = if path.starts_with("/apps/") {
+        pusher_api::handle(&state.hub, req).await
+    } else {
+        match path {
+            "/" => text_response(StatusCode::OK, "OK"),
+            "/up" => json_response(StatusCode::OK, Bytes::from_static(br#"{"health":"OK"}"#)),
+            _ => text_response(StatusCode::NOT_FOUND, "Not found"),
+        }
+    };
+    Ok(resp)
+}
+
+/// A plain-text response.
+pub(crate) fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// A JSON response.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

@@ -1,0 +1,308 @@
+//! The Pusher Channels HTTP API (pusher-protocol.md §10): publish, batch publish, channel
+//! queries, presence users and user termination, every request signed.
+//!
+//! A publish answered with 200 has been handed to the hub: its frames are in every local
+//! subscriber's outbox before the response is written.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use herald_core::{App, Hub, Publication, PublicationData};
+use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::pusher::rest_sign::{QueryParams, RestRequest, verify_request};
+use http_body_util::{BodyExt, Limited};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use super::api_error::ApiError;
+use super::{Body, json_response};
+
+/// Handles a request under `/apps/`.
+pub(crate) async fn handle(hub: &Hub, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    match dispatch(hub, req).await {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => {
+            tracing::debug!(error = %e, status = %e.status(), "API request refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Bytes, ApiError> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let [_apps, app_id, rest @ ..] = segments.as_slice() else {
+        return Err(ApiError::NotFound(path.clone()));
+    };
+    let app = hub.apps().by_id(app_id).ok_or_else(|| ApiError::UnknownApp((*app_id).to_owned()))?;
+    let app = Arc::clone(app);
+
+    let limit = body_limit(&app);
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(ApiError::BodyTooLarge(limit));
+        }
+        Err(_) => return Err(ApiError::BodyRead),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let signed = RestRequest { method: method.as_str(), path: &path, query: &query, body: &body };
+    let params = verify_request(&signed, |key| (key == app.config.key).then_some(app.config.secret.as_str()), now)?;
+    if !app.config.enabled {
+        return Err(ApiError::AppDisabled(app.config.id.clone()));
+    }
+
+    match (&method, rest) {
+        (&Method::POST, ["events"]) => publish_one(hub, &app, &body),
+        (&Method::POST, ["batch_events"]) => publish_batch(hub, &app, &body),
+        (&Method::GET, ["channels"]) => list_channels(hub, &app, &params),
+        (&Method::GET, ["channels", name]) => channel_info(hub, &app, &decode(name), &params),
+        (&Method::GET, ["channels", name, "users"]) => presence_users(hub, &app, &decode(name)),
+        (&Method::POST, ["users", user, "terminate_connections"]) => {
+            hub.terminate_user(&app, &decode(user));
+            Ok(Bytes::from_static(b"{}"))
+        }
+        (_, ["events" | "batch_events" | "channels"])
+        | (_, ["channels", _] | ["channels", _, "users"] | ["users", _, "terminate_connections"]) => {
+            Err(ApiError::MethodNotAllowed)
+        }
+        _ => Err(ApiError::NotFound(path.clone())),
+    }
+}
+
+/// The largest body worth reading for this app: a full batch of maximal events plus JSON overhead.
+fn body_limit(app: &App) -> usize {
+    let c = &app.config;
+    c.max_batch_events * (c.max_event_data_bytes * 2 + c.max_event_channels * (c.max_channel_name_length + 4) + 1024)
+}
+
+fn decode(segment: &str) -> String {
+    percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
+/// One event as the SDKs send it.
+#[derive(Debug, Deserialize)]
+struct EventBody {
+    name: Option<String>,
+    data: Option<Box<RawValue>>,
+    channel: Option<String>,
+    channels: Option<Vec<String>>,
+    socket_id: Option<String>,
+    info: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchBody {
+    batch: Vec<EventBody>,
+}
+
+/// An event that passed validation, ready to publish.
+struct ValidEvent {
+    name: String,
+    data: String,
+    channels: Vec<ChannelName>,
+    socket_id: Option<String>,
+    info: Vec<String>,
+}
+
+fn validate(app: &App, ev: EventBody) -> Result<ValidEvent, ApiError> {
+    let cfg = &app.config;
+    let name = ev.name.ok_or(ApiError::MissingField("name"))?;
+    if name.is_empty() {
+        return Err(ApiError::MissingField("name"));
+    }
+    if name.chars().count() > cfg.max_event_name_length {
+        return Err(ApiError::EventNameTooLong(cfg.max_event_name_length));
+    }
+    let raw = ev.data.ok_or(ApiError::MissingField("data"))?;
+    // Pusher's `data` is a string; accept other JSON as its own text, as lenient servers do.
+    let data = match serde_json::from_str::<String>(raw.get()) {
+        Ok(s) => s,
+        Err(_) => raw.get().to_owned(),
+    };
+    if data.len() > cfg.max_event_data_bytes {
+        return Err(ApiError::DataTooLarge { got: data.len(), max: cfg.max_event_data_bytes });
+    }
+    let names = match (ev.channel, ev.channels) {
+        (Some(c), None) => vec![c],
+        (None, Some(cs)) if !cs.is_empty() => cs,
+        (Some(c), Some(mut cs)) => {
+            cs.push(c);
+            cs
+        }
+        _ => return Err(ApiError::MissingField("channels")),
+    };
+    if names.len() > cfg.max_event_channels {
+        return Err(ApiError::TooManyChannels { got: names.len(), max: cfg.max_event_channels });
+    }
+    let channels = names
+        .into_iter()
+        .map(|n| {
+            ChannelName::parse(&n, cfg.max_channel_name_length)
+                .map_err(|source| ApiError::InvalidChannel { name: n, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(s) = &ev.socket_id {
+        if !is_socket_id(s) {
+            return Err(ApiError::InvalidSocketId(s.clone()));
+        }
+    }
+    let info = parse_info(ev.info.as_deref(), &["user_count", "subscription_count"])?;
+    Ok(ValidEvent { name, data, channels, socket_id: ev.socket_id, info })
+}
+
+/// `\d+\.\d+`, as the SDKs check it.
+fn is_socket_id(s: &str) -> bool {
+    let Some((a, b)) = s.split_once('.') else { return false };
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|c| c.is_ascii_digit());
+    digits(a) && digits(b)
+}
+
+fn parse_info(info: Option<&str>, allowed: &[&str]) -> Result<Vec<String>, ApiError> {
+    let Some(info) = info.filter(|i| !i.is_empty()) else { return Ok(Vec::new()) };
+    info.split(',')
+        .map(|a| {
+            let a = a.trim();
+            if allowed.contains(&a) { Ok(a.to_owned()) } else { Err(ApiError::InvalidInfo(a.to_owned())) }
+        })
+        .collect()
+}
+
+/// Publishes a validated event; returns its `info` result, if any was asked for.
+fn publish(hub: &Hub, app: &App, ev: ValidEvent) -> Option<Value> {
+    for channel in &ev.channels {
+        let p = Publication::new(channel.clone(), ev.name.as_str(), PublicationData::Str(ev.data.as_str().into()))
+            .excluding(ev.socket_id.as_deref());
+        hub.publish(app, p);
+    }
+    if ev.info.is_empty() {
+        return None;
+    }
+    let mut channels = Map::new();
+    for channel in &ev.channels {
+        channels.insert(channel.as_str().to_owned(), Value::Object(channel_attrs(hub, app, channel.as_str(), &ev.info)));
+    }
+    Some(json!({ "channels": channels }))
+}
+
+fn channel_attrs(hub: &Hub, app: &App, name: &str, info: &[String]) -> Map<String, Value> {
+    let summary = hub.channel(app, name);
+    let mut attrs = Map::new();
+    for a in info {
+        match a.as_str() {
+            "subscription_count" => {
+                attrs.insert(a.clone(), summary.as_ref().map_or(0, |s| s.subscription_count).into());
+            }
+            "user_count" if name.starts_with("presence-") => {
+                attrs.insert(a.clone(), summary.as_ref().and_then(|s| s.user_count).unwrap_or(0).into());
+            }
+            _ => {}
+        }
+    }
+    attrs
+}
+
+fn publish_one(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
+    let ev: EventBody = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
+    let ev = validate(app, ev)?;
+    Ok(match publish(hub, app, ev) {
+        Some(info) => info.to_string().into(),
+        None => Bytes::from_static(b"{}"),
+    })
+}
+
+fn publish_batch(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
+    let batch: BatchBody = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
+    let max = app.config.max_batch_events;
+    if batch.batch.len() > max {
+        return Err(ApiError::TooManyEvents { got: batch.batch.len(), max });
+    }
+    // Validate everything first: a batch is published whole or not at all.
+    let events = batch.batch.into_iter().map(|e| validate(app, e)).collect::<Result<Vec<_>, _>>()?;
+    let wants_info = events.iter().any(|e| !e.info.is_empty());
+    let results: Vec<Value> = events
+        .into_iter()
+        .map(|e| {
+            let channel = e.channels.first().map(|c| c.as_str().to_owned());
+            let info = e.info.clone();
+            publish(hub, app, e);
+            match channel {
+                Some(c) if !info.is_empty() => Value::Object(channel_attrs(hub, app, &c, &info)),
+                _ => json!({}),
+            }
+        })
+        .collect();
+    Ok(if wants_info { json!({ "batch": results }).to_string().into() } else { Bytes::from_static(b"{}") })
+}
+
+fn list_channels(hub: &Hub, app: &App, params: &QueryParams) -> Result<Bytes, ApiError> {
+    let prefix = params.get("filter_by_prefix").unwrap_or("");
+    let info = parse_info(params.get("info"), &["user_count", "subscription_count"])?;
+    if info.iter().any(|a| a == "user_count") && !prefix.starts_with("presence-") {
+        return Err(ApiError::InvalidInfo("user_count (needs filter_by_prefix=presence-)".into()));
+    }
+    let mut channels = Map::new();
+    for s in hub.channels(app, prefix) {
+        let mut attrs = Map::new();
+        for a in &info {
+            match a.as_str() {
+                "user_count" => attrs.insert(a.clone(), s.user_count.unwrap_or(0).into()),
+                _ => attrs.insert(a.clone(), s.subscription_count.into()),
+            };
+        }
+        channels.insert(s.name.as_str().to_owned(), Value::Object(attrs));
+    }
+    Ok(json!({ "channels": channels }).to_string().into())
+}
+
+fn channel_info(hub: &Hub, app: &App, name: &str, params: &QueryParams) -> Result<Bytes, ApiError> {
+    let channel = ChannelName::parse(name, app.config.max_channel_name_length)
+        .map_err(|source| ApiError::InvalidChannel { name: name.to_owned(), source })?;
+    let info = parse_info(params.get("info"), &["user_count", "subscription_count", "cache"])?;
+    let kind = channel.kind();
+    let summary = hub.channel(app, name);
+    let mut out = Map::new();
+    out.insert("occupied".into(), summary.is_some().into());
+    let mut seen = HashSet::new();
+    for a in &info {
+        if !seen.insert(a.as_str()) {
+            continue;
+        }
+        match a.as_str() {
+            "user_count" if kind.access == Access::Presence => {
+                out.insert(a.clone(), summary.as_ref().and_then(|s| s.user_count).unwrap_or(0).into());
+            }
+            "subscription_count" => {
+                out.insert(a.clone(), summary.as_ref().map_or(0, |s| s.subscription_count).into());
+            }
+            "cache" if kind.cache => {
+                if let Some((p, ttl)) = hub.cached(app, name) {
+                    let data = match &p.data {
+                        PublicationData::Str(s) => Value::String(s.to_string()),
+                        PublicationData::Json(raw) => Value::String(raw.get().to_owned()),
+                    };
+                    out.insert("cache".into(), json!({ "event": &*p.event, "data": data, "ttl": ttl.as_secs() }));
+                }
+            }
+            other => return Err(ApiError::InvalidInfo(other.to_owned())),
+        }
+    }
+    Ok(Value::Object(out).to_string().into())
+}
+
+fn presence_users(hub: &Hub, app: &App, name: &str) -> Result<Bytes, ApiError> {
+    let channel = ChannelName::parse(name, app.config.max_channel_name_length)
+        .map_err(|source| ApiError::InvalidChannel { name: name.to_owned(), source })?;
+    if channel.kind().access != Access::Presence {
+        return Err(ApiError::NotPresence(name.to_owned()));
+    }
+    let users: Vec<Value> = hub.presence_users(app, name).into_iter().map(|id| json!({ "id": id })).collect();
+    Ok(json!({ "users": users }).to_string().into())
+}

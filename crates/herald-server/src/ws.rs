@@ -1,0 +1,145 @@
+//! WebSocket upgrades: validate the handshake, answer `101`, and start the session task.
+//!
+//! hyper parses the HTTP request; once the response is sent we take the raw stream back from
+//! hyper (`Upgraded::downcast`) so that an open socket keeps no HTTP state, and run our own
+//! frame codec on it. Pusher problems detectable from the URL (unknown key, disabled app,
+//! protocol version) are reported the way pusher-js understands: the upgrade succeeds and the
+//! socket is closed at once with the Pusher close code.
+
+mod pusher;
+mod rate;
+pub(crate) mod socket;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_core::{App, Hub};
+use herald_protocol::pusher::close_code::CloseCode;
+use herald_protocol::pusher::server_msg;
+use herald_protocol::ws as codec;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
+
+use crate::http::{Body, text_response};
+use socket::Socket;
+
+/// Whether the request asks for a WebSocket upgrade.
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+/// What the URL of a Pusher upgrade resolves to.
+enum Target {
+    /// A session for this app.
+    Session(Arc<App>),
+    /// Accept, then close at once with this code.
+    Refuse(CloseCode),
+}
+
+/// Answers a WebSocket upgrade request and spawns its session on `tracker`.
+pub(crate) fn upgrade(hub: &Arc<Hub>, tracker: &TaskTracker, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    if req.method() != hyper::Method::GET {
+        return text_response(StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrades use GET");
+    }
+    let version_ok = req.headers().get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).filter(|_| version_ok) else {
+        let mut resp = text_response(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key and Sec-WebSocket-Version: 13 are required");
+        resp.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return resp;
+    };
+    let accept = codec::accept_key(key.as_bytes());
+    let target = resolve(hub, req.uri().path(), req.uri().query().unwrap_or(""));
+
+    let hub = Arc::clone(hub);
+    tracker.spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => serve(hub, target, parts.io.into_inner(), parts.read_buf).await,
+                Err(upgraded) => serve(hub, target, TokioIo::new(upgraded), Bytes::new()).await,
+            },
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+
+    let mut resp = Response::new(Body::default());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
+}
+
+/// Maps `/app/{key}?protocol=7&client=..&version=..` to an app or a Pusher close code
+/// (pusher-protocol.md §1-2).
+fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
+    let Some(key) = path.strip_prefix("/app/").filter(|k| !k.is_empty() && !k.contains('/')) else {
+        return Target::Refuse(CloseCode::PathNotFound);
+    };
+    let mut protocol = None;
+    let mut version = None;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "protocol" => protocol = Some(v),
+            "version" => version = Some(v),
+            _ => {}
+        }
+    }
+    match protocol.map(str::parse::<u32>) {
+        None => return Target::Refuse(CloseCode::NoProtocol),
+        Some(Ok(p)) if p >= 7 => {}
+        Some(_) => return Target::Refuse(CloseCode::UnsupportedProtocol),
+    }
+    let version_ok = |v: &str| {
+        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+    };
+    if version.is_some_and(|v| !version_ok(v)) {
+        return Target::Refuse(CloseCode::InvalidVersion);
+    }
+    match hub.apps().by_key(key) {
+        None => Target::Refuse(CloseCode::AppNotFound),
+        Some(app) if !app.config.enabled => Target::Refuse(CloseCode::AppDisabled),
+        Some(app) => Target::Session(Arc::clone(app)),
+    }
+}
+
+/// Runs the session for an upgraded stream, or refuses it with a close code.
+async fn serve<S>(hub: Arc<Hub>, target: Target, io: S, leftover: Bytes)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let max_message = match &target {
+        Target::Session(app) => app.config.max_message_bytes,
+        Target::Refuse(_) => 4096,
+    };
+    let socket = Socket::new(io, leftover, max_message);
+    let app = match target {
+        Target::Session(app) => app,
+        Target::Refuse(code) => return refuse(socket, code).await,
+    };
+    let Some(slot) = app.try_connect() else {
+        return refuse(socket, CloseCode::OverQuota).await;
+    };
+    pusher::run(hub, app, slot, socket).await;
+}
+
+/// Sends `pusher:error` and the close frame with `code`, then closes.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut socket: Socket<S>, code: CloseCode) {
+    tracing::debug!(code = code.code(), "refusing pusher connection");
+    socket.queue(codec::encode_text(&server_msg::error(Some(code.code()), code.reason())));
+    let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
+    socket.close(Some(pusher::close(code)), &outbox).await;
+}

@@ -1,0 +1,372 @@
+//! A Pusher Channels v7 session: the owner task of one Pusher WebSocket.
+//!
+//! It turns client messages into hub operations (subscribe, client events, sign-in), answers
+//! with Pusher frames, keeps the connection alive with pings, and on the way out removes every
+//! trace of the connection from the hub. Errors a client causes are answered on the wire
+//! (`pusher:error`, `pusher:subscription_error`) and never end other sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_core::app::ConnectionSlot;
+use herald_core::outbox::CloseRequest;
+use herald_core::{App, Conn, Hub, Publication, PublicationData, Wire};
+use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::pusher::client_msg::{ClientMsg, parse_client_msg};
+use herald_protocol::pusher::close_code::CloseCode;
+use herald_protocol::pusher::server_msg;
+use herald_protocol::pusher::socket_auth::{
+    self, PresenceMember, parse_presence_member, parse_user_data,
+};
+use herald_protocol::ws::{self, Message};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+
+use super::socket::{Event, Socket};
+use super::rate::TokenBucket;
+
+/// The server's keep-alive probe (pusher-protocol.md §3); the client answers `pusher:pong`.
+const PING: &[u8] = br#"{"event":"pusher:ping","data":"{}"}"#;
+
+/// The watchlist length hosted Pusher accepts (pusher-protocol.md §7).
+const MAX_WATCHLIST: usize = 100;
+
+/// One subscription of this connection.
+struct Subscription {
+    channel: ChannelName,
+    /// On presence channels, the user this socket joined as (added to client events).
+    user_id: Option<Box<str>>,
+}
+
+/// The signed-in user of this connection.
+struct SignedIn {
+    id: Box<str>,
+    watchlist: Vec<String>,
+}
+
+/// State of one Pusher session, owned by its task.
+struct Session {
+    hub: Arc<Hub>,
+    app: Arc<App>,
+    conn: Arc<Conn>,
+    subscriptions: Vec<Subscription>,
+    user: Option<SignedIn>,
+    client_events: TokenBucket,
+}
+
+/// Runs a Pusher session on an upgraded socket until it closes.
+pub(crate) async fn run<S>(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot, mut socket: Socket<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let conn = hub.connect(Wire::Pusher);
+    let activity = Duration::from_secs(app.config.activity_timeout.into());
+    let pong_wait = Duration::from_secs(app.config.pong_timeout.into());
+    socket.queue(frame(server_msg::connection_established(
+        conn.socket_id.as_str(),
+        app.config.activity_timeout,
+    )));
+    tracing::debug!(socket_id = %conn.socket_id, app = %app.config.id, "pusher connected");
+    let mut session = Session {
+        client_events: TokenBucket::per_second(app.config.max_client_events_per_second),
+        hub,
+        app,
+        conn,
+        subscriptions: Vec::new(),
+        user: None,
+    };
+
+    // One timer for keep-alive: armed for `activity` after the last client frame, then for
+    // `pong_wait` after our ping. Re-armed lazily so busy sockets do not touch the timer wheel
+    // on every frame.
+    let mut last_seen = Instant::now();
+    let mut pinged = false;
+    let timer: Sleep = tokio::time::sleep(activity);
+    tokio::pin!(timer);
+
+    let close_frame = loop {
+        let next = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(e) = socket.poll_event(cx, &session.conn.outbox) {
+                return std::task::Poll::Ready(Some(e));
+            }
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        let event = match next {
+            Some(e) => e,
+            None => {
+                let idle = last_seen.elapsed();
+                if !pinged && idle < activity {
+                    timer.as_mut().reset(last_seen + activity);
+                } else if !pinged {
+                    pinged = true;
+                    socket.queue(frame(Bytes::from_static(PING)));
+                    timer.as_mut().reset(Instant::now() + pong_wait);
+                } else {
+                    break Some(close(CloseCode::PongNotReceived));
+                }
+                continue;
+            }
+        };
+        match event {
+            Event::Message(msg) => {
+                last_seen = Instant::now();
+                if pinged {
+                    pinged = false;
+                    timer.as_mut().reset(last_seen + activity);
+                }
+                match msg {
+                    Message::Text(text) => session.on_text(&text, &mut socket),
+                    Message::Binary(_) => socket.queue(frame(server_msg::error(
+                        None,
+                        "Binary frames are not supported; send JSON text frames",
+                    ))),
+                    Message::Ping(payload) => socket.queue(ws::encode_pong(&payload)),
+                    Message::Pong(_) => {}
+                    Message::Close(_) => break Some(ws::encode_close(1000, "")),
+                }
+            }
+            Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
+            Event::Gone => break None,
+            Event::CloseRequested(CloseRequest::SlowConsumer) => {
+                tracing::debug!(socket_id = %session.conn.socket_id, "closing slow consumer");
+                break Some(close(CloseCode::OverCapacity));
+            }
+            Event::CloseRequested(CloseRequest::Code { code, reason }) => {
+                break Some(ws::encode_close(code, reason));
+            }
+        }
+    };
+    session.leave();
+    socket.close(close_frame, &session.conn.outbox).await;
+    drop(slot);
+}
+
+impl Session {
+    /// Handles one text frame from the client.
+    fn on_text<S: AsyncRead + AsyncWrite + Unpin>(&mut self, text: &[u8], socket: &mut Socket<S>) {
+        let msg = match parse_client_msg(text) {
+            Ok(m) => m,
+            Err(e) => return socket.queue(frame(server_msg::error(None, &e.to_string()))),
+        };
+        match msg {
+            ClientMsg::Ping => socket.queue(frame(server_msg::pong())),
+            ClientMsg::Pong => {}
+            ClientMsg::Subscribe { channel, auth, channel_data } => {
+                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref(), socket);
+            }
+            ClientMsg::Unsubscribe { channel } => self.unsubscribe(&channel),
+            ClientMsg::Signin { auth, user_data } => self.sign_in(&auth, &user_data, socket),
+            ClientMsg::ClientEvent { event, channel, data } => {
+                self.client_event(event, &channel, data, socket);
+            }
+            ClientMsg::Other { event } => socket.queue(frame(server_msg::error(
+                None,
+                &format!("Unsupported event {event:?}"),
+            ))),
+        }
+    }
+
+    fn subscribe<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        name: &str,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+        socket: &mut Socket<S>,
+    ) {
+        let cfg = &self.app.config;
+        let channel = match ChannelName::parse(name, cfg.max_channel_name_length) {
+            Ok(c) => c,
+            Err(e) => return refuse(socket, name, 400, &e.to_string()),
+        };
+        let auth_result = match channel.kind().access {
+            Access::Public => Ok(()),
+            Access::Private | Access::PrivateEncrypted => socket_auth::verify_channel_auth(
+                &cfg.key,
+                &cfg.secret,
+                self.conn.socket_id.as_str(),
+                name,
+                None,
+                auth.unwrap_or(""),
+            ),
+            Access::Presence => socket_auth::verify_channel_auth(
+                &cfg.key,
+                &cfg.secret,
+                self.conn.socket_id.as_str(),
+                name,
+                channel_data,
+                auth.unwrap_or(""),
+            ),
+            Access::ServerToUser => {
+                let me = self.user.as_ref().map(|u| &*u.id);
+                if me.is_none() || me != channel.server_to_user_id() {
+                    return refuse(socket, name, 403, "Only the signed-in user may subscribe to its own channel");
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = auth_result {
+            return refuse(socket, name, 401, &e.to_string());
+        }
+        let member = if channel.kind().access == Access::Presence {
+            match self.presence_member(channel_data) {
+                Ok(m) => Some(m),
+                Err(msg) => return refuse(socket, name, 400, &msg),
+            }
+        } else {
+            None
+        };
+        let user_id = member.as_ref().map(|m| Box::<str>::from(m.user_id.as_str()));
+        let conn = Arc::clone(&self.conn);
+        let result = self.hub.subscribe(&self.app, &self.conn, &channel, member, |joined| {
+            // Under the channel lock: these frames precede any later publication.
+            let ack = match joined.presence {
+                Some(p) => server_msg::presence_subscription_succeeded(channel.as_str(), p.iter()),
+                None => server_msg::subscription_succeeded(channel.as_str()),
+            };
+            let _ = conn.outbox.push(frame(ack));
+            if channel.kind().cache {
+                let replay = match &joined.cached {
+                    Some(p) => p.frame(Wire::Pusher).clone(),
+                    None => frame(server_msg::cache_miss(channel.as_str())),
+                };
+                let _ = conn.outbox.push(replay);
+            }
+        });
+        match result {
+            Ok(()) => self.subscriptions.push(Subscription { channel, user_id }),
+            Err(e) => refuse(socket, name, 400, &e.to_string()),
+        }
+    }
+
+    /// The presence member of a subscribe: from `channel_data`, or the signed-in user.
+    fn presence_member(&self, channel_data: Option<&str>) -> Result<PresenceMember, String> {
+        let Some(data) = channel_data else {
+            return match &self.user {
+                Some(u) => Ok(PresenceMember { user_id: u.id.to_string(), user_info: None }),
+                None => Err("Presence subscriptions need channel_data".into()),
+            };
+        };
+        let member = parse_presence_member(data).map_err(|e| e.to_string())?;
+        let info_len = member.user_info.as_ref().map_or(0, |i| i.get().len());
+        if info_len > self.app.config.max_presence_user_info_bytes {
+            return Err(format!(
+                "user_info is {info_len} bytes, more than the {} allowed",
+                self.app.config.max_presence_user_info_bytes
+            ));
+        }
+        Ok(member)
+    }
+
+    fn unsubscribe(&mut self, name: &str) {
+        if let Some(i) = self.subscriptions.iter().position(|s| s.channel.as_str() == name) {
+            let sub = self.subscriptions.swap_remove(i);
+            self.hub.unsubscribe(&self.app, &self.conn, &sub.channel);
+        }
+    }
+
+    fn sign_in<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        auth: &str,
+        user_data: &str,
+        socket: &mut Socket<S>,
+    ) {
+        let cfg = &self.app.config;
+        if !cfg.enable_user_authentication {
+            return socket.queue(frame(server_msg::error(None, "User authentication is disabled for this app")));
+        }
+        let sock = self.conn.socket_id.as_str();
+        if let Err(e) = socket_auth::verify_signin(&cfg.key, &cfg.secret, sock, user_data, auth) {
+            return socket.queue(frame(server_msg::error(Some(CloseCode::Unauthorized.code()), &e.to_string())));
+        }
+        let mut user = match parse_user_data(user_data) {
+            Ok(u) => u,
+            Err(e) => return socket.queue(frame(server_msg::error(None, &e.to_string()))),
+        };
+        let truncated = user.watchlist.len() > MAX_WATCHLIST;
+        user.watchlist.truncate(MAX_WATCHLIST);
+        match self.hub.sign_in(&self.app, &self.conn, &user) {
+            Ok((online, offline)) => {
+                socket.queue(frame(server_msg::signin_success(user_data)));
+                if truncated {
+                    let msg = format!("Watchlist limit exceeded; accepted: {}", user.watchlist.join(","));
+                    socket.queue(frame(server_msg::error(Some(CloseCode::WatchlistLimit.code()), &msg)));
+                }
+                if !user.watchlist.is_empty() {
+                    let on: Vec<&str> = online.iter().map(String::as_str).collect();
+                    let off: Vec<&str> = offline.iter().map(String::as_str).collect();
+                    socket.queue(frame(server_msg::watchlist_events(&[("online", &on), ("offline", &off)])));
+                }
+                if self.user.is_none() {
+                    self.user = Some(SignedIn { id: user.id.into(), watchlist: user.watchlist });
+                }
+            }
+            Err(e) => socket.queue(frame(server_msg::error(None, &e.to_string()))),
+        }
+    }
+
+    fn client_event<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        event: String,
+        channel: &str,
+        data: Box<serde_json::value::RawValue>,
+        socket: &mut Socket<S>,
+    ) {
+        let cfg = &self.app.config;
+        let reject = |socket: &mut Socket<S>, msg: &str| {
+            socket.queue(frame(server_msg::error(Some(CloseCode::ClientEventRateLimit.code()), msg)));
+        };
+        if !cfg.enable_client_messages {
+            return reject(socket, "Client events are not enabled for this app");
+        }
+        let Some(sub) = self.subscriptions.iter().find(|s| s.channel.as_str() == channel) else {
+            return reject(socket, &format!("Client event rejected: not subscribed to {channel:?}"));
+        };
+        if !sub.channel.allows_client_events() {
+            return reject(socket, "Client events are only allowed on private and presence channels");
+        }
+        if event.len() > cfg.max_event_name_length {
+            return reject(socket, "Client event name is too long");
+        }
+        if data.get().len() > cfg.max_event_data_bytes {
+            return reject(socket, "Client event data is too large");
+        }
+        if !self.client_events.take(Instant::now()) {
+            return reject(socket, "Client event rejected due to rate limit");
+        }
+        let publication = Publication::new(sub.channel.clone(), event, PublicationData::Json(data))
+            .excluding(Some(self.conn.socket_id.as_str()))
+            .with_user_id(sub.user_id.as_deref());
+        self.hub.publish(&self.app, publication);
+    }
+
+    /// Removes every trace of the connection from the hub.
+    fn leave(&mut self) {
+        for sub in self.subscriptions.drain(..) {
+            self.hub.unsubscribe(&self.app, &self.conn, &sub.channel);
+        }
+        if let Some(user) = self.user.take() {
+            self.hub.sign_out(&self.app, &self.conn, &user.id, &user.watchlist);
+        }
+        self.hub.disconnect(&self.conn);
+        tracing::debug!(socket_id = %self.conn.socket_id, "pusher disconnected");
+    }
+}
+
+/// Refuses a subscription: a channel-scoped `pusher:subscription_error` (what laravel-echo's
+/// `.error()` listens to) and a `pusher:error` for clients that only watch the connection.
+fn refuse<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut Socket<S>, channel: &str, status: u16, msg: &str) {
+    socket.queue(frame(server_msg::subscription_error(channel, status, msg)));
+    socket.queue(frame(server_msg::error(None, msg)));
+}
+
+/// A Pusher JSON message as a complete WebSocket text frame.
+fn frame(json: Bytes) -> Bytes {
+    ws::encode_text(&json)
+}
+
+/// The close frame for a Pusher close code.
+pub(crate) fn close(code: CloseCode) -> Bytes {
+    ws::encode_close(code.code(), code.reason())
+}

@@ -1,0 +1,123 @@
+//! herald's command line and configuration as an operator meets them: the development
+//! defaults, and invalid configuration refused with exit code 64 before a port is bound.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { RawClient, connected, pusherClient, rest, runHerald, startHerald, uid } from './harness.mjs';
+
+describe('configuration', () => {
+  let dir;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'herald-config-'));
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function configFile(name, text) {
+    const file = path.join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  }
+
+  test('without config or PUSHER_* env herald serves app-key/app-secret and warns', async () => {
+    const herald = await startHerald({ apps: null });
+    try {
+      const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
+      const client = pusherClient(herald, app);
+      try {
+        await connected(client);
+        const channel = client.subscribe(uid('dev'));
+        const got = new Promise((resolve) => channel.bind('hi', resolve));
+        await new Promise((resolve) => channel.bind('pusher:subscription_succeeded', resolve));
+        await rest(herald, app).trigger(channel.name, 'hi', 'there');
+        assert.equal(await got, 'there');
+      } finally {
+        client.disconnect();
+      }
+      assert.match(herald.stderr(), /warn/i, 'no warning about the development credentials');
+    } finally {
+      await herald.stop();
+    }
+  });
+
+  test('an unknown key in the config file exits 64 and names the key', async () => {
+    const file = configFile('typo.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\nenable_client_mesages = true\n');
+    const { code, stderr } = await runHerald(['serve', '--host', '127.0.0.1', '--port', '0', '--config', file]);
+    assert.equal(code, 64, stderr);
+    assert.match(stderr, /enable_client_mesages/);
+  });
+
+  test('an invalid value exits 64 and names the key', async () => {
+    const file = configFile('bad.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\nmax_connections = "lots"\n');
+    const { code, stderr } = await runHerald(['serve', '--host', '127.0.0.1', '--port', '0', '--config', file]);
+    assert.equal(code, 64, stderr);
+    assert.match(stderr, /max_connections/);
+  });
+
+  test('a missing config file exits 64', async () => {
+    const { code, stderr } = await runHerald(['serve', '--host', '127.0.0.1', '--port', '0', '--config', path.join(dir, 'absent.toml')]);
+    assert.equal(code, 64, stderr);
+  });
+
+  test('config check accepts a valid file and does not print secrets', async () => {
+    const file = configFile('ok.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "very-secret-value"\n');
+    const { code, stdout, stderr } = await runHerald(['config', 'check', '--config', file]);
+    assert.equal(code, 0, stderr);
+    assert.ok(!stdout.includes('very-secret-value'), 'config check printed the secret');
+  });
+
+  test('config check rejects an invalid file with exit code 64', async () => {
+    const file = configFile('check-bad.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\nactivity_timeout = -5\n');
+    const { code, stderr } = await runHerald(['config', 'check', '--config', file]);
+    assert.equal(code, 64, stderr);
+    assert.match(stderr, /activity_timeout/);
+  });
+
+  test('two apps from one file are both served', async () => {
+    const apps = [
+      { id: '11', key: 'first-key', secret: 'first-secret' },
+      { id: '12', key: 'second-key', secret: 'second-secret' },
+    ];
+    const herald = await startHerald({ apps });
+    try {
+      for (const app of apps) {
+        const raw = await RawClient.connect(herald.wsUrl(app.key));
+        const name = uid('multi-app');
+        await raw.subscribe(name);
+        await rest(herald, app).trigger(name, 'ping', 'x');
+        assert.equal((await raw.next('ping')).channel, name);
+        raw.terminate();
+      }
+    } finally {
+      await herald.stop();
+    }
+  });
+
+  test('apps are isolated: an event of one app never reaches the other', async () => {
+    const apps = [
+      { id: '21', key: 'iso-a-key', secret: 'iso-a-secret' },
+      { id: '22', key: 'iso-b-key', secret: 'iso-b-secret' },
+    ];
+    const herald = await startHerald({ apps });
+    try {
+      const a = await RawClient.connect(herald.wsUrl(apps[0].key));
+      const b = await RawClient.connect(herald.wsUrl(apps[1].key));
+      await a.subscribe('shared-name');
+      await b.subscribe('shared-name');
+      await rest(herald, apps[0]).trigger('shared-name', 'only-a', 1);
+      await rest(herald, apps[1]).trigger('shared-name', 'only-b', 2);
+      await a.next('only-a');
+      await b.next('only-b');
+      assert.equal(b.messages.all((m) => m.event === 'only-a').length, 0);
+      a.terminate();
+      b.terminate();
+    } finally {
+      await herald.stop();
+    }
+  });
+});

@@ -1,0 +1,594 @@
+//! Test harness for the client suites: starts a real herald process on 127.0.0.1:0, builds
+//! pusher-js / laravel-echo / SDK clients pointed at it, and offers event-driven waits.
+//!
+//! Nothing here sleeps to synchronise: every wait is a promise that settles on an event or
+//! rejects after a timeout with a message saying what was awaited.
+
+import { spawn } from 'node:child_process';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import Pusher from 'pusher-js';
+import PusherServer from 'pusher';
+import WebSocket from 'ws';
+
+/** Repository root (two levels above this file). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Default time any single wait may take before the test fails. */
+export const WAIT_MS = 5000;
+
+/** How long herald may take to print its listening line. */
+const STARTUP_MS = 20000;
+
+/** Encryption master key shared by the SDK (server side) in the encrypted-channel tests. */
+export const MASTER_KEY_BASE64 = randomBytes(32).toString('base64');
+
+/** The apps every suite's herald serves; each exercises one configuration switch. */
+export const APPS = {
+  /** Everything a feature test needs switched on, limits at their defaults. */
+  main: {
+    id: '1001', key: 'main-key', secret: 'main-secret',
+    enable_client_messages: true, enable_user_authentication: true,
+  },
+  /** Client events and user authentication off (the defaults). */
+  quiet: { id: '1002', key: 'quiet-key', secret: 'quiet-secret' },
+  /** Switched off: sockets are refused with 4003, HTTP with 403. */
+  disabled: { id: '1003', key: 'disabled-key', secret: 'disabled-secret', enabled: false },
+  /** Room for two sockets only. */
+  limited: { id: '1004', key: 'limited-key', secret: 'limited-secret', max_connections: 2 },
+  /** Pings after one idle second and gives up one second later. */
+  impatient: {
+    id: '1005', key: 'impatient-key', secret: 'impatient-secret',
+    activity_timeout: 1, pong_timeout: 1,
+  },
+  /** Sends pusher_internal:subscription_count events. */
+  counted: {
+    id: '1006', key: 'counted-key', secret: 'counted-secret', enable_subscription_count: true,
+  },
+};
+
+/** Path of the herald binary under test. */
+export function heraldBin() {
+  if (process.env.HERALD_BIN) return process.env.HERALD_BIN;
+  const targetDir = process.env.CARGO_TARGET_DIR
+    ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR)
+    : path.join(ROOT, 'target');
+  return path.join(targetDir, 'debug', 'herald');
+}
+
+function tomlValue(value) {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw new Error(`cannot write ${typeof value} as TOML`);
+}
+
+/** Renders `{ apps: [...] }` as herald's TOML config. */
+export function toToml(apps) {
+  return apps
+    .map((app) => ['[[apps]]', ...Object.entries(app).map(([k, v]) => `${k} = ${tomlValue(v)}`)].join('\n'))
+    .join('\n\n') + '\n';
+}
+
+/** Every socket close code any client saw in this process, for the "never 43xx" check. */
+export const closeCodesSeen = [];
+
+/** Cleanups registered by clients created in the current process. */
+const liveClients = new Set();
+
+/** A running herald process. */
+export class Herald {
+  constructor(child, port, dir, stderrLines, apps) {
+    this.child = child;
+    this.port = port;
+    this.dir = dir;
+    this.stderrLines = stderrLines;
+    this.apps = apps;
+    this.host = '127.0.0.1';
+    this.httpBase = `http://127.0.0.1:${port}`;
+  }
+
+  /** herald's standard error so far. */
+  stderr() {
+    return this.stderrLines.join('\n');
+  }
+
+  /** WebSocket URL for an app key; `query` replaces the default `protocol=7&...` query. */
+  wsUrl(key, query = 'protocol=7&client=js&version=8.6.0&flash=false') {
+    return `ws://127.0.0.1:${this.port}/app/${key}${query === '' ? '' : `?${query}`}`;
+  }
+
+  /** Stops herald: SIGTERM, then SIGKILL if it has not exited within 5 s. */
+  async stop() {
+    for (const close of [...liveClients]) close();
+    const child = this.child;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The caller's environment minus anything that would configure herald behind the test's back. */
+function inheritedEnv() {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('PUSHER_') && !k.startsWith('HERALD_')),
+  );
+}
+
+/**
+ * Starts herald on 127.0.0.1:0 and resolves once it prints `herald listening on 127.0.0.1:PORT`.
+ *
+ * `apps`: app tables written to a temporary TOML config (`null` = no `--config` at all).
+ * `env`: extra environment; PUSHER_* variables of the caller's environment are never inherited.
+ */
+export async function startHerald({ apps = Object.values(APPS), env = {}, extraArgs = [] } = {}) {
+  const bin = heraldBin();
+  if (!existsSync(bin)) {
+    throw new Error(`herald binary not found at ${bin}: run \`cargo build -p herald-server\` or set HERALD_BIN`);
+  }
+  const args = ['serve', '--host', '127.0.0.1', '--port', '0'];
+  let dir = null;
+  if (apps !== null) {
+    dir = mkdtempSync(path.join(tmpdir(), 'herald-js-'));
+    const configPath = path.join(dir, 'herald.toml');
+    writeFileSync(configPath, toToml(apps));
+    args.push('--config', configPath);
+  }
+  args.push(...extraArgs);
+
+  const child = spawn(bin, args, { env: { ...inheritedEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderrLines = [];
+  createInterface({ input: child.stderr }).on('line', (line) => stderrLines.push(line));
+
+  const port = await new Promise((resolve, reject) => {
+    const fail = (why) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      // stderr may still be draining: give the pipe one turn of the loop.
+      setImmediate(() => reject(new Error(`${why}\nherald ${args.join(' ')}\n--- herald stderr ---\n${stderrLines.join('\n')}`)));
+    };
+    const timer = setTimeout(() => fail(`herald did not print its listening line within ${STARTUP_MS} ms`), STARTUP_MS);
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const m = /^herald listening on 127\.0\.0\.1:(\d+)$/.exec(line.trim());
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('error', (err) => fail(`could not start herald: ${err.message}`));
+    child.once('exit', (code, signal) => fail(`herald exited early (code ${code}, signal ${signal})`));
+  });
+  return new Herald(child, port, dir, stderrLines, apps);
+}
+
+/**
+ * Runs herald to completion with the given arguments (for exit-code checks such as
+ * `config check`). Resolves `{ code, stdout, stderr }`.
+ */
+export function runHerald(args, { env = {}, timeout = STARTUP_MS } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(heraldBin(), args, { env: { ...inheritedEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`herald ${args.join(' ')} did not exit within ${timeout} ms\n${stderr}`));
+    }, timeout);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * A queue of things that happened (messages, events), with waits that consume the first
+ * unconsumed matching entry, whether it arrived before or after the wait started.
+ */
+export class Inbox {
+  constructor(label) {
+    this.label = label;
+    this.items = [];
+    this.consumed = new Set();
+    this.waiters = [];
+  }
+
+  push(item) {
+    this.items.push(item);
+    const index = this.items.length - 1;
+    for (const waiter of [...this.waiters]) {
+      if (!this.consumed.has(index) && waiter.pred(item)) {
+        this.consumed.add(index);
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        clearTimeout(waiter.timer);
+        waiter.resolve(item);
+      }
+    }
+  }
+
+  /** All items seen so far (consumed or not) that match `pred`. */
+  all(pred = () => true) {
+    return this.items.filter(pred);
+  }
+
+  /** Resolves with the first unconsumed item matching `pred`; rejects after `timeout` ms. */
+  next(pred = () => true, { timeout = WAIT_MS, what = 'a matching item' } = {}) {
+    const index = this.items.findIndex((item, i) => !this.consumed.has(i) && pred(item));
+    if (index >= 0) {
+      this.consumed.add(index);
+      return Promise.resolve(this.items[index]);
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = { pred, resolve };
+      waiter.timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        const seen = this.items.map((x) => JSON.stringify(x)).slice(-10).join('\n  ');
+        reject(new Error(`timed out after ${timeout} ms waiting for ${what} on ${this.label}; last seen:\n  ${seen || '(nothing)'}`));
+      }, timeout);
+      this.waiters.push(waiter);
+    });
+  }
+}
+
+/** Rejects after `ms` with a message naming `what`, else settles like `promise`. */
+export function withTimeout(promise, what, ms = WAIT_MS) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A raw WebSocket client (the `ws` package) that records every frame it receives.
+ * Use it where a real client library would hide what the server sent.
+ */
+export class RawClient {
+  constructor(url, wsOptions = {}) {
+    this.url = url;
+    this.messages = new Inbox(`raw socket ${url}`);
+    this.texts = [];
+    this.pings = new Inbox(`WebSocket pings on ${url}`);
+    this.ws = new WebSocket(url, wsOptions);
+    this.closeInfo = null;
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', resolve);
+      this.ws.once('unexpected-response', (_req, res) => {
+        reject(new Error(`${url}: HTTP ${res.statusCode} instead of a WebSocket upgrade`));
+      });
+      this.ws.once('error', (err) => reject(new Error(`${url}: ${err.message}`)));
+      this.ws.once('close', (code, reason) => reject(new Error(`${url}: closed with ${code} ${reason} before opening`)));
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) => {
+      this.ws.once('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        closeCodesSeen.push({ code, url });
+        liveClients.delete(this.cleanup);
+        resolve(this.closeInfo);
+      });
+    });
+    this.ws.on('error', () => {});
+    this.ws.on('ping', (data) => this.pings.push({ kind: 'ws', data }));
+    this.ws.on('message', (data, isBinary) => {
+      const text = data.toString('utf8');
+      this.texts.push(text);
+      let parsed;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = { unparsable: text, isBinary };
+      }
+      if (parsed && typeof parsed.data === 'string') {
+        try {
+          parsed.decoded = JSON.parse(parsed.data);
+        } catch {
+          parsed.decoded = parsed.data;
+        }
+      } else if (parsed) {
+        parsed.decoded = parsed.data;
+      }
+      if (parsed && parsed.event === 'pusher:ping') this.pings.push({ kind: 'pusher', data: parsed });
+      this.messages.push(parsed);
+    });
+    this.cleanup = () => this.terminate();
+    liveClients.add(this.cleanup);
+  }
+
+  /** Opens and resolves with the decoded `pusher:connection_established` data. */
+  static async connect(url, wsOptions) {
+    const client = new RawClient(url, wsOptions);
+    await withTimeout(client.opened, `${url} to open`);
+    const msg = await client.next('pusher:connection_established');
+    client.socketId = msg.decoded.socket_id;
+    return client;
+  }
+
+  /** Resolves with the next message whose event is `event` (and that matches `pred`). */
+  next(event, pred = () => true, timeout = WAIT_MS) {
+    return this.messages.next((m) => m && m.event === event && pred(m), { timeout, what: event });
+  }
+
+  /** Resolves with `{code, reason}` when the socket closes; rejects after `timeout`. */
+  waitClose(timeout = WAIT_MS) {
+    return withTimeout(this.closed, `${this.url} to close`, timeout);
+  }
+
+  send(obj) {
+    this.ws.send(JSON.stringify(obj));
+  }
+
+  sendRaw(payload, options = {}) {
+    this.ws.send(payload, options);
+  }
+
+  /** Subscribes and resolves with the subscription_succeeded message. */
+  async subscribe(channel, extra = {}) {
+    this.send({ event: 'pusher:subscribe', data: { channel, ...extra } });
+    return this.next('pusher_internal:subscription_succeeded', (m) => m.channel === channel);
+  }
+
+  /** Sends pusher:ping and resolves with the pusher:pong. */
+  async ping() {
+    this.send({ event: 'pusher:ping', data: {} });
+    return this.next('pusher:pong');
+  }
+
+  get isOpen() {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  terminate() {
+    liveClients.delete(this.cleanup);
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+  }
+}
+
+/** The npm `pusher` server SDK configured for `app` on this herald. */
+export function rest(herald, app, extra = {}) {
+  return new PusherServer({
+    appId: app.id,
+    key: app.key,
+    secret: app.secret,
+    host: '127.0.0.1',
+    port: String(herald.port),
+    useTLS: false,
+    encryptionMasterKeyBase64: MASTER_KEY_BASE64,
+    ...extra,
+  });
+}
+
+/**
+ * pusher-js `channelAuthorization` whose customHandler signs with the npm SDK's
+ * `authorizeChannel`, as an app's auth endpoint would. `presence(channel)` gives the
+ * presence data ({user_id, user_info}) for presence channels.
+ */
+export function sdkChannelAuthorization(sdk, presence = () => ({ user_id: 'anonymous' })) {
+  return {
+    customHandler: ({ socketId, channelName }, callback) => {
+      try {
+        const data = channelName.startsWith('presence-') ? presence(channelName) : undefined;
+        callback(null, sdk.authorizeChannel(socketId, channelName, data));
+      } catch (err) {
+        callback(err, null);
+      }
+    },
+  };
+}
+
+/** pusher-js `userAuthentication` whose customHandler signs `userData` with the npm SDK. */
+export function sdkUserAuthentication(sdk, userData) {
+  return {
+    customHandler: ({ socketId }, callback) => {
+      try {
+        callback(null, sdk.authenticateUser(socketId, userData));
+      } catch (err) {
+        callback(err, null);
+      }
+    },
+  };
+}
+
+/**
+ * A pusher-js 8 client (node build) for `app` on this herald. Adds two inboxes:
+ * `client.closes` (close codes, told apart from pusher:error messages) and
+ * `client.errors` (pusher:error messages).
+ */
+export function pusherClient(herald, app, options = {}) {
+  const client = new Pusher(app.key, {
+    cluster: 'mt1',
+    wsHost: '127.0.0.1',
+    wsPort: herald.port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    ...options,
+  });
+  instrumentPusher(client, `pusher-js(${app.key})`);
+  return client;
+}
+
+/** Records close codes and pusher:error messages of a pusher-js client. */
+export function instrumentPusher(client, label) {
+  client.closes = new Inbox(`${label} closes`);
+  client.errors = new Inbox(`${label} pusher:error messages`);
+  let errorMessages = 0;
+  client.connection.bind('message', (m) => {
+    if (m.event === 'pusher:error') {
+      errorMessages += 1;
+      client.errors.push(m.data);
+    }
+  });
+  // pusher-js reports both a pusher:error message and a close code as an 'error' event of the
+  // same shape; a message is always followed, in the same turn, by its 'message' event.
+  client.connection.bind('error', (e) => {
+    const code = e && e.data && e.data.code;
+    if (typeof code !== 'number') return;
+    const before = errorMessages;
+    queueMicrotask(() => {
+      if (errorMessages === before) {
+        closeCodesSeen.push({ code, url: label });
+        client.closes.push({ code, message: e.data.message });
+      }
+    });
+  });
+  const cleanup = () => client.disconnect();
+  liveClients.add(cleanup);
+  const disconnect = client.disconnect.bind(client);
+  client.disconnect = () => {
+    liveClients.delete(cleanup);
+    disconnect();
+  };
+  return client;
+}
+
+/** Resolves once a pusher-js client is `connected`; rejects if it fails or times out. */
+export function connected(client, timeout = WAIT_MS) {
+  if (client.connection.state === 'connected') return Promise.resolve(client);
+  return new Promise((resolve, reject) => {
+    const onChange = ({ current }) => {
+      if (current === 'connected') {
+        done();
+        resolve(client);
+      } else if (current === 'failed' || current === 'unavailable') {
+        done();
+        reject(new Error(`pusher-js went ${current} instead of connected`));
+      }
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`pusher-js not connected after ${timeout} ms (state ${client.connection.state})`));
+    }, timeout);
+    const done = () => {
+      clearTimeout(timer);
+      client.connection.unbind('state_change', onChange);
+    };
+    client.connection.bind('state_change', onChange);
+  });
+}
+
+/** Resolves with the first emission of `event` on a pusher-js emitter (channel, client, connection). */
+export function once(emitter, event, { timeout = WAIT_MS, filter = () => true } = {}) {
+  return new Promise((resolve, reject) => {
+    const fn = (data, meta) => {
+      if (!filter(data, meta)) return;
+      clearTimeout(timer);
+      emitter.unbind(event, fn);
+      resolve(data);
+    };
+    const timer = setTimeout(() => {
+      emitter.unbind(event, fn);
+      reject(new Error(`timed out after ${timeout} ms waiting for ${event}`));
+    }, timeout);
+    emitter.bind(event, fn);
+  });
+}
+
+/** Collects every emission of `event` on a pusher-js emitter as `{data, meta}` in an Inbox. */
+export function collect(emitter, event) {
+  const inbox = new Inbox(event);
+  emitter.bind(event, (data, meta) => inbox.push({ data, meta }));
+  return inbox;
+}
+
+/** Subscribes a pusher-js client and resolves with the channel once subscription succeeded. */
+export function subscribed(client, name, timeout = WAIT_MS) {
+  const channel = client.subscribe(name);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`subscription to ${name} did not succeed within ${timeout} ms`));
+    }, timeout);
+    const ok = () => {
+      finish();
+      resolve(channel);
+    };
+    const failed = (status) => {
+      finish();
+      reject(new Error(`subscription to ${name} failed: ${JSON.stringify(status)}`));
+    };
+    const finish = () => {
+      clearTimeout(timer);
+      channel.unbind('pusher:subscription_succeeded', ok);
+      channel.unbind('pusher:subscription_error', failed);
+    };
+    if (channel.subscribed) ok();
+    else {
+      channel.bind('pusher:subscription_succeeded', ok);
+      channel.bind('pusher:subscription_error', failed);
+    }
+  });
+}
+
+/** Lowercase hex HMAC-SHA256. */
+export function hmac(secret, text) {
+  return createHmac('sha256', secret).update(text).digest('hex');
+}
+
+/** Lowercase hex MD5. */
+export function md5(text) {
+  return createHash('md5').update(text).digest('hex');
+}
+
+/**
+ * Sends an HTTP API request signed by hand (so tests can forge any part of it).
+ *
+ * `body`: raw string. `timestamp`: unix seconds. Overrides: `bodyMd5`, `signature`,
+ * `key`, `secret`. Resolves `{status, text, json}`.
+ */
+export async function signedFetch(herald, app, {
+  method = 'GET', path: reqPath, query = {}, body, timestamp = Math.floor(Date.now() / 1000),
+  bodyMd5, signature, key = app.key, secret = app.secret,
+} = {}) {
+  const params = { ...query, auth_key: key, auth_timestamp: String(timestamp), auth_version: '1.0' };
+  if (body !== undefined && body !== '') params.body_md5 = bodyMd5 ?? md5(body);
+  const sorted = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&');
+  const sig = signature ?? hmac(secret, `${method}\n${reqPath}\n${sorted}`);
+  const qs = Object.keys(params)
+    .sort()
+    .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(params[k])}`)
+    .join('&');
+  const res = await fetch(`${herald.httpBase}${reqPath}?${qs}&auth_signature=${sig}`, {
+    method,
+    body,
+    headers: body !== undefined ? { 'content-type': 'application/json' } : {},
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, text, json };
+}
+
+/** The human-readable message of an HTTP error body (JSON `error`/`message`, else the text). */
+export function errorMessage(response) {
+  if (response.json && typeof response.json === 'object') {
+    const m = response.json.error ?? response.json.message;
+    if (typeof m === 'string') return m;
+  }
+  return response.text;
+}
+
+/** A unique channel-name suffix, so tests sharing a herald never see each other's traffic. */
+let counter = 0;
+export function uid(prefix = 'ch') {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
