@@ -146,8 +146,34 @@ impl Outbox {
     /// Owner side: moves every queued frame into `into` (which the owner writes from).
     ///
     /// Returns `Pending` (and registers the waker) when there is nothing to do.
+    ///
+    /// The owner calls this only once it has written what it took before: frames wait here,
+    /// where the limits apply, rather than in the owner's unbounded write queue.
     pub fn poll_drain(&self, cx: &mut Context<'_>, into: &mut VecDeque<Bytes>) -> Poll<Drained> {
+        self.poll(cx, Some(into))
+    }
+
+    /// Owner side, while its own write queue is still busy: reports a close request without
+    /// taking frames.
+    pub fn poll_close(&self, cx: &mut Context<'_>) -> Poll<CloseRequest> {
+        match self.poll(cx, None) {
+            Poll::Ready(Drained::Close(req)) => Poll::Ready(req),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn poll(&self, cx: &mut Context<'_>, into: Option<&mut VecDeque<Bytes>>) -> Poll<Drained> {
         let mut s = self.state.lock();
+        let Some(into) = into else {
+            if let Some(req) = s.close.take() {
+                s.closed = true;
+                return Poll::Ready(Drained::Close(req));
+            }
+            if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                s.waker = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        };
         let had_frames = !s.frames.is_empty();
         if had_frames {
             if into.is_empty() {
@@ -162,14 +188,13 @@ impl Outbox {
             s.closed = true;
             return Poll::Ready(Drained::Close(req));
         }
-        if had_frames {
-            return Poll::Ready(Drained::Frames);
-        }
+        // Register even when returning frames: the owner may not poll again before its next
+        // wake-up, and a push after this point must be able to wake it.
         match &s.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => s.waker = Some(cx.waker().clone()),
         }
-        Poll::Pending
+        if had_frames { Poll::Ready(Drained::Frames) } else { Poll::Pending }
     }
 
     /// Number of frames currently queued (for metrics and tests).
@@ -201,6 +226,27 @@ mod tests {
         assert_eq!(ob.poll_drain(&mut cx(), &mut q), Poll::Ready(Drained::Frames));
         assert_eq!(q, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
         assert_eq!(ob.poll_drain(&mut cx(), &mut q), Poll::Pending);
+    }
+
+    #[test]
+    fn a_push_after_a_drain_wakes_the_owner() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        let ob = Outbox::new(OutboxLimits::default());
+        ob.push(Bytes::from_static(b"a")).unwrap();
+        let mut q = VecDeque::new();
+        assert_eq!(ob.poll_drain(&mut cx, &mut q), Poll::Ready(Drained::Frames));
+        ob.push(Bytes::from_static(b"b")).unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the owner is woken for the second frame");
     }
 
     #[test]

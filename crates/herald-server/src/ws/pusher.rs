@@ -85,6 +85,7 @@ where
     let timer: Sleep = tokio::time::sleep(activity);
     tokio::pin!(timer);
 
+    let mut slow = false;
     let close_frame = loop {
         let next = std::future::poll_fn(|cx| {
             if let std::task::Poll::Ready(e) = socket.poll_event(cx, &session.conn.outbox) {
@@ -131,6 +132,7 @@ where
             Event::Gone => break None,
             Event::CloseRequested(CloseRequest::SlowConsumer) => {
                 tracing::debug!(socket_id = %session.conn.socket_id, "closing slow consumer");
+                slow = true;
                 break Some(close(CloseCode::OverCapacity));
             }
             Event::CloseRequested(CloseRequest::Code { code, reason }) => {
@@ -139,7 +141,7 @@ where
         }
     };
     session.leave();
-    socket.close(close_frame, &session.conn.outbox).await;
+    socket.close(close_frame, &session.conn.outbox, slow).await;
     drop(slot);
 }
 

@@ -53,6 +53,8 @@ pub(crate) struct Socket<S> {
     decoder: Decoder,
     /// Frames taken from the outbox, being written.
     out: VecDeque<Bytes>,
+    /// Whether the front of `out` has been partly written (it must then be finished).
+    front_partial: bool,
     /// Set after a read error or EOF: nothing more will be read.
     read_closed: bool,
 }
@@ -66,6 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
             inbuf: BytesMut::from(&leftover[..]),
             decoder: Decoder::new(cfg),
             out: VecDeque::new(),
+            front_partial: false,
             read_closed: false,
         }
     }
@@ -78,12 +81,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// Waits for the next event, writing queued frames meanwhile.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>, outbox: &Outbox) -> Poll<Event> {
         loop {
-            if let Poll::Ready(Drained::Close(req)) = outbox.poll_drain(cx, &mut self.out) {
+            // Take new frames only once the previous ones are written: while the client is
+            // slow they pile up in the bounded outbox, which then marks it a slow consumer.
+            let close = if self.out.is_empty() {
+                match outbox.poll_drain(cx, &mut self.out) {
+                    Poll::Ready(Drained::Close(req)) => Some(req),
+                    _ => None,
+                }
+            } else {
+                match outbox.poll_close(cx) {
+                    Poll::Ready(req) => Some(req),
+                    Poll::Pending => None,
+                }
+            };
+            if let Some(req) = close {
                 return Poll::Ready(Event::CloseRequested(req));
             }
             match self.poll_flush_out(cx) {
                 Poll::Ready(Err(_)) => return Poll::Ready(Event::Gone),
-                Poll::Ready(Ok(())) | Poll::Pending => {}
+                Poll::Ready(Ok(())) => {
+                    if !outbox.is_empty() {
+                        continue;
+                    }
+                }
+                Poll::Pending => {}
             }
             // Frames decoded from an earlier read come before reading more.
             if !self.inbuf.is_empty() {
@@ -156,8 +177,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
             if written >= front.len() {
                 written -= front.len();
                 self.out.pop_front();
+                self.front_partial = false;
             } else {
                 front.advance(written);
+                self.front_partial = true;
                 written = 0;
             }
         }
@@ -166,15 +189,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// Sends `close_frame` after everything queued, then closes the connection politely: shut
     /// down our side and wait (briefly) for the client to close its side, so the client reads
     /// the close frame instead of a reset.
-    pub(crate) async fn close(mut self, close_frame: Option<Bytes>, outbox: &Outbox) {
-        // Frames accepted before the close request are still delivered.
-        let mut cx_out = VecDeque::new();
-        let _ = std::future::poll_fn(|cx| {
-            let _ = outbox.poll_drain(cx, &mut cx_out);
-            Poll::Ready(())
-        })
-        .await;
-        self.out.extend(cx_out);
+    ///
+    /// With `discard_backlog` (a slow consumer), queued frames are dropped, except one already
+    /// half-written (the stream must stay well-formed); otherwise they are delivered first.
+    pub(crate) async fn close(mut self, close_frame: Option<Bytes>, outbox: &Outbox, discard_backlog: bool) {
+        if discard_backlog {
+            let keep = usize::from(self.front_partial);
+            self.out.truncate(keep);
+        } else {
+            let mut pending = VecDeque::new();
+            let _ = std::future::poll_fn(|cx| {
+                let _ = outbox.poll_drain(cx, &mut pending);
+                Poll::Ready(())
+            })
+            .await;
+            self.out.extend(pending);
+        }
         if let Some(f) = close_frame {
             self.out.push_back(f);
         }

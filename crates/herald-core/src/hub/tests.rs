@@ -1,0 +1,212 @@
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
+
+use herald_protocol::pusher::socket_auth::PresenceMember;
+
+use super::*;
+use crate::app::AppConfig;
+use crate::backend::LocalBackend;
+use crate::outbox::Drained;
+use crate::publication::PublicationData;
+
+fn hub_with(config: AppConfig, limits: OutboxLimits) -> (Hub, Arc<App>) {
+    let reg = AppRegistry::new(vec![config]).unwrap();
+    let hub = Hub::new(reg, Arc::new(LocalBackend), limits);
+    let app = Arc::clone(hub.apps().by_id("a").unwrap());
+    (hub, app)
+}
+
+fn hub() -> (Hub, Arc<App>) {
+    let cfg = AppConfig { id: "a".into(), key: "k".into(), secret: "s".into(), ..AppConfig::default() };
+    hub_with(cfg, OutboxLimits::default())
+}
+
+fn name(s: &str) -> ChannelName {
+    ChannelName::parse(s, 200).unwrap()
+}
+
+/// Drains a connection's outbox into the texts of its frames (payload after the 2-byte header
+/// of small unmasked text frames; the tests only produce frames under 126 bytes... or longer).
+fn drain(conn: &Conn) -> Vec<Bytes> {
+    let mut q = VecDeque::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    let _ = conn.outbox.poll_drain(&mut cx, &mut q);
+    q.into_iter().collect()
+}
+
+fn text(frame: &Bytes) -> String {
+    let len = frame[1] & 0x7f;
+    let start = match len {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    String::from_utf8(frame[start..].to_vec()).unwrap()
+}
+
+fn subscribe(hub: &Hub, app: &App, conn: &Arc<Conn>, ch: &str, member: Option<(&str, &str)>) {
+    let member = member.map(|(id, info)| PresenceMember {
+        user_id: id.into(),
+        user_info: Some(serde_json::value::RawValue::from_string(info.into()).unwrap()),
+    });
+    hub.subscribe(app, conn, &name(ch), member, |_| {}).unwrap();
+}
+
+fn publish(hub: &Hub, app: &App, ch: &str, exclude: Option<&str>) -> usize {
+    let p = Publication::new(name(ch), "ev", PublicationData::Str("{}".into())).excluding(exclude);
+    hub.publish(app, p)
+}
+
+#[test]
+fn fan_out_shares_one_encoded_frame() {
+    let (hub, app) = hub();
+    let (a, b) = (hub.connect(Wire::Pusher), hub.connect(Wire::Pusher));
+    subscribe(&hub, &app, &a, "news", None);
+    subscribe(&hub, &app, &b, "news", None);
+    assert_eq!(publish(&hub, &app, "news", None), 2);
+    let (fa, fb) = (drain(&a), drain(&b));
+    assert_eq!(fa.len(), 1);
+    assert_eq!(fa[0].as_ptr(), fb[0].as_ptr(), "both subscribers got the same bytes, not a copy");
+    assert_eq!(text(&fa[0]), r#"{"event":"ev","channel":"news","data":"{}"}"#);
+}
+
+#[test]
+fn the_publishing_socket_is_excluded() {
+    let (hub, app) = hub();
+    let (a, b) = (hub.connect(Wire::Pusher), hub.connect(Wire::Pusher));
+    subscribe(&hub, &app, &a, "news", None);
+    subscribe(&hub, &app, &b, "news", None);
+    assert_eq!(publish(&hub, &app, "news", Some(a.socket_id.as_str())), 1);
+    assert!(drain(&a).is_empty());
+    assert_eq!(drain(&b).len(), 1);
+}
+
+#[test]
+fn presence_counts_users_not_sockets() {
+    let (hub, app) = hub();
+    let watcher = hub.connect(Wire::Pusher);
+    subscribe(&hub, &app, &watcher, "presence-room", Some(("0", "{}")));
+    let (a1, a2) = (hub.connect(Wire::Pusher), hub.connect(Wire::Pusher));
+    subscribe(&hub, &app, &a1, "presence-room", Some(("7", r#"{"name":"ann"}"#)));
+    subscribe(&hub, &app, &a2, "presence-room", Some(("7", r#"{"name":"ann"}"#)));
+    let added: Vec<String> = drain(&watcher).iter().map(text).collect();
+    assert_eq!(added.len(), 1, "one member_added for two sockets of user 7: {added:?}");
+    assert!(added[0].contains("pusher_internal:member_added"));
+    assert!(added[0].contains(r#"\"user_id\":\"7\""#), "{}", added[0]);
+    assert_eq!(hub.channel(&app, "presence-room").unwrap().user_count, Some(2));
+
+    assert!(hub.unsubscribe(&app, &a1, &name("presence-room")));
+    assert!(drain(&watcher).is_empty(), "user 7 still has a socket");
+    assert!(hub.unsubscribe(&app, &a2, &name("presence-room")));
+    let removed: Vec<String> = drain(&watcher).iter().map(text).collect();
+    assert_eq!(removed.len(), 1);
+    assert!(removed[0].contains("pusher_internal:member_removed"));
+    assert_eq!(hub.presence_users(&app, "presence-room"), vec!["0".to_owned()]);
+}
+
+#[test]
+fn presence_channel_refuses_the_member_over_the_limit() {
+    let cfg = AppConfig {
+        id: "a".into(),
+        key: "k".into(),
+        secret: "s".into(),
+        max_presence_members: 1,
+        ..AppConfig::default()
+    };
+    let (hub, app) = hub_with(cfg, OutboxLimits::default());
+    let (a, b, c) = (hub.connect(Wire::Pusher), hub.connect(Wire::Pusher), hub.connect(Wire::Pusher));
+    subscribe(&hub, &app, &a, "presence-x", Some(("1", "{}")));
+    subscribe(&hub, &app, &c, "presence-x", Some(("1", "{}")));
+    let m = PresenceMember { user_id: "2".into(), user_info: None };
+    let err = hub.subscribe(&app, &b, &name("presence-x"), Some(m), |_| {}).unwrap_err();
+    assert_eq!(err, SubscribeError::PresenceFull(name("presence-x")));
+}
+
+#[test]
+fn subscribing_twice_is_refused() {
+    let (hub, app) = hub();
+    let a = hub.connect(Wire::Pusher);
+    subscribe(&hub, &app, &a, "news", None);
+    let err = hub.subscribe(&app, &a, &name("news"), None, |_| {}).unwrap_err();
+    assert_eq!(err, SubscribeError::AlreadySubscribed(name("news")));
+}
+
+#[test]
+fn cache_channel_replays_the_last_event_to_late_subscribers() {
+    let (hub, app) = hub();
+    assert_eq!(publish(&hub, &app, "cache-prices", None), 0);
+    let late = hub.connect(Wire::Pusher);
+    let mut replayed = None;
+    hub.subscribe(&app, &late, &name("cache-prices"), None, |j| replayed = j.cached).unwrap();
+    let p = replayed.expect("the event published before anyone subscribed is cached");
+    assert_eq!(&*p.event, "ev");
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_closed_not_buffered() {
+    let cfg = AppConfig { id: "a".into(), key: "k".into(), secret: "s".into(), ..AppConfig::default() };
+    let (hub, app) = hub_with(cfg, OutboxLimits { max_frames: 8, max_bytes: 1 << 20 });
+    let (slow, fast) = (hub.connect(Wire::Pusher), hub.connect(Wire::Pusher));
+    subscribe(&hub, &app, &slow, "news", None);
+    subscribe(&hub, &app, &fast, "news", None);
+    for _ in 0..20 {
+        publish(&hub, &app, "news", None);
+        drain(&fast);
+    }
+    assert!(slow.outbox.len() <= 8, "the slow outbox stays bounded");
+    let mut q = VecDeque::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(slow.outbox.poll_drain(&mut cx, &mut q), Poll::Ready(Drained::Close(CloseRequest::SlowConsumer)));
+}
+
+#[test]
+fn terminate_closes_every_signed_in_connection_of_the_user() {
+    let (hub, app) = hub();
+    let (a, b, other) = (hub.connect(Wire::Pusher), hub.connect(Wire::Pusher), hub.connect(Wire::Pusher));
+    let user = |id: &str| UserData { id: id.into(), watchlist: vec![] };
+    hub.sign_in(&app, &a, &user("u1")).unwrap();
+    hub.sign_in(&app, &b, &user("u1")).unwrap();
+    hub.sign_in(&app, &other, &user("u2")).unwrap();
+    assert_eq!(hub.terminate_user(&app, "u1"), 2);
+    let mut q = VecDeque::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(a.outbox.poll_drain(&mut cx, &mut q), Poll::Ready(Drained::Close(_))));
+    assert!(matches!(other.outbox.poll_drain(&mut cx, &mut q), Poll::Pending));
+}
+
+#[test]
+fn watchers_learn_when_a_user_comes_online_and_goes_offline() {
+    let (hub, app) = hub();
+    let watcher = hub.connect(Wire::Pusher);
+    let w = UserData { id: "w".into(), watchlist: vec!["u1".into()] };
+    let (online, offline) = hub.sign_in(&app, &watcher, &w).unwrap();
+    assert_eq!((online, offline), (vec![], vec!["u1".to_owned()]));
+    let u1 = hub.connect(Wire::Pusher);
+    hub.sign_in(&app, &u1, &UserData { id: "u1".into(), watchlist: vec![] }).unwrap();
+    let got: Vec<String> = drain(&watcher).iter().map(text).collect();
+    assert!(got[0].contains("online") && got[0].contains("u1"), "{got:?}");
+    hub.sign_out(&app, &u1, "u1", &[]);
+    let got: Vec<String> = drain(&watcher).iter().map(text).collect();
+    assert!(got[0].contains("offline"), "{got:?}");
+}
+
+#[test]
+fn a_connection_cannot_sign_in_as_two_users() {
+    let (hub, app) = hub();
+    let a = hub.connect(Wire::Pusher);
+    hub.sign_in(&app, &a, &UserData { id: "u1".into(), watchlist: vec![] }).unwrap();
+    let err = hub.sign_in(&app, &a, &UserData { id: "u2".into(), watchlist: vec![] }).unwrap_err();
+    assert_eq!(err, SignInError::OtherUser);
+}
+
+#[test]
+fn close_all_reaches_every_live_connection_until_it_disconnects() {
+    let (hub, _app) = hub();
+    let a = hub.connect(Wire::Pusher);
+    let b = hub.connect(Wire::Pusher);
+    hub.disconnect(&b);
+    assert_eq!(hub.close_all(4200, "shutdown"), 1);
+    let mut q = VecDeque::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(a.outbox.poll_drain(&mut cx, &mut q), Poll::Ready(Drained::Close(_))));
+}
