@@ -30,6 +30,8 @@ pub struct Settings {
     pub outbox: OutboxLimits,
     /// Longest a graceful shutdown waits for sessions to finish.
     pub shutdown_grace: Duration,
+    /// Mounts the `/echo` WebSocket endpoint for RFC 6455 conformance tests. Never in production.
+    pub test_echo_endpoint: bool,
 }
 
 /// A configuration that cannot be used; herald exits with code 64.
@@ -82,6 +84,8 @@ struct ServerSection {
     shutdown_grace: Option<u64>,
     outbox_max_frames: Option<usize>,
     outbox_max_bytes: Option<usize>,
+    #[serde(default)]
+    test_echo_endpoint: bool,
 }
 
 /// Loads and validates the configuration.
@@ -156,6 +160,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         dev_credentials,
         outbox,
         shutdown_grace: Duration::from_secs(file.server.shutdown_grace.unwrap_or(10)),
+        test_echo_endpoint: file.server.test_echo_endpoint,
     })
 }
 

@@ -28,12 +28,14 @@ pub(crate) struct HttpState {
     pub(crate) hub: Arc<Hub>,
     /// Tracks WebSocket session tasks so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+    /// Whether the `/echo` conformance endpoint is mounted.
+    pub(crate) echo: bool,
 }
 
 /// Routes one request.
 pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
     if ws::is_upgrade(&req) {
-        return Ok(ws::upgrade(&state.hub, &state.tracker, req));
+        return Ok(ws::upgrade(&state.hub, &state.tracker, state.echo, req));
     }
     let path = req.uri().path();
     let resp = if path.starts_with("/apps/") {

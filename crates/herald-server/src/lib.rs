@@ -78,7 +78,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let state = HttpState { hub: Arc::clone(&self.hub), tracker: tracker.clone() };
+        let state = HttpState { hub: Arc::clone(&self.hub), tracker: tracker.clone(), echo: self.settings.test_echo_endpoint };
         let accept = tokio::spawn(listen::accept_loop(self.listener, state, stop.clone()));
         shutdown.await;
         shutdown::drain(&self.hub, &stop, &tracker, self.settings.shutdown_grace).await;

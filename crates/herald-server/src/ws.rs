@@ -6,6 +6,7 @@
 //! protocol version) are reported the way pusher-js understands: the upgrade succeeds and the
 //! socket is closed at once with the Pusher close code.
 
+mod echo;
 mod pusher;
 mod rate;
 pub(crate) mod socket;
@@ -38,16 +39,23 @@ pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
-/// What the URL of a Pusher upgrade resolves to.
+/// What the URL of an upgrade resolves to.
 enum Target {
-    /// A session for this app.
+    /// A Pusher session for this app.
     Session(Arc<App>),
+    /// The conformance echo endpoint (test builds of the config only).
+    Echo,
     /// Accept, then close at once with this code.
     Refuse(CloseCode),
 }
 
 /// Answers a WebSocket upgrade request and spawns its session on `tracker`.
-pub(crate) fn upgrade(hub: &Arc<Hub>, tracker: &TaskTracker, req: Request<hyper::body::Incoming>) -> Response<Body> {
+pub(crate) fn upgrade(
+    hub: &Arc<Hub>,
+    tracker: &TaskTracker,
+    echo: bool,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     if req.method() != hyper::Method::GET {
         return text_response(StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrades use GET");
     }
@@ -58,7 +66,11 @@ pub(crate) fn upgrade(hub: &Arc<Hub>, tracker: &TaskTracker, req: Request<hyper:
         return resp;
     };
     let accept = codec::accept_key(key.as_bytes());
-    let target = resolve(hub, req.uri().path(), req.uri().query().unwrap_or(""));
+    let target = if echo && req.uri().path() == "/echo" {
+        Target::Echo
+    } else {
+        resolve(hub, req.uri().path(), req.uri().query().unwrap_or(""))
+    };
 
     let hub = Arc::clone(hub);
     tracker.spawn(async move {
@@ -123,11 +135,14 @@ where
 {
     let max_message = match &target {
         Target::Session(app) => app.config.max_message_bytes,
+        // Large enough for the RFC test suites' biggest messages (16 MiB).
+        Target::Echo => 20 << 20,
         Target::Refuse(_) => 4096,
     };
     let socket = Socket::new(io, leftover, max_message);
     let app = match target {
         Target::Session(app) => app,
+        Target::Echo => return echo::run(socket).await,
         Target::Refuse(code) => return refuse(socket, code).await,
     };
     let Some(slot) = app.try_connect() else {

@@ -42,6 +42,7 @@ pub fn settings(apps: Vec<AppConfig>) -> Settings {
         dev_credentials: false,
         outbox: OutboxLimits::default(),
         shutdown_grace: Duration::from_secs(5),
+        test_echo_endpoint: false,
     }
 }
 
