@@ -17,6 +17,6 @@ pub mod uri;
 pub mod v1;
 pub mod v2;
 
-pub use error::WampError;
+pub use error::{V1_CLOSE_CODE, WampError};
 pub use v1::{Prefixes, V1ClientMsg, encode_event_v1, parse_v1};
 pub use v2::{Serializer, V2Msg, Value, encode_event_v2, encode_v2, parse_v2};

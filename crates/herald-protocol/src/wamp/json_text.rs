@@ -89,7 +89,14 @@ mod tests {
 
     #[test]
     fn strings_escape_like_serde_json() {
-        for s in ["", "plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}", "\u{0}\u{1f}\u{7f}", "é😀"] {
+        for s in [
+            "",
+            "plain",
+            "q\"b\\s/",
+            "\n\r\t\u{8}\u{c}",
+            "\u{0}\u{1f}\u{7f}",
+            "é😀",
+        ] {
             let ours = text(|o| push_str(o, s));
             assert_eq!(ours, serde_json::to_string(s).unwrap(), "{s:?}");
         }
@@ -105,7 +112,11 @@ mod tests {
         }
         for f in [0.1, -0.0, 1.0, 1e21, 1e-7, f64::MAX] {
             let t = text(|o| push_f64(o, f));
-            assert_eq!(serde_json::from_str::<f64>(&t).unwrap().to_bits(), f.to_bits(), "{t}");
+            assert_eq!(
+                serde_json::from_str::<f64>(&t).unwrap().to_bits(),
+                f.to_bits(),
+                "{t}"
+            );
         }
         assert_eq!(text(|o| push_f64(o, f64::NAN)), "null");
     }

@@ -65,7 +65,9 @@ pub fn check(uri: &str, rule: UriRule, components: Components) -> Result<(), Wam
     if is_valid(uri, rule, components) {
         Ok(())
     } else {
-        Err(WampError::InvalidUri { uri: uri.to_owned() })
+        Err(WampError::InvalidUri {
+            uri: uri.to_owned(),
+        })
     }
 }
 

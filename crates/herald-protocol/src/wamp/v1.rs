@@ -18,7 +18,10 @@ use super::WampError;
 use super::json_text::push_str;
 
 pub use curie::{CurieRule, MAX_PREFIXES, Prefixes};
-pub use server_msg::{V1ServerMsg, call_error, call_result, encode_event_v1, parse_v1_server, welcome};
+pub use server_msg::{
+    PROTOCOL_VERSION, RATCHET_SERVER_IDENT, V1ServerMsg, call_error, call_result, encode_event_v1,
+    parse_v1_server, welcome,
+};
 
 /// Message type codes of WAMP v1 (§1.1).
 pub mod code {
@@ -74,7 +77,9 @@ impl RawJson {
     /// # Errors
     /// [`WampError::InvalidJson`] otherwise.
     pub fn from_slice(json: &[u8]) -> Result<RawJson, WampError> {
-        serde_json::from_slice::<&RawValue>(json).map(|raw| RawJson(raw.to_owned())).map_err(WampError::InvalidJson)
+        serde_json::from_slice::<&RawValue>(json)
+            .map(|raw| RawJson(raw.to_owned()))
+            .map_err(WampError::InvalidJson)
     }
 
     /// The JSON text.
@@ -176,7 +181,9 @@ impl V1Publish {
         if self.exclude.iter().any(|id| id == subscriber) {
             return false;
         }
-        self.eligible.as_ref().is_none_or(|ids| ids.iter().any(|id| id == subscriber))
+        self.eligible
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|id| id == subscriber))
     }
 }
 
@@ -191,7 +198,7 @@ impl V1Publish {
 /// Any [`WampError`] except the v2-only ones; every one of them means "close with 1007" (W5).
 pub fn parse_v1(frame: &[u8]) -> Result<V1ClientMsg, WampError> {
     let items = elements(frame)?;
-    let code = type_code(items[0])?;
+    let code = type_code(first(&items)?)?;
     let name = match code {
         code::PREFIX => "PREFIX",
         code::CALL => "CALL",
@@ -203,22 +210,36 @@ pub fn parse_v1(frame: &[u8]) -> Result<V1ClientMsg, WampError> {
         }
         other => return Err(WampError::UnknownType(other)),
     };
-    let fields = Fields { name, items: &items };
+    let fields = Fields {
+        name,
+        items: &items,
+    };
     Ok(match code {
-        code::PREFIX => V1ClientMsg::Prefix { prefix: fields.text(1)?, uri: fields.string(2)? },
+        code::PREFIX => V1ClientMsg::Prefix {
+            prefix: fields.text(1)?,
+            uri: fields.string(2)?,
+        },
         code::CALL => V1ClientMsg::Call {
             call_id: fields.call_id(1)?,
             proc_uri: fields.text(2)?,
-            args: items[3..].iter().map(|raw| RawJson((*raw).to_owned())).collect(),
+            args: items
+                .iter()
+                .skip(3)
+                .map(|raw| RawJson((*raw).to_owned()))
+                .collect(),
         },
-        code::SUBSCRIBE => V1ClientMsg::Subscribe { topic: fields.text(1)? },
-        code::UNSUBSCRIBE => V1ClientMsg::Unsubscribe { topic: fields.text(1)? },
+        code::SUBSCRIBE => V1ClientMsg::Subscribe {
+            topic: fields.text(1)?,
+        },
+        code::UNSUBSCRIBE => V1ClientMsg::Unsubscribe {
+            topic: fields.text(1)?,
+        },
         _ => V1ClientMsg::Publish(fields.publish()?),
     })
 }
 
 /// The elements of a frame that must be a non-empty JSON array, each kept as raw text.
-pub(super) fn elements(frame: &[u8]) -> Result<Vec<&RawValue>, WampError> {
+fn elements(frame: &[u8]) -> Result<Vec<&RawValue>, WampError> {
     match serde_json::from_slice::<Vec<&RawValue>>(frame) {
         Ok(items) if items.is_empty() => Err(WampError::EmptyArray),
         Ok(items) => Ok(items),
@@ -228,9 +249,14 @@ pub(super) fn elements(frame: &[u8]) -> Result<Vec<&RawValue>, WampError> {
     }
 }
 
+/// The type code element; [`elements`] already refused `[]`.
+fn first<'f>(items: &[&'f RawValue]) -> Result<&'f RawValue, WampError> {
+    items.first().copied().ok_or(WampError::EmptyArray)
+}
+
 /// The JSON type of a raw element, read from its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+enum Kind {
     Str,
     Num,
     Bool,
@@ -239,7 +265,7 @@ pub(super) enum Kind {
     Object,
 }
 
-pub(super) fn kind(raw: &RawValue) -> Kind {
+fn kind(raw: &RawValue) -> Kind {
     match raw.get().trim_start().as_bytes().first() {
         Some(b'"') => Kind::Str,
         Some(b'[') => Kind::List,
@@ -251,7 +277,7 @@ pub(super) fn kind(raw: &RawValue) -> Kind {
 }
 
 /// A string element's contents, or a number element's JSON text; `None` for other types.
-pub(super) fn text(raw: &RawValue) -> Option<String> {
+fn text(raw: &RawValue) -> Option<String> {
     match kind(raw) {
         Kind::Str => serde_json::from_str(raw.get()).ok(),
         Kind::Num => Some(raw.get().trim().to_owned()),
@@ -294,14 +320,18 @@ struct Fields<'a, 'f> {
 
 impl<'f> Fields<'_, 'f> {
     fn get(&self, index: usize) -> Result<&'f RawValue, WampError> {
-        self.items
-            .get(index)
-            .copied()
-            .ok_or(WampError::WrongArity { message: self.name, len: self.items.len() })
+        self.items.get(index).copied().ok_or(WampError::WrongArity {
+            message: self.name,
+            len: self.items.len(),
+        })
     }
 
     fn wrong(&self, index: usize, expected: &'static str) -> WampError {
-        WampError::WrongType { message: self.name, index, expected }
+        WampError::WrongType {
+            message: self.name,
+            index,
+            expected,
+        }
     }
 
     /// A string, or a number taken as its text (Ratchet's "string or numeric").
@@ -322,7 +352,9 @@ impl<'f> Fields<'_, 'f> {
         let wrong = || self.wrong(index, "a string or a number");
         match kind(raw) {
             Kind::Str => text(raw).map(CallId::Str).ok_or_else(wrong),
-            Kind::Num => serde_json::from_str(raw.get()).map(CallId::Num).map_err(|_| wrong()),
+            Kind::Num => serde_json::from_str(raw.get())
+                .map(CallId::Num)
+                .map_err(|_| wrong()),
             _ => Err(wrong()),
         }
     }
@@ -346,7 +378,13 @@ impl<'f> Fields<'_, 'f> {
             },
         };
         let eligible = (!eligible.is_empty()).then_some(eligible);
-        Ok(V1Publish { topic, event, exclude_me, exclude, eligible })
+        Ok(V1Publish {
+            topic,
+            event,
+            exclude_me,
+            exclude,
+            eligible,
+        })
     }
 
     /// A list of session ids. A JSON object counts as the list of its values, as it does for
@@ -384,7 +422,7 @@ fn php_truthy(raw: &RawValue) -> bool {
 }
 
 /// Starts a v1 frame `[code,` with room for `extra` more bytes.
-pub(super) fn frame_start(code: u64, extra: usize) -> Vec<u8> {
+fn frame_start(code: u64, extra: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + extra);
     out.push(b'[');
     super::json_text::push_u64(&mut out, code);
@@ -392,7 +430,7 @@ pub(super) fn frame_start(code: u64, extra: usize) -> Vec<u8> {
     out
 }
 
-pub(super) fn finish(mut out: Vec<u8>) -> Bytes {
+fn finish(mut out: Vec<u8>) -> Bytes {
     out.push(b']');
     Bytes::from(out)
 }

@@ -59,6 +59,13 @@ impl Integer {
     pub fn as_i64(self) -> Option<i64> {
         i64::try_from(self.0).ok()
     }
+
+    /// `Ok` with the value when it is non-negative, `Err` with it when negative: the two
+    /// encodings both serializers have.
+    pub(crate) fn split(self) -> Result<u64, i64> {
+        // Every constructor stays within i64::MIN..=u64::MAX, so the fallback is never taken.
+        u64::try_from(self.0).map_err(|_| i64::try_from(self.0).unwrap_or(i64::MIN))
+    }
 }
 
 impl From<u64> for Integer {
