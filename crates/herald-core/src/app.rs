@@ -7,10 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::{AllowAll, Authorizer, Rule, RuleList};
 use crate::hub::cache::CacheStore;
+use crate::hub::dealer::Dealer;
+use crate::hub::pattern::Patterns;
 use crate::hub::shard::ChannelShards;
 use crate::hub::users::UserIndex;
 
@@ -60,6 +63,10 @@ pub struct AppConfig {
     pub max_client_events_per_second: u32,
     /// Largest WebSocket message a client may send (close 1009 above).
     pub max_message_bytes: usize,
+    /// `allow-all` or `rules` (docs/wamp.md).
+    pub wamp_authorizer: String,
+    /// The rules used when `wamp_authorizer = "rules"`.
+    pub wamp_rules: Vec<Rule>,
 }
 
 impl Default for AppConfig {
@@ -85,6 +92,8 @@ impl Default for AppConfig {
             max_presence_user_info_bytes: 1024,
             max_client_events_per_second: 10,
             max_message_bytes: 64 * 1024,
+            wamp_authorizer: "allow-all".to_owned(),
+            wamp_rules: Vec::new(),
         }
     }
 }
@@ -133,6 +142,17 @@ impl AppConfig {
         if self.max_message_bytes < 1024 {
             return Err(bad("max_message_bytes", "must be at least 1024"));
         }
+        if !matches!(self.wamp_authorizer.as_str(), "allow-all" | "rules") {
+            return Err(bad("wamp_authorizer", "must be \"allow-all\" or \"rules\""));
+        }
+        for (i, rule) in self.wamp_rules.iter().enumerate() {
+            if let Err(field) = rule.validate() {
+                return Err(InvalidApp {
+                    key: format!("apps[{index}].wamp_rules[{i}].{field}"),
+                    problem: "must be one of the documented values (docs/wamp.md)",
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -148,6 +168,12 @@ pub struct App {
     pub(crate) users: Mutex<UserIndex>,
     /// Last event of each cache channel.
     pub(crate) cache: Mutex<CacheStore>,
+    /// WAMP v2 prefix and wildcard subscriptions.
+    pub(crate) patterns: RwLock<Patterns>,
+    /// WAMP v2 procedures and calls in flight.
+    pub(crate) dealer: Mutex<Dealer>,
+    /// Who may subscribe, publish, register and call over WAMP.
+    authorizer: RwLock<Arc<dyn Authorizer>>,
     /// Open connections, for `max_connections`.
     connections: AtomicUsize,
 }
@@ -165,11 +191,19 @@ impl Drop for ConnectionSlot {
 impl App {
     /// A new app with no connections.
     pub fn new(config: AppConfig) -> Self {
+        let authorizer: Arc<dyn Authorizer> = if config.wamp_authorizer == "rules" {
+            Arc::new(RuleList::new(config.wamp_rules.clone()))
+        } else {
+            Arc::new(AllowAll)
+        };
         Self {
+            authorizer: RwLock::new(authorizer),
             config,
             channels: ChannelShards::default(),
             users: Mutex::new(UserIndex::default()),
             cache: Mutex::new(CacheStore::default()),
+            patterns: RwLock::new(Patterns::default()),
+            dealer: Mutex::new(Dealer::default()),
             connections: AtomicUsize::new(0),
         }
     }
@@ -183,6 +217,16 @@ impl App {
             return None;
         }
         Some(ConnectionSlot(Arc::clone(self)))
+    }
+
+    /// The app's authorizer.
+    pub fn authorizer(&self) -> Arc<dyn Authorizer> {
+        Arc::clone(&self.authorizer.read())
+    }
+
+    /// Replaces the authorizer (drop-in profiles install theirs at start-up).
+    pub fn set_authorizer(&self, authorizer: Arc<dyn Authorizer>) {
+        *self.authorizer.write() = authorizer;
     }
 
     /// Number of open connections.

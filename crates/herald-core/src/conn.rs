@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use herald_protocol::wamp::Serializer;
 use parking_lot::Mutex;
 
 use crate::outbox::{Outbox, OutboxLimits};
@@ -65,6 +66,10 @@ impl Default for ConnIds {
 pub enum Wire {
     /// Pusher Channels protocol 7 JSON text frames.
     Pusher,
+    /// WAMP v1 JSON arrays (subprotocol `wamp`).
+    WampV1,
+    /// WAMP v2 with this serializer.
+    WampV2(Serializer),
 }
 
 /// A connection's handle, shared by the hub's indexes and the owner task.
@@ -76,6 +81,8 @@ pub struct Conn {
     pub socket_id: SocketId,
     /// What the connection speaks.
     pub wire: Wire,
+    /// The WAMP session id: random in `[1, 2^53]` as WAMP requires; v1 sends it as a string.
+    pub session: u64,
     /// Frames waiting for the owner task to write them.
     pub outbox: Outbox,
     /// The user this connection signed in as (`pusher:signin`), if any.
@@ -85,7 +92,8 @@ pub struct Conn {
 impl Conn {
     /// A new handle with an empty outbox.
     pub fn new(id: ConnId, socket_id: SocketId, wire: Wire, limits: OutboxLimits) -> Self {
-        Self { id, socket_id, wire, outbox: Outbox::new(limits), user: Mutex::new(None) }
+        let session = rand::random_range(1..=(1u64 << 53));
+        Self { id, socket_id, wire, session, outbox: Outbox::new(limits), user: Mutex::new(None) }
     }
 
     /// The signed-in user id, if the connection signed in.

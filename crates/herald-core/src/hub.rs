@@ -6,9 +6,12 @@
 //! are pushed while the channel's lock is held, so no publication can overtake them.
 
 pub mod cache;
+pub mod dealer;
+pub(crate) mod pattern;
 pub mod presence;
 pub(crate) mod shard;
 pub(crate) mod users;
+mod wamp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +64,8 @@ pub struct Joined<'a> {
     pub presence: Option<&'a Presence>,
     /// The live cached event, on cache channels.
     pub cached: Option<Arc<Publication>>,
+    /// The channel's WAMP v2 subscription id.
+    pub subscription: u64,
 }
 
 /// Occupancy of one channel, for the HTTP API.
@@ -157,7 +162,7 @@ impl Hub {
     ) -> Result<(), SubscribeError> {
         let kind = channel.kind();
         let mut shard = app.channels.shard(channel.as_str()).write();
-        let ch = shard.entry(channel.clone()).or_default();
+        let ch = shard.entry(channel.clone()).or_insert_with(Channel::new);
         if ch.subscribers.contains_key(&conn.id) {
             return Err(SubscribeError::AlreadySubscribed(channel.clone()));
         }
@@ -178,7 +183,7 @@ impl Hub {
         }
         ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id });
         let cached = if kind.cache { app.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
-        on_joined(Joined { presence: ch.presence.as_ref(), cached: cached.map(|(p, _)| p) });
+        on_joined(Joined { presence: ch.presence.as_ref(), cached: cached.map(|(p, _)| p), subscription: ch.wamp_id });
         if app.config.enable_subscription_count && kind.access != Access::Presence {
             send_subscription_count(channel, ch);
         }
@@ -224,19 +229,18 @@ impl Hub {
             let ttl = Duration::from_secs(app.config.cache_ttl.into());
             app.cache.lock().put(Arc::clone(publication), Instant::now(), ttl);
         }
-        let Some(ch) = shard.get(channel.as_str()) else { return 0 };
         let mut queued = 0;
-        for sub in ch.subscribers.values() {
-            if let Some(ex) = publication.exclude.as_deref() {
-                if sub.conn.socket_id.as_str() == ex {
-                    continue;
+        if let Some(ch) = shard.get(channel.as_str()) {
+            for sub in ch.subscribers.values() {
+                if publication.admits(&sub.conn)
+                    && sub.conn.outbox.push(publication.frame(sub.conn.wire, ch.wamp_id).clone()).is_ok()
+                {
+                    queued += 1;
                 }
             }
-            if sub.conn.outbox.push(publication.frame(sub.conn.wire).clone()).is_ok() {
-                queued += 1;
-            }
         }
-        queued
+        drop(shard);
+        queued + self.deliver_to_patterns(app, publication)
     }
 
     /// Signs `conn` in as `user`, registers its watchlist and tells watchers the user is online.

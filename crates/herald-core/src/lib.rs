@@ -6,6 +6,7 @@
 //! into each subscriber's bounded [`Outbox`].
 
 pub mod app;
+pub mod authorize;
 pub mod backend;
 pub mod conn;
 pub mod hub;
@@ -17,4 +18,4 @@ pub use backend::{Backend, LocalBackend};
 pub use conn::{Conn, ConnId, SocketId, Wire};
 pub use hub::Hub;
 pub use outbox::{CloseRequest, Drained, Outbox, OutboxLimits};
-pub use publication::{Publication, PublicationData};
+pub use publication::{Origin, Publication, PublicationData, WampFilter};

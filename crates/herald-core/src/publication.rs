@@ -1,27 +1,66 @@
 //! A publication: one event on one channel, encoded at most once per wire format.
 //!
-//! Whatever its source (HTTP API, client event, WAMP publish), an event becomes a
-//! `Publication`; fan-out then asks it for the complete WebSocket frame of a subscriber's wire
-//! format. The first subscriber of each format pays for the encoding; every other one gets a
-//! clone of the same `Bytes` (a reference count, no copy).
+//! Whatever its source (HTTP API, client event, WAMP publish, ZeroMQ), an event becomes a
+//! `Publication`; fan-out asks it for the complete WebSocket frame of a subscriber's wire format.
+//! The first subscriber of each format pays for the encoding; every other one gets a clone of
+//! the same `Bytes` (a reference count, no copy).
+//!
+//! The Pusher <-> WAMP mapping (docs/wamp.md) lives in [`payload`]: Pusher `data` strings become
+//! a WAMP payload value, WAMP arguments become Pusher `data`.
+
+mod payload;
 
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 use herald_protocol::pusher::channel_name::ChannelName;
-use herald_protocol::pusher::server_msg::{self, EventData};
+use herald_protocol::pusher::server_msg;
+use herald_protocol::wamp::v2::{Dict, Id, Value};
+use herald_protocol::wamp::{Serializer, encode_event_v1, encode_event_v2};
 use herald_protocol::ws;
 use serde_json::value::RawValue;
 
-use crate::conn::Wire;
+use crate::conn::{Conn, Wire};
 
 /// The event's payload as the publisher gave it.
 #[derive(Debug)]
 pub enum PublicationData {
-    /// A string (HTTP API `data`): sent as a JSON string.
+    /// A string (Pusher HTTP API `data`): sent to Pusher clients as a JSON string.
     Str(Box<str>),
-    /// Raw JSON (client events): sent verbatim.
+    /// Raw JSON (Pusher client events, WAMP v1 events, ZeroMQ submissions): sent verbatim.
     Json(Box<RawValue>),
+    /// WAMP v2 arguments, as published.
+    Wamp {
+        /// Positional arguments.
+        args: Vec<Value>,
+        /// Keyword arguments.
+        kwargs: Dict,
+    },
+}
+
+/// Who published, which decides whether WAMP receivers get the Pusher event name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The Pusher HTTP API or a Pusher client event: WAMP v2 receivers get `kwargs.event`.
+    Pusher,
+    /// A WAMP session or a WAMP-style ingress: the payload is passed as published.
+    Wamp,
+}
+
+/// WAMP publisher exclusion and black/white listing, by WAMP session id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WampFilter {
+    /// Sessions that must not receive the event.
+    pub exclude: Vec<u64>,
+    /// When set, only these sessions may receive it.
+    pub eligible: Option<Vec<u64>>,
+}
+
+impl WampFilter {
+    /// Whether the connection with this WAMP session id may receive the event.
+    pub fn admits(&self, session: u64) -> bool {
+        !self.exclude.contains(&session) && self.eligible.as_ref().is_none_or(|e| e.contains(&session))
+    }
 }
 
 /// One event on one channel.
@@ -29,28 +68,44 @@ pub enum PublicationData {
 pub struct Publication {
     /// Where it goes.
     pub channel: ChannelName,
-    /// The event name.
+    /// The event name (the Pusher `event`; for WAMP publications, `kwargs.event` or the topic).
     pub event: Box<str>,
     /// The payload.
     pub data: PublicationData,
+    /// Who published it.
+    pub origin: Origin,
     /// A socket id not to deliver to (the publisher's own connection).
     pub exclude: Option<Box<str>>,
     /// The sending user on presence client events.
     pub user_id: Option<Box<str>>,
-    pusher_frame: OnceLock<Bytes>,
+    /// WAMP exclusion and eligibility lists.
+    pub filter: Option<Box<WampFilter>>,
+    /// The WAMP publication id (random, as WAMP requires).
+    pub id: u64,
+    frames: [OnceLock<Bytes>; 4],
 }
 
 impl Publication {
-    /// A publication with nothing encoded yet.
+    /// A publication with nothing encoded yet, from a Pusher source.
     pub fn new(channel: ChannelName, event: impl Into<Box<str>>, data: PublicationData) -> Self {
         Self {
             channel,
             event: event.into(),
             data,
+            origin: Origin::Pusher,
             exclude: None,
             user_id: None,
-            pusher_frame: OnceLock::new(),
+            filter: None,
+            id: rand::random_range(1..=(1u64 << 53)),
+            frames: Default::default(),
         }
+    }
+
+    /// Marks the publication as coming from WAMP (no Pusher event name added for WAMP receivers).
+    #[must_use]
+    pub fn from_wamp(mut self) -> Self {
+        self.origin = Origin::Wamp;
+        self
     }
 
     /// Excludes the connection with this socket id.
@@ -67,19 +122,72 @@ impl Publication {
         self
     }
 
+    /// Adds WAMP exclusion/eligibility lists.
+    #[must_use]
+    pub fn with_filter(mut self, filter: Option<WampFilter>) -> Self {
+        self.filter = filter.map(Box::new);
+        self
+    }
+
+    /// Whether `conn` may receive this publication.
+    pub fn admits(&self, conn: &Conn) -> bool {
+        if self.exclude.as_deref() == Some(conn.socket_id.as_str()) {
+            return false;
+        }
+        self.filter.as_ref().is_none_or(|f| f.admits(conn.session))
+    }
+
     /// The complete WebSocket frame for `wire`, encoded on first use and shared afterwards.
-    pub fn frame(&self, wire: Wire) -> &Bytes {
+    ///
+    /// `subscription` is the WAMP v2 subscription id of the channel; it is the same for every
+    /// exact subscriber of the channel, so the cached frame is valid for all of them.
+    pub fn frame(&self, wire: Wire, subscription: u64) -> &Bytes {
+        let slot = match wire {
+            Wire::Pusher => 0,
+            Wire::WampV1 => 1,
+            Wire::WampV2(Serializer::Json) => 2,
+            Wire::WampV2(Serializer::MsgPack) => 3,
+        };
+        self.frames[slot].get_or_init(|| self.encode(wire, subscription, None))
+    }
+
+    /// Encodes the frame for `wire`; `topic` is set for WAMP v2 pattern subscriptions, whose
+    /// EVENT details carry the concrete topic.
+    pub fn encode(&self, wire: Wire, subscription: u64, topic: Option<&str>) -> Bytes {
         match wire {
-            Wire::Pusher => self.pusher_frame.get_or_init(|| ws::encode_text(&self.pusher_json())),
+            Wire::Pusher => ws::encode_text(&self.pusher_json()),
+            Wire::WampV1 => {
+                let payload = payload::v1_payload(&self.data);
+                ws::encode_text(&encode_event_v1(self.channel.as_str(), &payload))
+            }
+            Wire::WampV2(ser) => {
+                let (args, kwargs) = payload::v2_payload(&self.data, self.origin, &self.event);
+                let details = topic.map_or_else(Dict::new, |t| Dict::new().with("topic", t));
+                let sub = Id::saturating(subscription);
+                let publication = Id::saturating(self.id);
+                let body = encode_event_v2(ser, sub, publication, &details, Some(&args), kwargs.as_deref());
+                match ser {
+                    Serializer::Json => ws::encode_text(&body),
+                    Serializer::MsgPack => ws::encode_binary(&body),
+                }
+            }
+        }
+    }
+
+    /// The event's `data` as Pusher clients receive it, as text (HTTP API cache info).
+    pub fn pusher_data_text(&self) -> String {
+        match payload::pusher_data(&self.data, self.origin) {
+            payload::PusherData::Str(s) => s.into_owned(),
+            payload::PusherData::Raw(r) => r.get().to_owned(),
         }
     }
 
     /// The Pusher JSON text of this event (without WebSocket framing).
     pub fn pusher_json(&self) -> Bytes {
-        let data = match &self.data {
-            PublicationData::Str(s) => EventData::Str(s),
-            PublicationData::Json(raw) => EventData::Raw(raw),
-        };
-        server_msg::event(&self.event, self.channel.as_str(), data, self.user_id.as_deref())
+        let data = payload::pusher_data(&self.data, self.origin);
+        server_msg::event(&self.event, self.channel.as_str(), data.as_event_data(), self.user_id.as_deref())
     }
 }
+
+#[cfg(test)]
+mod tests;

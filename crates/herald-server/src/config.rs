@@ -15,6 +15,42 @@ use crate::cli::ServeArgs;
 /// The development credentials used when nothing else names an app.
 const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
 
+/// What a listener serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// Pusher (`/app/{key}`), the Pusher HTTP API and WAMP v2 (realm = app id).
+    Pusher,
+    /// WAMP v1 for one app, on any path.
+    Wamp1 {
+        /// The app id the listener belongs to.
+        app: String,
+        /// Refuse upgrades that do not offer the `wamp` subprotocol (HTTP 426), as Ratchet's
+        /// default `WsServer` does.
+        strict_subprotocol: bool,
+    },
+}
+
+/// An extra listener (`[[listeners]]`).
+#[derive(Clone, Debug)]
+pub struct ListenerSettings {
+    /// Address to listen on.
+    pub host: String,
+    /// Port (0 = any free port).
+    pub port: u16,
+    /// What it serves.
+    pub profile: Profile,
+}
+
+impl ListenerSettings {
+    /// How the listener is described in the "listening" line.
+    pub fn label(&self) -> Option<String> {
+        match &self.profile {
+            Profile::Pusher => None,
+            Profile::Wamp1 { app, .. } => Some(format!("wamp1, app {app}")),
+        }
+    }
+}
+
 /// Everything herald needs to run, validated.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -32,6 +68,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Mounts the `/echo` WebSocket endpoint for RFC 6455 conformance tests. Never in production.
     pub test_echo_endpoint: bool,
+    /// Extra listeners, each bound to a profile.
+    pub listeners: Vec<ListenerSettings>,
 }
 
 /// A configuration that cannot be used; herald exits with code 64.
@@ -74,6 +112,19 @@ struct FileConfig {
     server: ServerSection,
     #[serde(default)]
     apps: Vec<AppConfig>,
+    #[serde(default)]
+    listeners: Vec<ListenerFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerFile {
+    host: Option<String>,
+    port: u16,
+    protocol: String,
+    app: Option<String>,
+    #[serde(default)]
+    strict_subprotocol: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +196,31 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     herald_core::AppRegistry::new(apps.clone())
         .map_err(|e| invalid(app_origin, &format!("apps[{}].{}", e.index, e.field), e.to_string()))?;
 
+    let mut listeners = Vec::new();
+    for (i, l) in file.listeners.into_iter().enumerate() {
+        let key = |k: &str| format!("listeners[{i}].{k}");
+        let profile = match l.protocol.as_str() {
+            "pusher" => Profile::Pusher,
+            "wamp1" => {
+                let Some(app) = l.app else {
+                    return Err(invalid(&origin, &key("app"), "a wamp1 listener must name its app id".into()));
+                };
+                if !apps.iter().any(|a| a.id == app) {
+                    return Err(invalid(&origin, &key("app"), format!("no app has id {app:?}")));
+                }
+                Profile::Wamp1 { app, strict_subprotocol: l.strict_subprotocol }
+            }
+            other => {
+                return Err(invalid(&origin, &key("protocol"), format!("{other:?} is not \"pusher\" or \"wamp1\"")));
+            }
+        };
+        let host = l.host.unwrap_or_else(|| host.clone());
+        if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
+            return Err(invalid(&origin, &key("host"), format!("{host:?} is not an IP address")));
+        }
+        listeners.push(ListenerSettings { host, port: l.port, profile });
+    }
+
     let defaults = OutboxLimits::default();
     let outbox = OutboxLimits {
         max_frames: file.server.outbox_max_frames.unwrap_or(defaults.max_frames),
@@ -161,6 +237,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         outbox,
         shutdown_grace: Duration::from_secs(file.server.shutdown_grace.unwrap_or(10)),
         test_echo_endpoint: file.server.test_echo_endpoint,
+        listeners,
     })
 }
 

@@ -16,6 +16,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio_util::task::TaskTracker;
 
+use crate::config::Profile;
 use crate::ws;
 
 /// Response body type: every response herald sends is small and complete.
@@ -30,12 +31,18 @@ pub(crate) struct HttpState {
     pub(crate) tracker: TaskTracker,
     /// Whether the `/echo` conformance endpoint is mounted.
     pub(crate) echo: bool,
+    /// What this listener serves.
+    pub(crate) profile: Arc<Profile>,
 }
 
 /// Routes one request.
 pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
     if ws::is_upgrade(&req) {
-        return Ok(ws::upgrade(&state.hub, &state.tracker, state.echo, req));
+        return Ok(ws::upgrade(&state, req));
+    }
+    if !matches!(*state.profile, Profile::Pusher) {
+        // A WAMP v1 listener is WebSocket only, like Ratchet.
+        return Ok(text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint speaks WAMP v1 over WebSocket"));
     }
     let path = req.uri().path();
     let resp = if path.starts_with("/apps/") {

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Settings;
+use crate::config::{Profile, Settings};
 use crate::http::HttpState;
 
 /// Why the server could not start (exit code 69: service unavailable).
@@ -45,7 +45,8 @@ pub enum StartError {
 pub struct Server {
     settings: Settings,
     hub: Arc<Hub>,
-    listener: TcpListener,
+    /// The main listener first, then the `[[listeners]]`, each with its profile and label.
+    listeners: Vec<(TcpListener, Profile, Option<String>)>,
 }
 
 impl Server {
@@ -56,9 +57,22 @@ impl Server {
     pub async fn bind(settings: Settings) -> Result<Self, StartError> {
         let registry = AppRegistry::new(settings.apps.clone())?;
         let hub = Arc::new(Hub::new(registry, Arc::new(LocalBackend), settings.outbox));
-        let addr = format!("{}:{}", settings.host, settings.port);
-        let listener = listen::bind(&addr).await.map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Self { settings, hub, listener })
+        let main = config::ListenerSettings { host: settings.host.clone(), port: settings.port, profile: Profile::Pusher };
+        let mut listeners = Vec::new();
+        for l in std::iter::once(&main).chain(&settings.listeners) {
+            let addr = format!("{}:{}", l.host, l.port);
+            let tcp = listen::bind(&addr).await.map_err(|source| StartError::Bind { addr, source })?;
+            listeners.push((tcp, l.profile.clone(), l.label()));
+        }
+        Ok(Self { settings, hub, listeners })
+    }
+
+    /// Every bound address with its label (`None` for the main listener).
+    pub fn addrs(&self) -> Vec<(SocketAddr, Option<String>)> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, _, label)| l.local_addr().ok().map(|a| (a, label.clone())))
+            .collect()
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -66,7 +80,10 @@ impl Server {
     /// # Errors
     /// When the OS cannot tell (should not happen on a bound socket).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match self.listeners.first() {
+            Some((l, _, _)) => l.local_addr(),
+            None => Err(std::io::ErrorKind::NotConnected.into()),
+        }
     }
 
     /// The hub, for in-process tests.
@@ -78,10 +95,20 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let state = HttpState { hub: Arc::clone(&self.hub), tracker: tracker.clone(), echo: self.settings.test_echo_endpoint };
-        let accept = tokio::spawn(listen::accept_loop(self.listener, state, stop.clone()));
+        let mut accepts = Vec::new();
+        for (listener, profile, _) in self.listeners {
+            let state = HttpState {
+                hub: Arc::clone(&self.hub),
+                tracker: tracker.clone(),
+                echo: self.settings.test_echo_endpoint,
+                profile: Arc::new(profile),
+            };
+            accepts.push(tokio::spawn(listen::accept_loop(listener, state, stop.clone())));
+        }
         shutdown.await;
         shutdown::drain(&self.hub, &stop, &tracker, self.settings.shutdown_grace).await;
-        let _ = accept.await;
+        for a in accepts {
+            let _ = a.await;
+        }
     }
 }

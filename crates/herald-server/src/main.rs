@@ -49,12 +49,16 @@ fn main() -> ExitCode {
                 return ExitCode::from(EX_UNAVAILABLE);
             }
         };
-        if let Ok(addr) = server.local_addr() {
-            tracing::info!(%addr, "accepting connections");
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "herald listening on {addr}");
-            let _ = out.flush();
+        let mut out = std::io::stdout().lock();
+        for (addr, label) in server.addrs() {
+            tracing::info!(%addr, listener = label.as_deref().unwrap_or("pusher"), "accepting connections");
+            let _ = match label {
+                None => writeln!(out, "herald listening on {addr}"),
+                Some(l) => writeln!(out, "herald listening on {addr} ({l})"),
+            };
         }
+        let _ = out.flush();
+        drop(out);
         server.run(shutdown::signal()).await;
         ExitCode::SUCCESS
     })

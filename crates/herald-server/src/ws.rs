@@ -7,9 +7,12 @@
 //! socket is closed at once with the Pusher close code.
 
 mod echo;
+mod keepalive;
 mod pusher;
 mod rate;
 pub(crate) mod socket;
+mod wamp1;
+mod wamp2;
 
 use std::sync::Arc;
 
@@ -23,9 +26,10 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_util::task::TaskTracker;
 
-use crate::http::{Body, text_response};
+use crate::config::Profile;
+use crate::http::{Body, HttpState, text_response};
+use herald_protocol::wamp::Serializer;
 use socket::Socket;
 
 /// Whether the request asks for a WebSocket upgrade.
@@ -45,17 +49,28 @@ enum Target {
     Session(Arc<App>),
     /// The conformance echo endpoint (test builds of the config only).
     Echo,
+    /// A WAMP v1 session for this app.
+    Wamp1(Arc<App>),
+    /// A WAMP v2 session; HELLO names the realm (app id).
+    Wamp2(Serializer),
     /// Accept, then close at once with this code.
     Refuse(CloseCode),
 }
 
-/// Answers a WebSocket upgrade request and spawns its session on `tracker`.
-pub(crate) fn upgrade(
-    hub: &Arc<Hub>,
-    tracker: &TaskTracker,
-    echo: bool,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
+/// The subprotocols a client offers, in its order of preference.
+fn offered_protocols<B>(req: &Request<B>) -> Vec<String> {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Answers a WebSocket upgrade request and spawns its session on the server's tracker.
+pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) -> Response<Body> {
     if req.method() != hyper::Method::GET {
         return text_response(StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrades use GET");
     }
@@ -66,11 +81,33 @@ pub(crate) fn upgrade(
         return resp;
     };
     let accept = codec::accept_key(key.as_bytes());
-    let target = if echo && req.uri().path() == "/echo" {
-        Target::Echo
-    } else {
-        resolve(hub, req.uri().path(), req.uri().query().unwrap_or(""))
+    let offered = offered_protocols(&req);
+    let path = req.uri().path();
+    let (target, selected): (Target, Option<&'static str>) = match &*state.profile {
+        Profile::Wamp1 { app, strict_subprotocol } => {
+            let wamp = offered.iter().any(|p| p == "wamp");
+            if *strict_subprotocol && !wamp {
+                // Ratchet's strict WsServer answers 426 when `wamp` is not offered (spec E2).
+                let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
+                resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
+                return resp;
+            }
+            let Some(app) = state.hub.apps().by_id(app) else {
+                return text_response(StatusCode::NOT_FOUND, "Unknown app");
+            };
+            (Target::Wamp1(Arc::clone(app)), wamp.then_some("wamp"))
+        }
+        Profile::Pusher if state.echo && path == "/echo" => (Target::Echo, None),
+        Profile::Pusher if path.starts_with("/app/") => {
+            (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None)
+        }
+        Profile::Pusher => match offered.iter().find_map(|p| Serializer::from_subprotocol(p)) {
+            Some(ser) => (Target::Wamp2(ser), Some(ser.subprotocol())),
+            None => (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None),
+        },
     };
+    let hub = &state.hub;
+    let tracker = &state.tracker;
 
     let hub = Arc::clone(hub);
     tracker.spawn(async move {
@@ -90,6 +127,9 @@ pub(crate) fn upgrade(
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     if let Ok(v) = HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(p) = selected {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
     resp
 }
@@ -134,7 +174,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let max_message = match &target {
-        Target::Session(app) => app.config.max_message_bytes,
+        Target::Session(app) | Target::Wamp1(app) => app.config.max_message_bytes,
+        // The realm is unknown until HELLO: the largest limit of any app applies.
+        Target::Wamp2(_) => hub.apps().iter().map(|a| a.config.max_message_bytes).max().unwrap_or(64 << 10),
         // Large enough for the RFC test suites' biggest messages (16 MiB).
         Target::Echo => 20 << 20,
         Target::Refuse(_) => 4096,
@@ -143,6 +185,8 @@ where
     let app = match target {
         Target::Session(app) => app,
         Target::Echo => return echo::run(socket).await,
+        Target::Wamp1(app) => return wamp1::run(hub, app, socket).await,
+        Target::Wamp2(ser) => return wamp2::run(hub, ser, socket).await,
         Target::Refuse(code) => return refuse(socket, code).await,
     };
     let Some(slot) = app.try_connect() else {

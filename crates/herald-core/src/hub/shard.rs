@@ -29,14 +29,29 @@ pub(crate) struct Subscriber {
 }
 
 /// One occupied channel.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Channel {
+    /// The WAMP v2 subscription id shared by every exact subscriber (WAMP: one subscription
+    /// per topic and match policy), so one EVENT encoding serves them all.
+    pub(crate) wamp_id: u64,
     /// Who receives what is published here.
     pub(crate) subscribers: HashMap<ConnId, Subscriber>,
     /// Members, on presence channels.
     pub(crate) presence: Option<Presence>,
     /// When the last `subscription_count` event went out (throttled above 100 subscribers).
     pub(crate) count_sent_at: Option<Instant>,
+}
+
+impl Channel {
+    /// An empty channel with a fresh WAMP subscription id.
+    pub(crate) fn new() -> Self {
+        Self {
+            wamp_id: rand::random_range(1..=(1u64 << 53)),
+            subscribers: HashMap::new(),
+            presence: None,
+            count_sent_at: None,
+        }
+    }
 }
 
 /// The sharded channel index.

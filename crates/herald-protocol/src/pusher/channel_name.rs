@@ -101,6 +101,24 @@ impl ChannelName {
         Ok(ChannelName(Arc::from(s)))
     }
 
+    /// A hub name for a WAMP topic URI, which may hold characters Pusher names cannot (`/`,
+    /// `:`, `#`...). The WAMP adapters validate URIs with their own rules first; this only
+    /// bounds the length and refuses empty names and control characters. `kind()` still reads
+    /// the Pusher prefixes, so adapters can keep WAMP out of signed Pusher channels.
+    ///
+    /// # Errors
+    /// [`ProtocolError::InvalidChannelName`] for an empty name or a control character,
+    /// [`ProtocolError::ChannelNameTooLong`] past `max_len` bytes.
+    pub fn topic(s: &str, max_len: usize) -> Result<ChannelName, ProtocolError> {
+        if s.is_empty() || s.chars().any(char::is_control) {
+            return Err(ProtocolError::InvalidChannelName);
+        }
+        if s.len() > max_len {
+            return Err(ProtocolError::ChannelNameTooLong { len: s.len(), max: max_len });
+        }
+        Ok(ChannelName(Arc::from(s)))
+    }
+
     /// The name as sent on the wire.
     pub fn as_str(&self) -> &str {
         &self.0

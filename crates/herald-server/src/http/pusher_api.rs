@@ -284,10 +284,7 @@ fn channel_info(hub: &Hub, app: &App, name: &str, params: &QueryParams) -> Resul
             }
             "cache" if kind.cache => {
                 if let Some((p, ttl)) = hub.cached(app, name) {
-                    let data = match &p.data {
-                        PublicationData::Str(s) => Value::String(s.to_string()),
-                        PublicationData::Json(raw) => Value::String(raw.get().to_owned()),
-                    };
+                    let data = Value::String(p.pusher_data_text());
                     out.insert("cache".into(), json!({ "event": &*p.event, "data": data, "ttl": ttl.as_secs() }));
                 }
             }

@@ -230,7 +230,7 @@ impl Session {
             let _ = conn.outbox.push(frame(ack));
             if channel.kind().cache {
                 let replay = match &joined.cached {
-                    Some(p) => p.frame(Wire::Pusher).clone(),
+                    Some(p) => p.frame(Wire::Pusher, joined.subscription).clone(),
                     None => frame(server_msg::cache_miss(channel.as_str())),
                 };
                 let _ = conn.outbox.push(replay);

@@ -43,6 +43,7 @@ pub fn settings(apps: Vec<AppConfig>) -> Settings {
         outbox: OutboxLimits::default(),
         shutdown_grace: Duration::from_secs(5),
         test_echo_endpoint: false,
+        listeners: Vec::new(),
     }
 }
 

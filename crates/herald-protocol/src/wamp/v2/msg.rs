@@ -69,6 +69,18 @@ impl Id {
         }
     }
 
+    /// `n` clamped into `[1, 2^53]`, for ids the router draws itself.
+    #[must_use]
+    pub const fn saturating(n: u64) -> Id {
+        if n < 1 {
+            Id(1)
+        } else if n > Id::MAX {
+            Id(Id::MAX)
+        } else {
+            Id(n)
+        }
+    }
+
     /// The integer.
     #[must_use]
     pub const fn get(self) -> u64 {

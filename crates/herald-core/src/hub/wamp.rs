@@ -1,0 +1,115 @@
+//! The WAMP-only parts of the hub: pattern subscriptions and RPC routing.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_protocol::wamp::uri::MatchPolicy;
+use herald_protocol::wamp::v2::Payload;
+
+use super::Hub;
+use super::dealer::RpcError;
+use crate::app::App;
+use crate::conn::{Conn, Wire};
+use crate::publication::Publication;
+
+impl Hub {
+    /// Subscribes a WAMP v2 session to a prefix or wildcard pattern; returns the subscription id.
+    pub fn subscribe_pattern(&self, app: &App, conn: &Arc<Conn>, policy: MatchPolicy, pattern: &str) -> u64 {
+        app.patterns.write().subscribe(conn, policy, pattern)
+    }
+
+    /// Removes a session from a pattern subscription; false when it was not subscribed.
+    pub fn unsubscribe_pattern(&self, app: &App, conn: &Conn, subscription: u64) -> bool {
+        app.patterns.write().unsubscribe(conn.id, subscription)
+    }
+
+    /// Fan-out to pattern subscribers: one encoding per (pattern, wire format).
+    pub(super) fn deliver_to_patterns(&self, app: &App, publication: &Publication) -> usize {
+        let patterns = app.patterns.read();
+        let topic = publication.channel.as_str();
+        let mut queued = 0;
+        for sub in patterns.subs.iter().filter(|s| s.policy.matches(&s.pattern, topic)) {
+            let mut frames: [Option<(Wire, Bytes)>; 2] = [None, None];
+            for conn in sub.subscribers.values() {
+                if !publication.admits(conn) {
+                    continue;
+                }
+                let frame = match frames.iter().flatten().find(|(w, _)| *w == conn.wire) {
+                    Some((_, f)) => f.clone(),
+                    None => {
+                        let f = publication.encode(conn.wire, sub.id, Some(topic));
+                        if let Some(slot) = frames.iter_mut().find(|s| s.is_none()) {
+                            *slot = Some((conn.wire, f.clone()));
+                        }
+                        f
+                    }
+                };
+                if conn.outbox.push(frame).is_ok() {
+                    queued += 1;
+                }
+            }
+        }
+        queued
+    }
+
+    /// Registers `procedure` with `callee`; returns the registration id.
+    ///
+    /// # Errors
+    /// [`RpcError::ProcedureExists`] when another session registered it.
+    pub fn register(&self, app: &App, callee: &Arc<Conn>, procedure: &str) -> Result<u64, RpcError> {
+        app.dealer.lock().register(callee, procedure)
+    }
+
+    /// Removes a registration of `callee`.
+    ///
+    /// # Errors
+    /// [`RpcError::NoSuchRegistration`] when it is not one of the callee's.
+    pub fn unregister(&self, app: &App, callee: &Conn, registration: u64) -> Result<(), RpcError> {
+        app.dealer.lock().unregister(callee.id, registration)
+    }
+
+    /// Routes a CALL to the procedure's callee; returns the invocation id.
+    ///
+    /// # Errors
+    /// [`RpcError::NoSuchProcedure`] when nothing is registered.
+    pub fn call(
+        &self,
+        app: &App,
+        caller: &Arc<Conn>,
+        request: u64,
+        procedure: &str,
+        payload: Payload,
+    ) -> Result<u64, RpcError> {
+        app.dealer.lock().call(caller, request, procedure, payload)
+    }
+
+    /// Hands a callee's YIELD to the caller; false when the call is gone (timed out, cancelled).
+    pub fn yield_result(&self, app: &App, callee: &Conn, invocation: u64, payload: Payload) -> bool {
+        app.dealer.lock().yield_result(callee.id, invocation, payload)
+    }
+
+    /// Hands a callee's ERROR to the caller.
+    pub fn invocation_error(&self, app: &App, callee: &Conn, invocation: u64, error: &str, payload: Payload) -> bool {
+        app.dealer.lock().fail(Some(callee.id), invocation, error, payload)
+    }
+
+    /// Fails a call in flight with `error` (used for call timeouts).
+    pub fn fail_call(&self, app: &App, invocation: u64, error: &str) -> bool {
+        app.dealer.lock().fail(None, invocation, error, Payload::default())
+    }
+
+    /// Forgets a WAMP session's registrations, calls and pattern subscriptions.
+    pub fn leave_wamp(&self, app: &App, conn: &Conn) {
+        app.dealer.lock().leave(conn.id);
+        let mut patterns = app.patterns.write();
+        let ids: Vec<u64> = patterns
+            .subs
+            .iter()
+            .filter(|s| s.subscribers.contains_key(&conn.id))
+            .map(|s| s.id)
+            .collect();
+        for id in ids {
+            patterns.unsubscribe(conn.id, id);
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! A WAMP v2 session (Basic Profile router: broker and dealer): the owner task of one socket.
+//!
+//! HELLO picks the realm (= app id). Subscriptions and publications go through the hub, so WAMP
+//! topics and Pusher channels of one app are the same channels. Replies are queued in the
+//! connection's outbox, in order with the events the hub pushes there. Protocol violations end
+//! the session with ABORT; a bad request (URI, option, authorization) gets an ERROR and the
+//! session carries on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::authorize::Action;
+use herald_core::hub::SubscribeError;
+use herald_core::hub::dealer::v2_frame;
+use herald_core::outbox::CloseRequest;
+use herald_core::{App, Conn, Hub, Publication, PublicationData, WampFilter, Wire};
+use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::wamp::uri::{self, Components, MatchPolicy, UriRule};
+use herald_protocol::wamp::v2::{
+    CallOptions, Dict, Id, Payload, PublishOptions, SubscribeOptions, V2Msg, Value, code, reason, welcome_details,
+};
+use herald_protocol::wamp::{Serializer, parse_v2};
+use herald_protocol::ws::{self, Message};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use super::keepalive::{KeepAlive, Tick};
+use super::socket::{Event, Socket};
+
+/// How long a client may take to send HELLO.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest topic or procedure URI accepted.
+const MAX_URI: usize = 512;
+/// What herald calls itself in WELCOME.
+const AGENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
+
+/// One subscription of this session.
+enum Sub {
+    Exact(ChannelName),
+    Pattern,
+}
+
+/// The state of an established session.
+struct Session {
+    hub: Arc<Hub>,
+    app: Arc<App>,
+    conn: Arc<Conn>,
+    subs: Vec<(u64, Sub)>,
+    /// Calls this session made that carry a timeout: (invocation, deadline).
+    timed_calls: Vec<(u64, Instant)>,
+    _slot: herald_core::app::ConnectionSlot,
+}
+
+/// How the session loop should go on after a message.
+enum Next {
+    Continue,
+    /// Send this frame, then close the socket.
+    Close(Option<bytes::Bytes>),
+}
+
+/// Runs a WAMP v2 session until it ends.
+pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(hub: Arc<Hub>, ser: Serializer, mut socket: Socket<S>) {
+    let conn = hub.connect(Wire::WampV2(ser));
+    let mut session: Option<Session> = None;
+    let mut keepalive = KeepAlive::new(HELLO_TIMEOUT, Duration::ZERO, Instant::now());
+    let timer = tokio::time::sleep(HELLO_TIMEOUT);
+    tokio::pin!(timer);
+
+    let close_frame = loop {
+        let next = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(e) = socket.poll_event(cx, &conn.outbox) {
+                return std::task::Poll::Ready(Some(e));
+            }
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        let Some(event) = next else {
+            let now = Instant::now();
+            if let Some(s) = session.as_mut() {
+                s.expire_calls(now);
+            }
+            match keepalive.tick(now) {
+                Tick::Wait(at) => timer.as_mut().reset(earliest(at, session.as_ref())),
+                Tick::Ping(at) if session.is_some() => {
+                    socket.queue(ws::encode_ping(b"herald"));
+                    timer.as_mut().reset(earliest(at, session.as_ref()));
+                }
+                // No HELLO in time, or no answer to our ping.
+                Tick::Ping(_) | Tick::Expired => break Some(ws::encode_close(1001, "timeout")),
+            }
+            continue;
+        };
+        let msg = match event {
+            Event::Message(m) => m,
+            Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
+            Event::Gone => break None,
+            Event::CloseRequested(CloseRequest::SlowConsumer) => break Some(ws::encode_close(1008, "slow consumer")),
+            Event::CloseRequested(CloseRequest::Code { .. }) => {
+                let bye = V2Msg::Goodbye { details: Dict::new(), reason: reason::SYSTEM_SHUTDOWN.into() };
+                if let Some(f) = v2_frame(conn.wire, &bye) {
+                    socket.queue(f);
+                }
+                break Some(ws::encode_close(1001, "server shutting down"));
+            }
+        };
+        keepalive.seen(Instant::now());
+        let payload = match msg {
+            Message::Text(b) if ser == Serializer::Json => b,
+            Message::Binary(b) if ser == Serializer::MsgPack => b,
+            Message::Ping(p) => {
+                socket.queue(ws::encode_pong(&p));
+                continue;
+            }
+            Message::Pong(_) => continue,
+            Message::Close(_) => break Some(ws::encode_close(1000, "")),
+            Message::Text(_) | Message::Binary(_) => {
+                break Some(abort(&conn, reason::PROTOCOL_VIOLATION, "frame type does not match the serializer"));
+            }
+        };
+        let parsed = parse_v2(ser, &payload).and_then(|m| m.check_uris(UriRule::Loose).map(|()| m));
+        let msg = match parsed {
+            Ok(m) => m,
+            Err(e) if e.is_protocol_violation() || session.is_none() => {
+                break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
+            }
+            Err(e) => {
+                // A bad URI or option in a request we can still identify: ERROR, session stays.
+                if let Ok(m) = herald_protocol::wamp::v2::decode_v2(ser, &payload) {
+                    if let (Some(req), Some(s)) = (m.request(), session.as_ref()) {
+                        s.error(m.type_code(), req.get(), e.v2_error_uri());
+                        continue;
+                    }
+                }
+                break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
+            }
+        };
+        let next = match session.as_mut() {
+            None => match hello(&hub, &conn, msg) {
+                Ok(s) => {
+                    let cfg = &s.app.config;
+                    keepalive.set_periods(
+                        Duration::from_secs(cfg.activity_timeout.into()),
+                        Duration::from_secs(cfg.pong_timeout.into()),
+                    );
+                    keepalive.seen(Instant::now());
+                    timer.as_mut().reset(keepalive.deadline());
+                    session = Some(s);
+                    Next::Continue
+                }
+                Err(frame) => Next::Close(Some(frame)),
+            },
+            Some(s) => {
+                let next = s.handle(msg);
+                timer.as_mut().reset(earliest(keepalive.deadline(), Some(s)));
+                next
+            }
+        };
+        if let Next::Close(frame) = next {
+            if let Some(f) = frame {
+                let _ = conn.outbox.push(f);
+            }
+            break Some(ws::encode_close(1000, ""));
+        }
+    };
+    if let Some(mut s) = session.take() {
+        s.leave();
+    } else {
+        hub.disconnect(&conn);
+    }
+    socket.close(close_frame, &conn.outbox, false).await;
+}
+
+/// The next timer deadline: keep-alive or the earliest call timeout.
+fn earliest(keepalive: Instant, session: Option<&Session>) -> Instant {
+    session
+        .and_then(|s| s.timed_calls.iter().map(|(_, d)| *d).min())
+        .map_or(keepalive, |d| d.min(keepalive))
+}
+
+/// ABORT with `reason`, queued in the outbox; the caller then closes the socket.
+fn abort(conn: &Conn, reason: &str, message: &str) -> bytes::Bytes {
+    let msg = V2Msg::Abort { details: Dict::new().with("message", message), reason: reason.to_owned() };
+    if let Some(f) = v2_frame(conn.wire, &msg) {
+        let _ = conn.outbox.push(f);
+    }
+    ws::encode_close(1000, "")
+}
+
+/// Handles the opening HELLO: WELCOME into the realm (app), or ABORT.
+fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, msg: V2Msg) -> Result<Session, bytes::Bytes> {
+    let V2Msg::Hello { realm, .. } = msg else {
+        return Err(abort(conn, reason::PROTOCOL_VIOLATION, "the first message must be HELLO"));
+    };
+    let Some(app) = hub.apps().by_id(&realm).cloned() else {
+        return Err(abort(conn, reason::NO_SUCH_REALM, &format!("no realm {realm:?}")));
+    };
+    if !app.config.enabled {
+        return Err(abort(conn, reason::NOT_AUTHORIZED, "realm disabled"));
+    }
+    let Some(slot) = app.try_connect() else {
+        return Err(abort(conn, "wamp.error.system_overloaded", "too many connections"));
+    };
+    let welcome = V2Msg::Welcome { session: Id::saturating(conn.session), details: welcome_details(AGENT) };
+    if let Some(f) = v2_frame(conn.wire, &welcome) {
+        let _ = conn.outbox.push(f);
+    }
+    Ok(Session {
+        hub: Arc::clone(hub),
+        app,
+        conn: Arc::clone(conn),
+        subs: Vec::new(),
+        timed_calls: Vec::new(),
+        _slot: slot,
+    })
+}
+
+impl Session {
+    fn send(&self, msg: &V2Msg) {
+        if let Some(f) = v2_frame(self.conn.wire, msg) {
+            let _ = self.conn.outbox.push(f);
+        }
+    }
+
+    fn error(&self, request_type: u64, request: u64, error: &str) {
+        self.send(&V2Msg::Error {
+            request_type,
+            request: Id::saturating(request),
+            details: Dict::new(),
+            error: error.to_owned(),
+            payload: Payload::default(),
+        });
+    }
+
+    /// Whether this session may act on `uri`; Pusher's signed channel kinds are never open to WAMP.
+    fn allowed(&self, action: Action, uri: &str) -> bool {
+        let pusher_signed = ChannelName::topic(uri, MAX_URI).is_ok_and(|c| c.kind().access != Access::Public);
+        let hub_name = matches!(action, Action::Subscribe | Action::Publish);
+        !(hub_name && pusher_signed) && self.app.authorizer().authorize(&self.conn, action, uri)
+    }
+
+    fn handle(&mut self, msg: V2Msg) -> Next {
+        match msg {
+            V2Msg::Hello { .. } => {
+                return Next::Close(v2_frame(
+                    self.conn.wire,
+                    &V2Msg::Abort {
+                        details: Dict::new().with("message", "HELLO on an established session"),
+                        reason: reason::PROTOCOL_VIOLATION.into(),
+                    },
+                ));
+            }
+            V2Msg::Goodbye { .. } => {
+                let bye = V2Msg::Goodbye { details: Dict::new(), reason: reason::GOODBYE_AND_OUT.into() };
+                return Next::Close(v2_frame(self.conn.wire, &bye));
+            }
+            V2Msg::Abort { .. } => return Next::Close(None),
+            V2Msg::Subscribe { request, options, topic } => self.subscribe(request.get(), &options, &topic),
+            V2Msg::Unsubscribe { request, subscription } => self.unsubscribe(request.get(), subscription.get()),
+            V2Msg::Publish { request, options, topic, payload } => {
+                self.publish(request.get(), &options, topic, payload);
+            }
+            V2Msg::Register { request, procedure, .. } => {
+                let req = request.get();
+                if !self.allowed(Action::Register, &procedure) {
+                    return self.deny(code::REGISTER, req);
+                }
+                match self.hub.register(&self.app, &self.conn, &procedure) {
+                    Ok(reg) => self.send(&V2Msg::Registered { request, registration: Id::saturating(reg) }),
+                    Err(e) => self.error(code::REGISTER, req, e.uri()),
+                }
+            }
+            V2Msg::Unregister { request, registration } => {
+                match self.hub.unregister(&self.app, &self.conn, registration.get()) {
+                    Ok(()) => self.send(&V2Msg::Unregistered { request }),
+                    Err(e) => self.error(code::UNREGISTER, request.get(), e.uri()),
+                }
+            }
+            V2Msg::Call { request, options, procedure, payload } => {
+                self.call(request.get(), &options, &procedure, payload);
+            }
+            V2Msg::Yield { request, payload, .. } => {
+                self.hub.yield_result(&self.app, &self.conn, request.get(), payload);
+            }
+            V2Msg::Error { request_type: code::INVOCATION, request, error, payload, .. } => {
+                self.hub.invocation_error(&self.app, &self.conn, request.get(), &error, payload);
+            }
+            other => {
+                let msg = format!("{} is not a message a client sends", other.name());
+                return Next::Close(v2_frame(
+                    self.conn.wire,
+                    &V2Msg::Abort { details: Dict::new().with("message", msg), reason: reason::PROTOCOL_VIOLATION.into() },
+                ));
+            }
+        }
+        Next::Continue
+    }
+
+    fn deny(&self, request_type: u64, request: u64) -> Next {
+        self.error(request_type, request, reason::NOT_AUTHORIZED);
+        Next::Continue
+    }
+
+    fn subscribe(&mut self, request: u64, options: &Dict, topic: &str) {
+        let policy = match SubscribeOptions::from_dict(options) {
+            Ok(o) => o.policy,
+            Err(e) => return self.error(code::SUBSCRIBE, request, e.v2_error_uri()),
+        };
+        if !self.allowed(Action::Subscribe, topic) {
+            return self.error(code::SUBSCRIBE, request, reason::NOT_AUTHORIZED);
+        }
+        if policy != MatchPolicy::Exact {
+            let id = self.hub.subscribe_pattern(&self.app, &self.conn, policy, topic);
+            if !self.subs.iter().any(|(s, _)| *s == id) {
+                self.subs.push((id, Sub::Pattern));
+            }
+            return self.send(&V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(id) });
+        }
+        let Ok(channel) = ChannelName::topic(topic, MAX_URI) else {
+            return self.error(code::SUBSCRIBE, request, reason::INVALID_URI);
+        };
+        let conn = Arc::clone(&self.conn);
+        let mut joined_id = 0;
+        let result = self.hub.subscribe(&self.app, &self.conn, &channel, None, |j| {
+            joined_id = j.subscription;
+            // Under the channel lock, so no EVENT of this subscription can precede it.
+            let msg = V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(j.subscription) };
+            if let Some(f) = v2_frame(conn.wire, &msg) {
+                let _ = conn.outbox.push(f);
+            }
+        });
+        match result {
+            Ok(()) => self.subs.push((joined_id, Sub::Exact(channel))),
+            Err(SubscribeError::AlreadySubscribed(_)) => {
+                // WAMP: subscribing again returns the existing subscription.
+                let existing = self.subs.iter().find_map(|(id, s)| match s {
+                    Sub::Exact(c) if c == &channel => Some(*id),
+                    _ => None,
+                });
+                let id = Id::saturating(existing.unwrap_or(1));
+                self.send(&V2Msg::Subscribed { request: Id::saturating(request), subscription: id });
+            }
+            Err(_) => self.error(code::SUBSCRIBE, request, reason::NOT_AUTHORIZED),
+        }
+    }
+
+    fn unsubscribe(&mut self, request: u64, subscription: u64) {
+        let Some(i) = self.subs.iter().position(|(id, _)| *id == subscription) else {
+            return self.error(code::UNSUBSCRIBE, request, reason::NO_SUCH_SUBSCRIPTION);
+        };
+        let (id, sub) = self.subs.swap_remove(i);
+        match sub {
+            Sub::Exact(channel) => {
+                self.hub.unsubscribe(&self.app, &self.conn, &channel);
+            }
+            Sub::Pattern => {
+                self.hub.unsubscribe_pattern(&self.app, &self.conn, id);
+            }
+        }
+        self.send(&V2Msg::Unsubscribed { request: Id::saturating(request) });
+    }
+
+    fn publish(&mut self, request: u64, options: &Dict, topic: String, payload: Payload) {
+        let opts = match PublishOptions::from_dict(options) {
+            Ok(o) => o,
+            Err(e) => return self.error(code::PUBLISH, request, e.v2_error_uri()),
+        };
+        let denied = !self.allowed(Action::Publish, &topic);
+        let channel = ChannelName::topic(&topic, MAX_URI);
+        if denied || channel.is_err() || uri::check(&topic, UriRule::Loose, Components::NonEmpty).is_err() {
+            if opts.acknowledge {
+                let e = if denied { reason::NOT_AUTHORIZED } else { reason::INVALID_URI };
+                self.error(code::PUBLISH, request, e);
+            }
+            return;
+        }
+        let Ok(channel) = channel else { return };
+        let args = payload.args.unwrap_or_default();
+        let kwargs = payload.kwargs.unwrap_or_default();
+        let event = match kwargs.get("event") {
+            Some(Value::Str(e)) => e.clone(),
+            _ => topic,
+        };
+        let filter = (!opts.exclude.is_empty() || opts.eligible.is_some()).then(|| WampFilter {
+            exclude: opts.exclude.iter().map(|i| i.get()).collect(),
+            eligible: opts.eligible.as_ref().map(|e| e.iter().map(|i| i.get()).collect()),
+        });
+        let publication = Publication::new(channel, event, PublicationData::Wamp { args, kwargs })
+            .from_wamp()
+            .excluding(opts.exclude_me.then_some(self.conn.socket_id.as_str()))
+            .with_filter(filter);
+        let id = publication.id;
+        self.hub.publish(&self.app, publication);
+        if opts.acknowledge {
+            self.send(&V2Msg::Published { request: Id::saturating(request), publication: Id::saturating(id) });
+        }
+    }
+
+    fn call(&mut self, request: u64, options: &Dict, procedure: &str, payload: Payload) {
+        let timeout = match CallOptions::from_dict(options) {
+            Ok(o) => o.timeout_ms,
+            Err(e) => return self.error(code::CALL, request, e.v2_error_uri()),
+        };
+        if !self.allowed(Action::Call, procedure) {
+            return self.error(code::CALL, request, reason::NOT_AUTHORIZED);
+        }
+        match self.hub.call(&self.app, &self.conn, request, procedure, payload) {
+            Ok(invocation) => {
+                if let Some(ms) = timeout {
+                    self.timed_calls.push((invocation, Instant::now() + Duration::from_millis(ms)));
+                }
+            }
+            Err(e) => self.error(code::CALL, request, e.uri()),
+        }
+    }
+
+    /// Fails this session's calls whose timeout passed.
+    fn expire_calls(&mut self, now: Instant) {
+        let hub = &self.hub;
+        let app = &self.app;
+        self.timed_calls.retain(|(inv, deadline)| {
+            if *deadline > now {
+                return true;
+            }
+            hub.fail_call(app, *inv, reason::TIMEOUT);
+            false
+        });
+    }
+
+    /// Removes every trace of the session from the hub.
+    fn leave(&mut self) {
+        for (_, sub) in self.subs.drain(..) {
+            if let Sub::Exact(channel) = sub {
+                self.hub.unsubscribe(&self.app, &self.conn, &channel);
+            }
+        }
+        self.hub.leave_wamp(&self.app, &self.conn);
+        self.hub.disconnect(&self.conn);
+    }
+}
