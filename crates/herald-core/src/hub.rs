@@ -86,8 +86,11 @@ pub struct Hub {
     ids: ConnIds,
     outbox_limits: OutboxLimits,
     /// Every open connection, so a shutdown can reach each one.
-    live: Box<[Mutex<HashMap<ConnId, Arc<Conn>>>]>,
+    live: Box<[LiveShard]>,
 }
+
+/// One shard of the live-connection set.
+type LiveShard = Mutex<HashMap<ConnId, Arc<Conn>>>;
 
 /// Shards of the live-connection set; connects and disconnects rarely meet on one lock.
 const LIVE_SHARDS: usize = 16;
@@ -140,7 +143,7 @@ impl Hub {
         self.live.iter().map(|s| s.lock().len()).sum()
     }
 
-    fn live_shard(&self, id: ConnId) -> &Mutex<HashMap<ConnId, Arc<Conn>>> {
+    fn live_shard(&self, id: ConnId) -> &LiveShard {
         // Ids are sequential, so the low bits spread connections evenly.
         &self.live[(id.0 as usize) % LIVE_SHARDS]
     }
@@ -195,11 +198,11 @@ impl Hub {
         let mut shard = app.channels.shard(channel.as_str()).write();
         let Some(ch) = shard.get_mut(channel.as_str()) else { return false };
         let Some(sub) = ch.subscribers.remove(&conn.id) else { return false };
-        if let (Some(presence), Some(user_id)) = (ch.presence.as_mut(), sub.user_id.as_deref()) {
-            if presence.leave(user_id) {
-                let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), user_id));
-                push_pusher(ch, &frame, None);
-            }
+        if let (Some(presence), Some(user_id)) = (ch.presence.as_mut(), sub.user_id.as_deref())
+            && presence.leave(user_id)
+        {
+            let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), user_id));
+            push_pusher(ch, &frame, None);
         }
         if ch.subscribers.is_empty() {
             shard.remove(channel.as_str());
@@ -346,12 +349,11 @@ fn push_pusher(ch: &Channel, frame: &Bytes, skip: Option<ConnId>) {
 fn send_subscription_count(name: &ChannelName, ch: &mut Channel) {
     let n = ch.subscribers.len();
     let now = Instant::now();
-    if n > COUNT_THROTTLE_ABOVE {
-        if let Some(at) = ch.count_sent_at {
-            if now.duration_since(at) < COUNT_THROTTLE {
-                return;
-            }
-        }
+    if n > COUNT_THROTTLE_ABOVE
+        && let Some(at) = ch.count_sent_at
+        && now.duration_since(at) < COUNT_THROTTLE
+    {
+        return;
     }
     ch.count_sent_at = Some(now);
     let frame = ws::encode_text(&server_msg::subscription_count(name.as_str(), n));

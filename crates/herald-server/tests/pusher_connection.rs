@@ -1,6 +1,8 @@
 //! Connection-level Pusher behaviour over real sockets: URL validation close codes, keep-alive,
 //! slow consumers and the shutdown drain.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use herald_core::{AppConfig, OutboxLimits, Publication, PublicationData};

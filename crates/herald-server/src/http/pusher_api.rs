@@ -149,10 +149,10 @@ fn validate(app: &App, ev: EventBody) -> Result<ValidEvent, ApiError> {
                 .map_err(|source| ApiError::InvalidChannel { name: n, source })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(s) = &ev.socket_id {
-        if !is_socket_id(s) {
-            return Err(ApiError::InvalidSocketId(s.clone()));
-        }
+    if let Some(s) = &ev.socket_id
+        && !is_socket_id(s)
+    {
+        return Err(ApiError::InvalidSocketId(s.clone()));
     }
     let info = parse_info(ev.info.as_deref(), &["user_count", "subscription_count"])?;
     Ok(ValidEvent { name, data, channels, socket_id: ev.socket_id, info })

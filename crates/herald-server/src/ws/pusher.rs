@@ -94,21 +94,18 @@ where
             timer.as_mut().poll(cx).map(|()| None)
         })
         .await;
-        let event = match next {
-            Some(e) => e,
-            None => {
-                let idle = last_seen.elapsed();
-                if !pinged && idle < activity {
-                    timer.as_mut().reset(last_seen + activity);
-                } else if !pinged {
-                    pinged = true;
-                    socket.queue(frame(Bytes::from_static(PING)));
-                    timer.as_mut().reset(Instant::now() + pong_wait);
-                } else {
-                    break Some(close(CloseCode::PongNotReceived));
-                }
-                continue;
+        let Some(event) = next else {
+            let idle = last_seen.elapsed();
+            if !pinged && idle < activity {
+                timer.as_mut().reset(last_seen + activity);
+            } else if !pinged {
+                pinged = true;
+                socket.queue(frame(Bytes::from_static(PING)));
+                timer.as_mut().reset(Instant::now() + pong_wait);
+            } else {
+                break Some(close(CloseCode::PongNotReceived));
             }
+            continue;
         };
         match event {
             Event::Message(msg) => {

@@ -125,11 +125,11 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(hub: Arc<Hub>, ser: S
             }
             Err(e) => {
                 // A bad URI or option in a request we can still identify: ERROR, session stays.
-                if let Ok(m) = herald_protocol::wamp::v2::decode_v2(ser, &payload) {
-                    if let (Some(req), Some(s)) = (m.request(), session.as_ref()) {
-                        s.error(m.type_code(), req.get(), e.v2_error_uri());
-                        continue;
-                    }
+                if let Ok(m) = herald_protocol::wamp::v2::decode_v2(ser, &payload)
+                    && let (Some(req), Some(s)) = (m.request(), session.as_ref())
+                {
+                    s.error(m.type_code(), req.get(), e.v2_error_uri());
+                    continue;
                 }
                 break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
             }

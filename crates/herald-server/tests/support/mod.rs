@@ -1,6 +1,6 @@
 //! Starts herald in-process on 127.0.0.1:0 and connects raw WebSocket clients to it.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
