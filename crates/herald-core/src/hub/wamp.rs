@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use herald_protocol::pusher::channel_name::Access;
 use herald_protocol::wamp::uri::MatchPolicy;
 use herald_protocol::wamp::v2::Payload;
 
@@ -25,6 +26,11 @@ impl Hub {
 
     /// Fan-out to pattern subscribers: one encoding per (pattern, wire format).
     pub(super) fn deliver_to_patterns(&self, app: &App, publication: &Publication) -> usize {
+        // Patterns are a WAMP feature and WAMP never sees Pusher's signed channels
+        // (private, presence, encrypted, server-to-user): only public channels match.
+        if publication.channel.kind().access != Access::Public {
+            return 0;
+        }
         let patterns = app.patterns.read();
         let topic = publication.channel.as_str();
         let mut queued = 0;
@@ -46,6 +52,7 @@ impl Hub {
                 };
                 if conn.outbox.push(frame).is_ok() {
                     queued += 1;
+                    app.stats.messages_out.add(crate::stats::Protocol::from(conn.wire), 1);
                 }
             }
         }

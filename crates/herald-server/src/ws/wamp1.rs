@@ -46,6 +46,11 @@ struct Session {
 
 /// Runs a WAMP v1 session for `app` until it ends.
 pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(hub: Arc<Hub>, app: Arc<App>, mut socket: Socket<S>) {
+    if !app.config.enabled {
+        // A disabled app serves no session: policy-violation close, no WELCOME.
+        let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
+        return socket.close(Some(ws::encode_close(1008, "app disabled")), &outbox, false).await;
+    }
     let Some(slot) = app.try_connect() else {
         // 1013 "try again later": over the app's max_connections.
         let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
@@ -90,6 +95,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(hub: Arc<Hub>, app: A
             Event::CloseRequested(CloseRequest::SlowConsumer) => break Some(ws::encode_close(1008, "slow consumer")),
             Event::CloseRequested(CloseRequest::Code { .. }) => break Some(ws::encode_close(1001, "")),
         };
+        session.app.stats.message_in(herald_core::stats::Protocol::WampV1);
         keepalive.seen(Instant::now());
         match msg {
             Message::Text(text) => {
@@ -154,6 +160,10 @@ impl Session {
 
     fn publish(&mut self, p: V1Publish) {
         let Some(channel) = self.channel(Action::Publish, &p.topic) else { return };
+        // The topic becomes the Pusher event name: never a reserved `pusher:` one.
+        if !super::wamp2::is_app_event_name(&p.topic, usize::MAX) {
+            return;
+        }
         let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
         // W8: empty eligible means everyone.
         let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);

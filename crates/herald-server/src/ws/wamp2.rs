@@ -103,6 +103,9 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(hub: Arc<Hub>, ser: S
                 break Some(ws::encode_close(1001, "server shutting down"));
             }
         };
+        if let Some(s) = &session {
+            s.app.stats.message_in(herald_core::stats::Protocol::WampV2);
+        }
         keepalive.seen(Instant::now());
         let payload = match msg {
             Message::Text(b) if ser == Serializer::Json => b,
@@ -168,6 +171,11 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(hub: Arc<Hub>, ser: S
         hub.disconnect(&conn);
     }
     socket.close(close_frame, &conn.outbox, false).await;
+}
+
+/// Whether `name` may be used as a Pusher event name by a WAMP publisher.
+pub(crate) fn is_app_event_name(name: &str, max_len: usize) -> bool {
+    !name.starts_with("pusher:") && !name.starts_with("pusher_internal:") && name.chars().count() <= max_len
 }
 
 /// The next timer deadline: keep-alive or the earliest call timeout.
@@ -380,6 +388,14 @@ impl Session {
             Some(Value::Str(e)) => e.clone(),
             _ => topic,
         };
+        // Pusher reserves `pusher:` and `pusher_internal:` for the protocol itself; a WAMP
+        // client must not be able to forge them (or an over-long name) for Pusher subscribers.
+        if !is_app_event_name(&event, self.app.config.max_event_name_length) {
+            if opts.acknowledge {
+                self.error(code::PUBLISH, request, reason::INVALID_ARGUMENT);
+            }
+            return;
+        }
         let filter = (!opts.exclude.is_empty() || opts.eligible.is_some()).then(|| WampFilter {
             exclude: opts.exclude.iter().map(|i| i.get()).collect(),
             eligible: opts.eligible.as_ref().map(|e| e.iter().map(|i| i.get()).collect()),
