@@ -71,6 +71,13 @@ pub fn accept_key(sec_websocket_key: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
 }
 
+/// Whether a `Sec-WebSocket-Key` is what RFC 6455 §4.2.1 requires: base64 of 16 bytes.
+pub fn is_valid_key(sec_websocket_key: &[u8]) -> bool {
+    base64::engine::general_purpose::STANDARD
+        .decode(sec_websocket_key)
+        .is_ok_and(|k| k.len() == 16)
+}
+
 /// A frame opcode that RFC 6455 §5.2 defines. The reserved values (3–7, 0xB–0xF) have no
 /// variant: a frame carrying one is rejected with [`WsError::ReservedOpcode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

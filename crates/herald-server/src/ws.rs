@@ -53,6 +53,8 @@ enum Target {
     Wamp1(Arc<App>),
     /// A WAMP v2 session; HELLO names the realm (app id).
     Wamp2(Serializer),
+    /// An EspoCRM session: the profile, its app and the upgrade's query (credentials).
+    Espo(crate::config::EspoListener, Arc<App>, String),
     /// Accept, then close at once with this code.
     Refuse(CloseCode),
 }
@@ -74,9 +76,12 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
     if req.method() != hyper::Method::GET {
         return text_response(StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrades use GET");
     }
+    // RFC 6455 §4.2.1: HTTP/1.1 or later, a Host, version 13 and a key of 16 base64 bytes.
+    let request_ok = req.version() >= hyper::Version::HTTP_11 && req.headers().contains_key(header::HOST);
     let version_ok = req.headers().get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
-    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).filter(|_| version_ok) else {
-        let mut resp = text_response(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key and Sec-WebSocket-Version: 13 are required");
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).filter(|k| codec::is_valid_key(k.as_bytes()));
+    let Some(key) = key.filter(|_| version_ok && request_ok) else {
+        let mut resp = text_response(StatusCode::BAD_REQUEST, "A WebSocket upgrade needs HTTP/1.1, Host, Sec-WebSocket-Version: 13 and a valid Sec-WebSocket-Key");
         resp.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         return resp;
     };
@@ -97,6 +102,21 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             };
             (Target::Wamp1(Arc::clone(app)), wamp.then_some("wamp"))
         }
+        Profile::Espo(espo) => {
+            // Ratchet's strict WsServer (spec E2): no `wamp` offered, no upgrade.
+            if !offered.iter().any(|p| p == "wamp") {
+                let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
+                resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
+                return resp;
+            }
+            let Some(app) = state.hub.apps().by_id(espo.app()) else {
+                return text_response(StatusCode::NOT_FOUND, "Unknown app");
+            };
+            let query = req.uri().query().unwrap_or("").to_owned();
+            (Target::Espo(espo.clone(), Arc::clone(app), query), Some("wamp"))
+        }
+        // Oro listeners run their own accept loop and never reach hyper.
+        Profile::Oro(_) => return text_response(StatusCode::NOT_FOUND, "Not found"),
         Profile::Pusher if state.echo && path == "/echo" => (Target::Echo, None),
         Profile::Pusher if path.starts_with("/app/") => {
             (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None)
@@ -114,7 +134,11 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => serve(hub, target, parts.io.into_inner(), parts.read_buf).await,
-                Err(upgraded) => serve(hub, target, TokioIo::new(upgraded), Bytes::new()).await,
+                // A TLS listener hands hyper the rustls stream; take it back the same way.
+                Err(upgraded) => match upgraded.downcast::<TokioIo<crate::listen::TlsStream>>() {
+                    Ok(parts) => serve(hub, target, parts.io.into_inner(), parts.read_buf).await,
+                    Err(upgraded) => serve(hub, target, TokioIo::new(upgraded), Bytes::new()).await,
+                },
             },
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
@@ -174,7 +198,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let max_message = match &target {
-        Target::Session(app) | Target::Wamp1(app) => app.config.max_message_bytes,
+        Target::Session(app) | Target::Wamp1(app) | Target::Espo(_, app, _) => app.config.max_message_bytes,
         // The realm is unknown until HELLO: the largest limit of any app applies.
         Target::Wamp2(_) => hub.apps().iter().map(|a| a.config.max_message_bytes).max().unwrap_or(64 << 10),
         // Large enough for the RFC test suites' biggest messages (16 MiB).
@@ -187,6 +211,7 @@ where
         Target::Echo => return echo::run(socket).await,
         Target::Wamp1(app) => return wamp1::run(hub, app, socket).await,
         Target::Wamp2(ser) => return wamp2::run(hub, ser, socket).await,
+        Target::Espo(espo, app, query) => return crate::profile::espo::session::run(hub, espo.0, app, query, socket).await,
         Target::Refuse(code) => return refuse(socket, code).await,
     };
     let Some(slot) = app.try_connect() else {

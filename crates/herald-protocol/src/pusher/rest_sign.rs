@@ -114,6 +114,31 @@ impl QueryParams {
     }
 }
 
+/// The checks that need no body: `auth_key` known, `auth_version` 1.0, timestamp in the window.
+/// Servers run this before reading a request body, so an unauthenticated client cannot make
+/// them buffer or wait for one; [`verify_request`] repeats them with the signature.
+///
+/// # Errors
+/// [`RestAuthError`] names the first check that failed.
+pub fn precheck(query: &str, key_known: impl FnOnce(&str) -> bool, now_unix: i64) -> Result<(), RestAuthError> {
+    let params = parse_query(query)?;
+    let key = unique_param(&params, "auth_key")?.ok_or(RestAuthError::MissingParam("auth_key"))?;
+    let timestamp = unique_param(&params, "auth_timestamp")?.ok_or(RestAuthError::MissingParam("auth_timestamp"))?;
+    let version = unique_param(&params, "auth_version")?.ok_or(RestAuthError::MissingParam("auth_version"))?;
+    unique_param(&params, "auth_signature")?.ok_or(RestAuthError::MissingParam("auth_signature"))?;
+    if !key_known(key) {
+        return Err(RestAuthError::UnknownKey);
+    }
+    if version != AUTH_VERSION {
+        return Err(RestAuthError::UnsupportedVersion);
+    }
+    let given: i64 = timestamp.parse().map_err(|_| RestAuthError::MalformedQuery)?;
+    if now_unix.abs_diff(given) >= TIMESTAMP_WINDOW_S {
+        return Err(RestAuthError::TimestampExpired { given, now: now_unix });
+    }
+    Ok(())
+}
+
 /// Verifies a signed HTTP API request (spec §10) and returns its decoded query.
 ///
 /// Checks, in order: the `auth_*` parameters are present; `auth_key` is known

@@ -33,6 +33,9 @@ pub(crate) enum ApiError {
     /// The body could not be read.
     #[error("Could not read the request body")]
     BodyRead,
+    /// The body did not arrive in time.
+    #[error("The request body did not arrive in time")]
+    BodyTimeout,
     /// The body is not the JSON the endpoint expects.
     #[error("Invalid JSON body: {0}")]
     InvalidJson(#[source] serde_json::Error),
@@ -94,6 +97,7 @@ impl ApiError {
             Self::AppDisabled(_) => StatusCode::FORBIDDEN,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge(_) | Self::DataTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead
             | Self::InvalidJson(_)

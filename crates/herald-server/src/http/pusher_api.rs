@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use herald_core::{App, Hub, Publication, PublicationData};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
-use herald_protocol::pusher::rest_sign::{QueryParams, RestRequest, verify_request};
+use herald_protocol::pusher::rest_sign::{QueryParams, RestAuthError, RestRequest, precheck, verify_request};
 use http_body_util::{BodyExt, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -21,6 +21,9 @@ use serde_json::{Map, Value, json};
 
 use super::api_error::ApiError;
 use super::{Body, json_response};
+
+/// How long a client may take to send its request body (slow-body guard).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Handles a request under `/apps/`.
 pub(crate) async fn handle(hub: &Hub, req: Request<hyper::body::Incoming>) -> Response<Body> {
@@ -37,6 +40,9 @@ async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Byte
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
+    // Behind a proxy path prefix (`[server] path_prefix`): the SDKs sign `/apps/...` without it,
+    // but a client configured with the full path signs that; both are accepted.
+    let sent_path = req.extensions().get::<crate::listen::OriginalPath>().map(|p| p.0.clone());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let [_apps, app_id, rest @ ..] = segments.as_slice() else {
         return Err(ApiError::NotFound(path.clone()));
@@ -44,17 +50,28 @@ async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Byte
     let app = hub.apps().by_id(app_id).ok_or_else(|| ApiError::UnknownApp((*app_id).to_owned()))?;
     let app = Arc::clone(app);
 
+    // Credentials first: an unauthenticated client must not make us wait for, or buffer, a body.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    precheck(&query, |key| key == app.config.key, now)?;
     let limit = body_limit(&app);
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), limit).collect()).await;
+    let body = match collected {
+        Err(_) => return Err(ApiError::BodyTimeout),
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return Err(ApiError::BodyTooLarge(limit));
         }
-        Err(_) => return Err(ApiError::BodyRead),
+        Ok(Err(_)) => return Err(ApiError::BodyRead),
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let signed = RestRequest { method: method.as_str(), path: &path, query: &query, body: &body };
-    let params = verify_request(&signed, |key| (key == app.config.key).then_some(app.config.secret.as_str()), now)?;
+    let secret = |key: &str| (key == app.config.key).then_some(app.config.secret.as_str());
+    let params = match (verify_request(&signed, secret, now), &sent_path) {
+        (Err(first @ RestAuthError::BadSignature { .. }), Some(sent)) => {
+            // Report the SDK-style string to sign, the one most clients should match.
+            verify_request(&RestRequest { path: sent, ..signed }, secret, now).map_err(|_| first)?
+        }
+        (result, _) => result?,
+    };
     if !app.config.enabled {
         return Err(ApiError::AppDisabled(app.config.id.clone()));
     }
