@@ -2,7 +2,7 @@
 //! public, private, presence, private-encrypted, cache, and subscription_count.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 
 import {
   APPS, RawClient, closeCodesSeen, collect, connected, once, pusherClient, rest,
@@ -27,6 +27,7 @@ describe('channels', () => {
     herald = await startHerald();
     sdk = rest(herald, APPS.main);
   });
+  afterEach(() => herald?.assertAlive());
   after(async () => {
     clients.forEach((c) => c.disconnect());
     await herald?.stop();
@@ -121,10 +122,18 @@ describe('channels', () => {
     const aliceChannel = await subscribed(alice, name);
     const added = once(aliceChannel, 'pusher:member_added');
     const carol = await client({ user_id: 'carol', user_info: { name: 'Carol' } });
+    const carolChannel = carol.subscribe(name);
+    const carolAdded = collect(carolChannel, 'pusher:member_added');
     await subscribed(carol, name);
     const member = await added;
     assert.equal(member.id, 'carol');
     assert.deepEqual(member.info, { name: 'Carol' });
+    // The joining socket learns the members from subscription_succeeded, not from a
+    // member_added about itself (which would arrive before this marker).
+    const marker = once(carolChannel, 'marker');
+    await sdk.trigger(name, 'marker', 1);
+    await marker;
+    assert.deepEqual(carolAdded.all(), [], 'the joining socket got member_added about itself');
     const removed = once(aliceChannel, 'pusher:member_removed');
     carol.disconnect();
     assert.equal((await removed).id, 'carol');

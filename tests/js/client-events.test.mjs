@@ -2,7 +2,7 @@
 //! presence, refusal when the app disables them, and the 10-per-second rate limit.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 
 import {
   APPS, RawClient, closeCodesSeen, collect, connected, once, pusherClient, rest,
@@ -24,6 +24,7 @@ describe('client events', () => {
   before(async () => {
     herald = await startHerald();
   });
+  afterEach(() => herald?.assertAlive());
   after(async () => {
     clients.forEach((c) => c.disconnect());
     await herald?.stop();
@@ -101,6 +102,20 @@ describe('client events', () => {
     await rest(herald, APPS.main).trigger(name, 'marker', 1);
     await marker;
     assert.equal(bobSeen.all().length, 0);
+  });
+
+  test('client event on a private-encrypted channel is refused with pusher:error', async () => {
+    const raw = await RawClient.connect(herald.wsUrl(APPS.main.key));
+    try {
+      const name = uid('private-encrypted-noclient');
+      const { auth } = rest(herald, APPS.main).authorizeChannel(raw.socketId, name);
+      await raw.subscribe(name, { auth });
+      raw.send({ event: 'client-leak', channel: name, data: { plain: 'text' } });
+      await raw.next('pusher:error');
+      await raw.ping();
+    } finally {
+      raw.terminate();
+    }
   });
 
   test('client event on a channel the socket has not joined is refused', async () => {

@@ -2,7 +2,7 @@
 //! ping/pong, close codes for every refused connection, malformed frames.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 
 import {
   APPS, RawClient, closeCodesSeen, connected, pusherClient, rest, startHerald, uid, withTimeout,
@@ -13,6 +13,7 @@ describe('connection', () => {
   before(async () => {
     herald = await startHerald();
   });
+  afterEach(() => herald?.assertAlive());
   after(async () => {
     await herald?.stop();
   });
@@ -103,6 +104,28 @@ describe('connection', () => {
     const raw = new RawClient(herald.wsUrl(APPS.main.key, 'client=js&version=8.6.0'));
     const { code } = await raw.waitClose();
     assert.equal(code, 4008);
+  });
+
+  test('an empty or malformed version string is closed with 4006', async () => {
+    for (const version of ['', 'not%20a%20version']) {
+      const raw = new RawClient(herald.wsUrl(APPS.main.key, `protocol=7&client=js&version=${version}`));
+      const { code } = await raw.waitClose();
+      assert.equal(code, 4006, `version=${version}`);
+    }
+  });
+
+  test('a message over max_message_bytes is closed with 1009', async () => {
+    const raw = await RawClient.connect(herald.wsUrl(APPS.main.key));
+    raw.send({ event: 'pusher:ping', data: { pad: 'x'.repeat(70000) } });
+    const { code } = await raw.waitClose();
+    assert.equal(code, 1009);
+  });
+
+  test('max_message_bytes is per app', async () => {
+    const raw = await RawClient.connect(herald.wsUrl(APPS.small.key));
+    raw.send({ event: 'pusher:ping', data: { pad: 'x'.repeat(2000) } });
+    const { code } = await raw.waitClose();
+    assert.equal(code, 1009);
   });
 
   test('WebSocket upgrade on a path other than /app/{key} is closed with 4005', async () => {

@@ -50,6 +50,12 @@ export const APPS = {
   counted: {
     id: '1006', key: 'counted-key', secret: 'counted-secret', enable_subscription_count: true,
   },
+  /** Tight per-app limits, to show they are configurable. */
+  small: {
+    id: '1007', key: 'small-key', secret: 'small-secret',
+    max_presence_members: 2, max_presence_user_info_bytes: 64, max_event_data_bytes: 100,
+    max_message_bytes: 1024,
+  },
 };
 
 /** Path of the herald binary under test. */
@@ -90,6 +96,19 @@ export class Herald {
     this.apps = apps;
     this.host = '127.0.0.1';
     this.httpBase = `http://127.0.0.1:${port}`;
+    this.stopping = false;
+    this.exitInfo = null;
+    child.once('exit', (code, signal) => {
+      this.exitInfo = { code, signal };
+    });
+  }
+
+  /** Throws (with herald's stderr) if herald died on its own: run after every test. */
+  assertAlive() {
+    if (this.exitInfo && !this.stopping) {
+      const tail = this.stderrLines.slice(-40).join('\n');
+      throw new Error(`herald exited during the test (code ${this.exitInfo.code}, signal ${this.exitInfo.signal})\n--- herald stderr (tail) ---\n${tail}`);
+    }
   }
 
   /** herald's standard error so far. */
@@ -104,6 +123,7 @@ export class Herald {
 
   /** Stops herald: SIGTERM, then SIGKILL if it has not exited within 5 s. */
   async stop() {
+    this.stopping = true;
     for (const close of [...liveClients]) close();
     const child = this.child;
     if (child.exitCode === null && child.signalCode === null) {
@@ -334,6 +354,15 @@ export class RawClient {
 
   sendRaw(payload, options = {}) {
     this.ws.send(payload, options);
+  }
+
+  /** Stops reading from the socket (the kernel buffers fill, then the server's outbox). */
+  pause() {
+    this.ws.pause();
+  }
+
+  resume() {
+    this.ws.resume();
   }
 
   /** Subscribes and resolves with the subscription_succeeded message. */

@@ -2,7 +2,7 @@
 //! requests (status codes and a non-empty error message; exact texts are not part of the contract).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 
 import {
   APPS, RawClient, errorMessage, rest, signedFetch, startHerald, uid,
@@ -16,6 +16,7 @@ describe('HTTP API', () => {
     herald = await startHerald();
     sdk = rest(herald, APPS.main);
   });
+  afterEach(() => herald?.assertAlive());
   after(async () => {
     await herald?.stop();
   });
@@ -198,6 +199,21 @@ describe('HTTP API', () => {
     }
   });
 
+  test('GET /channels with info=subscription_count reports it per channel', async () => {
+    const prefix = uid('subcount');
+    const raw1 = await subscriberOn(APPS.counted, `${prefix}-a`);
+    const raw2 = await subscriberOn(APPS.counted, `${prefix}-a`);
+    try {
+      const res = await rest(herald, APPS.counted).get({
+        path: '/channels', params: { filter_by_prefix: prefix, info: 'subscription_count' },
+      });
+      assert.equal((await res.json()).channels[`${prefix}-a`].subscription_count, 2);
+    } finally {
+      raw1.terminate();
+      raw2.terminate();
+    }
+  });
+
   test('GET /channels returns channels as an object even when none match', async () => {
     const body = await (await sdk.get({ path: '/channels', params: { filter_by_prefix: uid('none') } })).json();
     assert.deepEqual(body, { channels: {} });
@@ -354,6 +370,20 @@ describe('HTTP API', () => {
   test('exactly 100 channels is accepted', async () => {
     const res = await sdk.trigger(Array.from({ length: 100 }, (_, i) => `hundred-${i}`), 'x', {});
     assert.equal(res.status, 200);
+  });
+
+  test('event name over 200 characters is 400', async () => {
+    const res = await signedFetch(herald, APPS.main, {
+      method: 'POST', path: `/apps/${APPS.main.id}/events`,
+      body: JSON.stringify({ name: 'e'.repeat(201), channels: ['a'], data: '{}' }),
+    });
+    assertError(res, 400);
+  });
+
+  test('max_event_data_bytes is per app: 101 bytes is 413 on an app allowing 100', async () => {
+    const small = rest(herald, APPS.small);
+    await assert.rejects(small.trigger(uid('small'), 'e', 'x'.repeat(101)), (err) => err.status === 413);
+    assert.equal((await small.trigger(uid('small'), 'e', 'x'.repeat(100))).status, 200);
   });
 
   test('more than 10 batch events is 400', async () => {

@@ -2,7 +2,7 @@
 //! watchlist online/offline.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 
 import {
   APPS, Inbox, RawClient, closeCodesSeen, connected, hmac, once, pusherClient, rest,
@@ -36,6 +36,7 @@ describe('users', () => {
     herald = await startHerald();
     sdk = rest(herald, APPS.main);
   });
+  afterEach(() => herald?.assertAlive());
   after(async () => {
     clients.forEach((c) => c.disconnect());
     await herald?.stop();

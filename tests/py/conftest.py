@@ -142,7 +142,7 @@ class RawSocket:
 
     def __init__(self, url: str):
         self.url = url
-        self.ws = connect(url, open_timeout=WAIT_S, max_size=None)
+        self.ws = connect(url, open_timeout=WAIT_S, max_size=None, legacy=True)
         self.seen: list[dict] = []
         self.pending: list[dict] = []
         self.close_code: int | None = None

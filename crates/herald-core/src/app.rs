@@ -176,6 +176,8 @@ pub struct App {
     authorizer: RwLock<Arc<dyn Authorizer>>,
     /// Open connections, for `max_connections`.
     connections: AtomicUsize,
+    /// Message and latency counters for metrics.
+    pub stats: crate::stats::AppStats,
 }
 
 /// Holds one of an app's connection slots; released on drop.
@@ -205,6 +207,7 @@ impl App {
             patterns: RwLock::new(Patterns::default()),
             dealer: Mutex::new(Dealer::default()),
             connections: AtomicUsize::new(0),
+            stats: crate::stats::AppStats::default(),
         }
     }
 

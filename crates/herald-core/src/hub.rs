@@ -30,6 +30,7 @@ use crate::backend::Backend;
 use crate::conn::{Conn, ConnId, ConnIds, Wire};
 use crate::outbox::{CloseRequest, OutboxLimits};
 use crate::publication::Publication;
+use crate::stats::{HubStats, Protocol};
 use presence::Presence;
 use shard::{Channel, Subscriber};
 
@@ -87,6 +88,11 @@ pub struct Hub {
     outbox_limits: OutboxLimits,
     /// Every open connection, so a shutdown can reach each one.
     live: Box<[LiveShard]>,
+    /// Connection counters for metrics.
+    stats: HubStats,
+    /// Set by [`Hub::close_all`]: connections made afterwards are asked to close at once, so
+    /// a session upgraded during a drain cannot slip past it.
+    closing: std::sync::OnceLock<(u16, &'static str)>,
 }
 
 /// One shard of the live-connection set.
@@ -105,7 +111,8 @@ impl Hub {
     /// A hub serving `apps`, handing publications to `backend` for other nodes.
     pub fn new(apps: AppRegistry, backend: Arc<dyn Backend>, outbox_limits: OutboxLimits) -> Self {
         let live = (0..LIVE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
-        Self { apps, backend, ids: ConnIds::new(), outbox_limits, live }
+        let (stats, closing) = (HubStats::default(), std::sync::OnceLock::new());
+        Self { apps, backend, ids: ConnIds::new(), outbox_limits, live, stats, closing }
     }
 
     /// The apps served.
@@ -118,16 +125,27 @@ impl Hub {
         let (id, socket_id) = self.ids.next();
         let conn = Arc::new(Conn::new(id, socket_id, wire, self.outbox_limits));
         self.live_shard(id).lock().insert(id, Arc::clone(&conn));
+        self.stats.opened.add(Protocol::from(wire), 1);
+        // Read after the insert: `close_all` sets the flag before sweeping, so either the
+        // sweep sees this connection or this read sees the flag.
+        if let Some(&(code, reason)) = self.closing.get() {
+            conn.outbox.request_close(CloseRequest::Code { code, reason });
+        }
         conn
     }
 
     /// Forgets a connection whose socket has closed (its subscriptions must be gone already).
     pub fn disconnect(&self, conn: &Conn) {
-        self.live_shard(conn.id).lock().remove(&conn.id);
+        if self.live_shard(conn.id).lock().remove(&conn.id).is_some() {
+            self.stats.closed.add(Protocol::from(conn.wire), 1);
+        }
     }
 
     /// Asks every open connection to close with `code`; returns how many were asked.
+    ///
+    /// Connections made afterwards are asked to close as soon as they connect.
     pub fn close_all(&self, code: u16, reason: &'static str) -> usize {
+        let _ = self.closing.set((code, reason));
         let mut n = 0;
         for shard in &self.live {
             for conn in shard.lock().values() {
@@ -136,6 +154,23 @@ impl Hub {
             }
         }
         n
+    }
+
+    /// Connection counters, for metrics.
+    pub fn stats(&self) -> &HubStats {
+        &self.stats
+    }
+
+    /// Occupied channels and subscriptions of `app` (walks every shard: for metrics, not hot paths).
+    pub fn subscription_totals(&self, app: &App) -> (usize, usize) {
+        let mut channels = 0;
+        let mut subscriptions = 0;
+        for shard in app.channels.all() {
+            let shard = shard.read();
+            channels += shard.len();
+            subscriptions += shard.values().map(|ch| ch.subscribers.len()).sum::<usize>();
+        }
+        (channels, subscriptions)
     }
 
     /// Number of open connections across apps.
@@ -217,9 +252,13 @@ impl Hub {
     /// Returns the number of local connections it was queued for. When this returns, the
     /// publication is in every local subscriber's outbox: nothing accepted is lost here.
     pub fn publish(&self, app: &App, publication: Publication) -> usize {
+        let started = Instant::now();
         let publication = Arc::new(publication);
         self.backend.broadcast(app, &publication);
-        self.deliver(app, &publication)
+        let queued = self.deliver(app, &publication);
+        app.stats.publications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        app.stats.publish_latency.observe(started.elapsed());
+        queued
     }
 
     /// Local fan-out only: what every backend ends in, on every node.
@@ -233,16 +272,24 @@ impl Hub {
             app.cache.lock().put(Arc::clone(publication), Instant::now(), ttl);
         }
         let mut queued = 0;
+        // Per receiving protocol, added to the app's counters once per publication.
+        let mut out = [0u64; 3];
         if let Some(ch) = shard.get(channel.as_str()) {
             for sub in ch.subscribers.values() {
                 if publication.admits(&sub.conn)
                     && sub.conn.outbox.push(publication.frame(sub.conn.wire, ch.wamp_id).clone()).is_ok()
                 {
                     queued += 1;
+                    out[Protocol::from(sub.conn.wire) as usize] += 1;
                 }
             }
         }
         drop(shard);
+        for (p, n) in Protocol::ALL.into_iter().zip(out) {
+            if n > 0 {
+                app.stats.messages_out.add(p, n);
+            }
+        }
         queued + self.deliver_to_patterns(app, publication)
     }
 

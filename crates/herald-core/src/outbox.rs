@@ -110,6 +110,7 @@ impl Outbox {
                 || s.bytes + frame.len() > self.limits.max_bytes
             {
                 s.close = Some(CloseRequest::SlowConsumer);
+                crate::stats::slow_consumer_marked();
                 let w = s.waker.take();
                 drop(s);
                 if let Some(w) = w {

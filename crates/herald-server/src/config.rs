@@ -12,6 +12,10 @@ use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 
+mod ops;
+pub use crate::listen::forwarded::IpNet;
+pub use ops::OpsSettings;
+
 /// The development credentials used when nothing else names an app.
 const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
 
@@ -28,7 +32,14 @@ pub enum Profile {
         /// default `WsServer` does.
         strict_subprotocol: bool,
     },
+    /// EspoCRM's `websocket.php` replacement (`[espocrm]`, docs/espocrm.md).
+    Espo(EspoListener),
+    /// Oro's `gos:websocket:server` replacement (`--profile oro` / `[oro]`, docs/oro.md).
+    Oro(std::sync::Arc<OroSettings>),
 }
+
+pub use crate::profile::espo::EspoListener;
+pub use crate::profile::oro::{OroSettings, log_directives as oro_log_directives};
 
 /// An extra listener (`[[listeners]]`).
 #[derive(Clone, Debug)]
@@ -39,6 +50,8 @@ pub struct ListenerSettings {
     pub port: u16,
     /// What it serves.
     pub profile: Profile,
+    /// Certificate and key when the listener terminates TLS itself.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl ListenerSettings {
@@ -47,6 +60,8 @@ impl ListenerSettings {
         match &self.profile {
             Profile::Pusher => None,
             Profile::Wamp1 { app, .. } => Some(format!("wamp1, app {app}")),
+            Profile::Espo(espo) => Some(espo.label()),
+            Profile::Oro(oro) => Some(format!("oro, app {}", oro.app)),
         }
     }
 }
@@ -70,6 +85,8 @@ pub struct Settings {
     pub test_echo_endpoint: bool,
     /// Extra listeners, each bound to a profile.
     pub listeners: Vec<ListenerSettings>,
+    /// TLS of the main listener, metrics listener, proxy trust, pid file (`config/ops.rs`).
+    pub ops: OpsSettings,
 }
 
 /// A configuration that cannot be used; herald exits with code 64.
@@ -114,6 +131,10 @@ struct FileConfig {
     apps: Vec<AppConfig>,
     #[serde(default)]
     listeners: Vec<ListenerFile>,
+    /// The EspoCRM profile, read by `profile::espo::listener`.
+    espocrm: Option<toml::Table>,
+    /// The Oro profile, read by `profile::oro::configure`.
+    oro: Option<crate::profile::oro::OroFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +146,9 @@ struct ListenerFile {
     app: Option<String>,
     #[serde(default)]
     strict_subprotocol: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_passphrase: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +161,16 @@ struct ServerSection {
     outbox_max_bytes: Option<usize>,
     #[serde(default)]
     test_echo_endpoint: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_passphrase: Option<String>,
+    tls_handshake_timeout: Option<u64>,
+    metrics_port: Option<u16>,
+    metrics_host: Option<String>,
+    path_prefix: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    reuse_port: Option<bool>,
+    pid_file: Option<PathBuf>,
 }
 
 /// Loads and validates the configuration.
@@ -148,6 +182,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         Some(path) => (read_file(path)?, path.display().to_string()),
         None => (FileConfig::default(), "defaults".to_owned()),
     };
+    let ops = ops::build(&file.server, &origin, env)?;
     let invalid = |origin: &str, key: &str, problem: String| ConfigError::Invalid {
         origin: origin.to_owned(),
         key: key.to_owned(),
@@ -164,10 +199,12 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
             .parse()
             .map_err(|_| invalid("environment", "HERALD__SERVER__PORT", format!("{p:?} is not a port")))?;
     }
-    if let Some(h) = &args.host {
+    // With the Oro profile on, --host/--port are gos:websocket:server's: they move Oro's listener.
+    let oro_on = crate::profile::oro::enabled(args, file.oro.as_ref());
+    if let Some(h) = args.host.as_ref().filter(|_| !oro_on) {
         host.clone_from(h);
     }
-    if let Some(p) = args.port {
+    if let Some(p) = args.port.filter(|_| !oro_on) {
         port = p;
     }
     if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
@@ -175,6 +212,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     }
 
     let mut apps = file.apps;
+    let oro = crate::profile::oro::configure(args, file.oro.as_ref(), &origin, env, &mut apps)?;
     let mut dev_credentials = false;
     if apps.is_empty() {
         let id = env("PUSHER_APP_ID");
@@ -199,6 +237,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     let mut listeners = Vec::new();
     for (i, l) in file.listeners.into_iter().enumerate() {
         let key = |k: &str| format!("listeners[{i}].{k}");
+        let tls = ops::listener_tls(&l, i, &origin)?;
         let profile = match l.protocol.as_str() {
             "pusher" => Profile::Pusher,
             "wamp1" => {
@@ -218,8 +257,13 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
             return Err(invalid(&origin, &key("host"), format!("{host:?} is not an IP address")));
         }
-        listeners.push(ListenerSettings { host, port: l.port, profile });
+        listeners.push(ListenerSettings { host, port: l.port, profile, tls });
     }
+
+    if let Some(table) = file.espocrm {
+        listeners.push(crate::profile::espo::listener(table, &apps, &origin, env)?);
+    }
+    listeners.extend(oro);
 
     let defaults = OutboxLimits::default();
     let outbox = OutboxLimits {
@@ -230,6 +274,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         return Err(invalid(&origin, "server.outbox_max_frames", "outbox limits are too small".into()));
     }
     Ok(Settings {
+        ops,
         host,
         port,
         apps,
@@ -253,6 +298,7 @@ pub fn describe(settings: &Settings) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "[server]\nhost = {:?}\nport = {}", settings.host, settings.port);
     let _ = writeln!(out, "shutdown_grace = {}", settings.shutdown_grace.as_secs());
+    ops::describe(&settings.ops, &mut out);
     let _ = writeln!(
         out,
         "outbox_max_frames = {}\noutbox_max_bytes = {}",
@@ -263,6 +309,11 @@ pub fn describe(settings: &Settings) -> String {
         // A plain struct of strings, numbers and booleans always serialises.
         if let Ok(text) = toml::to_string(&redacted) {
             let _ = write!(out, "\n[[apps]]\n{text}");
+        }
+    }
+    for l in &settings.listeners {
+        if let Profile::Oro(oro) = &l.profile {
+            oro.describe(&l.host, l.port, &mut out);
         }
     }
     out

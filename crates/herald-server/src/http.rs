@@ -4,6 +4,8 @@
 //! same host and port the backend publishes to).
 
 mod api_error;
+pub(crate) mod health;
+pub(crate) mod metrics;
 mod pusher_api;
 
 use std::convert::Infallible;
@@ -33,6 +35,8 @@ pub(crate) struct HttpState {
     pub(crate) echo: bool,
     /// What this listener serves.
     pub(crate) profile: Arc<Profile>,
+    /// The listener's TLS, proxy and health settings (listen.rs).
+    pub(crate) edge: Arc<crate::listen::Edge>,
 }
 
 /// Routes one request.
@@ -50,7 +54,9 @@ pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>)
     } else {
         match path {
             "/" => text_response(StatusCode::OK, "OK"),
-            "/up" => json_response(StatusCode::OK, Bytes::from_static(br#"{"health":"OK"}"#)),
+            "/up" => health::up(),
+            "/ready" => health::ready(&state.edge.status),
+            "/metrics" if state.edge.status.metrics_on_main => metrics::response(&state.hub, &state.edge.status),
             _ => text_response(StatusCode::NOT_FOUND, "Not found"),
         }
     };

@@ -5,10 +5,15 @@
 
 pub mod cli;
 pub mod config;
+pub mod fd_limit;
 mod http;
+mod ingress;
 mod listen;
+mod profile;
+pub mod restart;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 mod ws;
 
 use std::future::Future;
@@ -38,7 +43,23 @@ pub enum StartError {
     /// Two apps share an id or key (config validation normally catches this first).
     #[error(transparent)]
     Apps(#[from] herald_core::app::DuplicateApp),
+    /// A certificate or key cannot be used (exit code 64: it is a configuration problem).
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
+
+impl StartError {
+    /// The process exit code (sysexits): 64 for configuration problems, 69 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Tls(_) | StartError::Apps(_) => 64,
+            StartError::Bind { .. } => 69,
+        }
+    }
+}
+
+/// A TLS listener's certificate store and the rustls configuration resolving through it.
+type ListenerTls = Option<(Arc<tls::CertStore>, Arc<rustls::ServerConfig>)>;
 
 /// A bound, not yet running, herald.
 #[derive(Debug)]
@@ -47,6 +68,12 @@ pub struct Server {
     hub: Arc<Hub>,
     /// The main listener first, then the `[[listeners]]`, each with its profile and label.
     listeners: Vec<(TcpListener, Profile, Option<String>)>,
+    /// Bound ZeroMQ ingress sockets (EspoCRM profile), started by `run`.
+    ingress: Vec<ingress::zmq::PullIngress>,
+    /// TLS of `listeners[i]` (same order; listeners added by profiles have none).
+    tls: Vec<ListenerTls>,
+    /// The separate `/up`, `/ready`, `/metrics` listener (`[server] metrics_port`).
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -57,14 +84,39 @@ impl Server {
     pub async fn bind(settings: Settings) -> Result<Self, StartError> {
         let registry = AppRegistry::new(settings.apps.clone())?;
         let hub = Arc::new(Hub::new(registry, Arc::new(LocalBackend), settings.outbox));
-        let main = config::ListenerSettings { host: settings.host.clone(), port: settings.port, profile: Profile::Pusher };
+        let main = config::ListenerSettings {
+            host: settings.host.clone(),
+            port: settings.port,
+            profile: Profile::Pusher,
+            tls: settings.ops.tls.clone(),
+        };
+        // Certificates first: a bad file stops herald before any port is bound.
+        let mut tls = Vec::new();
+        for l in std::iter::once(&main).chain(&settings.listeners) {
+            let Some(files) = &l.tls else {
+                tls.push(None);
+                continue;
+            };
+            let store = tls::CertStore::open(files.clone())?;
+            let config = store.server_config()?;
+            tls.push(Some((store, config)));
+        }
+        let reuse_port = settings.ops.reuse_port;
         let mut listeners = Vec::new();
         for l in std::iter::once(&main).chain(&settings.listeners) {
             let addr = format!("{}:{}", l.host, l.port);
-            let tcp = listen::bind(&addr).await.map_err(|source| StartError::Bind { addr, source })?;
+            let tcp = listen::bind_with(&addr, reuse_port).map_err(|source| StartError::Bind { addr, source })?;
             listeners.push((tcp, l.profile.clone(), l.label()));
         }
-        Ok(Self { settings, hub, listeners })
+        let metrics = match &settings.ops.metrics_addr {
+            Some((host, port)) => {
+                let addr = format!("{host}:{port}");
+                Some(listen::bind_with(&addr, reuse_port).map_err(|source| StartError::Bind { addr, source })?)
+            }
+            None => None,
+        };
+        let ingress = profile::bind_ingress(&hub, &mut listeners).await?;
+        Ok(Self { settings, hub, listeners, ingress, tls, metrics })
     }
 
     /// Every bound address with its label (`None` for the main listener).
@@ -72,6 +124,7 @@ impl Server {
         self.listeners
             .iter()
             .filter_map(|(l, _, label)| l.local_addr().ok().map(|a| (a, label.clone())))
+            .chain(self.metrics.iter().filter_map(|l| l.local_addr().ok().map(|a| (a, Some("metrics".to_owned())))))
             .collect()
     }
 
@@ -95,18 +148,46 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let ops = &self.settings.ops;
+        let status = Arc::new(http::health::ServerStatus::new(self.metrics.is_none()));
+        // Plain HTTP connections, drained before the sessions (shutdown.rs).
+        let conns = TaskTracker::new();
         let mut accepts = Vec::new();
-        for (listener, profile, _) in self.listeners {
+        for (i, (listener, profile, _)) in self.listeners.into_iter().enumerate() {
+            let config = self.tls.get(i).and_then(|t| t.as_ref().map(|(_, c)| Arc::clone(c)));
             let state = HttpState {
                 hub: Arc::clone(&self.hub),
                 tracker: tracker.clone(),
                 echo: self.settings.test_echo_endpoint,
                 profile: Arc::new(profile),
+                edge: listen::Edge::new(ops, config, &status, &conns),
             };
-            accepts.push(tokio::spawn(listen::accept_loop(listener, state, stop.clone())));
+            // On the connection tracker: a drain waits for the loops' final sweep of the backlog.
+            accepts.push(conns.spawn(listen::accept_loop(listener, state, stop.clone())));
+        }
+        // The metrics listener and certificate reloads outlive the drain, so `/ready` can be
+        // seen failing and a SIGHUP during it still works.
+        let ops_stop = CancellationToken::new();
+        if let Some(listener) = self.metrics {
+            let edge = listen::Edge::new(ops, None, &status, &TaskTracker::new());
+            tokio::spawn(listen::ops_loop(listener, Arc::clone(&self.hub), edge, ops_stop.clone()));
+        }
+        let stores = self.tls.iter().flatten().map(|(s, _)| Arc::clone(s)).collect();
+        tokio::spawn(tls::reload_on_sighup(stores, ops_stop.clone()));
+        for i in self.ingress {
+            tracker.spawn(i.run(stop.clone()));
         }
         shutdown.await;
-        shutdown::drain(&self.hub, &stop, &tracker, self.settings.shutdown_grace).await;
+        shutdown::drain(shutdown::Drain {
+            hub: &self.hub,
+            status: &status,
+            stop: &stop,
+            conns: &conns,
+            sessions: &tracker,
+            grace: self.settings.shutdown_grace,
+        })
+        .await;
+        ops_stop.cancel();
         for a in accepts {
             let _ = a.await;
         }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use herald_server::cli::{Cli, Command, ConfigCommand};
-use herald_server::{Server, config, shutdown, telemetry};
+use herald_server::{Server, config, fd_limit, restart, shutdown, telemetry, tls};
 
 /// sysexits.h: configuration error.
 const EX_CONFIG: u8 = 64;
@@ -16,24 +16,43 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = cli.serve_args();
     let env = |k: &str| std::env::var(k).ok();
-    let settings = match config::load(&args, &env) {
+    let mut settings = match config::load(&args, &env) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("herald: invalid configuration: {e}");
             return ExitCode::from(EX_CONFIG);
         }
     };
-    if let Some(Command::Config(ConfigCommand::Check(_))) = cli.command {
-        print!("{}", config::describe(&settings));
-        return ExitCode::SUCCESS;
+    match &cli.command {
+        Some(Command::Config(ConfigCommand::Check(_))) => {
+            print!("{}", config::describe(&settings));
+            if let Err(e) = tls::check(&settings) {
+                eprintln!("herald: invalid configuration: {e}");
+                return ExitCode::from(EX_CONFIG);
+            }
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Restart(r)) => return restart::command(r, &settings),
+        _ => {}
     }
-    telemetry::init(args.verbose, env("RUST_LOG"));
+    // A successor binds next to the running herald; the predecessor needed reuse_port too.
+    settings.ops.reuse_port |= args.takeover;
+    let oro_log = config::oro_log_directives(&args, &settings.listeners).map(str::to_owned);
+    telemetry::init_with(args.verbose, env("RUST_LOG").or(oro_log), args.log_format);
     if settings.dev_credentials {
         tracing::warn!(
             "no app configured: serving the DEVELOPMENT app app-id/app-key/app-secret; \
              set PUSHER_APP_ID, PUSHER_APP_KEY, PUSHER_APP_SECRET or use --config for anything real"
         );
     }
+    fd_limit::raise_and_report(fd_limit::max_connections(&settings.apps));
+    let claim = match restart::Claim::prepare(settings.ops.pid_file.as_deref(), args.takeover) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("herald: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -46,7 +65,15 @@ fn main() -> ExitCode {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("herald: {e}");
-                return ExitCode::from(EX_UNAVAILABLE);
+                return ExitCode::from(e.exit_code());
+            }
+        };
+        // Our ports are bound: record our pid and, on a takeover, let the predecessor drain.
+        let _pid_file = match claim.commit() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("herald: {e}");
+                return ExitCode::from(e.exit_code());
             }
         };
         let mut out = std::io::stdout().lock();

@@ -8,21 +8,17 @@ use std::time::Duration;
 
 use herald_core::Hub;
 use herald_protocol::pusher::close_code::CloseCode;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Resolves on the first SIGINT or SIGTERM, and arms an immediate exit on the second.
-pub async fn signal() {
-    wait_for_signal().await;
-    tracing::info!("shutdown signal received; draining (send it again to exit at once)");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
-    });
-}
+use crate::http::health::ServerStatus;
 
-async fn wait_for_signal() {
+/// Resolves on the first SIGINT or SIGTERM, and arms an immediate exit on the second.
+///
+/// The signal streams are created once, before the first signal, so a second signal sent
+/// right after the first is never lost between two registrations.
+pub async fn signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         // Without signal handlers there is nothing to wait for; never resolve.
@@ -32,16 +28,57 @@ async fn wait_for_signal() {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
+    tracing::info!("shutdown signal received; draining (send it again to exit at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
 }
 
-/// Drains the server: stops accepting, closes sessions, waits up to `grace`.
-pub(crate) async fn drain(hub: &Hub, stop: &CancellationToken, tracker: &TaskTracker, grace: Duration) {
-    stop.cancel();
+/// What a drain stops and waits for.
+#[derive(Debug)]
+pub(crate) struct Drain<'a> {
+    /// The hub whose sessions get their goodbyes.
+    pub(crate) hub: &'a Hub,
+    /// Readiness: fails from the first step on.
+    pub(crate) status: &'a ServerStatus,
+    /// Stops the accept loops and asks HTTP connections to finish.
+    pub(crate) stop: &'a CancellationToken,
+    /// Plain HTTP connections (requests in flight).
+    pub(crate) conns: &'a TaskTracker,
+    /// Sessions, ingress and every other task.
+    pub(crate) sessions: &'a TaskTracker,
+    /// The whole drain's budget.
+    pub(crate) grace: Duration,
+}
+
+/// Drains the server within `grace` (STYLE.md §3.4):
+/// 1. `/ready` fails and the listeners stop accepting (what the kernel queued is still served);
+/// 2. HTTP requests in flight finish, so a publish answered 200 is in the subscribers' outboxes
+///    before they are told to close (at most half the grace period);
+/// 3. every session gets its protocol's goodbye after the frames already queued: Pusher 4200,
+///    WAMP v2 GOODBYE `wamp.close.system_shutdown`, WAMP v1 close 1001; sessions that upgrade
+///    later are closed as soon as they connect;
+/// 4. wait for the sessions to close, until the grace period is over.
+pub(crate) async fn drain(d: Drain<'_>) {
+    let deadline = Instant::now() + d.grace;
+    d.status.start_draining();
+    d.stop.cancel();
+    d.conns.close();
+    if tokio::time::timeout(d.grace / 2, d.conns.wait()).await.is_err() {
+        tracing::warn!(left = d.conns.len(), "HTTP requests still running after half the grace period");
+    }
     let code = CloseCode::ReconnectNow;
-    let asked = hub.close_all(code.code(), code.reason());
+    let asked = d.hub.close_all(code.code(), code.reason());
     tracing::info!(sessions = asked, "closing sessions");
-    tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(left = tracker.len(), "grace period over; exiting with tasks still running");
+    d.sessions.close();
+    if tokio::time::timeout_at(deadline, d.sessions.wait()).await.is_err() {
+        tracing::warn!(left = d.sessions.len(), "grace period over; exiting with tasks still running");
+    } else {
+        tracing::info!("drained");
     }
 }

@@ -109,6 +109,7 @@ where
         };
         match event {
             Event::Message(msg) => {
+                session.app.stats.message_in(herald_core::stats::Protocol::Pusher);
                 last_seen = Instant::now();
                 if pinged {
                     pinged = false;

@@ -44,6 +44,7 @@ pub fn settings(apps: Vec<AppConfig>) -> Settings {
         shutdown_grace: Duration::from_secs(5),
         test_echo_endpoint: false,
         listeners: Vec::new(),
+        ops: Default::default(),
     }
 }
 

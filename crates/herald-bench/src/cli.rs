@@ -1,0 +1,196 @@
+//! The command line: the target options (before the scenario) and one subcommand per scenario.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::fleet::RampLimits;
+use crate::target::{self, AppCreds, Labels, Protocol, Target};
+
+/// Load generator for herald and its peers. Prints one JSON line per measured step on stdout
+/// and a readable line per step on stderr.
+#[derive(Debug, Parser)]
+#[command(name = "herald-bench", version)]
+pub struct Cli {
+    /// The server under test.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Give up the whole run after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub deadline: u64,
+    /// What to measure.
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Where the server is and how to talk to it.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Server address (127.0.0.0/8 only).
+    #[arg(long, default_value = "127.0.0.1:6001")]
+    pub server: SocketAddr,
+    /// Protocol the clients speak.
+    #[arg(long, value_enum, default_value_t = Protocol::Pusher)]
+    pub protocol: Protocol,
+    /// Pusher app id (HTTP API path).
+    #[arg(long, default_value = "app-id")]
+    pub app_id: String,
+    /// Pusher app key.
+    #[arg(long, default_value = "app-key")]
+    pub key: String,
+    /// Pusher app secret.
+    #[arg(long, default_value = "app-secret")]
+    pub secret: String,
+    /// WebSocket path [default: /app/{key}?protocol=7&… for Pusher, / for WAMP].
+    #[arg(long)]
+    pub ws_path: Option<String>,
+    /// WAMP realm [default: the app id, which is herald's realm].
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Channel (Pusher) or topic (WAMP) [default: bench / com.bench.topic].
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Spread client sockets over 127.0.0.2 ..= 127.0.0.(1+N); 0 lets the kernel pick.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(0..=200))]
+    pub sources: u8,
+    /// Pid of the server (its process tree is measured: RSS, CPU).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Server label in the results.
+    #[arg(long, default_value = "herald")]
+    pub label: String,
+    /// Server version in the results.
+    #[arg(long)]
+    pub server_version: Option<String>,
+    /// Configuration worth stating next to the numbers.
+    #[arg(long)]
+    pub knobs: Option<String>,
+    /// Most WebSocket handshakes in flight.
+    #[arg(long, default_value_t = 200)]
+    pub in_flight: usize,
+    /// Most new connections per second while ramping (idle and fan-out scenarios).
+    #[arg(long, default_value_t = 1000.0)]
+    pub connect_rate: f64,
+}
+
+impl TargetArgs {
+    /// The target these options describe.
+    pub fn target(&self) -> Target {
+        let pusher = self.protocol == Protocol::Pusher;
+        Target {
+            server: self.server,
+            protocol: self.protocol,
+            app: AppCreds { id: self.app_id.clone(), key: self.key.clone(), secret: self.secret.clone() },
+            ws_path: self.ws_path.clone().unwrap_or_else(|| if pusher { target::pusher_path(&self.key) } else { "/".into() }),
+            realm: self.realm.clone().unwrap_or_else(|| self.app_id.clone()),
+            channel: self.channel.clone().unwrap_or_else(|| if pusher { "bench" } else { "com.bench.topic" }.into()),
+            sources: target::loopback_sources(self.sources),
+            server_pid: self.server_pid,
+            labels: Labels { server: self.label.clone(), version: self.server_version.clone(), knobs: self.knobs.clone() },
+        }
+    }
+
+    /// The ramp limits these options describe.
+    pub fn ramp(&self) -> RampLimits {
+        RampLimits { in_flight: self.in_flight, rate: Some(self.connect_rate) }
+    }
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// RSS per idle subscribed connection at each point.
+    Idle {
+        /// Connection counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,18000")]
+        points: Vec<usize>,
+        /// Seconds idle before reading RSS.
+        #[arg(long, default_value_t = 10.0)]
+        settle: f64,
+    },
+    /// Latency per delivery at stepped publish rates.
+    Fanout {
+        /// Subscribers.
+        #[arg(long, default_value_t = 1000)]
+        subs: usize,
+        /// Publishes per second, comma-separated, one step each.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+        rates: Vec<f64>,
+        /// How each step runs.
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Highest deliveries/s delivered in full: steps at these deliveries/s targets.
+    Max {
+        /// Subscribers.
+        #[arg(long, default_value_t = 1000)]
+        subs: usize,
+        /// Deliveries per second to try, comma-separated (publish rate = target ÷ subs).
+        #[arg(long, value_delimiter = ',', default_value = "50000,100000,200000,400000,700000,1000000,1400000,2000000")]
+        targets: Vec<f64>,
+        /// How each step runs.
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Connections per second with only the in-flight bound.
+    Connect {
+        /// Connections to open.
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
+    },
+    /// Signed HTTP publishes per second to a channel without subscribers.
+    HttpPublish {
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 4)]
+        conns: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Payload bytes.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+    },
+    /// Start-up time of a server command (`{port}` is replaced by the --server port).
+    Startup {
+        /// Starts to time.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Cross-node latency through Redis (a stub until herald has a Redis backend).
+    CrossNode,
+    /// Renders the side-by-side Markdown tables from JSON-lines files.
+    Compare {
+        /// Files written by earlier runs (stdout of the scenarios).
+        files: Vec<PathBuf>,
+    },
+}
+
+/// The shape of each fan-out step.
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    /// Payload bytes per event.
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// Warm-up seconds per step.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Measured seconds per step.
+    #[arg(long, default_value_t = 20.0)]
+    pub duration: f64,
+    /// Publishing connections (HTTP) or sessions (WAMP).
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    /// Stop after a step whose p99 exceeds this many ms.
+    #[arg(long, default_value_t = 1000.0)]
+    pub stop_p99_ms: f64,
+    /// Stop after a step that delivered less than this share of its publishes.
+    #[arg(long, default_value_t = 0.999)]
+    pub stop_ratio: f64,
+    /// Longest wait for a step's last deliveries, s.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain: f64,
+}

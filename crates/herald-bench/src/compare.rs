@@ -1,0 +1,149 @@
+//! The side-by-side comparison: reads the JSON lines of any number of runs (servers,
+//! repetitions) and renders Markdown tables, one row per server and protocol. Where a step was
+//! repeated, the median of the repetitions is shown.
+
+use std::fmt::Write as _;
+
+use crate::report::Record;
+use crate::target::Protocol;
+
+/// A row key: server label and protocol.
+type Key = (String, Option<Protocol>);
+
+/// Renders the comparison of `records`.
+pub fn render(records: &[Record]) -> String {
+    let mut keys: Vec<Key> = Vec::new();
+    for r in records {
+        let k = (r.server.clone(), r.protocol);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut out = String::new();
+    out.push_str("| server | protocol | start-up ms | idle RSS MB | KB/conn 1k | KB/conn 10k | KB/conn 18k | connect conn/s | HTTP publish req/s |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for k in &keys {
+        let rows = Rows { records, key: k };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            k.0,
+            protocol_name(k.1),
+            fmt(rows.median("startup", None, |r| r.startup_ms), 1),
+            fmt(rows.median("idle", None, |r| r.rss_base_kb.map(|v| v as f64 / 1024.0)), 0),
+            fmt(rows.median("idle", Some("1000"), |r| r.rss_kb_per_conn), 2),
+            fmt(rows.median("idle", Some("10000"), |r| r.rss_kb_per_conn), 2),
+            fmt(rows.median("idle", Some("18000"), |r| r.rss_kb_per_conn), 2),
+            fmt(rows.median("connect", None, |r| r.connects_per_s), 0),
+            fmt(rows.median("http_publish", None, |r| r.requests_per_s), 0),
+        );
+    }
+    out.push('\n');
+    out.push_str("| server | protocol | 1k×10/s p50 / p99 ms | 10k×10/s p50 / p99 ms | max deliveries/s | server µs/delivery at max | p99 at max ms |\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
+    for k in &keys {
+        let rows = Rows { records, key: k };
+        let pair = |step: &str| {
+            format!(
+                "{} / {}",
+                fmt(rows.median("fanout", Some(step), |r| r.p50_ms), 2),
+                fmt(rows.median("fanout", Some(step), |r| r.p99_ms), 2)
+            )
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            k.0,
+            protocol_name(k.1),
+            pair("1000x10/s"),
+            pair("10000x10/s"),
+            fmt(rows.median("max", Some("summary"), |r| r.delivered_per_s), 0),
+            fmt(rows.median("max", Some("summary"), |r| r.server_us_per_delivery), 2),
+            fmt(rows.median("max", Some("summary"), |r| r.p99_ms), 2),
+        );
+    }
+    out.push('\n');
+    out.push_str("| server | protocol | scenario | step | p50 ms | p99 ms | max ms | deliveries/s | ratio | server CPU % | generator CPU % | note |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in records.iter().filter(|r| r.scenario == "fanout" || (r.scenario == "max" && r.step.as_deref() != Some("summary"))) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.server,
+            protocol_name(r.protocol),
+            r.scenario,
+            r.step.as_deref().unwrap_or(""),
+            fmt(r.p50_ms, 2),
+            fmt(r.p99_ms, 2),
+            fmt(r.max_ms, 1),
+            fmt(r.delivered_per_s, 0),
+            fmt(r.ratio, 4),
+            fmt(r.server_cpu_pct, 0),
+            fmt(r.gen_cpu_pct, 0),
+            r.note.as_deref().unwrap_or("").replace('|', "/"),
+        );
+    }
+    let skipped: Vec<&Record> = records.iter().filter(|r| r.scenario == "cross_node").collect();
+    if let Some(r) = skipped.first() {
+        let _ = writeln!(out, "\ncross-node: {}", r.note.as_deref().unwrap_or("no result"));
+    }
+    out
+}
+
+/// The records of one row key.
+struct Rows<'a> {
+    records: &'a [Record],
+    key: &'a Key,
+}
+
+impl Rows<'_> {
+    /// Median of `field` over this key's records of `scenario` (and `step`, when given).
+    fn median(&self, scenario: &str, step: Option<&str>, field: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
+        let mut v: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| r.server == self.key.0 && r.protocol == self.key.1 && r.scenario == scenario)
+            .filter(|r| step.is_none_or(|s| r.step.as_deref() == Some(s)))
+            .filter_map(field)
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(v[v.len() / 2])
+    }
+}
+
+/// `pusher`, `wamp2` or empty.
+fn protocol_name(p: Option<Protocol>) -> &'static str {
+    match p {
+        Some(Protocol::Pusher) => "pusher",
+        Some(Protocol::Wamp2) => "wamp2",
+        None => "",
+    }
+}
+
+/// A number with `decimals` places, or an em dash.
+fn fmt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "—".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_repetitions_fill_the_row() {
+        let mk = |p99: f64| Record {
+            server: "herald".into(),
+            protocol: Some(Protocol::Pusher),
+            scenario: "fanout".into(),
+            step: Some("1000x10/s".into()),
+            p50_ms: Some(1.0),
+            p99_ms: Some(p99),
+            ..Record::default()
+        };
+        let table = render(&[mk(3.0), mk(9.0), mk(4.0)]);
+        assert!(table.contains("| herald | pusher | 1.00 / 4.00 | — / — |"), "{table}");
+    }
+}

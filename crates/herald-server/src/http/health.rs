@@ -1,0 +1,69 @@
+//! Liveness and readiness, and the small router of the separate metrics listener.
+//!
+//! `/up` answers 200 while the process serves at all. `/ready` answers 503 from the moment a
+//! drain starts, so a load balancer stops sending new clients before the sockets close.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use herald_core::Hub;
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::metrics::{self, ApiCounters};
+use super::{Body, json_response, text_response};
+
+/// What the health and metrics endpoints report about the process as a whole.
+#[derive(Debug, Default)]
+pub(crate) struct ServerStatus {
+    /// Set once a drain starts; never cleared.
+    draining: AtomicBool,
+    /// HTTP API responses by status code.
+    pub(crate) api: ApiCounters,
+    /// Whether `/metrics` is served on the main listeners (no separate `metrics_port`).
+    pub(crate) metrics_on_main: bool,
+}
+
+impl ServerStatus {
+    /// A status; `metrics_on_main` when no separate metrics listener is configured.
+    pub(crate) fn new(metrics_on_main: bool) -> Self {
+        Self { metrics_on_main, ..Self::default() }
+    }
+
+    /// Marks the process as draining: `/ready` fails from now on.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether a drain has started.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// `GET /up`: the process is alive.
+pub(crate) fn up() -> Response<Body> {
+    json_response(StatusCode::OK, Bytes::from_static(br#"{"health":"OK"}"#))
+}
+
+/// `GET /ready`: 200 while accepting new clients, 503 while draining.
+pub(crate) fn ready(status: &ServerStatus) -> Response<Body> {
+    if status.is_draining() {
+        json_response(StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(br#"{"ready":false,"reason":"draining"}"#))
+    } else {
+        json_response(StatusCode::OK, Bytes::from_static(br#"{"ready":true}"#))
+    }
+}
+
+/// Routes a request on the separate metrics listener: `/up`, `/ready`, `/metrics`.
+pub(crate) fn route_ops<B>(hub: &Hub, status: &Arc<ServerStatus>, req: &Request<B>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text_response(StatusCode::METHOD_NOT_ALLOWED, "GET only");
+    }
+    match req.uri().path() {
+        "/up" => up(),
+        "/ready" => ready(status),
+        "/metrics" => metrics::response(hub, status),
+        _ => text_response(StatusCode::NOT_FOUND, "Not found"),
+    }
+}

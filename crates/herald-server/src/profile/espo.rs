@@ -1,0 +1,186 @@
+//! The EspoCRM profile: herald in place of EspoCRM's `websocket.php` (spec §2, checklist
+//! E1–E14), with EspoCRM itself unchanged.
+//!
+//! One `[espocrm]` config section gives one WAMP v1 listener (browsers, [`session`]) and one
+//! ZeroMQ PULL socket (EspoCRM's PHP side, `crate::ingress::zmq`), sharing an [`Espo`]: the
+//! settings, the topic categories, the check runner and the index of authenticated users.
+//! Submissions become hub publications on the app's channel named by `topicId`, so Pusher and
+//! WAMP v2 subscribers of the same app receive EspoCRM's broadcasts too; user-targeted
+//! submissions reach that user's EspoCRM connections only.
+
+pub(crate) mod categories;
+pub(crate) mod check;
+pub(crate) mod debug;
+pub(crate) mod session;
+pub(crate) mod settings;
+pub(crate) mod submission;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use herald_core::{App, AppConfig, Hub, Publication, PublicationData, WampFilter};
+use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use parking_lot::Mutex;
+
+use crate::config::{ConfigError, ListenerSettings, Profile};
+use categories::Categories;
+use check::Checks;
+use debug::DebugLog;
+use settings::EspoSettings;
+
+/// The EspoCRM profile of a listener, as carried by [`Profile::Espo`]. Cheap to clone.
+#[derive(Clone)]
+pub struct EspoListener(pub(crate) Arc<Espo>);
+
+impl std::fmt::Debug for EspoListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EspoListener")
+            .field("app", &self.0.settings.app)
+            .field("zeromq", &self.0.settings.zmq_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for EspoListener {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for EspoListener {}
+
+impl EspoListener {
+    /// How the listener is described in its "listening" line.
+    pub fn label(&self) -> String {
+        format!("espocrm, app {}", self.0.settings.app)
+    }
+
+    /// The app id the EspoCRM topics live in.
+    pub fn app(&self) -> &str {
+        &self.0.settings.app
+    }
+
+    /// The ZeroMQ endpoint to bind (`webSocketZeroMQSubscriberDsn`, normalised).
+    pub fn zeromq_endpoint(&self) -> &str {
+        &self.0.settings.zmq_endpoint
+    }
+}
+
+/// What the EspoCRM listener's sessions and its ZeroMQ ingress share.
+#[derive(Debug)]
+pub(crate) struct Espo {
+    /// The validated `[espocrm]` section.
+    pub(crate) settings: EspoSettings,
+    /// Which topics exist and how they are checked.
+    pub(crate) categories: Categories,
+    /// AuthTokenCheck / AclCheck runner.
+    pub(crate) checks: Checks,
+    /// `webSocketDebugMode` output.
+    pub(crate) debug: DebugLog,
+    /// Authenticated user id -> WAMP session numbers of their connections (E9 targeting).
+    users: Mutex<HashMap<Box<str>, Vec<u64>>>,
+}
+
+/// Builds the EspoCRM listener from the `[espocrm]` section; `origin` names the config file.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the key (or `ESPOCRM_CONFIG_*` variable) at fault.
+pub(crate) fn listener(
+    table: toml::Table,
+    apps: &[AppConfig],
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ListenerSettings, ConfigError> {
+    let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+    let invalid = |origin: &str, key: String, problem: String| ConfigError::Invalid { origin: origin.to_owned(), key, problem };
+    let settings = EspoSettings::from_table(table, &ids, env).map_err(|e| {
+        invalid(if e.from_env { "environment" } else { origin }, e.key, e.problem)
+    })?;
+    let categories = Categories::load(&settings.root, settings.categories.as_ref())
+        .map_err(|e| invalid(origin, "espocrm.categories".into(), e.to_string()))?;
+    // Native TLS (E1 secure mode) through the listeners' TLS support. PHP's `local_cert` may
+    // hold the key too, so without `webSocketSslCertificateLocalPrivateKey` the key is read
+    // from the certificate file. `webSocketSslAllowSelfSigned` concerns verifying peers, which
+    // a server without client certificates never does.
+    let tls = settings.tls.as_ref().map(|t| crate::tls::TlsFiles {
+        cert: t.cert.clone(),
+        key: t.key.clone().unwrap_or_else(|| t.cert.clone()),
+        passphrase: t.passphrase.clone().map(crate::tls::Passphrase::new),
+    });
+    let espo = Espo {
+        checks: Checks::new(&settings),
+        debug: DebugLog::new(settings.debug),
+        categories,
+        users: Mutex::new(HashMap::new()),
+        settings,
+    };
+    Ok(ListenerSettings {
+        host: espo.settings.host.clone(),
+        port: espo.settings.port,
+        profile: Profile::Espo(EspoListener(Arc::new(espo))),
+        tls,
+    })
+}
+
+impl Espo {
+    /// Records an authenticated connection of `user`.
+    pub(crate) fn add_user(&self, user: &str, session: u64) {
+        self.users.lock().entry(user.into()).or_default().push(session);
+    }
+
+    /// Forgets a connection of `user`.
+    pub(crate) fn remove_user(&self, user: &str, session: u64) {
+        let mut users = self.users.lock();
+        if let Some(sessions) = users.get_mut(user) {
+            sessions.retain(|s| *s != session);
+            if sessions.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+
+    /// Routes one ZeroMQ message (E9): drops what is invalid or not a category with a log
+    /// line; publishes the rest to the topic's approved subscribers, only to `userId`'s
+    /// connections when it is set. Returns the number of connections it was queued for.
+    pub(crate) fn submit(&self, hub: &Hub, app: &App, bytes: &[u8]) -> usize {
+        let sub = match submission::parse(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+                tracing::warn!(error = %e, message = %shown, "dropping an invalid EspoCRM submission");
+                return 0;
+            }
+        };
+        if !self.categories.is_allowed(&sub.topic) {
+            tracing::warn!(topic = %sub.topic, "dropping an EspoCRM submission for a topic that is not a category");
+            return 0;
+        }
+        let channel = match ChannelName::topic(&sub.topic, 512) {
+            Ok(c) if c.kind().access == Access::Public => c,
+            _ => {
+                tracing::warn!(topic = %sub.topic, "dropping an EspoCRM submission with an unusable topic");
+                return 0;
+            }
+        };
+        let filter = match &sub.user {
+            None => None,
+            Some(user) => {
+                let sessions = self.users.lock().get(user.as_str()).cloned().unwrap_or_default();
+                if sessions.is_empty() {
+                    self.debug.line(format_args!("message {} for user {user}: no connection", sub.topic));
+                    return 0;
+                }
+                Some(WampFilter { exclude: Vec::new(), eligible: Some(sessions) })
+            }
+        };
+        let publication = Publication::new(channel, sub.topic.as_str(), PublicationData::Json(sub.payload))
+            .from_wamp()
+            .with_filter(filter);
+        let sent = hub.publish(app, publication);
+        match &sub.user {
+            Some(user) => self.debug.line(format_args!("message {} for user {user}: sent to {sent}", sub.topic)),
+            None => self.debug.line(format_args!("message {} for all: sent to {sent}", sub.topic)),
+        }
+        sent
+    }
+}

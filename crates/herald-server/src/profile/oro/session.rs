@@ -1,0 +1,275 @@
+//! One Oro connection, from the raw upgrade to the last frame: the owner task of its socket.
+//!
+//! Order, as GOS/Ratchet do it (§3.3, §3.4): origin check → 101 + WELCOME in one write (O4) →
+//! ticket check (O5) → on failure the `HTTP/1.0 403 Forbidden` text frame and an
+//! application close (O6) → otherwise WAMP v1 with Oro's routes (O7, O8, O9). Nothing is sent
+//! between WELCOME and the client's first message unless the ticket fails. Messages the client
+//! sends while its ticket is being checked wait in the socket and are handled after the check.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use herald_core::outbox::CloseRequest;
+use herald_core::{Conn, Publication, PublicationData, WampFilter, Wire};
+use herald_protocol::pusher::channel_name::ChannelName;
+use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg, V1Publish};
+use herald_protocol::wamp::{Prefixes, parse_v1};
+use herald_protocol::ws::{self, Message};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::handshake::{self, HEAD_TIMEOUT, Refusal};
+use super::settings::AppClose;
+use super::{Decision, Identity, Oro, SERVER_IDENT};
+use crate::ws::socket::{Event, Socket};
+
+/// Longest topic accepted.
+const MAX_TOPIC: usize = 512;
+/// The error URI of a CALL on a topic route (Oro serves no procedures).
+const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_procedure";
+/// Ratchet's "application" close: a close frame with status 0 (W10 b).
+const STATUS_0_CLOSE: &[u8] = &[0x88, 0x02, 0x00, 0x00];
+
+/// Serves one accepted TCP connection of an Oro listener.
+pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: CancellationToken) {
+    // The 101 + WELCOME write must not wait for Nagle (O4).
+    let _ = stream.set_nodelay(true);
+    let head = tokio::select! {
+        () = stop.cancelled() => return,
+        r = tokio::time::timeout(HEAD_TIMEOUT, handshake::read_request(&mut stream)) => r,
+    };
+    let (upgrade, leftover) = match head {
+        Err(_) | Ok(Err(None)) => return,
+        Ok(Err(Some(refusal))) => return refuse(stream, refusal).await,
+        Ok(Ok(request)) => request,
+    };
+    if !oro.origin_allowed(upgrade.origin.as_deref()) {
+        tracing::debug!(origin = ?upgrade.origin, "oro: origin refused");
+        return refuse(stream, Refusal::Forbidden).await;
+    }
+    let accept = match &upgrade.accept {
+        Ok(a) => a.as_str(),
+        Err(refusal) => return refuse(stream, *refusal).await,
+    };
+    let Some(slot) = oro.app.try_connect() else {
+        return refuse(stream, Refusal::Unavailable).await;
+    };
+    let conn = oro.hub.connect(Wire::WampV1);
+    let welcome = ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT)));
+    if stream.write_all(&upgrade.switching_protocols(accept, &welcome)).await.is_err() {
+        oro.hub.disconnect(&conn);
+        return;
+    }
+    let mut socket = Socket::new(stream, leftover, oro.app.config.max_message_bytes);
+    let identity = match oro.authenticate(&upgrade.query).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            match &e {
+                super::AuthError::Db(_) | super::AuthError::NoDatabase => tracing::warn!(error = %e, "oro: ticket refused"),
+                _ => tracing::info!(error = %e, "oro: ticket refused"),
+            }
+            socket.queue(ws::encode_text(forbidden_text(now_unix()).as_bytes()));
+            socket.close(application_close(oro.settings.application_close), &conn.outbox, false).await;
+            oro.hub.disconnect(&conn);
+            return;
+        }
+    };
+    tracing::debug!(session = %session_id(&conn), ?identity, "oro: authenticated");
+    let mut session = Session { oro, conn, identity, prefixes: Prefixes::new(CurieRule::Ratchet), topics: Vec::new() };
+    let close = session.serve(&mut socket).await;
+    session.leave();
+    socket.close(close, &session.conn.outbox, false).await;
+    drop(slot);
+}
+
+/// The session id sent in WELCOME: the WAMP session number in 20 decimal digits, so that
+/// exclude/eligible lists map back to hub sessions (W4).
+fn session_id(conn: &Conn) -> String {
+    format!("{:020}", conn.session)
+}
+
+/// Answers a refused request with a bare HTTP response and closes.
+async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    let _ = stream.write_all(&refusal.response()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The close frame of an application-level close (W10 b), or `None` for a bare FIN.
+fn application_close(style: AppClose) -> Option<Bytes> {
+    match style {
+        AppClose::Status0 => Some(Bytes::from_static(STATUS_0_CLOSE)),
+        AppClose::Normal => Some(ws::encode_close(1000, "")),
+        AppClose::Fin => None,
+    }
+}
+
+/// The text frame Oro sends on a bad ticket: a Symfony 403 `Response` as a string (§3.3).
+fn forbidden_text(now: i64) -> String {
+    format!("HTTP/1.0 403 Forbidden\r\nCache-Control: no-cache, private\r\nDate:          {}\r\n\r\n", http_date(now))
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// RFC 7231 IMF-fixdate, e.g. `Mon, 23 Nov 2026 12:00:00 GMT`.
+fn http_date(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    format!(
+        "{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// An authenticated Oro WAMP v1 session.
+struct Session {
+    oro: Arc<Oro>,
+    conn: Arc<Conn>,
+    identity: Identity,
+    prefixes: Prefixes,
+    topics: Vec<ChannelName>,
+}
+
+impl Session {
+    /// Handles messages until the session ends; returns the close frame to send, if any.
+    async fn serve(&mut self, socket: &mut Socket<TcpStream>) -> Option<Bytes> {
+        loop {
+            let event = std::future::poll_fn(|cx| socket.poll_event(cx, &self.conn.outbox)).await;
+            let msg = match event {
+                Event::Message(m) => m,
+                Event::Violation(e) => return Some(ws::encode_close(e.close_code(), "")),
+                Event::Gone => return None,
+                Event::CloseRequested(CloseRequest::SlowConsumer) => return Some(ws::encode_close(1008, "slow consumer")),
+                Event::CloseRequested(CloseRequest::Code { .. }) => return Some(ws::encode_close(1001, "")),
+            };
+            match msg {
+                Message::Text(text) => {
+                    if let Err(code) = self.on_text(&text) {
+                        return Some(ws::encode_close(code, ""));
+                    }
+                }
+                // Ratchet's JSON decoding fails on binary input (W3, W5).
+                Message::Binary(_) => return Some(ws::encode_close(1007, "")),
+                Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
+                Message::Pong(_) => {}
+                Message::Close(_) => return Some(ws::encode_close(1000, "")),
+            }
+        }
+    }
+
+    /// Handles one message; `Err(code)` closes the socket with that code.
+    fn on_text(&mut self, text: &[u8]) -> Result<(), u16> {
+        let msg = parse_v1(text).map_err(|e| e.v1_close_code())?;
+        let Some(msg) = self.prefixes.apply(msg).map_err(|e| e.v1_close_code())? else {
+            return Ok(());
+        };
+        // GOS's router throws on a topic without a route; Ratchet closes with 1007 (O7).
+        let no_route = 1007;
+        match msg {
+            V1ClientMsg::Prefix { .. } => {}
+            V1ClientMsg::Subscribe { topic } => match self.decide_subscribe(&topic) {
+                (Decision::Allow, Some(channel)) => {
+                    // Idempotent and unanswered (W7): a second SUBSCRIBE is refused by the hub.
+                    if self.oro.hub.subscribe(&self.oro.app, &self.conn, &channel, None, |_| {}).is_ok() {
+                        self.topics.push(channel);
+                    }
+                }
+                (Decision::Deny, _) => {
+                    let text = format!("You are not allowed to subscribe on topic \"{topic}\".");
+                    let _ = self.conn.outbox.push(ws::encode_text(text.as_bytes()));
+                }
+                (Decision::NoRoute, _) | (_, None) => return Err(no_route),
+                (Decision::Ignore, _) => {}
+            },
+            V1ClientMsg::Unsubscribe { topic } => {
+                if matches!(self.decide_subscribe(&topic), (Decision::NoRoute, _) | (_, None)) {
+                    return Err(no_route);
+                }
+                if let Some(i) = self.topics.iter().position(|t| t.as_str() == topic) {
+                    let channel = self.topics.swap_remove(i);
+                    self.oro.hub.unsubscribe(&self.oro.app, &self.conn, &channel);
+                }
+            }
+            V1ClientMsg::Publish(p) => {
+                let channel = ChannelName::topic(&p.topic, MAX_TOPIC).map_err(|_| no_route)?;
+                match self.oro.policy.publish(&self.identity, &p.topic) {
+                    Decision::Allow => self.publish(channel, p),
+                    Decision::NoRoute => return Err(no_route),
+                    Decision::Deny | Decision::Ignore => {}
+                }
+            }
+            V1ClientMsg::Call { call_id, proc_uri, .. } => {
+                if !self.oro.policy.routed(&proc_uri) {
+                    return Err(no_route);
+                }
+                let desc = format!("no procedure {proc_uri}");
+                let frame = v1::call_error(&call_id, NO_SUCH_PROCEDURE, &desc, None);
+                let _ = self.conn.outbox.push(ws::encode_text(&frame));
+            }
+        }
+        Ok(())
+    }
+
+    fn decide_subscribe(&self, topic: &str) -> (Decision, Option<ChannelName>) {
+        let channel = ChannelName::topic(topic, MAX_TOPIC).ok();
+        (self.oro.policy.subscribe(&self.identity, topic), channel)
+    }
+
+    /// Broadcasts to the topic's subscribers with WAMP exclude/eligible (O9, W8).
+    fn publish(&self, channel: ChannelName, p: V1Publish) {
+        let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
+        let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);
+        let filter = (!p.exclude.is_empty() || eligible.is_some())
+            .then(|| WampFilter { exclude: ids(&p.exclude), eligible });
+        let publication = Publication::new(channel, p.topic.as_str(), PublicationData::Json(p.event.into_raw()))
+            .from_wamp()
+            .excluding(p.exclude_me.then_some(self.conn.socket_id.as_str()))
+            .with_filter(filter);
+        self.oro.hub.publish(&self.oro.app, publication);
+    }
+
+    fn leave(&mut self) {
+        for channel in self.topics.drain(..) {
+            self.oro.hub.unsubscribe(&self.oro.app, &self.conn, &channel);
+        }
+        self.oro.hub.disconnect(&self.conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_782_982_931), "Thu, 02 Jul 2026 09:02:11 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn forbidden_text_starts_like_symfony_response() {
+        let t = forbidden_text(0);
+        assert!(t.starts_with("HTTP/1.0 403 Forbidden\r\n"));
+        assert!(t.ends_with("GMT\r\n\r\n"));
+    }
+}

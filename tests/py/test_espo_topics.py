@@ -1,0 +1,272 @@
+"""EspoCRM profile, topic side: categories, access checks, the ZeroMQ submission path and routing
+(checklist E6–E9 of specs/wamp-espocrm-oro.md §4.2), with php-zmq (libzmq) as EspoCRM's sender,
+the fake EspoCRM root's AclCheck, raw WAMP v1 clients, and Pusher / WAMP v2 subscribers of the
+same app.
+
+An event's absence is proven by order: submissions of one push() reach every socket in order,
+so when a later one arrived, an earlier one that did not is not coming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "espo"))
+
+from conftest import RawSocket, signed_request  # noqa: E402
+from espo_harness import APP, EspoHerald, barrier, base_espocrm, events, uid  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def espo():
+    server = EspoHerald()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh(request):
+    server = request.getfixturevalue("espo") if "espo" in request.fixturenames else None
+    if server:
+        server.drain()
+    yield
+    if server:
+        server.close_clients()
+        server.assert_alive()
+
+
+def record(owner: str = "u1", scope: str = "Account", kind: str = "recordUpdate") -> str:
+    return f"{kind}.{scope}.{owner}-{uid('r')}"
+
+
+def marker(espo, client) -> str:
+    """Subscribes `client` to a fresh approved topic used as an end-of-batch marker."""
+    topic = record("public", kind="recordUpdate")
+    espo.subscribe_approved(client, topic)
+    return topic
+
+
+# --- E6: categories -------------------------------------------------------------------------------
+
+def test_e6_category_topics_are_allowed_and_others_ignored(espo):
+    client = espo.client("u1")
+    own = record("u1")
+    espo.subscribe_approved(client, own)
+    espo.subscribe_approved(client, "popupNotifications.event")
+    deal = f"dealRoom.u1-{uid('d')}"          # custom/ metadata category
+    espo.subscribe_approved(client, deal)
+    client.send([5, "foo.bar"])
+    client.send([5, "popupNotifications.other"])
+    barrier(client)
+    espo.push('{"topicId":"foo.bar"}', '{"topicId":"popupNotifications.other"}',
+              f'{{"topicId":"{own}"}}', '{"userId":"u1","topicId":"popupNotifications.event","list":[]}',
+              f'{{"topicId":"{deal}"}}')
+    assert client.expect_event(own) == {"topicId": own}
+    assert client.expect_event("popupNotifications.event") == {"userId": "u1", "topicId": "popupNotifications.event",
+                                                              "list": []}
+    assert client.expect_event(deal) == {"topicId": deal}
+    assert events(client, "foo.bar") == [] and events(client, "popupNotifications.other") == []
+    espo.wait_stderr("dropping an EspoCRM submission for a topic that is not a category")
+
+
+# --- E7: access checks ----------------------------------------------------------------------------
+
+def test_e7_access_check_command_is_built_like_espocrm(espo):
+    client = espo.client("u2")
+    topic = record("u2", scope="Lead", kind="streamUpdate")
+    espo.subscribe_approved(client, topic)
+    rec = topic.split(".")[2]
+    starts = [c[3:] for c in espo.calls() if c[0] == "start" and c[3] == "AclCheck"]
+    assert ["AclCheck", "--userId=u2", "--scope=Lead", f"--id={rec}", "--action=stream"] in starts
+    espo.subscribe_approved(client, "calendarUpdate")
+    starts = [c[3:] for c in espo.calls() if c[0] == "start" and c[3] == "AclCheck"]
+    assert ["AclCheck", "--userId=u2", "--scope=Calendar"] in starts
+
+
+def test_e7_denied_records_get_no_events_even_broadcasts(espo):
+    owner = espo.client("u1")
+    intruder = espo.client("u2")
+    topic = record("u1")
+    espo.subscribe_approved(owner, topic)
+    espo.subscribe_denied(intruder, topic)
+    espo.subscribe_denied(espo.client("u3"), "calendarUpdate")
+    end = marker(espo, intruder)
+    espo.push(f'{{"topicId":"{topic}","n":1}}', f'{{"topicId":"{end}"}}')
+    assert owner.expect_event(topic) == {"topicId": topic, "n": 1}
+    intruder.expect_event(end)
+    assert events(intruder, topic) == [], "EspoCRM's own daemon leaks broadcasts to denied subscribers"
+
+
+def test_e7_unsubscribe_while_the_check_runs_wins():
+    server = EspoHerald(env={"ESPO_FAKE_SLOW_MS": "500"})
+    try:
+        client = server.client("u1")
+        slow = f"recordUpdate.Account.u1-slow{uid('s')}"
+        client.send([5, slow])
+        client.send([6, slow])
+        server.wait_line(rf"check for topic {slow} ignored: unsubscribed meanwhile")
+        end = marker(server, client)
+        server.push(f'{{"topicId":"{slow}"}}', f'{{"topicId":"{end}"}}')
+        client.expect_event(end)
+        assert events(client, slow) == []
+    finally:
+        server.stop()
+
+
+def test_e7_checks_run_concurrently_up_to_the_cap():
+    server = EspoHerald(base_espocrm(max_concurrent_checks=2, check_timeout=30), env={"ESPO_FAKE_SLOW_MS": "300"})
+    try:
+        client = server.client("u1")
+        topics = [f"recordUpdate.Account.u1-slow{uid('c')}" for _ in range(6)]
+        for t in topics:
+            client.send([5, t])
+        added = set()
+        while added != set(topics):
+            line = server.wait_line(r"add topic recordUpdate\.Account\.u1-slow", timeout=30)
+            added.add(line.split("add topic ")[1].split(" ")[0])
+        live = peak = 0
+        for call in server.calls():
+            if call[3] != "AclCheck":
+                continue
+            live += 1 if call[0] == "start" else -1
+            peak = max(peak, live)
+        assert peak == 2, f"at most max_concurrent_checks PHP processes at once (peak {peak})"
+    finally:
+        server.stop()
+
+
+# --- E8, E9: the ZeroMQ path and routing --------------------------------------------------------
+
+def test_e8_e9_user_submission_reaches_only_that_users_subscribed_sockets(espo):
+    a = espo.client("u1")
+    b = espo.client("u1")
+    idle = espo.client("u1")                   # u1, not subscribed
+    other = espo.client("u2")
+    for c in (a, b, other):
+        espo.subscribe_approved(c, "newNotification")
+    end = marker(espo, other)
+    idle_end = marker(espo, idle)
+    espo.push('{"userId":"u1","topicId":"newNotification"}', f'{{"topicId":"{end}"}}', f'{{"topicId":"{idle_end}"}}')
+    for c in (a, b):
+        assert c.expect_event("newNotification") == {"userId": "u1", "topicId": "newNotification"}
+    other.expect_event(end)
+    idle.expect_event(idle_end)
+    assert events(other, "newNotification") == [] and events(idle, "newNotification") == []
+
+
+def test_e9_broadcast_reaches_every_subscriber_with_the_whole_object(espo):
+    clients = [espo.client(u) for u in ("u1", "u2", "u3")]
+    for c in clients:
+        espo.subscribe_approved(c, "appParamsUpdate")
+    payload = {"createdById": "u1", "noteId": "n1", "pin": False, "nested": {"a": [1, 2.5, None]},
+               "text": "caf\u00e9 \u2603 \"q\"", "topicId": "appParamsUpdate"}
+    espo.push(json.dumps(payload, ensure_ascii=False))
+    for c in clients:
+        msg = c.expect(lambda m: m[:2] == [8, "appParamsUpdate"])
+        assert msg == [8, "appParamsUpdate", payload]
+
+
+def test_e9_malformed_submissions_are_dropped_and_logged(espo):
+    client = espo.client("u1")
+    espo.subscribe_approved(client, "newNotification")
+    bad = ["not json", '{"userId":"u1"', '["newNotification"]', '"newNotification"', '{"userId":"u1"}',
+           '{"topicId":""}', '{"topicId":5}', '{"topicId":"newNotification","userId":["u1"]}',
+           '{"topicId":"newNotification","topicId":"x"}', "\xff\xfe", ""]
+    espo.push(*bad, '{"userId":"u1","topicId":"newNotification","ok":true}')
+    assert client.expect_event("newNotification") == {"userId": "u1", "topicId": "newNotification", "ok": True}
+    assert events(client, "newNotification") == [{"userId": "u1", "topicId": "newNotification", "ok": True}]
+    for _ in bad:
+        espo.wait_stderr("dropping an invalid EspoCRM submission")
+
+
+def test_e8_multipart_messages_are_dropped(espo):
+    client = espo.client("u1")
+    espo.subscribe_approved(client, "newNotification")
+    espo.push_args("--multipart", '{"userId":"u1","topicId":"newNotification","part":1}', "x")
+    espo.push('{"userId":"u1","topicId":"newNotification","after":true}')
+    assert client.expect_event("newNotification") == {"userId": "u1", "topicId": "newNotification", "after": True}
+    assert len(events(client, "newNotification")) == 1
+
+
+def test_e9_flood_of_submissions_loses_nothing(espo):
+    topic = record("public")
+    subscribers = [espo.client(u) for u in ("u1", "u2", "u3")]
+    for c in subscribers:
+        espo.subscribe_approved(c, topic)
+    n = 3000
+    espo.push_args("--flood", str(n), topic)
+    for c in subscribers:
+        c.expect(lambda m: m[:2] == [8, topic] and m[2]["seq"] == n - 1, timeout=60, what="the last event")
+        assert [e["seq"] for e in events(c, topic)] == list(range(n))
+
+
+def test_w3_abrupt_close_frees_the_subscription(espo):
+    client = espo.client("u1")
+    topic = record("u1")
+    espo.subscribe_approved(client, topic)
+    path = f"/apps/{APP['id']}/channels/{topic}"
+    status, body = signed_request(espo, APP, "GET", path, query={"info": "subscription_count"})
+    assert status == 200 and json.loads(body)["occupied"] is True, body
+    client.abort()
+    espo.wait_line(rf"\] {client.conn_id}: close$")
+    status, body = signed_request(espo, APP, "GET", path, query={"info": "subscription_count"})
+    assert status == 200 and json.loads(body)["occupied"] is False, body
+
+
+def test_e8_many_short_lived_php_senders_lose_nothing(espo):
+    # Like EspoCRM's web requests: each PHP process connects, sends one message, disconnects.
+    from concurrent.futures import ThreadPoolExecutor
+    topic = record("public")
+    client = espo.client("u2")
+    espo.subscribe_approved(client, topic)
+    n = 40
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: espo.push(json.dumps({"seq": i, "topicId": topic})), range(n)))
+    seen = set()
+    while len(seen) < n:
+        seen.add(client.expect_event(topic, timeout=30)["seq"])
+    assert seen == set(range(n))
+
+
+# --- item 6: one hub ------------------------------------------------------------------------------
+
+def test_espo_broadcasts_reach_pusher_and_wamp_v2_subscribers_of_the_app(espo):
+    topic = record("public")
+    v1 = espo.client("u1")
+    espo.subscribe_approved(v1, topic)
+    pusher = RawSocket(f"ws://127.0.0.1:{espo.port}/app/{APP['key']}?protocol=7&client=python&version=1.0")
+    pusher.subscribe(topic)
+
+    async def v2_side():
+        from wamp1_client import EventInbox, Sessions
+
+        class Target:
+            port = espo.port
+
+            @staticmethod
+            def v2_url(path="/ws"):
+                return f"ws://127.0.0.1:{espo.port}{path}"
+
+        sessions = Sessions(Target, realm=APP["id"])
+        try:
+            session = await sessions.join()
+            inbox = EventInbox(topic)
+            await session.subscribe(inbox.handler, topic)
+            await asyncio.get_running_loop().run_in_executor(
+                None, espo.push, f'{{"topicId":"{topic}","n":6}}', f'{{"userId":"u1","topicId":"{topic}","n":7}}',
+                f'{{"topicId":"{topic}","n":8}}')
+            return [(await inbox.next()).args, (await inbox.next()).args]
+        finally:
+            await sessions.close()
+
+    got = asyncio.run(asyncio.wait_for(v2_side(), 30))
+    assert got == [[{"topicId": topic, "n": 6}], [{"topicId": topic, "n": 8}]], "v2 gets broadcasts only"
+    assert [json.loads(pusher.next(topic)["data"])["n"] for _ in range(2)] == [6, 8], "so does Pusher"
+    for n in (6, 7, 8):
+        assert v1.expect_event(topic)["n"] == n
+    pusher.close()
