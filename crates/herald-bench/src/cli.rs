@@ -81,19 +81,39 @@ impl TargetArgs {
         Target {
             server: self.server,
             protocol: self.protocol,
-            app: AppCreds { id: self.app_id.clone(), key: self.key.clone(), secret: self.secret.clone() },
-            ws_path: self.ws_path.clone().unwrap_or_else(|| if pusher { target::pusher_path(&self.key) } else { "/".into() }),
+            app: AppCreds {
+                id: self.app_id.clone(),
+                key: self.key.clone(),
+                secret: self.secret.clone(),
+            },
+            ws_path: self.ws_path.clone().unwrap_or_else(|| {
+                if pusher {
+                    target::pusher_path(&self.key)
+                } else {
+                    "/".into()
+                }
+            }),
             realm: self.realm.clone().unwrap_or_else(|| self.app_id.clone()),
-            channel: self.channel.clone().unwrap_or_else(|| if pusher { "bench" } else { "com.bench.topic" }.into()),
+            channel: self
+                .channel
+                .clone()
+                .unwrap_or_else(|| if pusher { "bench" } else { "com.bench.topic" }.into()),
             sources: target::loopback_sources(self.sources),
             server_pid: self.server_pid,
-            labels: Labels { server: self.label.clone(), version: self.server_version.clone(), knobs: self.knobs.clone() },
+            labels: Labels {
+                server: self.label.clone(),
+                version: self.server_version.clone(),
+                knobs: self.knobs.clone(),
+            },
         }
     }
 
     /// The ramp limits these options describe.
     pub fn ramp(&self) -> RampLimits {
-        RampLimits { in_flight: self.in_flight, rate: Some(self.connect_rate) }
+        RampLimits {
+            in_flight: self.in_flight,
+            rate: Some(self.connect_rate),
+        }
     }
 }
 
@@ -127,7 +147,11 @@ pub enum Scenario {
         #[arg(long, default_value_t = 1000)]
         subs: usize,
         /// Deliveries per second to try, comma-separated (publish rate = target ÷ subs).
-        #[arg(long, value_delimiter = ',', default_value = "50000,100000,200000,400000,700000,1000000,1400000,2000000")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "50000,100000,200000,400000,700000,1000000,1400000,2000000"
+        )]
         targets: Vec<f64>,
         /// How each step runs.
         #[command(flatten)]

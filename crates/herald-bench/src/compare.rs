@@ -30,7 +30,10 @@ pub fn render(records: &[Record]) -> String {
             k.0,
             protocol_name(k.1),
             fmt(rows.median("startup", None, |r| r.startup_ms), 1),
-            fmt(rows.median("idle", None, |r| r.rss_base_kb.map(|v| v as f64 / 1024.0)), 0),
+            fmt(
+                rows.median("idle", None, |r| r.rss_base_kb.map(|v| v as f64 / 1024.0)),
+                0
+            ),
             fmt(rows.median("idle", Some("1000"), |r| r.rss_kb_per_conn), 2),
             fmt(rows.median("idle", Some("10000"), |r| r.rss_kb_per_conn), 2),
             fmt(rows.median("idle", Some("18000"), |r| r.rss_kb_per_conn), 2),
@@ -57,15 +60,23 @@ pub fn render(records: &[Record]) -> String {
             protocol_name(k.1),
             pair("1000x10/s"),
             pair("10000x10/s"),
-            fmt(rows.median("max", Some("summary"), |r| r.delivered_per_s), 0),
-            fmt(rows.median("max", Some("summary"), |r| r.server_us_per_delivery), 2),
+            fmt(
+                rows.median("max", Some("summary"), |r| r.delivered_per_s),
+                0
+            ),
+            fmt(
+                rows.median("max", Some("summary"), |r| r.server_us_per_delivery),
+                2
+            ),
             fmt(rows.median("max", Some("summary"), |r| r.p99_ms), 2),
         );
     }
     out.push('\n');
     out.push_str("| server | protocol | scenario | step | p50 ms | p99 ms | max ms | deliveries/s | ratio | server CPU % | generator CPU % | note |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for r in records.iter().filter(|r| r.scenario == "fanout" || (r.scenario == "max" && r.step.as_deref() != Some("summary"))) {
+    for r in records.iter().filter(|r| {
+        r.scenario == "fanout" || (r.scenario == "max" && r.step.as_deref() != Some("summary"))
+    }) {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -83,9 +94,16 @@ pub fn render(records: &[Record]) -> String {
             r.note.as_deref().unwrap_or("").replace('|', "/"),
         );
     }
-    let skipped: Vec<&Record> = records.iter().filter(|r| r.scenario == "cross_node").collect();
+    let skipped: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.scenario == "cross_node")
+        .collect();
     if let Some(r) = skipped.first() {
-        let _ = writeln!(out, "\ncross-node: {}", r.note.as_deref().unwrap_or("no result"));
+        let _ = writeln!(
+            out,
+            "\ncross-node: {}",
+            r.note.as_deref().unwrap_or("no result")
+        );
     }
     out
 }
@@ -98,11 +116,18 @@ struct Rows<'a> {
 
 impl Rows<'_> {
     /// Median of `field` over this key's records of `scenario` (and `step`, when given).
-    fn median(&self, scenario: &str, step: Option<&str>, field: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
+    fn median(
+        &self,
+        scenario: &str,
+        step: Option<&str>,
+        field: impl Fn(&Record) -> Option<f64>,
+    ) -> Option<f64> {
         let mut v: Vec<f64> = self
             .records
             .iter()
-            .filter(|r| r.server == self.key.0 && r.protocol == self.key.1 && r.scenario == scenario)
+            .filter(|r| {
+                r.server == self.key.0 && r.protocol == self.key.1 && r.scenario == scenario
+            })
             .filter(|r| step.is_none_or(|s| r.step.as_deref() == Some(s)))
             .filter_map(field)
             .collect();
@@ -144,6 +169,9 @@ mod tests {
             ..Record::default()
         };
         let table = render(&[mk(3.0), mk(9.0), mk(4.0)]);
-        assert!(table.contains("| herald | pusher | 1.00 / 4.00 | — / — |"), "{table}");
+        assert!(
+            table.contains("| herald | pusher | 1.00 / 4.00 | — / — |"),
+            "{table}"
+        );
     }
 }

@@ -65,7 +65,12 @@ pub struct Fleet {
 impl Fleet {
     /// An empty fleet for `target`.
     pub fn new(target: Rc<Target>) -> Self {
-        Self { target, tasks: Vec::new(), next_index: 0, deliveries: Rc::new(Deliveries::default()) }
+        Self {
+            target,
+            tasks: Vec::new(),
+            next_index: 0,
+            deliveries: Rc::new(Deliveries::default()),
+        }
     }
 
     /// The delivery counters of this fleet.
@@ -93,7 +98,9 @@ impl Fleet {
                 let due = started + (k as f64 * 1e6 / rate) as u64;
                 tokio::time::sleep_until(clock::instant_at(due).into()).await;
             }
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                break;
+            };
             let index = self.next_index;
             self.next_index += 1;
             let target = Rc::clone(&self.target);
@@ -105,8 +112,14 @@ impl Fleet {
                 drop(permit);
                 let conn = match opened {
                     Ok(Ok(conn)) => conn,
-                    Ok(Err(e)) => return drop(tx.send(Err(e))),
-                    Err(_) => return drop(tx.send(Err(BenchError::Timeout))),
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = tx.send(Err(BenchError::Timeout));
+                        return;
+                    }
                 };
                 let _ = tx.send(Ok(clock::now_us() - t0));
                 drop(tx);
@@ -114,7 +127,13 @@ impl Fleet {
             }));
         }
         drop(tx);
-        let mut outcome = RampOutcome { opened: 0, failed: 0, first_error: None, seconds: 0.0, open_time: Percentiles::default() };
+        let mut outcome = RampOutcome {
+            opened: 0,
+            failed: 0,
+            first_error: None,
+            seconds: 0.0,
+            open_time: Percentiles::default(),
+        };
         let mut hist = new_histogram();
         while let Some(r) = rx.recv().await {
             match r {
@@ -161,7 +180,13 @@ pub async fn open(target: &Target, index: usize) -> Result<WsConn, BenchError> {
             Ok(conn)
         }
         Protocol::Wamp2 => {
-            let mut conn = WsConn::connect(target.server, source, &target.ws_path, Some(wamp::SUBPROTOCOL)).await?;
+            let mut conn = WsConn::connect(
+                target.server,
+                source,
+                &target.ws_path,
+                Some(wamp::SUBPROTOCOL),
+            )
+            .await?;
             wamp::join(&mut conn, &target.realm).await?;
             wamp::subscribe(&mut conn, &target.channel).await?;
             Ok(conn)
@@ -172,13 +197,18 @@ pub async fn open(target: &Target, index: usize) -> Result<WsConn, BenchError> {
 /// Reads deliveries until the connection ends, recording each one's latency.
 async fn receive(mut conn: WsConn, protocol: Protocol, deliveries: &Deliveries) {
     loop {
-        let frame = match conn.next_data().await {
-            Ok(f) => f,
-            Err(_) => return deliveries.connection_lost(),
+        let Ok(frame) = conn.next_data().await else {
+            return deliveries.connection_lost();
         };
         if let Some(stamp) = payload::find(&frame) {
-            deliveries.record(stamp.phase, conn.last_read_us().saturating_sub(stamp.sent_us));
-        } else if protocol == Protocol::Pusher && pusher::is_ping(&frame) && conn.send_text(pusher::PONG).await.is_err() {
+            deliveries.record(
+                stamp.phase,
+                conn.last_read_us().saturating_sub(stamp.sent_us),
+            );
+        } else if protocol == Protocol::Pusher
+            && pusher::is_ping(&frame)
+            && conn.send_text(pusher::PONG).await.is_err()
+        {
             return deliveries.connection_lost();
         }
     }

@@ -10,11 +10,13 @@ pub mod startup;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::cli::{Scenario, StepArgs};
 use crate::clock;
 use crate::fleet::RampLimits;
 use crate::procfs::{self, TreeSample};
 use crate::report::Record;
 use crate::target::Target;
+use fanout::FanoutOpts;
 
 /// Most client sockets one generator process may hold: the fd limit here is 20,000 (hard, not
 /// raisable), and the process needs a few descriptors of its own.
@@ -37,7 +39,9 @@ impl Ctx {
 
     /// The server tree right now, if a pid was given and it is alive.
     pub fn server_sample(&self) -> Option<TreeSample> {
-        self.target.server_pid.and_then(|pid| procfs::sample_tree(pid).ok())
+        self.target
+            .server_pid
+            .and_then(|pid| procfs::sample_tree(pid).ok())
     }
 }
 
@@ -70,14 +74,21 @@ pub struct WindowEnd {
 impl Window {
     /// Takes the opening readings.
     pub fn open(ctx: &Ctx) -> Self {
-        Self { start_us: clock::now_us(), server: ctx.server_sample(), gen_ticks: procfs::self_cpu_ticks() }
+        Self {
+            start_us: clock::now_us(),
+            server: ctx.server_sample(),
+            gen_ticks: procfs::self_cpu_ticks(),
+        }
     }
 
     /// Takes the closing readings.
     pub fn close(&self, ctx: &Ctx) -> WindowEnd {
         let seconds = (clock::now_us() - self.start_us) as f64 / 1e6;
         let server = ctx.server_sample();
-        let ticks = self.server.zip(server).map(|(a, b)| b.cpu_ticks.saturating_sub(a.cpu_ticks));
+        let ticks = self
+            .server
+            .zip(server)
+            .map(|(a, b)| b.cpu_ticks.saturating_sub(a.cpu_ticks));
         WindowEnd {
             seconds,
             server_cpu_pct: ticks.map(|t| procfs::cpu_pct(0, t, seconds)),
@@ -96,4 +107,71 @@ pub async fn pause(seconds: f64) {
 /// Rounds to two decimals, which is all a report needs.
 pub fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
+}
+
+/// Runs one scenario to completion (`compare` is not a measurement and does nothing here).
+pub async fn run(ctx: &Ctx, scenario: Scenario) {
+    match scenario {
+        Scenario::Idle { points, settle } => {
+            idle::run(
+                ctx,
+                &idle::IdleOpts {
+                    points,
+                    settle_s: settle,
+                },
+            )
+            .await;
+        }
+        Scenario::Fanout { subs, rates, step } => {
+            fanout::run(ctx, &fanout_opts(subs, rates, &step, "fanout")).await;
+        }
+        Scenario::Max {
+            subs,
+            targets,
+            step,
+        } => {
+            let rates = targets.iter().map(|t| t / subs.max(1) as f64).collect();
+            let opts = fanout_opts(subs, rates, &step, "max");
+            let steps = fanout::run(ctx, &opts).await;
+            fanout::summarize_max(ctx, &opts, &steps);
+        }
+        Scenario::Connect { conns } => {
+            connect::run(ctx, conns).await;
+        }
+        Scenario::HttpPublish {
+            conns,
+            duration,
+            payload,
+        } => {
+            http_publish::run(ctx, conns, duration, payload).await;
+        }
+        Scenario::Startup { runs, command } => {
+            startup::run(ctx, &startup::StartupOpts { runs, command }).await;
+        }
+        Scenario::CrossNode => {
+            let mut r = ctx.record("cross_node");
+            r.note = Some(
+                "skipped: herald has no Redis backend yet, so there is no second node to measure"
+                    .into(),
+            );
+            r.emit();
+        }
+        Scenario::Compare { .. } => {}
+    }
+}
+
+/// Fan-out options from the command line.
+fn fanout_opts(subs: usize, rates: Vec<f64>, s: &StepArgs, scenario: &'static str) -> FanoutOpts {
+    FanoutOpts {
+        subs,
+        rates,
+        payload: s.payload,
+        warmup_s: s.warmup,
+        duration_s: s.duration,
+        publishers: s.publishers,
+        stop_p99_ms: s.stop_p99_ms,
+        stop_ratio: s.stop_ratio,
+        drain_s: s.drain,
+        scenario,
+    }
 }

@@ -240,11 +240,11 @@ impl ResolvesServerCert for CertStore {
 }
 
 /// Reloads every store on SIGHUP until `stop` is cancelled.
+///
+/// The handler is installed even without certificates: SIGHUP's default action would kill the
+/// process, and `systemctl reload` sends it whatever the configuration.
 pub(crate) async fn reload_on_sighup(stores: Vec<Arc<CertStore>>, stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    if stores.is_empty() {
-        return;
-    }
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: certificates will not be reloaded");
         return;
@@ -253,6 +253,9 @@ pub(crate) async fn reload_on_sighup(stores: Vec<Arc<CertStore>>, stop: Cancella
         tokio::select! {
             () = stop.cancelled() => return,
             r = hup.recv() => if r.is_none() { return },
+        }
+        if stores.is_empty() {
+            tracing::info!("SIGHUP: no certificate to reload");
         }
         for store in &stores {
             match store.reload() {

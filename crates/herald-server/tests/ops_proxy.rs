@@ -4,7 +4,7 @@
 //! calls through the prefix, and `X-Forwarded-For` from a trusted proxy.
 //!
 //! nginx runs as this test's own child on a free loopback port. Without nginx installed the
-//! test is skipped, unless `HERALD_REQUIRE_NGINX=1` (CI) makes that a failure.
+//! test is skipped, unless `HERALD_REQUIRE_OPS_TOOLS=1` (CI) makes that a failure.
 
 #![allow(clippy::unwrap_used)]
 
@@ -85,7 +85,7 @@ async fn post(addr: (&str, u16), target: &str, body: &str, headers: &[(&str, &st
 #[tokio::test]
 async fn nginx_dedicated_location_and_same_location_forms() {
     let Some(bin) = nginx_bin() else {
-        assert!(std::env::var_os("HERALD_REQUIRE_NGINX").is_none(), "nginx is required (apt-get install nginx)");
+        assert!(std::env::var_os("HERALD_REQUIRE_OPS_TOOLS").is_none(), "nginx is required (apt-get install nginx)");
         eprintln!("skipped: nginx is not installed");
         return;
     };
@@ -136,12 +136,12 @@ async fn nginx_dedicated_location_and_same_location_forms() {
     assert_eq!((code, text.as_str()), (200, "web\n"));
 }
 
-/// A proxy binary, or `None` (skipped) unless `HERALD_REQUIRE_PROXIES=1` makes it required.
+/// A proxy binary, or `None` (skipped) unless `HERALD_REQUIRE_OPS_TOOLS=1` makes it required.
 fn proxy_bin(candidates: &[&str], package: &str) -> Option<PathBuf> {
     let found = candidates.iter().map(PathBuf::from).find(|p| p.exists());
     if found.is_none() {
         assert!(
-            std::env::var_os("HERALD_REQUIRE_PROXIES").is_none(),
+            std::env::var_os("HERALD_REQUIRE_OPS_TOOLS").is_none(),
             "{package} is required (apt-get install {package})"
         );
         eprintln!("skipped: {package} is not installed");

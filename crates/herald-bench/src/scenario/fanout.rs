@@ -53,7 +53,9 @@ pub async fn run(ctx: &Ctx, opts: &FanoutOpts) -> Vec<Record> {
         r.step = Some("ramp".into());
         r.subs = Some(ramp.opened as u64);
         r.failed = Some(ramp.failed as u64);
-        r.note = ramp.first_error.or(Some("not every subscriber opened".into()));
+        r.note = ramp
+            .first_error
+            .or(Some("not every subscriber opened".into()));
         r.emit();
         return vec![r];
     }
@@ -86,16 +88,37 @@ pub async fn run(ctx: &Ctx, opts: &FanoutOpts) -> Vec<Record> {
 }
 
 /// One step: warm-up, measured window, drain.
-async fn step(ctx: &Ctx, opts: &FanoutOpts, fleet: &Fleet, pool: &mut [Publisher], k: u32, rate: f64) -> Record {
+async fn step(
+    ctx: &Ctx,
+    opts: &FanoutOpts,
+    fleet: &Fleet,
+    pool: &mut [Publisher],
+    k: u32,
+    rate: f64,
+) -> Record {
     let channel = ctx.target.channel.clone();
     let deliveries = Rc::clone(fleet.deliveries());
     let (warm, measured) = (2 * k, 2 * k + 1);
     if opts.warmup_s > 0.0 {
-        publisher::run(pool, &Pacer::new(rate, opts.warmup_s), &channel, warm, opts.payload).await;
+        publisher::run(
+            pool,
+            &Pacer::new(rate, opts.warmup_s),
+            &channel,
+            warm,
+            opts.payload,
+        )
+        .await;
     }
     let window = Window::open(ctx);
     let total_before = deliveries.total();
-    let stats = publisher::run(pool, &Pacer::new(rate, opts.duration_s), &channel, measured, opts.payload).await;
+    let stats = publisher::run(
+        pool,
+        &Pacer::new(rate, opts.duration_s),
+        &channel,
+        measured,
+        opts.payload,
+    )
+    .await;
     let end = window.close(ctx);
     let in_window = deliveries.total() - total_before;
 
@@ -108,7 +131,7 @@ async fn step(ctx: &Ctx, opts: &FanoutOpts, fleet: &Fleet, pool: &mut [Publisher
         let c = deliveries.count(measured);
         if c != last.0 {
             last = (c, clock::now_us());
-        } else if clock::now_us() - last.1 > 1_000_000 {
+        } else if clock::now_us() - last.1 > STALL_US {
             break;
         }
     }
@@ -128,7 +151,10 @@ async fn step(ctx: &Ctx, opts: &FanoutOpts, fleet: &Fleet, pool: &mut [Publisher
     r.delivered_per_s = Some(round2(in_window as f64 / end.seconds.max(1e-6)));
     r.ratio = (expected > 0).then(|| (phase.count as f64 / expected as f64 * 1e4).round() / 1e4);
     r.server_cpu_pct = end.server_cpu_pct.map(round2);
-    r.server_us_per_delivery = end.server_cpu_s.filter(|_| in_window > 0).map(|s| round2(s * 1e6 / in_window as f64));
+    r.server_us_per_delivery = end
+        .server_cpu_s
+        .filter(|_| in_window > 0)
+        .map(|s| round2(s * 1e6 / in_window as f64));
     r.gen_cpu_pct = Some(round2(end.gen_cpu_pct));
     r.rss_kb = end.server_rss_kb;
     let lost = deliveries.lost();
@@ -144,11 +170,17 @@ async fn step(ctx: &Ctx, opts: &FanoutOpts, fleet: &Fleet, pool: &mut [Publisher
         Publisher::Http(h) if h.connects() > 1 => Some(h.connects()),
         _ => None,
     }) {
-        notes.push(format!("server closed keep-alive: {p} connections by publisher 0"));
+        notes.push(format!(
+            "server closed keep-alive: {p} connections by publisher 0"
+        ));
     }
     r.note = (!notes.is_empty()).then(|| notes.join("; "));
     r
 }
+
+/// A drain gives up when no delivery of the step arrived for this long (a stalled or dropping
+/// server); the step's ratio then shows what is missing.
+const STALL_US: u64 = 3_000_000;
 
 /// Share of the target publish rate a step must achieve to count as sustained.
 const MIN_RATE_SHARE: f64 = 0.9;
@@ -157,7 +189,9 @@ const MIN_RATE_SHARE: f64 = 0.9;
 fn passed(opts: &FanoutOpts, r: &Record) -> bool {
     r.ratio.is_some_and(|x| x >= opts.stop_ratio)
         && r.p99_ms.is_some_and(|p| p <= opts.stop_p99_ms)
-        && r.rate_achieved.zip(r.rate_target).is_some_and(|(a, t)| a >= MIN_RATE_SHARE * t)
+        && r.rate_achieved
+            .zip(r.rate_target)
+            .is_some_and(|(a, t)| a >= MIN_RATE_SHARE * t)
 }
 
 /// The `max` summary: the best step that kept its publish rate and delivered at least
@@ -165,7 +199,9 @@ fn passed(opts: &FanoutOpts, r: &Record) -> bool {
 pub fn summarize_max(ctx: &Ctx, opts: &FanoutOpts, steps: &[Record]) -> Record {
     let ok = |r: &&Record| passed(opts, r);
     let best = steps.iter().filter(ok).max_by(|a, b| {
-        a.delivered_per_s.unwrap_or(0.0).total_cmp(&b.delivered_per_s.unwrap_or(0.0))
+        a.delivered_per_s
+            .unwrap_or(0.0)
+            .total_cmp(&b.delivered_per_s.unwrap_or(0.0))
     });
     let mut r = ctx.record("max");
     r.step = Some("summary".into());
@@ -191,7 +227,9 @@ pub fn summarize_max(ctx: &Ctx, opts: &FanoutOpts, steps: &[Record]) -> Record {
             l.gen_cpu_pct
         )
     });
-    r.note = limited_by.or(Some("every step passed: the top target was not enough".into()));
+    r.note = limited_by.or(Some(
+        "every step passed: the top target was not enough".into(),
+    ));
     r.emit();
     r
 }

@@ -89,8 +89,13 @@ async fn once(ctx: &Ctx, command: &[String]) -> Result<f64, String> {
 
 /// Whether an HTTP request to the target gets a status line back.
 async fn answers(ctx: &Ctx) -> bool {
-    let Ok(mut s) = TcpStream::connect(ctx.target.server).await else { return false };
-    let req = format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", ctx.target.server);
+    let Ok(mut s) = TcpStream::connect(ctx.target.server).await else {
+        return false;
+    };
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        ctx.target.server
+    );
     if s.write_all(req.as_bytes()).await.is_err() {
         return false;
     }
@@ -106,11 +111,18 @@ async fn stop(child: &mut Child) {
     let signal = |sig: &'static str| {
         let group = group.clone();
         async move {
-            let _ = Command::new("kill").args([sig, "--", &group]).stderr(Stdio::null()).status().await;
+            let _ = Command::new("kill")
+                .args([sig, "--", &group])
+                .stderr(Stdio::null())
+                .status()
+                .await;
         }
     };
     signal("-TERM").await;
-    if tokio::time::timeout(STOP_LIMIT, child.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_LIMIT, child.wait())
+        .await
+        .is_err()
+    {
         signal("-KILL").await;
         let _ = child.wait().await;
     }

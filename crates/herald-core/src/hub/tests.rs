@@ -210,3 +210,37 @@ fn close_all_reaches_every_live_connection_until_it_disconnects() {
     let mut cx = Context::from_waker(Waker::noop());
     assert!(matches!(a.outbox.poll_drain(&mut cx, &mut q), Poll::Ready(Drained::Close(_))));
 }
+
+#[test]
+fn a_connection_made_after_close_all_is_asked_to_close_at_once() {
+    let (hub, _app) = hub();
+    let before = hub.connect(Wire::Pusher);
+    assert_eq!(hub.close_all(4200, "Server shutting down"), 1);
+    let after = hub.connect(Wire::Pusher);
+    for conn in [&before, &after] {
+        let mut q = VecDeque::new();
+        let got = conn.outbox.poll_drain(&mut Context::from_waker(Waker::noop()), &mut q);
+        assert_eq!(got, Poll::Ready(Drained::Close(CloseRequest::Code { code: 4200, reason: "Server shutting down" })));
+    }
+}
+
+#[test]
+fn counters_follow_connections_and_fan_out() {
+    use crate::stats::Protocol;
+    let (hub, app) = hub();
+    let a = hub.connect(Wire::Pusher);
+    let b = hub.connect(Wire::WampV1);
+    assert_eq!(hub.stats().open(Protocol::Pusher), 1);
+    subscribe(&hub, &app, &a, "c", None);
+    assert_eq!(hub.subscription_totals(&app), (1, 1));
+    assert_eq!(publish(&hub, &app, "c", None), 1);
+    assert_eq!(app.stats.messages_out.get(Protocol::Pusher), 1);
+    assert_eq!(app.stats.publications.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(app.stats.publish_latency.snapshot().count, 1);
+    hub.unsubscribe(&app, &a, &name("c"));
+    hub.disconnect(&a);
+    hub.disconnect(&b);
+    hub.disconnect(&b);
+    assert_eq!(hub.stats().open(Protocol::Pusher), 0);
+    assert_eq!(hub.stats().closed.get(Protocol::WampV1), 1, "a second disconnect is not counted");
+}

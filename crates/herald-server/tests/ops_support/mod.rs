@@ -84,7 +84,7 @@ impl Herald {
         let stderr_pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let (line_tx, stderr_lines) = mpsc::channel();
-        {
+        let stderr_reader = {
             let stderr = Arc::clone(&stderr);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
@@ -93,8 +93,8 @@ impl Herald {
                     s.push('\n');
                     let _ = line_tx.send(line);
                 }
-            });
-        }
+            })
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -117,6 +117,12 @@ impl Herald {
                 }
                 Err(_) => {
                     let status = wait_exit(&mut child, WAIT);
+                    if status.is_none() {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    // The pipe closes with the process: the reader has then seen every line.
+                    let _ = stderr_reader.join();
                     let err = stderr.lock().unwrap().clone();
                     return Err((status, err));
                 }

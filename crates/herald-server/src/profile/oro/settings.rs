@@ -148,8 +148,17 @@ impl OroSettings {
         let _ = writeln!(out, "ticket_ttl = {}", self.ticket_ttl.as_secs());
         let _ = writeln!(out, "ping_interval = {}", self.ping_interval.as_secs_f64());
         let _ = writeln!(out, "state_poll_interval = {}", self.state_poll_interval.as_secs_f64());
-        let _ = writeln!(out, "publishers = {:?}\nshare_broadcasts = {}", self.publishers, self.share_broadcasts);
-        let _ = writeln!(out, "application_close = {:?}\nroutes = {}", self.application_close, self.routes.len());
+        let publishers = match self.publishers {
+            Publishers::Any => "any",
+            Publishers::Backend => "backend",
+        };
+        let close = match self.application_close {
+            AppClose::Status0 => "status-0",
+            AppClose::Normal => "normal",
+            AppClose::Fin => "fin",
+        };
+        let _ = writeln!(out, "publishers = {publishers:?}\nshare_broadcasts = {}", self.share_broadcasts);
+        let _ = writeln!(out, "application_close = {close:?}\n# {} route(s) besides Oro's", self.routes.len());
     }
 }
 

@@ -1,3 +1,5 @@
+//! Tests of the upgrade request checks and the 101 bytes, fed from in-memory requests.
+
 use super::*;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";

@@ -1,3 +1,5 @@
+//! Tests of the Oro configuration: ORO_* variables, the [oro] section, flags and log levels.
+
 use std::collections::HashMap;
 
 use super::*;
@@ -169,4 +171,19 @@ fn log_levels_follow_oro() {
     assert_eq!(level(0, false, Some("dev")), Some("info"));
     assert_eq!(level(1, false, Some("dev")), Some("debug"));
     assert_eq!(log_directives(&ServeArgs::default(), &[]), None);
+}
+
+#[test]
+fn describe_leaves_secrets_out() {
+    let (l, _) = run(
+        &args(true),
+        None,
+        &[("ORO_SECRET", "sekrit"), ("ORO_DB_DSN", "postgres://oro:pw-123@db:5432/oro")],
+    )
+    .unwrap();
+    let l = l.unwrap();
+    let mut out = String::new();
+    oro(&l).describe(&l.host, l.port, &mut out);
+    assert!(out.contains("[oro]") && out.contains("postgres://db:5432/oro") && out.contains("publishers = \"any\""));
+    assert!(!out.contains("sekrit") && !out.contains("pw-123"), "{out}");
 }

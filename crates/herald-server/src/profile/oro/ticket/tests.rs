@@ -1,3 +1,5 @@
+//! Ticket tests against vectors made by tests/fixtures/oro/ticket.php (the PHP algorithm).
+
 use super::*;
 
 const SECRET: &str = "ThisTokenIsNotSoSecretChangeIt";
