@@ -20,6 +20,16 @@ struct Supervisord(Child);
 
 impl Drop for Supervisord {
     fn drop(&mut self) {
+        // SIGTERM lets supervisord stop its programs (herald drains); SIGKILL alone would leave
+        // the herald child running as an orphan.
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
