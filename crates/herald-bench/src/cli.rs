@@ -186,6 +186,12 @@ pub enum Scenario {
     },
     /// Cross-node latency through Redis (a stub until herald has a Redis backend).
     CrossNode,
+    /// Runs the minimal fan-out-only Pusher server (a floor for comparisons) until the deadline.
+    ReferenceServer {
+        /// Port on 127.0.0.1 (0 picks one; the listening line on stdout gives it).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Renders the side-by-side Markdown tables from JSON-lines files.
     Compare {
         /// Files written by earlier runs (stdout of the scenarios).

@@ -20,6 +20,7 @@ pub mod payload;
 pub mod procfs;
 pub mod publisher;
 pub mod pusher;
+pub mod reference_server;
 pub mod report;
 pub mod scenario;
 pub mod stats;

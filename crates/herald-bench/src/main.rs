@@ -9,7 +9,7 @@ use clap::Parser as _;
 use herald_bench::cli::{Cli, Scenario};
 use herald_bench::report::Record;
 use herald_bench::scenario::{self, Ctx, MAX_SOCKETS_PER_PROCESS};
-use herald_bench::{clock, compare};
+use herald_bench::{clock, compare, reference_server};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -51,6 +51,16 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let local = tokio::task::LocalSet::new();
     let deadline = Duration::from_secs(cli.deadline);
+    if let Scenario::ReferenceServer { port } = cli.scenario {
+        return local.block_on(&runtime, async move {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            println!("herald-bench reference server listening on {}", listener.local_addr()?);
+            tokio::time::timeout(deadline, reference_server::serve(listener))
+                .await
+                .unwrap_or(Ok(()))
+                .map_err(Into::into)
+        });
+    }
     local.block_on(&runtime, async move {
         tokio::time::timeout(deadline, scenario::run(&ctx, cli.scenario))
             .await

@@ -156,7 +156,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) {
             );
             r.emit();
         }
-        Scenario::Compare { .. } => {}
+        Scenario::Compare { .. } | Scenario::ReferenceServer { .. } => {}
     }
 }
 

@@ -4,10 +4,11 @@
 //! phase, then waits for the step's deliveries to drain before the next step starts. A step
 //! reports latency percentiles of its measured phase, deliveries per second received during
 //! the window, and the delivery ratio of its own publishes. The scenario stops at the first
-//! step whose ratio or p99 falls past the limits.
+//! step whose ratio, p99 or achieved publish rate falls past the limits.
 //!
 //! The `max` scenario is the same loop with rates derived from delivery targets (rate =
-//! deliveries/s ÷ N); its summary is the best step that still delivered everything.
+//! deliveries/s ÷ N); its summary is the best step that kept its publish rate and delivered
+//! everything, and says why the next step failed.
 
 use std::rc::Rc;
 
@@ -182,6 +183,10 @@ async fn step(
 /// server); the step's ratio then shows what is missing.
 const STALL_US: u64 = 3_000_000;
 
+/// Generator CPU (percent of its core) above which a step measured the harness as much as the
+/// server.
+const GEN_SATURATED_PCT: f64 = 90.0;
+
 /// Share of the target publish rate a step must achieve to count as sustained.
 const MIN_RATE_SHARE: f64 = 0.9;
 
@@ -217,19 +222,30 @@ pub fn summarize_max(ctx: &Ctx, opts: &FanoutOpts, steps: &[Record]) -> Record {
         r.gen_cpu_pct = b.gen_cpu_pct;
     }
     let limited_by = steps.last().filter(|l| !ok(l)).map(|l| {
+        let n = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v}"));
         format!(
-            "next step {} failed: publish rate {:?}/s, ratio {:?}, p99 {:?} ms, server cpu {:?}%, generator cpu {:?}%",
+            "next step {} failed: {} deliveries/s, publish rate {}/s, ratio {}, p99 {} ms, \
+             server cpu {}%, generator cpu {}%",
             l.step.as_deref().unwrap_or("?"),
-            l.rate_achieved,
-            l.ratio,
-            l.p99_ms,
-            l.server_cpu_pct,
-            l.gen_cpu_pct
+            n(l.delivered_per_s),
+            n(l.rate_achieved),
+            n(l.ratio),
+            n(l.p99_ms),
+            n(l.server_cpu_pct),
+            n(l.gen_cpu_pct)
         )
     });
-    r.note = limited_by.or(Some(
-        "every step passed: the top target was not enough".into(),
-    ));
+    let mut note =
+        limited_by.unwrap_or_else(|| "every step passed: the top target was not enough".into());
+    if let Some(g) = best
+        .and_then(|b| b.gen_cpu_pct)
+        .filter(|g| *g >= GEN_SATURATED_PCT)
+    {
+        note.push_str(&format!(
+            "; generator at {g:.0}% CPU: harness-limited, a lower bound"
+        ));
+    }
+    r.note = Some(note);
     r.emit();
     r
 }
