@@ -54,7 +54,10 @@ fn main() -> anyhow::Result<()> {
     if let Scenario::ReferenceServer { port } = cli.scenario {
         return local.block_on(&runtime, async move {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-            println!("herald-bench reference server listening on {}", listener.local_addr()?);
+            println!(
+                "herald-bench reference server listening on {}",
+                listener.local_addr()?
+            );
             tokio::time::timeout(deadline, reference_server::serve(listener))
                 .await
                 .unwrap_or(Ok(()))
