@@ -131,13 +131,15 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
 
     let hub = Arc::clone(hub);
     tracker.spawn(async move {
+        // Each stream type's session is boxed: inline, the task would be as large as the
+        // largest variant (the TLS one, ~8 KB), and every plain idle connection would pay for it.
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => serve(hub, target, parts.io.into_inner(), parts.read_buf).await,
+                Ok(parts) => Box::pin(serve(hub, target, parts.io.into_inner(), parts.read_buf)).await,
                 // A TLS listener hands hyper the rustls stream; take it back the same way.
                 Err(upgraded) => match upgraded.downcast::<TokioIo<crate::listen::TlsStream>>() {
-                    Ok(parts) => serve(hub, target, parts.io.into_inner(), parts.read_buf).await,
-                    Err(upgraded) => serve(hub, target, TokioIo::new(upgraded), Bytes::new()).await,
+                    Ok(parts) => Box::pin(serve(hub, target, parts.io.into_inner(), parts.read_buf)).await,
+                    Err(upgraded) => Box::pin(serve(hub, target, TokioIo::new(upgraded), Bytes::new())).await,
                 },
             },
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
