@@ -151,7 +151,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
 
     /// Writes queued frames, several per system call.
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.out.is_empty() {
+        while let Some(front) = self.out.front() {
+            if self.out.len() == 1 {
+                // The common case at low publish rates: one frame, a plain write, no iovec array
+                // to clear (the profile counted ~220 instructions per delivery for it).
+                let written = ready!(Pin::new(&mut self.io).poll_write(cx, front))?;
+                if written == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.advance(written);
+                continue;
+            }
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
             for (slot, frame) in slices.iter_mut().zip(self.out.iter()) {
