@@ -12,6 +12,12 @@ const EX_CONFIG: u8 = 64;
 /// sysexits.h: service unavailable (port in use...).
 const EX_UNAVAILABLE: u8 = 69;
 
+// jemalloc: fewer bytes per idle connection than glibc's malloc (no per-chunk header, size
+// classes that fit tokio's cache-aligned task cells); measured in docs/benchmarks.md.
+#[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = cli.serve_args();

@@ -26,6 +26,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Profile;
 use crate::http::{Body, HttpState, text_response};
@@ -126,22 +127,11 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             None => (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None),
         },
     };
-    let hub = &state.hub;
-    let tracker = &state.tracker;
-
-    let hub = Arc::clone(hub);
-    tracker.spawn(async move {
-        // Each stream type's session is boxed: inline, the task would be as large as the
-        // largest variant (the TLS one, ~8 KB), and every plain idle connection would pay for it.
+    let hub = Arc::clone(&state.hub);
+    let tracker = state.tracker.clone();
+    state.tracker.spawn(async move {
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => Box::pin(serve(hub, target, parts.io.into_inner(), parts.read_buf)).await,
-                // A TLS listener hands hyper the rustls stream; take it back the same way.
-                Err(upgraded) => match upgraded.downcast::<TokioIo<crate::listen::TlsStream>>() {
-                    Ok(parts) => Box::pin(serve(hub, target, parts.io.into_inner(), parts.read_buf)).await,
-                    Err(upgraded) => Box::pin(serve(hub, target, TokioIo::new(upgraded), Bytes::new())).await,
-                },
-            },
+            Ok(upgraded) => start_session(&tracker, hub, target, upgraded),
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });
@@ -158,6 +148,29 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
     resp
+}
+
+/// Starts the session in a task of its own, typed by the concrete stream.
+///
+/// The upgrade task ends here. A task is as large as the largest state of its future, so
+/// awaiting the session inside the upgrade task would make every connection carry hyper's
+/// request, the largest stream type (TLS, ~1.2 KB of rustls state in `Parts`) and the session at
+/// once; a fresh task per stream type holds only the session it runs (idle memory, issue 3).
+fn start_session(tracker: &TaskTracker, hub: Arc<Hub>, target: Target, upgraded: hyper::upgrade::Upgraded) {
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf);
+        }
+        // A TLS listener hands hyper the rustls stream; take it back the same way.
+        Err(upgraded) => match upgraded.downcast::<TokioIo<crate::listen::TlsStream>>() {
+            Ok(parts) => {
+                spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf);
+            }
+            Err(upgraded) => {
+                spawn_session(tracker, hub, target, TokioIo::new(upgraded), Bytes::new());
+            }
+        },
+    }
 }
 
 /// Maps `/app/{key}?protocol=7&client=..&version=..` to an app or a Pusher close code
@@ -194,10 +207,13 @@ fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
     }
 }
 
-/// Runs the session for an upgraded stream, or refuses it with a close code.
-async fn serve<S>(hub: Arc<Hub>, target: Target, io: S, leftover: Bytes)
+/// Spawns the session for an upgraded stream, or the refusal with a close code.
+///
+/// Each session future is the whole task: no wrapper future around it whose size would be
+/// the largest of all session kinds.
+fn spawn_session<S>(tracker: &TaskTracker, hub: Arc<Hub>, target: Target, io: S, leftover: Bytes)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let max_message = match &target {
         Target::Session(app) | Target::Wamp1(app) | Target::Espo(_, app, _) => app.config.max_message_bytes,
@@ -208,18 +224,19 @@ where
         Target::Refuse(_) => 4096,
     };
     let socket = Socket::new(io, leftover, max_message);
-    let app = match target {
-        Target::Session(app) => app,
-        Target::Echo => return echo::run(socket).await,
-        Target::Wamp1(app) => return wamp1::run(hub, app, socket).await,
-        Target::Wamp2(ser) => return wamp2::run(hub, ser, socket).await,
-        Target::Espo(espo, app, query) => return crate::profile::espo::session::run(hub, espo.0, app, query, socket).await,
-        Target::Refuse(code) => return refuse(socket, code).await,
+    match target {
+        Target::Session(app) => match app.try_connect() {
+            Some(slot) => tracker.spawn(pusher::run(hub, app, slot, socket)),
+            None => tracker.spawn(refuse(socket, CloseCode::OverQuota)),
+        },
+        Target::Echo => tracker.spawn(echo::run(socket)),
+        Target::Wamp1(app) => tracker.spawn(wamp1::run(hub, app, socket)),
+        Target::Wamp2(ser) => tracker.spawn(wamp2::run(hub, ser, socket)),
+        Target::Espo(espo, app, query) => {
+            tracker.spawn(crate::profile::espo::session::run(hub, espo.0, app, query, socket))
+        }
+        Target::Refuse(code) => tracker.spawn(refuse(socket, code)),
     };
-    let Some(slot) = app.try_connect() else {
-        return refuse(socket, CloseCode::OverQuota).await;
-    };
-    pusher::run(hub, app, slot, socket).await;
 }
 
 /// Sends `pusher:error` and the close frame with `code`, then closes.

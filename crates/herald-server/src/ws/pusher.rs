@@ -56,91 +56,96 @@ struct Session {
 }
 
 /// Runs a Pusher session on an upgraded socket until it closes.
-pub(crate) async fn run<S>(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot, mut socket: Socket<S>)
+// A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
+// argument twice in its state (the argument and the local it is moved into), and this future
+// is what every idle connection's task holds (issue 3, idle memory).
+pub(crate) fn run<S>(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot, mut socket: Socket<S>) -> impl Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let conn = hub.connect(Wire::Pusher);
-    let activity = Duration::from_secs(app.config.activity_timeout.into());
-    let pong_wait = Duration::from_secs(app.config.pong_timeout.into());
-    socket.queue(frame(server_msg::connection_established(
-        conn.socket_id.as_str(),
-        app.config.activity_timeout,
-    )));
-    tracing::debug!(socket_id = %conn.socket_id, app = %app.config.id, "pusher connected");
-    let mut session = Session {
-        client_events: TokenBucket::per_second(app.config.max_client_events_per_second),
-        hub,
-        app,
-        conn,
-        subscriptions: Vec::new(),
-        user: None,
-    };
-
-    // One timer for keep-alive: armed for `activity` after the last client frame, then for
-    // `pong_wait` after our ping. Re-armed lazily so busy sockets do not touch the timer wheel
-    // on every frame.
-    let mut last_seen = Instant::now();
-    let mut pinged = false;
-    let timer: Sleep = tokio::time::sleep(activity);
-    tokio::pin!(timer);
-
-    let mut slow = false;
-    let close_frame = loop {
-        let next = std::future::poll_fn(|cx| {
-            if let std::task::Poll::Ready(e) = socket.poll_event(cx, &session.conn.outbox) {
-                return std::task::Poll::Ready(Some(e));
-            }
-            timer.as_mut().poll(cx).map(|()| None)
-        })
-        .await;
-        let Some(event) = next else {
-            let idle = last_seen.elapsed();
-            if !pinged && idle < activity {
-                timer.as_mut().reset(last_seen + activity);
-            } else if !pinged {
-                pinged = true;
-                socket.queue(frame(Bytes::from_static(PING)));
-                timer.as_mut().reset(Instant::now() + pong_wait);
-            } else {
-                break Some(close(CloseCode::PongNotReceived));
-            }
-            continue;
+    async move {
+        let conn = hub.connect(Wire::Pusher);
+        let activity = Duration::from_secs(app.config.activity_timeout.into());
+        let pong_wait = Duration::from_secs(app.config.pong_timeout.into());
+        socket.queue(frame(server_msg::connection_established(
+            conn.socket_id.as_str(),
+            app.config.activity_timeout,
+        )));
+        tracing::debug!(socket_id = %conn.socket_id, app = %app.config.id, "pusher connected");
+        let mut session = Session {
+            client_events: TokenBucket::per_second(app.config.max_client_events_per_second),
+            hub,
+            app,
+            conn,
+            subscriptions: Vec::new(),
+            user: None,
         };
-        match event {
-            Event::Message(msg) => {
-                session.app.stats.message_in(herald_core::stats::Protocol::Pusher);
-                last_seen = Instant::now();
-                if pinged {
-                    pinged = false;
+
+        // One timer for keep-alive: armed for `activity` after the last client frame, then for
+        // `pong_wait` after our ping. Re-armed lazily so busy sockets do not touch the timer wheel
+        // on every frame.
+        let mut last_seen = Instant::now();
+        let mut pinged = false;
+        let timer: Sleep = tokio::time::sleep(activity);
+        tokio::pin!(timer);
+
+        let mut slow = false;
+        let close_frame = loop {
+            let next = std::future::poll_fn(|cx| {
+                if let std::task::Poll::Ready(e) = socket.poll_event(cx, &session.conn.outbox) {
+                    return std::task::Poll::Ready(Some(e));
+                }
+                timer.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            let Some(event) = next else {
+                let idle = last_seen.elapsed();
+                if !pinged && idle < activity {
                     timer.as_mut().reset(last_seen + activity);
+                } else if !pinged {
+                    pinged = true;
+                    socket.queue(frame(Bytes::from_static(PING)));
+                    timer.as_mut().reset(Instant::now() + pong_wait);
+                } else {
+                    break Some(close(CloseCode::PongNotReceived));
                 }
-                match msg {
-                    Message::Text(text) => session.on_text(&text, &mut socket),
-                    Message::Binary(_) => socket.queue(frame(server_msg::error(
-                        None,
-                        "Binary frames are not supported; send JSON text frames",
-                    ))),
-                    Message::Ping(payload) => socket.queue(ws::encode_pong(&payload)),
-                    Message::Pong(_) => {}
-                    Message::Close(_) => break Some(ws::encode_close(1000, "")),
+                continue;
+            };
+            match event {
+                Event::Message(msg) => {
+                    session.app.stats.message_in(herald_core::stats::Protocol::Pusher);
+                    last_seen = Instant::now();
+                    if pinged {
+                        pinged = false;
+                        timer.as_mut().reset(last_seen + activity);
+                    }
+                    match msg {
+                        Message::Text(text) => session.on_text(&text, &mut socket),
+                        Message::Binary(_) => socket.queue(frame(server_msg::error(
+                            None,
+                            "Binary frames are not supported; send JSON text frames",
+                        ))),
+                        Message::Ping(payload) => socket.queue(ws::encode_pong(&payload)),
+                        Message::Pong(_) => {}
+                        Message::Close(_) => break Some(ws::encode_close(1000, "")),
+                    }
+                }
+                Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
+                Event::Gone => break None,
+                Event::CloseRequested(CloseRequest::SlowConsumer) => {
+                    tracing::debug!(socket_id = %session.conn.socket_id, "closing slow consumer");
+                    slow = true;
+                    break Some(close(CloseCode::OverCapacity));
+                }
+                Event::CloseRequested(CloseRequest::Code { code, reason }) => {
+                    break Some(ws::encode_close(code, reason));
                 }
             }
-            Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
-            Event::Gone => break None,
-            Event::CloseRequested(CloseRequest::SlowConsumer) => {
-                tracing::debug!(socket_id = %session.conn.socket_id, "closing slow consumer");
-                slow = true;
-                break Some(close(CloseCode::OverCapacity));
-            }
-            Event::CloseRequested(CloseRequest::Code { code, reason }) => {
-                break Some(ws::encode_close(code, reason));
-            }
-        }
-    };
-    session.leave();
-    socket.close(close_frame, &session.conn.outbox, slow).await;
-    drop(slot);
+        };
+        session.leave();
+        socket.close(close_frame, &session.conn.outbox, slow).await;
+        drop(slot);
+    }
 }
 
 impl Session {
@@ -235,7 +240,13 @@ impl Session {
             }
         });
         match result {
-            Ok(()) => self.subscriptions.push(Subscription { channel, user_id }),
+            Ok(()) => {
+                // Most sockets hold one subscription: room for exactly one, not Vec's first 4.
+                if self.subscriptions.capacity() == 0 {
+                    self.subscriptions.reserve_exact(1);
+                }
+                self.subscriptions.push(Subscription { channel, user_id });
+            }
             Err(e) => refuse(socket, name, 400, &e.to_string()),
         }
     }

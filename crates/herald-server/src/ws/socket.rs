@@ -202,39 +202,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     ///
     /// With `discard_backlog` (a slow consumer), queued frames are dropped, except one already
     /// half-written (the stream must stay well-formed); otherwise they are delivered first.
-    pub(crate) async fn close(mut self, close_frame: Option<Bytes>, outbox: &Outbox, discard_backlog: bool) {
-        if discard_backlog {
-            let keep = usize::from(self.front_partial);
-            self.out.truncate(keep);
-        } else {
-            let mut pending = VecDeque::new();
-            let _ = std::future::poll_fn(|cx| {
-                let _ = outbox.poll_drain(cx, &mut pending);
-                Poll::Ready(())
+    ///
+    /// The future is boxed: it is awaited once, at the end, but inline it would be the largest
+    /// state of every session future (two timers and a drain buffer), so every idle
+    /// connection would carry it for its whole life.
+    pub(crate) fn close<'a>(
+        mut self,
+        close_frame: Option<Bytes>,
+        outbox: &'a Outbox,
+        discard_backlog: bool,
+    ) -> Pin<Box<impl Future<Output = ()> + 'a>>
+    where
+        S: 'a,
+    {
+        Box::pin(async move {
+            if discard_backlog {
+                let keep = usize::from(self.front_partial);
+                self.out.truncate(keep);
+            } else {
+                let mut pending = VecDeque::new();
+                let _ = std::future::poll_fn(|cx| {
+                    let _ = outbox.poll_drain(cx, &mut pending);
+                    Poll::Ready(())
+                })
+                .await;
+                self.out.extend(pending);
+            }
+            if let Some(f) = close_frame {
+                self.out.push_back(f);
+            }
+            let flushed =
+                tokio::time::timeout(CLOSE_FLUSH, std::future::poll_fn(|cx| self.poll_flush_out(cx))).await;
+            if !matches!(flushed, Ok(Ok(()))) {
+                return;
+            }
+            let _ = self.io.shutdown().await;
+            if self.read_closed {
+                return;
+            }
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                let mut sink = [0u8; 512];
+                while let Ok(n) = self.io.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
             })
             .await;
-            self.out.extend(pending);
-        }
-        if let Some(f) = close_frame {
-            self.out.push_back(f);
-        }
-        let flushed =
-            tokio::time::timeout(CLOSE_FLUSH, std::future::poll_fn(|cx| self.poll_flush_out(cx))).await;
-        if !matches!(flushed, Ok(Ok(()))) {
-            return;
-        }
-        let _ = self.io.shutdown().await;
-        if self.read_closed {
-            return;
-        }
-        let _ = tokio::time::timeout(CLOSE_LINGER, async {
-            let mut sink = [0u8; 512];
-            while let Ok(n) = self.io.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
         })
-        .await;
     }
 }

@@ -45,74 +45,83 @@ struct Session {
 }
 
 /// Runs a WAMP v1 session for `app` until it ends.
-pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(hub: Arc<Hub>, app: Arc<App>, mut socket: Socket<S>) {
-    if !app.config.enabled {
-        // A disabled app serves no session: policy-violation close, no WELCOME.
-        let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
-        return socket.close(Some(ws::encode_close(1008, "app disabled")), &outbox, false).await;
-    }
-    let Some(slot) = app.try_connect() else {
-        // 1013 "try again later": over the app's max_connections.
-        let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
-        return socket.close(Some(ws::encode_close(1013, "over capacity")), &outbox, false).await;
-    };
-    let conn = hub.connect(Wire::WampV1);
-    socket.queue(ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT))));
-    let mut session = Session { hub, app, conn, prefixes: Prefixes::new(CurieRule::Ratchet), topics: Vec::new() };
-    let cfg = &session.app.config;
-    let mut keepalive = KeepAlive::new(
-        Duration::from_secs(cfg.activity_timeout.into()),
-        Duration::from_secs(cfg.pong_timeout.into()),
-        Instant::now(),
-    );
-    let timer = tokio::time::sleep_until(keepalive.deadline());
-    tokio::pin!(timer);
-
-    let close_frame = loop {
-        let next = std::future::poll_fn(|cx| {
-            if let std::task::Poll::Ready(e) = socket.poll_event(cx, &session.conn.outbox) {
-                return std::task::Poll::Ready(Some(e));
-            }
-            timer.as_mut().poll(cx).map(|()| None)
-        })
-        .await;
-        let Some(event) = next else {
-            match keepalive.tick(Instant::now()) {
-                Tick::Wait(at) => timer.as_mut().reset(at),
-                Tick::Ping(at) => {
-                    socket.queue(ws::encode_ping(b"herald"));
-                    timer.as_mut().reset(at);
-                }
-                // Ratchet's keepalive closes with 1000 (W10 a).
-                Tick::Expired => break Some(ws::encode_close(1000, "")),
-            }
-            continue;
-        };
-        let msg = match event {
-            Event::Message(m) => m,
-            Event::Violation(e) => break Some(ws::encode_close(e.close_code(), "")),
-            Event::Gone => break None,
-            Event::CloseRequested(CloseRequest::SlowConsumer) => break Some(ws::encode_close(1008, "slow consumer")),
-            Event::CloseRequested(CloseRequest::Code { .. }) => break Some(ws::encode_close(1001, "")),
-        };
-        session.app.stats.message_in(herald_core::stats::Protocol::WampV1);
-        keepalive.seen(Instant::now());
-        match msg {
-            Message::Text(text) => {
-                if let Err(code) = session.on_text(&text) {
-                    break Some(ws::encode_close(code, ""));
-                }
-            }
-            // W3: text frames only; Ratchet's JSON decoding fails on binary input.
-            Message::Binary(_) => break Some(ws::encode_close(1007, "")),
-            Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
-            Message::Pong(_) => {}
-            Message::Close(_) => break Some(ws::encode_close(1000, "")),
+// A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
+// argument twice in its state (the argument and the local it is moved into), and this future
+// is what every idle connection's task holds (issue 3, idle memory).
+pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    hub: Arc<Hub>,
+    app: Arc<App>,
+    mut socket: Socket<S>,
+) -> impl Future<Output = ()> {
+    async move {
+        if !app.config.enabled {
+            // A disabled app serves no session: policy-violation close, no WELCOME.
+            let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
+            return socket.close(Some(ws::encode_close(1008, "app disabled")), &outbox, false).await;
         }
-    };
-    session.leave();
-    socket.close(close_frame, &session.conn.outbox, false).await;
-    drop::<ConnectionSlot>(slot);
+        let Some(slot) = app.try_connect() else {
+            // 1013 "try again later": over the app's max_connections.
+            let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
+            return socket.close(Some(ws::encode_close(1013, "over capacity")), &outbox, false).await;
+        };
+        let conn = hub.connect(Wire::WampV1);
+        socket.queue(ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT))));
+        let mut session = Session { hub, app, conn, prefixes: Prefixes::new(CurieRule::Ratchet), topics: Vec::new() };
+        let cfg = &session.app.config;
+        let mut keepalive = KeepAlive::new(
+            Duration::from_secs(cfg.activity_timeout.into()),
+            Duration::from_secs(cfg.pong_timeout.into()),
+            Instant::now(),
+        );
+        let timer = tokio::time::sleep_until(keepalive.deadline());
+        tokio::pin!(timer);
+
+        let close_frame = loop {
+            let next = std::future::poll_fn(|cx| {
+                if let std::task::Poll::Ready(e) = socket.poll_event(cx, &session.conn.outbox) {
+                    return std::task::Poll::Ready(Some(e));
+                }
+                timer.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            let Some(event) = next else {
+                match keepalive.tick(Instant::now()) {
+                    Tick::Wait(at) => timer.as_mut().reset(at),
+                    Tick::Ping(at) => {
+                        socket.queue(ws::encode_ping(b"herald"));
+                        timer.as_mut().reset(at);
+                    }
+                    // Ratchet's keepalive closes with 1000 (W10 a).
+                    Tick::Expired => break Some(ws::encode_close(1000, "")),
+                }
+                continue;
+            };
+            let msg = match event {
+                Event::Message(m) => m,
+                Event::Violation(e) => break Some(ws::encode_close(e.close_code(), "")),
+                Event::Gone => break None,
+                Event::CloseRequested(CloseRequest::SlowConsumer) => break Some(ws::encode_close(1008, "slow consumer")),
+                Event::CloseRequested(CloseRequest::Code { .. }) => break Some(ws::encode_close(1001, "")),
+            };
+            session.app.stats.message_in(herald_core::stats::Protocol::WampV1);
+            keepalive.seen(Instant::now());
+            match msg {
+                Message::Text(text) => {
+                    if let Err(code) = session.on_text(&text) {
+                        break Some(ws::encode_close(code, ""));
+                    }
+                }
+                // W3: text frames only; Ratchet's JSON decoding fails on binary input.
+                Message::Binary(_) => break Some(ws::encode_close(1007, "")),
+                Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
+                Message::Pong(_) => {}
+                Message::Close(_) => break Some(ws::encode_close(1000, "")),
+            }
+        };
+        session.leave();
+        socket.close(close_frame, &session.conn.outbox, false).await;
+        drop::<ConnectionSlot>(slot);
+    }
 }
 
 impl Session {

@@ -59,118 +59,127 @@ enum Next {
 }
 
 /// Runs a WAMP v2 session until it ends.
-pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(hub: Arc<Hub>, ser: Serializer, mut socket: Socket<S>) {
-    let conn = hub.connect(Wire::WampV2(ser));
-    let mut session: Option<Session> = None;
-    let mut keepalive = KeepAlive::new(HELLO_TIMEOUT, Duration::ZERO, Instant::now());
-    let timer = tokio::time::sleep(HELLO_TIMEOUT);
-    tokio::pin!(timer);
+// A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
+// argument twice in its state (the argument and the local it is moved into), and this future
+// is what every idle connection's task holds (issue 3, idle memory).
+pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    hub: Arc<Hub>,
+    ser: Serializer,
+    mut socket: Socket<S>,
+) -> impl Future<Output = ()> {
+    async move {
+        let conn = hub.connect(Wire::WampV2(ser));
+        let mut session: Option<Session> = None;
+        let mut keepalive = KeepAlive::new(HELLO_TIMEOUT, Duration::ZERO, Instant::now());
+        let timer = tokio::time::sleep(HELLO_TIMEOUT);
+        tokio::pin!(timer);
 
-    let close_frame = loop {
-        let next = std::future::poll_fn(|cx| {
-            if let std::task::Poll::Ready(e) = socket.poll_event(cx, &conn.outbox) {
-                return std::task::Poll::Ready(Some(e));
-            }
-            timer.as_mut().poll(cx).map(|()| None)
-        })
-        .await;
-        let Some(event) = next else {
-            let now = Instant::now();
-            if let Some(s) = session.as_mut() {
-                s.expire_calls(now);
-            }
-            match keepalive.tick(now) {
-                Tick::Wait(at) => timer.as_mut().reset(earliest(at, session.as_ref())),
-                Tick::Ping(at) if session.is_some() => {
-                    socket.queue(ws::encode_ping(b"herald"));
-                    timer.as_mut().reset(earliest(at, session.as_ref()));
+        let close_frame = loop {
+            let next = std::future::poll_fn(|cx| {
+                if let std::task::Poll::Ready(e) = socket.poll_event(cx, &conn.outbox) {
+                    return std::task::Poll::Ready(Some(e));
                 }
-                // No HELLO in time, or no answer to our ping.
-                Tick::Ping(_) | Tick::Expired => break Some(ws::encode_close(1001, "timeout")),
-            }
-            continue;
-        };
-        let msg = match event {
-            Event::Message(m) => m,
-            Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
-            Event::Gone => break None,
-            Event::CloseRequested(CloseRequest::SlowConsumer) => break Some(ws::encode_close(1008, "slow consumer")),
-            Event::CloseRequested(CloseRequest::Code { .. }) => {
-                let bye = V2Msg::Goodbye { details: Dict::new(), reason: reason::SYSTEM_SHUTDOWN.into() };
-                if let Some(f) = v2_frame(conn.wire, &bye) {
-                    socket.queue(f);
+                timer.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            let Some(event) = next else {
+                let now = Instant::now();
+                if let Some(s) = session.as_mut() {
+                    s.expire_calls(now);
                 }
-                break Some(ws::encode_close(1001, "server shutting down"));
-            }
-        };
-        if let Some(s) = &session {
-            s.app.stats.message_in(herald_core::stats::Protocol::WampV2);
-        }
-        keepalive.seen(Instant::now());
-        let payload = match msg {
-            Message::Text(b) if ser == Serializer::Json => b,
-            Message::Binary(b) if ser == Serializer::MsgPack => b,
-            Message::Ping(p) => {
-                socket.queue(ws::encode_pong(&p));
+                match keepalive.tick(now) {
+                    Tick::Wait(at) => timer.as_mut().reset(earliest(at, session.as_ref())),
+                    Tick::Ping(at) if session.is_some() => {
+                        socket.queue(ws::encode_ping(b"herald"));
+                        timer.as_mut().reset(earliest(at, session.as_ref()));
+                    }
+                    // No HELLO in time, or no answer to our ping.
+                    Tick::Ping(_) | Tick::Expired => break Some(ws::encode_close(1001, "timeout")),
+                }
                 continue;
+            };
+            let msg = match event {
+                Event::Message(m) => m,
+                Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
+                Event::Gone => break None,
+                Event::CloseRequested(CloseRequest::SlowConsumer) => break Some(ws::encode_close(1008, "slow consumer")),
+                Event::CloseRequested(CloseRequest::Code { .. }) => {
+                    let bye = V2Msg::Goodbye { details: Dict::new(), reason: reason::SYSTEM_SHUTDOWN.into() };
+                    if let Some(f) = v2_frame(conn.wire, &bye) {
+                        socket.queue(f);
+                    }
+                    break Some(ws::encode_close(1001, "server shutting down"));
+                }
+            };
+            if let Some(s) = &session {
+                s.app.stats.message_in(herald_core::stats::Protocol::WampV2);
             }
-            Message::Pong(_) => continue,
-            Message::Close(_) => break Some(ws::encode_close(1000, "")),
-            Message::Text(_) | Message::Binary(_) => {
-                break Some(abort(&conn, reason::PROTOCOL_VIOLATION, "frame type does not match the serializer"));
-            }
-        };
-        let parsed = parse_v2(ser, &payload).and_then(|m| m.check_uris(UriRule::Loose).map(|()| m));
-        let msg = match parsed {
-            Ok(m) => m,
-            Err(e) if e.is_protocol_violation() || session.is_none() => {
-                break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
-            }
-            Err(e) => {
-                // A bad URI or option in a request we can still identify: ERROR, session stays.
-                if let Ok(m) = herald_protocol::wamp::v2::decode_v2(ser, &payload)
-                    && let (Some(req), Some(s)) = (m.request(), session.as_ref())
-                {
-                    s.error(m.type_code(), req.get(), e.v2_error_uri());
+            keepalive.seen(Instant::now());
+            let payload = match msg {
+                Message::Text(b) if ser == Serializer::Json => b,
+                Message::Binary(b) if ser == Serializer::MsgPack => b,
+                Message::Ping(p) => {
+                    socket.queue(ws::encode_pong(&p));
                     continue;
                 }
-                break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
-            }
-        };
-        let next = match session.as_mut() {
-            None => match hello(&hub, &conn, msg) {
-                Ok(s) => {
-                    let cfg = &s.app.config;
-                    keepalive.set_periods(
-                        Duration::from_secs(cfg.activity_timeout.into()),
-                        Duration::from_secs(cfg.pong_timeout.into()),
-                    );
-                    keepalive.seen(Instant::now());
-                    timer.as_mut().reset(keepalive.deadline());
-                    session = Some(s);
-                    Next::Continue
+                Message::Pong(_) => continue,
+                Message::Close(_) => break Some(ws::encode_close(1000, "")),
+                Message::Text(_) | Message::Binary(_) => {
+                    break Some(abort(&conn, reason::PROTOCOL_VIOLATION, "frame type does not match the serializer"));
                 }
-                Err(frame) => Next::Close(Some(frame)),
-            },
-            Some(s) => {
-                let next = s.handle(msg);
-                timer.as_mut().reset(earliest(keepalive.deadline(), Some(s)));
-                next
+            };
+            let parsed = parse_v2(ser, &payload).and_then(|m| m.check_uris(UriRule::Loose).map(|()| m));
+            let msg = match parsed {
+                Ok(m) => m,
+                Err(e) if e.is_protocol_violation() || session.is_none() => {
+                    break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
+                }
+                Err(e) => {
+                    // A bad URI or option in a request we can still identify: ERROR, session stays.
+                    if let Ok(m) = herald_protocol::wamp::v2::decode_v2(ser, &payload)
+                        && let (Some(req), Some(s)) = (m.request(), session.as_ref())
+                    {
+                        s.error(m.type_code(), req.get(), e.v2_error_uri());
+                        continue;
+                    }
+                    break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
+                }
+            };
+            let next = match session.as_mut() {
+                None => match hello(&hub, &conn, msg) {
+                    Ok(s) => {
+                        let cfg = &s.app.config;
+                        keepalive.set_periods(
+                            Duration::from_secs(cfg.activity_timeout.into()),
+                            Duration::from_secs(cfg.pong_timeout.into()),
+                        );
+                        keepalive.seen(Instant::now());
+                        timer.as_mut().reset(keepalive.deadline());
+                        session = Some(s);
+                        Next::Continue
+                    }
+                    Err(frame) => Next::Close(Some(frame)),
+                },
+                Some(s) => {
+                    let next = s.handle(msg);
+                    timer.as_mut().reset(earliest(keepalive.deadline(), Some(s)));
+                    next
+                }
+            };
+            if let Next::Close(frame) = next {
+                if let Some(f) = frame {
+                    let _ = conn.outbox.push(f);
+                }
+                break Some(ws::encode_close(1000, ""));
             }
         };
-        if let Next::Close(frame) = next {
-            if let Some(f) = frame {
-                let _ = conn.outbox.push(f);
-            }
-            break Some(ws::encode_close(1000, ""));
+        if let Some(mut s) = session.take() {
+            s.leave();
+        } else {
+            hub.disconnect(&conn);
         }
-    };
-    if let Some(mut s) = session.take() {
-        s.leave();
-    } else {
-        hub.disconnect(&conn);
+        socket.close(close_frame, &conn.outbox, false).await;
     }
-    socket.close(close_frame, &conn.outbox, false).await;
 }
 
 /// Whether `name` may be used as a Pusher event name by a WAMP publisher.
@@ -337,7 +346,13 @@ impl Session {
             }
         });
         match result {
-            Ok(()) => self.subs.push((joined_id, Sub::Exact(channel))),
+            Ok(()) => {
+                // Most sessions hold one subscription: room for exactly one, not Vec's first 4.
+                if self.subs.capacity() == 0 {
+                    self.subs.reserve_exact(1);
+                }
+                self.subs.push((joined_id, Sub::Exact(channel)));
+            }
             Err(SubscribeError::AlreadySubscribed(_)) => {
                 // WAMP: subscribing again returns the existing subscription.
                 let existing = self.subs.iter().find_map(|(id, s)| match s {
