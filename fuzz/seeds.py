@@ -9,6 +9,7 @@ The input layouts match the targets' doc comments (fuzz/fuzz_targets/*.rs).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -213,6 +214,72 @@ def wamp_v2_msgpack() -> list[bytes]:
     return [msgpack(m) for m in WAMP_V2] + extra
 
 
+# --- EspoCRM and Oro ---------------------------------------------------------------------------
+
+def espo_submissions() -> list[bytes]:
+    """ZeroMQ messages as EspoCRM's `Submission::submit()` writes them, and the refused shapes."""
+    msgs = [
+        {"userId": "6627a", "topicId": "newNotification"},
+        {"createdById": "u1", "noteId": "n1", "pin": False, "topicId": "streamUpdate.Account.a1"},
+        {"topicId": "x", "userId": None},
+        {"topicId": "x", "userId": ""},
+        {"topicId": "x", "userId": 7},
+        {"topicId": "x", "userId": 0.0},
+        {"topicId": "recordUpdate.Lead.l1", "userId": "0", "nested": {"a": [1, 2.5e-3, "\u2603"]}},
+        {"topicId": "popupNotifications.event", "userId": False},
+    ]
+    return [json.dumps(m).encode() for m in msgs] + [
+        b' {"topicId":"ws-around"}\n',
+        b'{"topicId":"x","topicId":"y"}',
+        b'{"topicId":"x","userId":["u1"]}',
+        b'["newNotification","u1"]',
+        b'"newNotification"',
+        b'{"userId":"u1"}',
+        b'{"topicId":""}',
+    ]
+
+
+# Must match fuzz_targets/oro_ticket.rs.
+ORO_NOW_CREATED = "2026-07-02T09:02:11+00:00"
+ORO_PASSWORD, ORO_SECRET = "fuzz-password-hash", "fuzz-secret"
+
+
+def oro_digest(nonce: str, created: str, password: str, secret: str) -> str:
+    """Symfony's MessageDigestPasswordHasher (sha512, 5000 rounds, base64) as Oro uses it."""
+    salted = f"{nonce}|{created}|{password}".encode() + (f"{{{secret}}}".encode() if secret else b"")
+    d = hashlib.sha512(salted).digest()
+    for _ in range(1, 5000):
+        d = hashlib.sha512(d + salted).digest()
+    return base64.b64encode(d).decode()
+
+
+def oro_tickets() -> list[bytes]:
+    def query(text: str, quote: bool = True) -> bytes:
+        b64 = base64.b64encode(text.encode()).decode()
+        return ("x=1&ticket=" + (urllib.parse.quote(b64, safe="") if quote else b64)).encode()
+
+    out = []
+    for user, nonce, created in [
+        ("", "0123456789abcdef", ORO_NOW_CREATED),
+        ("admin", "fedcba9876543210", "2026-07-02T11:02:11+02:00"),
+        ("ada@example.com", "00ff00ff00ff00ff", "2026-07-02T09:02:11.123456Z"),
+        ("bob", "1111222233334444", "2026-07-02 09:01:00"),
+        ("eve", "5555666677778888", "2026-07-02T04:02:11-05"),
+    ]:
+        text = f"{oro_digest(nonce, created, ORO_PASSWORD, ORO_SECRET)};{user};{nonce};{created}"
+        out += [query(text), query(text, quote=False)]
+    # The PHP vectors of the unit tests (another secret: they parse but do not verify here).
+    out += [
+        b"x=1&ticket=TzNxTTJHTWN6MFIvZXVLNWNhdzJlS2dTM0s2UFNYSFNrVWJRanVCa1J3Y3VJd3NSVjMzMy9PdTJoN2gxQ0srY1ZwaDdrZTlwNkpoQnVIWjFkME9vdmc9PTs7MDEyMzQ1Njc4OWFiY2RlZjsyMDI2LTA3LTAyVDA5OjAyOjExKzAwOjAw",
+        b"ticket=ZDt1O247YztleHRyYQ==",
+        b"ticket=YTtiO2M=",
+        b"a=b",
+        b"ticket=",
+        b"2026-07-02T09:02:11+0200",
+    ]
+    return out
+
+
 TARGETS = {
     "pusher_client_msg": pusher_client_msgs,
     "rest_signature": rest_requests,
@@ -222,6 +289,8 @@ TARGETS = {
     "wamp_v1": wamp_v1,
     "wamp_v2_json": wamp_v2_json,
     "wamp_v2_msgpack": wamp_v2_msgpack,
+    "espo_submission": espo_submissions,
+    "oro_ticket": oro_tickets,
 }
 
 

@@ -19,6 +19,15 @@ pub struct Cli {
     /// Give up the whole run after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub deadline: u64,
+    /// Keep the generator's thread polling its sockets instead of sleeping between reads.
+    ///
+    /// On loopback the server's write runs the receiver's TCP path and wakes the receiving
+    /// thread; waking a sleeping thread on the other vCPU is an inter-processor interrupt that
+    /// the server's core pays for on every write. A client on another machine costs the server
+    /// nothing of the kind, so measured latency is closer to a real deployment with this on.
+    /// The generator's CPU then always reads 100%.
+    #[arg(long)]
+    pub busy_poll: bool,
     /// What to measure.
     #[command(subcommand)]
     pub scenario: Scenario,
@@ -184,8 +193,66 @@ pub enum Scenario {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Cross-node latency through Redis (a stub until herald has a Redis backend).
-    CrossNode,
+    /// p99 of subscribers that read, without and then with subscribers on the same channel
+    /// that never read; server RSS in both windows.
+    SlowConsumer {
+        /// Subscribers that read.
+        #[arg(long, default_value_t = 200)]
+        subs: usize,
+        /// Subscribers added for the second window that never read.
+        #[arg(long, default_value_t = 50)]
+        stalled: usize,
+        /// Publishes per second in both windows.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// How each window runs (use a payload of several KB so the stalled outboxes fill).
+        #[command(flatten)]
+        step: StepArgs,
+    },
+    /// Holds many subscribers over many channels under a steady publish rate for a long time,
+    /// sampling the server's RSS and descriptors and checking every delivery.
+    Soak {
+        /// Subscribers in total.
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
+        /// Channels the subscribers are spread over (publishes go round-robin over them).
+        #[arg(long, default_value_t = 100)]
+        channels: usize,
+        /// Publishes per second through the HTTP API, all channels together.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Minutes to publish.
+        #[arg(long, default_value_t = 60.0)]
+        minutes: f64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 60.0)]
+        sample: f64,
+        /// Payload bytes per event.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// Keep-alive HTTP publishing connections.
+        #[arg(long, default_value_t = 4)]
+        publishers: usize,
+        /// Longest wait at a sample for deliveries to catch up, s.
+        #[arg(long, default_value_t = 10.0)]
+        drain: f64,
+    },
+    /// Cross-node latency through Redis: subscribers on `--server` (node B), HTTP publishes on
+    /// `--publish-to` (node A), latency per delivery as in `fanout`.
+    CrossNode {
+        /// Node A, where the publishes go (127.0.0.0/8; same app credentials as node B).
+        #[arg(long)]
+        publish_to: SocketAddr,
+        /// Subscribers on node B.
+        #[arg(long, default_value_t = 1000)]
+        subs: usize,
+        /// Publishes per second, comma-separated, one step each.
+        #[arg(long, value_delimiter = ',', default_value = "10")]
+        rates: Vec<f64>,
+        /// How each step runs.
+        #[command(flatten)]
+        step: StepArgs,
+    },
     /// Runs the minimal fan-out-only Pusher server (a floor for comparisons) until the deadline.
     ReferenceServer {
         /// Port on 127.0.0.1 (0 picks one; the listening line on stdout gives it).

@@ -33,7 +33,8 @@ fn main() -> anyhow::Result<()> {
     let sockets = match &cli.scenario {
         Scenario::Idle { points, .. } => points.iter().copied().max().unwrap_or(0),
         Scenario::Fanout { subs, .. } | Scenario::Max { subs, .. } => *subs,
-        Scenario::Connect { conns } => *conns,
+        Scenario::Connect { conns } | Scenario::Soak { conns, .. } => *conns,
+        Scenario::SlowConsumer { subs, stalled, .. } => subs + stalled,
         _ => 0,
     };
     if sockets > MAX_SOCKETS_PER_PROCESS {
@@ -62,6 +63,15 @@ fn main() -> anyhow::Result<()> {
                 .await
                 .unwrap_or(Ok(()))
                 .map_err(Into::into)
+        });
+    }
+    if cli.busy_poll {
+        // A task that is always ready keeps the runtime from parking: it polls the sockets
+        // (epoll with a zero timeout) between every turn instead of sleeping in epoll_wait.
+        local.spawn_local(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
         });
     }
     local.block_on(&runtime, async move {

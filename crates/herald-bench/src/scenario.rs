@@ -2,9 +2,12 @@
 //! bracketing of a measurement window with server and generator readings.
 
 pub mod connect;
+pub mod cross_node;
 pub mod fanout;
 pub mod http_publish;
 pub mod idle;
+pub mod slow_consumer;
+pub mod soak;
 pub mod startup;
 
 use std::rc::Rc;
@@ -148,13 +151,49 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) {
         Scenario::Startup { runs, command } => {
             startup::run(ctx, &startup::StartupOpts { runs, command }).await;
         }
-        Scenario::CrossNode => {
-            let mut r = ctx.record("cross_node");
-            r.note = Some(
-                "skipped: herald has no Redis backend yet, so there is no second node to measure"
-                    .into(),
-            );
-            r.emit();
+        Scenario::Soak {
+            conns,
+            channels,
+            rate,
+            minutes,
+            sample,
+            payload,
+            publishers,
+            drain,
+        } => {
+            let opts = soak::SoakOpts {
+                conns,
+                channels,
+                rate,
+                duration_s: minutes * 60.0,
+                sample_s: sample,
+                payload,
+                publishers,
+                drain_s: drain,
+            };
+            soak::run(ctx, &opts).await;
+        }
+        Scenario::SlowConsumer {
+            subs,
+            stalled,
+            rate,
+            step,
+        } => {
+            let opts = slow_consumer::SlowConsumerOpts {
+                stalled,
+                rate,
+                fanout: fanout_opts(subs, vec![rate], &step, "slow_consumer"),
+            };
+            slow_consumer::run(ctx, &opts).await;
+        }
+        Scenario::CrossNode {
+            publish_to,
+            subs,
+            rates,
+            step,
+        } => {
+            let opts = fanout_opts(subs, rates, &step, "cross_node");
+            cross_node::run(ctx, &opts, publish_to).await;
         }
         Scenario::Compare { .. } | Scenario::ReferenceServer { .. } => {}
     }

@@ -61,6 +61,9 @@ pub struct AppConfig {
     pub max_presence_user_info_bytes: usize,
     /// Client events a connection may send per second (pusher:error 4301 above).
     pub max_client_events_per_second: u32,
+    /// Events per second the app's backend may publish through the HTTP API, counted per event
+    /// and channel; 0 means no limit. Over it: 429 with `Retry-After`.
+    pub max_backend_events_per_second: u32,
     /// Largest WebSocket message a client may send (close 1009 above).
     pub max_message_bytes: usize,
     /// `allow-all` or `rules` (docs/wamp.md).
@@ -91,6 +94,7 @@ impl Default for AppConfig {
             max_presence_members: 100,
             max_presence_user_info_bytes: 1024,
             max_client_events_per_second: 10,
+            max_backend_events_per_second: 100_000,
             max_message_bytes: 64 * 1024,
             wamp_authorizer: "allow-all".to_owned(),
             wamp_rules: Vec::new(),
@@ -176,6 +180,8 @@ pub struct App {
     authorizer: RwLock<Arc<dyn Authorizer>>,
     /// Open connections, for `max_connections`.
     connections: AtomicUsize,
+    /// `max_backend_events_per_second`; `None` when unlimited.
+    backend_events: Option<crate::rate::EventBudget>,
     /// Message and latency counters for metrics.
     pub stats: crate::stats::AppStats,
 }
@@ -198,6 +204,8 @@ impl App {
         } else {
             Arc::new(AllowAll)
         };
+        let per_second = config.max_backend_events_per_second;
+        let backend_events = (per_second > 0).then(|| crate::rate::EventBudget::per_second(per_second));
         Self {
             authorizer: RwLock::new(authorizer),
             config,
@@ -207,6 +215,7 @@ impl App {
             patterns: RwLock::new(Patterns::default()),
             dealer: Mutex::new(Dealer::default()),
             connections: AtomicUsize::new(0),
+            backend_events,
             stats: crate::stats::AppStats::default(),
         }
     }
@@ -235,6 +244,14 @@ impl App {
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Acquire)
+    }
+
+    /// Charges `events` (events × channels) to `max_backend_events_per_second` at `now`.
+    ///
+    /// # Errors
+    /// [`crate::rate::OverBudget`] when the budget is spent; nothing is charged then.
+    pub fn charge_backend_events(&self, events: usize, now: std::time::Instant) -> Result<(), crate::rate::OverBudget> {
+        self.backend_events.as_ref().map_or(Ok(()), |b| b.take(events, now))
     }
 }
 

@@ -12,6 +12,33 @@ use crate::publication::Publication;
 pub trait Backend: Send + Sync + 'static {
     /// Forwards a publication accepted on this node. Must not block: queue and return.
     fn broadcast(&self, app: &App, publication: &std::sync::Arc<Publication>);
+
+    /// Whether a publication handed over now would reach the other nodes.
+    ///
+    /// Publishers that can be told to retry (the HTTP API) ask first and refuse when this fails,
+    /// so that nothing they accept is lost while the link is down.
+    ///
+    /// # Errors
+    /// [`Unavailable`] while the link to the other nodes is down or its queue is full.
+    fn available(&self) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    /// A short name for health reports (`local`, `redis`).
+    fn name(&self) -> &'static str {
+        "local"
+    }
+}
+
+/// Why a backend cannot take publications right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// The connection to the other nodes is down; the backend is reconnecting.
+    #[error("the {0} link to the other nodes is down; retry later")]
+    LinkDown(&'static str),
+    /// Publications are queued faster than the backend can forward them.
+    #[error("the {0} publish queue is full; retry later")]
+    QueueFull(&'static str),
 }
 
 /// One process, in-memory state: nothing to forward.

@@ -156,6 +156,11 @@ impl Hub {
         n
     }
 
+    /// The backend publications are handed to (health reports, HTTP API admission).
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
     /// Connection counters, for metrics.
     pub fn stats(&self) -> &HubStats {
         &self.stats

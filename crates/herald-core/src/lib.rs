@@ -12,6 +12,7 @@ pub mod conn;
 pub mod hub;
 pub mod outbox;
 pub mod publication;
+pub mod rate;
 pub mod stats;
 
 pub use app::{App, AppConfig, AppRegistry};

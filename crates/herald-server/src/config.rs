@@ -13,8 +13,10 @@ use serde::Deserialize;
 use crate::cli::ServeArgs;
 
 mod ops;
+mod scale_out;
 pub use crate::listen::forwarded::IpNet;
 pub use ops::OpsSettings;
+pub use scale_out::ScaleOutSettings;
 
 /// The development credentials used when nothing else names an app.
 const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
@@ -87,6 +89,8 @@ pub struct Settings {
     pub listeners: Vec<ListenerSettings>,
     /// TLS of the main listener, metrics listener, proxy trust, pid file (`config/ops.rs`).
     pub ops: OpsSettings,
+    /// The Redis shared with the other nodes (`[scale_out]`); `None`: one process.
+    pub scale_out: Option<ScaleOutSettings>,
 }
 
 /// A configuration that cannot be used; herald exits with code 64.
@@ -135,6 +139,8 @@ struct FileConfig {
     espocrm: Option<toml::Table>,
     /// The Oro profile, read by `profile::oro::configure`.
     oro: Option<crate::profile::oro::OroFile>,
+    /// Redis pub/sub shared with the other nodes (`config/scale_out.rs`).
+    scale_out: Option<scale_out::ScaleOutFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +189,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         None => (FileConfig::default(), "defaults".to_owned()),
     };
     let ops = ops::build(&file.server, &origin, env)?;
+    let scale_out = scale_out::build(file.scale_out.as_ref(), &origin, env)?;
     let invalid = |origin: &str, key: &str, problem: String| ConfigError::Invalid {
         origin: origin.to_owned(),
         key: key.to_owned(),
@@ -275,6 +282,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     }
     Ok(Settings {
         ops,
+        scale_out,
         host,
         port,
         apps,
@@ -315,6 +323,9 @@ pub fn describe(settings: &Settings) -> String {
         if let Profile::Oro(oro) = &l.profile {
             oro.describe(&l.host, l.port, &mut out);
         }
+    }
+    if let Some(s) = &settings.scale_out {
+        let _ = writeln!(out, "\n[scale_out]\nredis_url = {:?}\nprefix = {:?}", s.redacted_url(), s.prefix);
     }
     out
 }

@@ -4,6 +4,7 @@
 //! same host and port the backend publishes to).
 
 mod api_error;
+mod body_budget;
 pub(crate) mod health;
 pub(crate) mod metrics;
 mod pusher_api;
@@ -55,6 +56,7 @@ pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>)
         match path {
             "/" => text_response(StatusCode::OK, "OK"),
             "/up" => health::up(),
+            "/health" => health::health(&state.hub),
             "/ready" => health::ready(&state.edge.status),
             "/metrics" if state.edge.status.metrics_on_main => metrics::response(&state.hub, &state.edge.status),
             _ => text_response(StatusCode::NOT_FOUND, "Not found"),

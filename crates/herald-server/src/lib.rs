@@ -11,6 +11,7 @@ mod ingress;
 mod listen;
 mod profile;
 pub mod restart;
+pub mod scale_out;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
@@ -20,7 +21,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use herald_core::{AppRegistry, Hub, LocalBackend};
+use herald_core::{AppRegistry, Hub};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,13 +47,16 @@ pub enum StartError {
     /// A certificate or key cannot be used (exit code 64: it is a configuration problem).
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The scale-out Redis URL cannot be used (exit code 64).
+    #[error(transparent)]
+    ScaleOut(#[from] scale_out::ScaleOutError),
 }
 
 impl StartError {
     /// The process exit code (sysexits): 64 for configuration problems, 69 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Tls(_) | StartError::Apps(_) => 64,
+            StartError::Tls(_) | StartError::Apps(_) | StartError::ScaleOut(_) => 64,
             StartError::Bind { .. } => 69,
         }
     }
@@ -74,6 +78,8 @@ pub struct Server {
     tls: Vec<ListenerTls>,
     /// The separate `/up`, `/ready`, `/metrics` listener (`[server] metrics_port`).
     metrics: Option<TcpListener>,
+    /// The Redis link to the other nodes (`[scale_out]`), started by `run`.
+    scale_out: Option<scale_out::RedisLink>,
 }
 
 impl Server {
@@ -83,7 +89,8 @@ impl Server {
     /// [`StartError`] when the port cannot be bound.
     pub async fn bind(settings: Settings) -> Result<Self, StartError> {
         let registry = AppRegistry::new(settings.apps.clone())?;
-        let hub = Arc::new(Hub::new(registry, Arc::new(LocalBackend), settings.outbox));
+        let (backend, scale_out) = scale_out::start(settings.scale_out.as_ref(), &registry).await?;
+        let hub = Arc::new(Hub::new(registry, backend, settings.outbox));
         let main = config::ListenerSettings {
             host: settings.host.clone(),
             port: settings.port,
@@ -116,7 +123,7 @@ impl Server {
             None => None,
         };
         let ingress = profile::bind_ingress(&hub, &mut listeners).await?;
-        Ok(Self { settings, hub, listeners, ingress, tls, metrics })
+        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out })
     }
 
     /// Every bound address with its label (`None` for the main listener).
@@ -177,6 +184,7 @@ impl Server {
         for i in self.ingress {
             tracker.spawn(i.run(stop.clone()));
         }
+        let scale_out = self.scale_out.map(|link| link.spawn(Arc::clone(&self.hub)));
         shutdown.await;
         shutdown::drain(shutdown::Drain {
             hub: &self.hub,
@@ -188,6 +196,10 @@ impl Server {
         })
         .await;
         ops_stop.cancel();
+        // After the drain: publications accepted until the end are still handed to Redis.
+        if let Some(link) = scale_out {
+            link.stop().await;
+        }
         for a in accepts {
             let _ = a.await;
         }

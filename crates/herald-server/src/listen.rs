@@ -7,6 +7,7 @@
 //! before it asks the sessions to close. Each request is tagged with its client address
 //! (`X-Forwarded-For` from trusted proxies only) and has the proxy's path prefix stripped.
 
+pub(crate) mod fd_reserve;
 pub(crate) mod forwarded;
 
 use std::convert::Infallible;
@@ -117,6 +118,7 @@ pub(crate) async fn ops_loop(listener: TcpListener, hub: Arc<Hub>, edge: Arc<Edg
 }
 
 async fn run(listener: TcpListener, service: Service, edge: Arc<Edge>, stop: CancellationToken) {
+    fd_reserve::arm();
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
@@ -125,7 +127,10 @@ async fn run(listener: TcpListener, service: Service, edge: Arc<Edge>, stop: Can
         match accepted {
             Ok((stream, peer)) => spawn(stream, peer, &service, &edge, &stop),
             Err(e) => {
-                // Out of descriptors or memory: existing connections carry on, new ones wait.
+                // Out of descriptors: turn the newcomer away at once; existing connections carry on.
+                if fd_reserve::is_fd_exhaustion(&e) && fd_reserve::turn_away(&listener, edge.tls.is_none()).await {
+                    continue;
+                }
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }

@@ -213,7 +213,11 @@ impl PidFile {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let write =
             std::fs::write(&tmp, format!("{}\n", std::process::id())).and_then(|()| std::fs::rename(&tmp, path));
-        write.map_err(|source| RestartError::Write { path: path.to_owned(), source })?;
+        if let Err(source) = write {
+            // On a full file system the temporary file may exist, empty: leave nothing behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(RestartError::Write { path: path.to_owned(), source });
+        }
         Ok(Self { path: path.to_owned() })
     }
 }

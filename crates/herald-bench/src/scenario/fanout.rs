@@ -88,8 +88,8 @@ pub async fn run(ctx: &Ctx, opts: &FanoutOpts) -> Vec<Record> {
     records
 }
 
-/// One step: warm-up, measured window, drain.
-async fn step(
+/// One step: warm-up, measured window, drain (also the windows of `slow_consumer`).
+pub async fn step(
     ctx: &Ctx,
     opts: &FanoutOpts,
     fleet: &Fleet,

@@ -1,6 +1,7 @@
 //! Everything the Pusher HTTP API can refuse, and the HTTP status each maps to.
 //!
-//! The mapping lives here and only here (pusher-protocol.md §10: 400, 401, 403, 404, 413).
+//! The mapping lives here and only here (pusher-protocol.md §10: 400, 401, 403, 404, 413;
+//! herald adds 429 and 503 with `Retry-After` for its flood bounds).
 //! Bodies are JSON `{"error": "..."}` with a message a developer can act on.
 
 use herald_protocol::pusher::error::ProtocolError;
@@ -87,6 +88,25 @@ pub(crate) enum ApiError {
     /// A presence-only query on another kind of channel.
     #[error("{0:?} is not a presence channel")]
     NotPresence(String),
+    /// The app's `max_backend_events_per_second` is spent; nothing was published.
+    #[error(
+        "Too many events: this app may publish {} events per second (counted per channel); \
+         nothing was published, retry after {} s",
+        .0.per_second,
+        retry_after_secs(.0)
+    )]
+    RateLimited(herald_core::rate::OverBudget),
+    /// Too many request bodies are being read at once (process-wide memory bound).
+    #[error("The server is reading too many request bodies at once; retry after 1 s")]
+    Busy,
+    /// The backend cannot reach the other nodes (scale-out link down); nothing was published.
+    #[error("{0}; nothing was published")]
+    Unavailable(#[from] herald_core::backend::Unavailable),
+}
+
+/// Whole seconds a client should wait (`Retry-After` has no fractions), at least 1.
+fn retry_after_secs(over: &herald_core::rate::OverBudget) -> u64 {
+    over.retry_after.as_secs_f64().ceil().max(1.0) as u64
 }
 
 impl ApiError {
@@ -109,12 +129,23 @@ impl ApiError {
             | Self::InvalidSocketId(_)
             | Self::InvalidInfo(_)
             | Self::NotPresence(_) => StatusCode::BAD_REQUEST,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// The error as an HTTP response.
     pub(crate) fn into_response(self) -> Response<Body> {
+        let retry_after = match &self {
+            Self::RateLimited(over) => Some(retry_after_secs(over)),
+            Self::Busy | Self::Unavailable(_) => Some(1),
+            _ => None,
+        };
         let body = serde_json::json!({ "error": self.to_string() }).to_string();
-        json_response(self.status(), body.into())
+        let mut resp = json_response(self.status(), body.into());
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(secs));
+        }
+        resp
     }
 }

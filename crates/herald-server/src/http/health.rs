@@ -46,6 +46,25 @@ pub(crate) fn up() -> Response<Body> {
     json_response(StatusCode::OK, Bytes::from_static(br#"{"health":"OK"}"#))
 }
 
+/// `GET /health`: the process and its backend. 200 with `"backend_available": true`, or 503
+/// with the reason while the scale-out link is down (HTTP publishes are refused meanwhile).
+pub(crate) fn health(hub: &Hub) -> Response<Body> {
+    let backend = hub.backend();
+    let (status, body) = match backend.available() {
+        Ok(()) => (
+            StatusCode::OK,
+            serde_json::json!({ "health": "OK", "backend": backend.name(), "backend_available": true }),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "health": "degraded", "backend": backend.name(), "backend_available": false, "reason": e.to_string(),
+            }),
+        ),
+    };
+    json_response(status, body.to_string().into())
+}
+
 /// `GET /ready`: 200 while accepting new clients, 503 while draining.
 pub(crate) fn ready(status: &ServerStatus) -> Response<Body> {
     if status.is_draining() {
@@ -62,6 +81,7 @@ pub(crate) fn route_ops<B>(hub: &Hub, status: &Arc<ServerStatus>, req: &Request<
     }
     match req.uri().path() {
         "/up" => up(),
+        "/health" => health(hub),
         "/ready" => ready(status),
         "/metrics" => metrics::response(hub, status),
         _ => text_response(StatusCode::NOT_FOUND, "Not found"),

@@ -54,6 +54,9 @@ async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Byte
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     precheck(&query, |key| key == app.config.key, now)?;
     let limit = body_limit(&app);
+    let declared = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    let size = declared.map_or(limit, |n: usize| n.min(limit));
+    let _permit = super::body_budget::reserve(size).map_err(|_| ApiError::Busy)?;
     let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), limit).collect()).await;
     let body = match collected {
         Err(_) => return Err(ApiError::BodyTimeout),
@@ -98,6 +101,11 @@ async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Byte
 fn body_limit(app: &App) -> usize {
     let c = &app.config;
     c.max_batch_events * (c.max_event_data_bytes * 2 + c.max_event_channels * (c.max_channel_name_length + 4) + 1024)
+}
+
+/// Charges a validated request to the app's backend event budget, before anything is published.
+fn charge(app: &App, deliveries: usize) -> Result<(), ApiError> {
+    app.charge_backend_events(deliveries, std::time::Instant::now()).map_err(ApiError::RateLimited)
 }
 
 fn decode(segment: &str) -> String {
@@ -229,6 +237,9 @@ fn channel_attrs(hub: &Hub, app: &App, name: &str, info: &[String]) -> Map<Strin
 fn publish_one(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
     let ev: EventBody = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
     let ev = validate(app, ev)?;
+    // Refused (503) while the other nodes cannot be reached: nothing answered 200 is lost.
+    hub.backend().available()?;
+    charge(app, ev.channels.len())?;
     Ok(match publish(hub, app, ev) {
         Some(info) => info.to_string().into(),
         None => Bytes::from_static(b"{}"),
@@ -243,6 +254,8 @@ fn publish_batch(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
     }
     // Validate everything first: a batch is published whole or not at all.
     let events = batch.batch.into_iter().map(|e| validate(app, e)).collect::<Result<Vec<_>, _>>()?;
+    hub.backend().available()?;
+    charge(app, events.iter().map(|e| e.channels.len()).sum())?;
     let wants_info = events.iter().any(|e| !e.info.is_empty());
     let results: Vec<Value> = events
         .into_iter()

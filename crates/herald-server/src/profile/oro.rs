@@ -228,6 +228,7 @@ pub(crate) async fn serve(listener: TcpListener, settings: Arc<OroSettings>, sta
     oro.set_application_url(settings.application_url.as_deref());
     state.tracker.spawn(keepalive(Arc::clone(&oro), stop.clone()));
     state.tracker.spawn(watch_config(Arc::clone(&oro), stop.clone()));
+    crate::listen::fd_reserve::arm();
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -238,6 +239,10 @@ pub(crate) async fn serve(listener: TcpListener, settings: Arc<OroSettings>, sta
                 state.tracker.spawn(session::run(Arc::clone(&oro), stream, stop.clone()));
             }
             Err(e) => {
+                use crate::listen::fd_reserve;
+                if fd_reserve::is_fd_exhaustion(&e) && fd_reserve::turn_away(&listener, true).await {
+                    continue;
+                }
                 tracing::warn!(error = %e, "oro: accept failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }

@@ -45,6 +45,7 @@ pub fn settings(apps: Vec<AppConfig>) -> Settings {
         test_echo_endpoint: false,
         listeners: Vec::new(),
         ops: Default::default(),
+        scale_out: None,
     }
 }
 

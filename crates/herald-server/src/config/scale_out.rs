@@ -1,0 +1,168 @@
+//! The `[scale_out]` section: which Redis the nodes of a cluster share, and the key prefix.
+//!
+//! Only parsing and validation live here; the link itself is `crate::scale_out`. Without the
+//! section (and without `HERALD__SCALE_OUT__REDIS_URL`) herald is one process with in-memory
+//! state, as before.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Channel prefix when none is configured: the channels are `herald:{app_id}`.
+const DEFAULT_PREFIX: &str = "herald";
+
+/// `[scale_out]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScaleOutFile {
+    redis_url: Option<String>,
+    prefix: Option<String>,
+}
+
+/// Validated scale-out settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleOutSettings {
+    /// `redis://host:port/db` or `redis+unix:///path/to/redis.sock` (credentials allowed).
+    pub redis_url: String,
+    /// Namespace of herald's Redis channels, so several clusters can share one Redis.
+    pub prefix: String,
+}
+
+impl ScaleOutSettings {
+    /// The URL as it may be printed: credentials replaced by `<redacted>`.
+    pub fn redacted_url(&self) -> String {
+        let url = &self.redis_url;
+        let Some((scheme, rest)) = url.split_once("://") else { return "<redacted>".into() };
+        let has_password_param = rest.contains("pass=") || rest.contains("password=");
+        match rest.split_once('@') {
+            Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
+            None if has_password_param => format!("{scheme}://<redacted>"),
+            None => url.clone(),
+        }
+    }
+}
+
+/// Builds the settings from the file's `[scale_out]`, overridden by the environment
+/// (`HERALD__SCALE_OUT__REDIS_URL`, `HERALD__SCALE_OUT__PREFIX`).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the key when the URL cannot be used or the prefix is odd.
+pub(super) fn build(
+    file: Option<&ScaleOutFile>,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ScaleOutSettings>, ConfigError> {
+    let from_env = |k: &str| env(k).filter(|v| !v.is_empty());
+    let (url, url_origin) = match from_env("HERALD__SCALE_OUT__REDIS_URL") {
+        Some(u) => (Some(u), "environment"),
+        None => (file.and_then(|f| f.redis_url.clone()), origin),
+    };
+    let (prefix, prefix_origin) = match from_env("HERALD__SCALE_OUT__PREFIX") {
+        Some(p) => (Some(p), "environment"),
+        None => (file.and_then(|f| f.prefix.clone()), origin),
+    };
+    let Some(redis_url) = url else {
+        if file.is_some() || prefix.is_some() {
+            return Err(invalid(prefix_origin, "scale_out.redis_url", "is required to scale out".into()));
+        }
+        return Ok(None);
+    };
+    check_url(&redis_url).map_err(|problem| invalid(url_origin, "scale_out.redis_url", problem))?;
+    let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(valid) {
+        let problem = format!("{prefix:?} must be 1-64 characters of A-Z a-z 0-9 _ - . :");
+        return Err(invalid(prefix_origin, "scale_out.prefix", problem));
+    }
+    Ok(Some(ScaleOutSettings { redis_url, prefix }))
+}
+
+/// Refuses URLs the Redis client cannot use (unknown scheme, `rediss://` without TLS support).
+fn check_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    if !matches!(scheme, "redis" | "redis+unix" | "unix") {
+        return Err(format!("{scheme:?} is not a supported scheme (redis://, redis+unix://)"));
+    }
+    redis::Client::open(url).map(drop).map_err(|e| format!("cannot be used: {e}"))
+}
+
+fn invalid(origin: &str, key: &str, problem: String) -> ConfigError {
+    ConfigError::Invalid { origin: origin.to_owned(), key: key.to_owned(), problem }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn file(url: Option<&str>, prefix: Option<&str>) -> ScaleOutFile {
+        ScaleOutFile { redis_url: url.map(Into::into), prefix: prefix.map(Into::into) }
+    }
+
+    #[test]
+    fn absent_section_is_single_node() {
+        assert_eq!(build(None, "f.toml", &env_of(&[])).ok().flatten(), None);
+    }
+
+    #[test]
+    fn file_url_with_default_prefix() {
+        let s = build(Some(&file(Some("redis://127.0.0.1:6379/0"), None)), "f.toml", &env_of(&[]));
+        let s = s.ok().flatten();
+        assert_eq!(s.map(|s| s.prefix), Some("herald".to_owned()));
+    }
+
+    #[test]
+    fn environment_wins_and_unix_sockets_are_accepted() {
+        let env = env_of(&[("HERALD__SCALE_OUT__REDIS_URL", "redis+unix:///run/redis.sock")]);
+        let s = build(Some(&file(Some("redis://10.0.0.1"), Some("app1"))), "f.toml", &env).ok().flatten();
+        assert_eq!(
+            s,
+            Some(ScaleOutSettings { redis_url: "redis+unix:///run/redis.sock".into(), prefix: "app1".into() })
+        );
+    }
+
+    #[test]
+    fn bad_scheme_names_the_key() {
+        let Err(e) = build(Some(&file(Some("http://x"), None)), "f.toml", &env_of(&[])) else {
+            panic!("accepted an http URL");
+        };
+        assert!(e.to_string().starts_with("f.toml: scale_out.redis_url:"), "{e}");
+    }
+
+    #[test]
+    fn prefix_without_url_is_refused() {
+        let Err(e) = build(Some(&file(None, Some("x"))), "f.toml", &env_of(&[])) else {
+            panic!("accepted a section without a URL");
+        };
+        assert!(e.to_string().contains("scale_out.redis_url"), "{e}");
+    }
+
+    #[test]
+    fn odd_prefix_is_refused() {
+        let Err(e) = build(Some(&file(Some("redis://h"), Some("a b"))), "f.toml", &env_of(&[])) else {
+            panic!("accepted a prefix with a space");
+        };
+        assert!(e.to_string().contains("scale_out.prefix"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let Err(e) = toml::from_str::<ScaleOutFile>("redis_url = \"redis://h\"\nredis_host = \"h\"\n") else {
+            panic!("accepted an unknown key");
+        };
+        assert!(e.to_string().contains("redis_host"), "{e}");
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        let s = ScaleOutSettings { redis_url: "redis://user:pw@h:6379/0".into(), prefix: "p".into() };
+        assert_eq!(s.redacted_url(), "redis://<redacted>@h:6379/0");
+        let s = ScaleOutSettings { redis_url: "redis+unix:///s.sock?pass=pw".into(), prefix: "p".into() };
+        assert_eq!(s.redacted_url(), "redis+unix://<redacted>");
+    }
+}
