@@ -78,6 +78,26 @@ async fn wait_listening(nginx: &mut Nginx, port: u16, dir: &TempDir) {
     }
 }
 
+/// Waits until the proxy answers an HTTP request, not merely accepts TCP: Apache binds its
+/// port before its configuration pass is over and resets what it accepted in between.
+async fn wait_answering(proxy: &mut Nginx, port: u16, dir: &TempDir) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        wait_listening(proxy, port, dir).await;
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            let mut answer = Vec::new();
+            let asked = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").await.is_ok();
+            let read = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut answer)).await;
+            if asked && matches!(read, Ok(Ok(_))) && answer.starts_with(b"HTTP/") {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the proxy never answered an HTTP request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn post(addr: (&str, u16), target: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
     http_on(tokio::net::TcpStream::connect(addr).await.unwrap(), "POST", target, headers, body).await
 }
@@ -200,7 +220,7 @@ async fn apache_with_the_shipped_snippet() {
         .spawn()
         .expect("start apache");
     let mut apache = Nginx(child);
-    wait_listening(&mut apache, port, &dir).await;
+    wait_answering(&mut apache, port, &dir).await;
     check_through(&herald, port, "/ws/app/key", "/ws").await;
 }
 
