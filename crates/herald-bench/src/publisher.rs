@@ -110,6 +110,18 @@ impl Publisher {
         }
     }
 
+    /// Opens `n` publishers (at least one) on `target`, numbered from 0.
+    ///
+    /// # Errors
+    /// The first publisher that could not be opened.
+    pub async fn open_pool(target: &Rc<Target>, n: usize) -> Result<Vec<Self>, BenchError> {
+        let mut pool = Vec::with_capacity(n.max(1));
+        for id in 0..n.max(1) {
+            pool.push(Self::open(target, id).await?);
+        }
+        Ok(pool)
+    }
+
     /// Publishes one stamped payload of `size` bytes in `phase` to `channel`.
     ///
     /// # Errors

@@ -42,18 +42,15 @@ pub async fn run(ctx: &Ctx, opts: &FanoutOpts, publish_to: SocketAddr) -> Vec<Re
         return vec![r];
     }
     let node_a = Rc::new(Target { server: publish_to, ..Target::clone(&ctx.target) });
-    let mut pool = Vec::new();
-    for id in 0..opts.publishers.max(1) {
-        match Publisher::open(&node_a, id).await {
-            Ok(p) => pool.push(p),
-            Err(e) => {
-                let mut r = ctx.record(opts.scenario);
-                r.note = Some(format!("publisher on node A {publish_to}: {e}"));
-                r.emit();
-                return vec![r];
-            }
+    let mut pool = match Publisher::open_pool(&node_a, opts.publishers).await {
+        Ok(pool) => pool,
+        Err(e) => {
+            let mut r = ctx.record(opts.scenario);
+            r.note = Some(format!("publisher on node A {publish_to}: {e}"));
+            r.emit();
+            return vec![r];
         }
-    }
+    };
     pause(1.0).await;
     let mut records = Vec::new();
     for (k, &rate) in opts.rates.iter().enumerate() {

@@ -60,18 +60,15 @@ pub async fn run(ctx: &Ctx, opts: &FanoutOpts) -> Vec<Record> {
         r.emit();
         return vec![r];
     }
-    let mut pool = Vec::new();
-    for id in 0..opts.publishers.max(1) {
-        match Publisher::open(&ctx.target, id).await {
-            Ok(p) => pool.push(p),
-            Err(e) => {
-                let mut r = ctx.record(opts.scenario);
-                r.note = Some(format!("publisher: {e}"));
-                r.emit();
-                return vec![r];
-            }
+    let mut pool = match Publisher::open_pool(&ctx.target, opts.publishers).await {
+        Ok(pool) => pool,
+        Err(e) => {
+            let mut r = ctx.record(opts.scenario);
+            r.note = Some(format!("publisher: {e}"));
+            r.emit();
+            return vec![r];
         }
-    }
+    };
     pause(1.0).await;
     let mut records = Vec::new();
     for (k, &rate) in opts.rates.iter().enumerate() {

@@ -45,13 +45,10 @@ pub async fn run(ctx: &Ctx, opts: &SlowConsumerOpts) {
     let fo = &opts.fanout;
     let mut fleet = Fleet::new(Rc::clone(&ctx.target));
     let ramp = fleet.grow(fo.subs, ctx.ramp).await;
-    let mut pool = Vec::new();
-    for id in 0..fo.publishers.max(1) {
-        match Publisher::open(&ctx.target, id).await {
-            Ok(p) => pool.push(p),
-            Err(e) => return failure(ctx, format!("publisher: {e}")),
-        }
-    }
+    let mut pool = match Publisher::open_pool(&ctx.target, fo.publishers).await {
+        Ok(pool) => pool,
+        Err(e) => return failure(ctx, format!("publisher: {e}")),
+    };
     if ramp.opened < fo.subs {
         return failure(
             ctx,

@@ -136,18 +136,15 @@ pub async fn run(ctx: &Ctx, opts: &SoakOpts) -> Record {
         subs.iter().sum::<u64>()
     );
 
-    let mut pool = Vec::new();
-    for id in 0..opts.publishers.max(1) {
-        match Publisher::open(&ctx.target, id).await {
-            Ok(p) => pool.push(p),
-            Err(e) => {
-                let mut r = ctx.record("soak");
-                r.note = Some(format!("publisher: {e}"));
-                r.emit();
-                return r;
-            }
+    let mut pool = match Publisher::open_pool(&ctx.target, opts.publishers).await {
+        Ok(pool) => pool,
+        Err(e) => {
+            let mut r = ctx.record("soak");
+            r.note = Some(format!("publisher: {e}"));
+            r.emit();
+            return r;
         }
-    }
+    };
     let ledger = Ledger {
         accepted: RefCell::new(vec![0; channels]),
         errors: Cell::new(0),
