@@ -159,7 +159,7 @@ pub enum Scenario {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "50000,100000,200000,400000,700000,1000000,1400000,2000000"
+            default_value = "50000,100000,200000,400000,700000,1000000,1400000,2000000,2800000"
         )]
         targets: Vec<f64>,
         /// How each step runs.
@@ -252,6 +252,29 @@ pub enum Scenario {
         /// How each step runs.
         #[command(flatten)]
         step: StepArgs,
+    },
+    /// The kernel's floor: a plain loop on its own thread (pinned to `--writer-cpu`) writes one
+    /// frame to each of `--conns` loopback sockets per round; the generator reads them as it
+    /// reads a server's subscribers. No server is involved (`--server` is not used).
+    WriteFloor {
+        /// Receiving sockets.
+        #[arg(long, default_value_t = 1000)]
+        conns: usize,
+        /// Rounds per second, comma-separated, one step each.
+        #[arg(long, value_delimiter = ',', default_value = "10")]
+        rates: Vec<f64>,
+        /// Bytes per frame (herald's Pusher frame for a 100-byte payload is about 160).
+        #[arg(long, default_value_t = 160)]
+        frame: usize,
+        /// CPU the writing thread pins itself to (the server's CPU in a comparison).
+        #[arg(long, default_value_t = 0)]
+        writer_cpu: usize,
+        /// Warm-up seconds per step.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Measured seconds per step.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
     },
     /// Runs the minimal fan-out-only Pusher server (a floor for comparisons) until the deadline.
     ReferenceServer {

@@ -35,6 +35,8 @@ fn main() -> anyhow::Result<()> {
         Scenario::Fanout { subs, .. } | Scenario::Max { subs, .. } => *subs,
         Scenario::Connect { conns } | Scenario::Soak { conns, .. } => *conns,
         Scenario::SlowConsumer { subs, stalled, .. } => subs + stalled,
+        // Both ends of every connection live in this process.
+        Scenario::WriteFloor { conns, .. } => 2 * conns,
         _ => 0,
     };
     if sockets > MAX_SOCKETS_PER_PROCESS {

@@ -9,6 +9,7 @@ pub mod idle;
 pub mod slow_consumer;
 pub mod soak;
 pub mod startup;
+pub mod write_floor;
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -194,6 +195,24 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) {
         } => {
             let opts = fanout_opts(subs, rates, &step, "cross_node");
             cross_node::run(ctx, &opts, publish_to).await;
+        }
+        Scenario::WriteFloor {
+            conns,
+            rates,
+            frame,
+            writer_cpu,
+            warmup,
+            duration,
+        } => {
+            let opts = write_floor::FloorOpts {
+                conns,
+                rates,
+                frame,
+                writer_cpu,
+                warmup_s: warmup,
+                duration_s: duration,
+            };
+            write_floor::run(ctx, &opts).await;
         }
         Scenario::Compare { .. } | Scenario::ReferenceServer { .. } => {}
     }
