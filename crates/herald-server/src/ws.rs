@@ -14,6 +14,7 @@ pub(crate) mod socket;
 mod wamp1;
 mod wamp2;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -184,12 +185,12 @@ fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
-            "protocol" => protocol = Some(v),
-            "version" => version = Some(v),
+            "protocol" => protocol = Some(url_decoded(v)),
+            "version" => version = Some(url_decoded(v)),
             _ => {}
         }
     }
-    match protocol.map(str::parse::<u32>) {
+    match protocol.as_deref().map(str::parse::<u32>) {
         None => return Target::Refuse(CloseCode::NoProtocol),
         Some(Ok(p)) if p >= 7 => {}
         Some(_) => return Target::Refuse(CloseCode::UnsupportedProtocol),
@@ -197,7 +198,7 @@ fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
     let version_ok = |v: &str| {
         !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
     };
-    if version.is_some_and(|v| !version_ok(v)) {
+    if version.as_deref().is_some_and(|v| !version_ok(v)) {
         return Target::Refuse(CloseCode::InvalidVersion);
     }
     match hub.apps().by_key(key) {
@@ -205,6 +206,12 @@ fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
         Some(app) if !app.config.enabled => Target::Refuse(CloseCode::AppDisabled),
         Some(app) => Target::Session(Arc::clone(app)),
     }
+}
+
+/// A URL-encoded query value, decoded (`8.4.0%2Bbuild` is `8.4.0+build`). A value that does
+/// not decode to UTF-8 is kept as sent, and the checks of [`resolve`] then refuse it.
+fn url_decoded(v: &str) -> Cow<'_, str> {
+    percent_encoding::percent_decode_str(v).decode_utf8().unwrap_or(Cow::Borrowed(v))
 }
 
 /// Spawns the session for an upgraded stream, or the refusal with a close code.

@@ -24,9 +24,20 @@ async fn url_problems_close_with_the_documented_pusher_codes() {
     assert_eq!(close_code_for(&server, "/app/off?protocol=7").await, 4003);
     assert_eq!(close_code_for(&server, "/elsewhere?protocol=7").await, 4005);
     assert_eq!(close_code_for(&server, "/app/key?protocol=7&version=%00bad").await, 4006);
+    assert_eq!(close_code_for(&server, "/app/key?protocol=7&version=%ff").await, 4006);
     assert_eq!(close_code_for(&server, "/app/key?protocol=6").await, 4007);
     assert_eq!(close_code_for(&server, "/app/key?protocol=seven").await, 4007);
     assert_eq!(close_code_for(&server, "/app/key").await, 4008);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn url_encoded_protocol_and_version_are_decoded_before_they_are_checked() {
+    let server = TestServer::start(settings(vec![app("1", "key")])).await;
+    for path in ["/app/key?protocol=%37&version=8.4.0%2Bbuild", "/app/key?protocol=7&version=8%2E4%2E0"] {
+        let mut ws = server.ws(path).await;
+        assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established", "{path}");
+    }
     server.shutdown().await;
 }
 
