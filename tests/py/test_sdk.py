@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from pusher.errors import PusherBadStatus
 from pusher.http import POST, Request
 
 from conftest import APPS, make_sdk, uid
@@ -150,10 +153,20 @@ def test_send_to_user_reaches_the_signed_in_socket(sdk, sockets):
 
 
 def test_terminate_user_connections_closes_with_4009(herald, sdk, sockets):
-    # pusher 3.3.4's terminate_user_connections() posts to /users/{id}/... without the
-    # /apps/{app_id} prefix of the documented path, so the request is built with the SDK's
-    # own signer and the documented path.
+    # pusher 3.3.4's terminate_user_connections() posts to /users/{id}/terminate_connections,
+    # without the /apps/{app_id} prefix of the documented path: herald finds the app by the key
+    # that signed the request.
     user_id = uid("pyterm")
+    sock = sockets()
+    signed = sdk.authenticate_user(sock.socket_id, {"id": user_id})
+    sock.send({"event": "pusher:signin", "data": {"auth": signed["auth"], "user_data": signed["user_data"]}})
+    sock.next("pusher:signin_success")
+    assert sdk.terminate_user_connections(user_id) == {}
+    assert sock.wait_closed() == 4009
+
+
+def test_terminate_user_connections_on_the_documented_path_closes_with_4009(herald, sdk, sockets):
+    user_id = uid("pyterm2")
     sock = sockets()
     signed = sdk.authenticate_user(sock.socket_id, {"id": user_id})
     sock.send({"event": "pusher:signin", "data": {"auth": signed["auth"], "user_data": signed["user_data"]}})
@@ -162,6 +175,12 @@ def test_terminate_user_connections_closes_with_4009(herald, sdk, sockets):
     request = Request(client, POST, f"/apps/{client.app_id}/users/{user_id}/terminate_connections", {})
     assert client.http.send_request(request) == {}
     assert sock.wait_closed() == 4009
+
+
+def test_unprefixed_user_termination_with_an_unknown_key_is_404(herald):
+    stranger = make_sdk(herald, {"id": "999", "key": "unknown-key", "secret": "not-the-secret"})
+    with pytest.raises(PusherBadStatus, match=r"^404: "):
+        stranger.terminate_user_connections("someone")
 
 
 def test_empty_get_with_body_md5_of_empty_body_is_accepted(sdk):

@@ -50,7 +50,8 @@ pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>)
         return Ok(text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint speaks WAMP v1 over WebSocket"));
     }
     let path = req.uri().path();
-    let resp = if path.starts_with("/apps/") {
+    // `/users/` too: one SDK sends user termination without the `/apps/{id}` prefix.
+    let resp = if path.starts_with("/apps/") || path.starts_with("/users/") {
         pusher_api::handle(&state.hub, req).await
     } else {
         match path {

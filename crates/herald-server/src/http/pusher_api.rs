@@ -44,10 +44,18 @@ async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Byte
     // but a client configured with the full path signs that; both are accepted.
     let sent_path = req.extensions().get::<crate::listen::OriginalPath>().map(|p| p.0.clone());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let [_apps, app_id, rest @ ..] = segments.as_slice() else {
-        return Err(ApiError::NotFound(path.clone()));
+    let (app, rest) = match segments.as_slice() {
+        ["apps", app_id, rest @ ..] => {
+            (hub.apps().by_id(app_id).ok_or_else(|| ApiError::UnknownApp((*app_id).to_owned()))?, rest)
+        }
+        // pusher-http-python 3.3 posts user termination to `/users/{id}/terminate_connections`,
+        // without the `/apps/{app_id}` prefix; the app is then the one whose key signed it.
+        rest @ ["users", _, "terminate_connections"] => {
+            let key = auth_key(&query).ok_or_else(|| ApiError::NotFound(path.clone()))?;
+            (hub.apps().by_key(&key).ok_or_else(|| ApiError::NotFound(path.clone()))?, rest)
+        }
+        _ => return Err(ApiError::NotFound(path.clone())),
     };
-    let app = hub.apps().by_id(app_id).ok_or_else(|| ApiError::UnknownApp((*app_id).to_owned()))?;
     let app = Arc::clone(app);
 
     // Credentials first: an unauthenticated client must not make us wait for, or buffer, a body.
@@ -95,6 +103,14 @@ async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Byte
         }
         _ => Err(ApiError::NotFound(path.clone())),
     }
+}
+
+/// The `auth_key` of a query string, decoded.
+fn auth_key(query: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let value = pair.strip_prefix("auth_key=")?;
+        percent_decode_str(value).decode_utf8().ok().map(|k| k.into_owned())
+    })
 }
 
 /// The largest body worth reading for this app: a full batch of maximal events plus JSON overhead.
