@@ -59,6 +59,7 @@ struct Session {
 // A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
 // argument twice in its state (the argument and the local it is moved into), and this future
 // is what every idle connection's task holds (issue 3, idle memory).
+#[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 pub(crate) fn run<S>(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot, mut socket: Socket<S>) -> impl Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
