@@ -140,12 +140,18 @@ def test_authenticate_presence_reports_members(sdk, sockets):
     assert added["decoded"]["user_id"] == "b"
 
 
-def test_send_to_user_reaches_the_signed_in_socket(sdk, sockets):
-    user_id = uid("pyuser")
+def signed_in_socket(sdk, sockets, user_id: str):
+    """A raw subscriber signed in as `user_id` with the SDK's user authentication."""
     sock = sockets()
     signed = sdk.authenticate_user(sock.socket_id, {"id": user_id})
     sock.send({"event": "pusher:signin", "data": {"auth": signed["auth"], "user_data": signed["user_data"]}})
     sock.next("pusher:signin_success")
+    return sock
+
+
+def test_send_to_user_reaches_the_signed_in_socket(sdk, sockets):
+    user_id = uid("pyuser")
+    sock = signed_in_socket(sdk, sockets, user_id)
     sock.subscribe(f"#server-to-user-{user_id}", auth="")
     sdk.send_to_user(user_id, "notice", {"hello": user_id})
     msg = sock.next("notice")
@@ -157,20 +163,14 @@ def test_terminate_user_connections_closes_with_4009(herald, sdk, sockets):
     # without the /apps/{app_id} prefix of the documented path: herald finds the app by the key
     # that signed the request.
     user_id = uid("pyterm")
-    sock = sockets()
-    signed = sdk.authenticate_user(sock.socket_id, {"id": user_id})
-    sock.send({"event": "pusher:signin", "data": {"auth": signed["auth"], "user_data": signed["user_data"]}})
-    sock.next("pusher:signin_success")
+    sock = signed_in_socket(sdk, sockets, user_id)
     assert sdk.terminate_user_connections(user_id) == {}
     assert sock.wait_closed() == 4009
 
 
 def test_terminate_user_connections_on_the_documented_path_closes_with_4009(herald, sdk, sockets):
     user_id = uid("pyterm2")
-    sock = sockets()
-    signed = sdk.authenticate_user(sock.socket_id, {"id": user_id})
-    sock.send({"event": "pusher:signin", "data": {"auth": signed["auth"], "user_data": signed["user_data"]}})
-    sock.next("pusher:signin_success")
+    sock = signed_in_socket(sdk, sockets, user_id)
     client = sdk._pusher_client
     request = Request(client, POST, f"/apps/{client.app_id}/users/{user_id}/terminate_connections", {})
     assert client.http.send_request(request) == {}
