@@ -8,11 +8,9 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::fleet::Fleet;
-use crate::publisher::Publisher;
 use crate::report::Record;
 use crate::scenario::fanout::{self, FanoutOpts};
-use crate::scenario::{Ctx, MAX_SOCKETS_PER_PROCESS, pause};
+use crate::scenario::{Ctx, MAX_SOCKETS_PER_PROCESS};
 use crate::target::Target;
 
 /// Runs the steps with publishers on `publish_to`; returns every step record.
@@ -30,28 +28,11 @@ pub async fn run(ctx: &Ctx, opts: &FanoutOpts, publish_to: SocketAddr) -> Vec<Re
         r.emit();
         return vec![r];
     }
-    let mut fleet = Fleet::new(Rc::clone(&ctx.target));
-    let ramp = fleet.grow(opts.subs, ctx.ramp).await;
-    if ramp.opened < opts.subs {
-        let mut r = ctx.record(opts.scenario);
-        r.step = Some("ramp".into());
-        r.subs = Some(ramp.opened as u64);
-        r.failed = Some(ramp.failed as u64);
-        r.note = ramp.first_error.or(Some("not every subscriber opened on node B".into()));
-        r.emit();
-        return vec![r];
-    }
     let node_a = Rc::new(Target { server: publish_to, ..Target::clone(&ctx.target) });
-    let mut pool = match Publisher::open_pool(&node_a, opts.publishers).await {
-        Ok(pool) => pool,
-        Err(e) => {
-            let mut r = ctx.record(opts.scenario);
-            r.note = Some(format!("publisher on node A {publish_to}: {e}"));
-            r.emit();
-            return vec![r];
-        }
+    let (mut fleet, mut pool) = match fanout::open(ctx, opts, &node_a).await {
+        Ok(opened) => opened,
+        Err(r) => return vec![r],
     };
-    pause(1.0).await;
     let mut records = Vec::new();
     for (k, &rate) in opts.rates.iter().enumerate() {
         let mut r = fanout::step(ctx, opts, &fleet, &mut pool, k as u32, rate).await;

@@ -18,6 +18,7 @@ use crate::publisher::{self, Pacer, Publisher};
 use crate::report::Record;
 use crate::scenario::{Ctx, Window, pause, round2};
 use crate::stats::Percentiles;
+use crate::target::Target;
 
 /// Options of a fan-out run.
 #[derive(Clone, Debug)]
@@ -47,29 +48,10 @@ pub struct FanoutOpts {
 
 /// Runs the steps; returns every step record.
 pub async fn run(ctx: &Ctx, opts: &FanoutOpts) -> Vec<Record> {
-    let mut fleet = Fleet::new(Rc::clone(&ctx.target));
-    let ramp = fleet.grow(opts.subs, ctx.ramp).await;
-    if ramp.opened < opts.subs {
-        let mut r = ctx.record(opts.scenario);
-        r.step = Some("ramp".into());
-        r.subs = Some(ramp.opened as u64);
-        r.failed = Some(ramp.failed as u64);
-        r.note = ramp
-            .first_error
-            .or(Some("not every subscriber opened".into()));
-        r.emit();
-        return vec![r];
-    }
-    let mut pool = match Publisher::open_pool(&ctx.target, opts.publishers).await {
-        Ok(pool) => pool,
-        Err(e) => {
-            let mut r = ctx.record(opts.scenario);
-            r.note = Some(format!("publisher: {e}"));
-            r.emit();
-            return vec![r];
-        }
+    let (mut fleet, mut pool) = match open(ctx, opts, &ctx.target).await {
+        Ok(opened) => opened,
+        Err(r) => return vec![r],
     };
-    pause(1.0).await;
     let mut records = Vec::new();
     for (k, &rate) in opts.rates.iter().enumerate() {
         let r = step(ctx, opts, &fleet, &mut pool, k as u32, rate).await;
@@ -83,6 +65,42 @@ pub async fn run(ctx: &Ctx, opts: &FanoutOpts) -> Vec<Record> {
     drop(pool);
     fleet.close();
     records
+}
+
+/// Opens the subscribers on the target and the publishers on `publish_to` (the same server, or
+/// another node in `cross_node`), then lets the server settle for a second. A failure is
+/// reported as the scenario's only record, already emitted.
+pub async fn open(
+    ctx: &Ctx,
+    opts: &FanoutOpts,
+    publish_to: &Rc<Target>,
+) -> Result<(Fleet, Vec<Publisher>), Record> {
+    let mut fleet = Fleet::new(Rc::clone(&ctx.target));
+    let ramp = fleet.grow(opts.subs, ctx.ramp).await;
+    if ramp.opened < opts.subs {
+        let mut r = ctx.record(opts.scenario);
+        r.step = Some("ramp".into());
+        r.subs = Some(ramp.opened as u64);
+        r.failed = Some(ramp.failed as u64);
+        r.note = ramp.first_error.or(Some(format!(
+            "not every subscriber opened on {}",
+            ctx.target.server
+        )));
+        r.emit();
+        return Err(r);
+    }
+    match Publisher::open_pool(publish_to, opts.publishers).await {
+        Ok(pool) => {
+            pause(1.0).await;
+            Ok((fleet, pool))
+        }
+        Err(e) => {
+            let mut r = ctx.record(opts.scenario);
+            r.note = Some(format!("publisher on {}: {e}", publish_to.server));
+            r.emit();
+            Err(r)
+        }
+    }
 }
 
 /// One step: warm-up, measured window, drain (also the windows of `slow_consumer`).

@@ -6,14 +6,12 @@
 //! like the others, then are never read again: the server's outbox for each fills and it should
 //! close them. At the end each stalled socket is read to its end, to count how it was closed.
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use crate::error::BenchError;
-use crate::fleet::{self, Fleet};
-use crate::publisher::Publisher;
+use crate::fleet;
 use crate::scenario::fanout::{self, FanoutOpts};
-use crate::scenario::{Ctx, pause, round2};
+use crate::scenario::{Ctx, round2};
 use crate::ws_client::WsConn;
 
 /// Longest time spent reading one stalled socket to its end.
@@ -43,20 +41,10 @@ enum End {
 /// Runs the two windows and emits three records: `baseline`, `stalled`, `summary`.
 pub async fn run(ctx: &Ctx, opts: &SlowConsumerOpts) {
     let fo = &opts.fanout;
-    let mut fleet = Fleet::new(Rc::clone(&ctx.target));
-    let ramp = fleet.grow(fo.subs, ctx.ramp).await;
-    let mut pool = match Publisher::open_pool(&ctx.target, fo.publishers).await {
-        Ok(pool) => pool,
-        Err(e) => return failure(ctx, format!("publisher: {e}")),
+    // A failure to open is reported (and emitted) by `open` as this scenario's record.
+    let Ok((mut fleet, mut pool)) = fanout::open(ctx, fo, &ctx.target).await else {
+        return;
     };
-    if ramp.opened < fo.subs {
-        return failure(
-            ctx,
-            ramp.first_error
-                .unwrap_or_else(|| "not every subscriber opened".into()),
-        );
-    }
-    pause(1.0).await;
     let base_rss = ctx.server_sample().map(|s| s.rss_kb);
     let mut base = fanout::step(ctx, fo, &fleet, &mut pool, 0, opts.rate).await;
     base.scenario = "slow_consumer".into();
