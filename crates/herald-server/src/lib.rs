@@ -80,6 +80,9 @@ pub struct Server {
     metrics: Option<TcpListener>,
     /// The Redis link to the other nodes (`[scale_out]`), started by `run`.
     scale_out: Option<scale_out::RedisLink>,
+    /// SIGHUP, taken over from its default action (exit) at bind time, before the ports are
+    /// announced: `systemctl reload` right after start must not kill herald.
+    hangup: std::io::Result<tokio::signal::unix::Signal>,
 }
 
 impl Server {
@@ -123,7 +126,8 @@ impl Server {
             None => None,
         };
         let ingress = profile::bind_ingress(&hub, &mut listeners).await?;
-        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out })
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup })
     }
 
     /// Every bound address with its label (`None` for the main listener).
@@ -180,7 +184,7 @@ impl Server {
             tokio::spawn(listen::ops_loop(listener, Arc::clone(&self.hub), edge, ops_stop.clone()));
         }
         let stores = self.tls.iter().flatten().map(|(s, _)| Arc::clone(s)).collect();
-        tokio::spawn(tls::reload_on_sighup(stores, ops_stop.clone()));
+        tokio::spawn(tls::reload_on_sighup(stores, self.hangup, ops_stop.clone()));
         for i in self.ingress {
             tracker.spawn(i.run(stop.clone()));
         }

@@ -82,6 +82,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(e.exit_code());
             }
         };
+        // Handlers before the announcement: whoever reads it may signal at once.
+        let shutdown = shutdown::signal();
         let mut out = std::io::stdout().lock();
         for (addr, label) in server.addrs() {
             tracing::info!(%addr, listener = label.as_deref().unwrap_or("pusher"), "accepting connections");
@@ -92,7 +94,7 @@ fn main() -> ExitCode {
         }
         let _ = out.flush();
         drop(out);
-        server.run(shutdown::signal()).await;
+        server.run(shutdown).await;
         ExitCode::SUCCESS
     })
 }

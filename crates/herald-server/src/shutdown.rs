@@ -14,29 +14,35 @@ use tokio_util::task::TaskTracker;
 
 use crate::http::health::ServerStatus;
 
-/// Resolves on the first SIGINT or SIGTERM, and arms an immediate exit on the second.
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on the first
+/// of them, arming an immediate exit on the second.
 ///
-/// The signal streams are created once, before the first signal, so a second signal sent
-/// right after the first is never lost between two registrations.
-pub async fn signal() {
+/// Installing is not left to the first poll: a supervisor may stop herald as soon as it has
+/// announced its ports, and a signal that arrives before the handler exists takes its default
+/// action (the process dies without a drain). Call this before announcing. The streams are
+/// created once, so a second signal right after the first is never lost either.
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        // Without signal handlers there is nothing to wait for; never resolve.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    tracing::info!("shutdown signal received; draining (send it again to exit at once)");
-    tokio::spawn(async move {
+    let streams = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut term), Ok(mut int)) = streams else {
+            // Without signal handlers there is nothing to wait for; never resolve.
+            return std::future::pending().await;
+        };
         tokio::select! {
             _ = term.recv() => {},
             _ = int.recv() => {},
         }
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
-    });
+        tracing::info!("shutdown signal received; draining (send it again to exit at once)");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        });
+    }
 }
 
 /// What a drain stops and waits for.

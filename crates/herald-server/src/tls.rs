@@ -239,15 +239,21 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// Reloads every store on SIGHUP until `stop` is cancelled.
+/// Reloads every store on each SIGHUP of `hangup` until `stop` is cancelled.
 ///
-/// The handler is installed even without certificates: SIGHUP's default action would kill the
+/// The stream exists even without certificates: SIGHUP's default action would kill the
 /// process, and `systemctl reload` sends it whatever the configuration.
-pub(crate) async fn reload_on_sighup(stores: Vec<Arc<CertStore>>, stop: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP: certificates will not be reloaded");
-        return;
+pub(crate) async fn reload_on_sighup(
+    stores: Vec<Arc<CertStore>>,
+    hangup: std::io::Result<tokio::signal::unix::Signal>,
+    stop: CancellationToken,
+) {
+    let mut hup = match hangup {
+        Ok(hup) => hup,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: certificates will not be reloaded");
+            return;
+        }
     };
     loop {
         tokio::select! {

@@ -127,6 +127,24 @@ async fn sigterm_drains_with_4200_and_exits_0_and_a_second_signal_exits_at_once(
 }
 
 #[tokio::test]
+async fn signals_sent_the_moment_the_ports_are_announced_are_handled_not_fatal() {
+    // A supervisor may reload or stop herald as soon as it has printed its ports. Until a
+    // handler exists, SIGHUP and SIGTERM take their default action: the process dies, undrained.
+    let dir = TempDir::new("early-signals");
+    let cfg = config(&dir, "");
+    for round in 0..10 {
+        let mut h = Herald::spawn(&["serve", "-c", &cfg], 1).unwrap();
+        h.signal(Signal::HUP);
+        assert_eq!(http(h.addr(), "GET", "/up").await.0, 200, "round {round}: SIGHUP killed herald");
+        let mut h2 = Herald::spawn(&["serve", "-c", &cfg], 1).unwrap();
+        h2.signal(Signal::TERM);
+        assert_eq!(h2.wait(WAIT), Some(0), "round {round}: SIGTERM was not drained: {}", h2.stderr());
+        h.signal(Signal::TERM);
+        assert_eq!(h.wait(WAIT), Some(0), "round {round}: {}", h.stderr());
+    }
+}
+
+#[tokio::test]
 async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let dir = TempDir::new("sighup");
     make_certs(&dir.0);
