@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::principal::WampAuthConfig;
+use crate::authorize::role::{self, Role};
 use crate::authorize::{AllowAll, Authorizer, Rule, RuleList};
 use crate::hub::cache::CacheStore;
 use crate::hub::dealer::Dealer;
@@ -70,6 +72,29 @@ pub struct AppConfig {
     pub wamp_authorizer: String,
     /// The rules used when `wamp_authorizer = "rules"`.
     pub wamp_rules: Vec<Rule>,
+    /// Whether the app is a WAMP v2 realm (realm = app id) on the Pusher listeners. Off unless
+    /// turned on: a WAMP session must not reach an app whose operator never asked for it.
+    pub wamp: bool,
+    /// The role of WAMP sessions that present no credentials (WAMP v2 anonymous, and every
+    /// session of a plain `wamp1` listener). `anonymous` (the default) may subscribe to public
+    /// channels, as an anonymous Pusher client may; `trusted` may do everything (the behaviour
+    /// before roles, for trusted networks); any other value names a role of `wamp_roles`;
+    /// `""` refuses sessions without credentials.
+    pub wamp_anonymous_role: String,
+    /// Publishes one WAMP session may make per second; 0 means no limit. Over it the publish
+    /// is dropped (ERROR `herald.error.rate_limited` when it asked for an acknowledgement).
+    pub wamp_max_publishes_per_second: u32,
+    /// Named roles with per-URI permissions (`[[apps.wamp_roles]]`).
+    pub wamp_roles: Vec<Role>,
+    /// Authentication methods and principals of the realm (`[apps.wamp_auth]`).
+    pub wamp_auth: WampAuthConfig,
+    /// Origins a browser may connect from, for Pusher and WAMP alike: `https://app.example.com`,
+    /// `*.example.com` (any scheme and port), `http://localhost:8080`. Empty: any origin.
+    pub allowed_origins: Vec<String>,
+    /// Set by a drop-in profile (EspoCRM, Oro) that owns the app and does not share it: the
+    /// app is then reachable only through the profile's own listeners. Not a config key.
+    #[serde(skip)]
+    pub profile_only: bool,
 }
 
 impl Default for AppConfig {
@@ -98,6 +123,13 @@ impl Default for AppConfig {
             max_message_bytes: 64 * 1024,
             wamp_authorizer: "allow-all".to_owned(),
             wamp_rules: Vec::new(),
+            wamp: false,
+            wamp_anonymous_role: crate::authorize::role::ANONYMOUS.to_owned(),
+            wamp_max_publishes_per_second: 100,
+            wamp_roles: Vec::new(),
+            wamp_auth: WampAuthConfig::default(),
+            allowed_origins: Vec::new(),
+            profile_only: false,
         }
     }
 }
@@ -155,6 +187,37 @@ impl AppConfig {
                     key: format!("apps[{index}].wamp_rules[{i}].{field}"),
                     problem: "must be one of the documented values (docs/wamp.md)",
                 });
+            }
+        }
+        for (i, r) in self.wamp_roles.iter().enumerate() {
+            if let Err(field) = r.validate() {
+                return Err(InvalidApp {
+                    key: format!("apps[{index}].wamp_roles[{i}].{field}"),
+                    problem: "must be one of the documented values (docs/wamp.md)",
+                });
+            }
+            if role::builtin(&r.name).is_some() || self.wamp_roles[..i].iter().any(|o| o.name == r.name) {
+                return Err(InvalidApp {
+                    key: format!("apps[{index}].wamp_roles[{i}].name"),
+                    problem: "is a built-in role or used by another role",
+                });
+            }
+        }
+        if let Err((key, problem)) = self.wamp_auth.validate() {
+            return Err(InvalidApp { key: format!("apps[{index}].wamp_auth.{key}"), problem });
+        }
+        let role_exists = |name: &str| role::builtin(name).is_some() || self.wamp_roles.iter().any(|r| r.name == name);
+        if !self.wamp_anonymous_role.is_empty() && !role_exists(&self.wamp_anonymous_role) {
+            return Err(bad("wamp_anonymous_role", "must be \"anonymous\", \"trusted\", \"\" or the name of a wamp_roles entry"));
+        }
+        for (key, name) in self.wamp_auth.role_refs() {
+            if !role_exists(name) {
+                return Err(InvalidApp { key: format!("apps[{index}].wamp_auth.{key}"), problem: "names no role" });
+            }
+        }
+        for origin in &self.allowed_origins {
+            if crate::origin::OriginPattern::parse(origin).is_none() {
+                return Err(bad("allowed_origins", "each entry must be a host, *.host, or scheme://host[:port]"));
             }
         }
         Ok(())

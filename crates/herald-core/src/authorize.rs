@@ -5,6 +5,9 @@
 //! the way their protocol does (WAMP v2 ERROR `wamp.error.not_authorized`, WAMP v1 silence or
 //! CALLERROR).
 
+pub mod principal;
+pub mod role;
+
 use herald_protocol::wamp::uri::MatchPolicy;
 use serde::{Deserialize, Serialize};
 

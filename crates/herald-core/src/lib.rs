@@ -10,6 +10,7 @@ pub mod authorize;
 pub mod backend;
 pub mod conn;
 pub mod hub;
+pub mod origin;
 pub mod outbox;
 pub mod publication;
 pub mod rate;

@@ -202,7 +202,9 @@ fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
         return Target::Refuse(CloseCode::InvalidVersion);
     }
     match hub.apps().by_key(key) {
+        // A profile's app is reachable only through the profile's listeners unless shared.
         None => Target::Refuse(CloseCode::AppNotFound),
+        Some(app) if app.config.profile_only => Target::Refuse(CloseCode::AppNotFound),
         Some(app) if !app.config.enabled => Target::Refuse(CloseCode::AppDisabled),
         Some(app) => Target::Session(Arc::clone(app)),
     }
