@@ -53,8 +53,8 @@ enum Target {
     Echo,
     /// A WAMP v1 session for this app.
     Wamp1(Arc<App>),
-    /// A WAMP v2 session; HELLO names the realm (app id).
-    Wamp2(Serializer),
+    /// A WAMP v2 session; HELLO names the realm (app id), whose origin list is checked then.
+    Wamp2(Serializer, Option<Box<str>>),
     /// An EspoCRM session: the profile, its app and the upgrade's query (credentials).
     Espo(crate::config::EspoListener, Arc<App>, String),
     /// Accept, then close at once with this code.
@@ -124,7 +124,10 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None)
         }
         Profile::Pusher => match offered.iter().find_map(|p| Serializer::from_subprotocol(p)) {
-            Some(ser) => (Target::Wamp2(ser), Some(ser.subprotocol())),
+            Some(ser) => {
+                let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(Box::from);
+                (Target::Wamp2(ser, origin), Some(ser.subprotocol()))
+            }
             None => (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None),
         },
     };
@@ -227,7 +230,7 @@ where
     let max_message = match &target {
         Target::Session(app) | Target::Wamp1(app) | Target::Espo(_, app, _) => app.config.max_message_bytes,
         // The realm is unknown until HELLO: the largest limit of any app applies.
-        Target::Wamp2(_) => hub.apps().iter().map(|a| a.config.max_message_bytes).max().unwrap_or(64 << 10),
+        Target::Wamp2(..) => hub.apps().iter().map(|a| a.config.max_message_bytes).max().unwrap_or(64 << 10),
         // Large enough for the RFC test suites' biggest messages (16 MiB).
         Target::Echo => 20 << 20,
         Target::Refuse(_) => 4096,
@@ -240,7 +243,7 @@ where
         },
         Target::Echo => tracker.spawn(echo::run(socket)),
         Target::Wamp1(app) => tracker.spawn(wamp1::run(hub, app, socket)),
-        Target::Wamp2(ser) => tracker.spawn(wamp2::run(hub, ser, socket)),
+        Target::Wamp2(ser, origin) => tracker.spawn(wamp2::run(hub, ser, origin, socket)),
         Target::Espo(espo, app, query) => {
             tracker.spawn(crate::profile::espo::session::run(hub, espo.0, app, query, socket))
         }

@@ -66,6 +66,7 @@ enum Next {
 pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
     hub: Arc<Hub>,
     ser: Serializer,
+    origin: Option<Box<str>>,
     mut socket: Socket<S>,
 ) -> impl Future<Output = ()> {
     async move {
@@ -147,7 +148,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             };
             let next = match session.as_mut() {
-                None => match hello(&hub, &conn, msg) {
+                None => match hello(&hub, &conn, origin.as_deref(), msg) {
                     Ok(s) => {
                         let cfg = &s.app.config;
                         keepalive.set_periods(
@@ -205,13 +206,18 @@ fn abort(conn: &Conn, reason: &str, message: &str) -> bytes::Bytes {
 }
 
 /// Handles the opening HELLO: WELCOME into the realm (app), or ABORT.
-fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, msg: V2Msg) -> Result<Session, bytes::Bytes> {
+fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, origin: Option<&str>, msg: V2Msg) -> Result<Session, bytes::Bytes> {
     let V2Msg::Hello { realm, .. } = msg else {
         return Err(abort(conn, reason::PROTOCOL_VIOLATION, "the first message must be HELLO"));
     };
-    let Some(app) = hub.apps().by_id(&realm).cloned() else {
+    // An app that is not a WAMP realm, or belongs to a profile that does not share it, looks
+    // exactly like an unknown realm: nothing tells a client which app ids exist.
+    let Some(app) = hub.apps().by_id(&realm).filter(|a| a.config.wamp && !a.config.profile_only).cloned() else {
         return Err(abort(conn, reason::NO_SUCH_REALM, &format!("no realm {realm:?}")));
     };
+    if !herald_core::origin::allowed(&app.config.allowed_origins, origin) {
+        return Err(abort(conn, reason::NOT_AUTHORIZED, "origin not allowed"));
+    }
     if !app.config.enabled {
         return Err(abort(conn, reason::NOT_AUTHORIZED, "realm disabled"));
     }
