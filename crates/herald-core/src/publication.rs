@@ -82,10 +82,30 @@ pub struct Publication {
     pub filter: Option<Box<WampFilter>>,
     /// The WAMP publication id (random, as WAMP requires).
     pub id: u64,
+    /// The WAMP publisher, when its role discloses it to subscribers.
+    pub publisher: Option<Box<Publisher>>,
     frames: [OnceLock<Bytes>; 4],
 }
 
+/// A WAMP publisher disclosed to subscribers (`disclose = { publisher = true }`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publisher {
+    /// The publisher's WAMP session id.
+    pub session: u64,
+    /// Its authid.
+    pub authid: Box<str>,
+    /// Its authrole.
+    pub authrole: Box<str>,
+}
+
 impl Publication {
+    /// Discloses the publisher in WAMP v2 EVENT details.
+    #[must_use]
+    pub fn disclosing(mut self, publisher: Option<Publisher>) -> Self {
+        self.publisher = publisher.map(Box::new);
+        self
+    }
+
     /// A publication with nothing encoded yet, from a Pusher source.
     pub fn new(channel: ChannelName, event: impl Into<Box<str>>, data: PublicationData) -> Self {
         Self {
@@ -96,6 +116,7 @@ impl Publication {
             exclude: None,
             user_id: None,
             filter: None,
+            publisher: None,
             id: rand::random_range(1..=(1u64 << 53)),
             frames: Default::default(),
         }
@@ -162,7 +183,12 @@ impl Publication {
             }
             Wire::WampV2(ser) => {
                 let (args, kwargs) = payload::v2_payload(&self.data, self.origin, &self.event);
-                let details = topic.map_or_else(Dict::new, |t| Dict::new().with("topic", t));
+                let mut details = topic.map_or_else(Dict::new, |t| Dict::new().with("topic", t));
+                if let Some(p) = &self.publisher {
+                    details.insert("publisher", p.session);
+                    details.insert("publisher_authid", p.authid.as_ref());
+                    details.insert("publisher_authrole", p.authrole.as_ref());
+                }
                 let sub = Id::saturating(subscription);
                 let publication = Id::saturating(self.id);
                 let body = encode_event_v2(ser, sub, publication, &details, Some(&args), kwargs.as_deref());

@@ -594,6 +594,7 @@ impl Session {
             Ok(o) => o,
             Err(e) => return self.error(code::PUBLISH, request, e.v2_error_uri()),
         };
+        let grant = self.identity.decide(&self.app, Action::Publish, &topic);
         if !self.allowed(Action::Publish, &topic) {
             if opts.acknowledge {
                 self.refuse(code::PUBLISH, request, "publish to", "topic", &topic);
@@ -636,7 +637,12 @@ impl Session {
         let publication = Publication::new(channel, event, PublicationData::Wamp { args, kwargs })
             .from_wamp()
             .excluding(opts.exclude_me.then_some(self.conn.socket_id.as_str()))
-            .with_filter(filter);
+            .with_filter(filter)
+            .disclosing(grant.disclose.then(|| herald_core::publication::Publisher {
+                session: self.conn.session,
+                authid: self.identity.authid.as_str().into(),
+                authrole: self.identity.authrole.as_str().into(),
+            }));
         let id = publication.id;
         self.hub.publish(&self.app, publication);
         if opts.acknowledge {
