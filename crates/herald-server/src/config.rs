@@ -239,11 +239,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
             named.unwrap_or_else(|| (DEV_APP.0.to_owned(), DEV_APP.1.to_owned(), DEV_APP.2.to_owned()));
         apps.push(AppConfig { id, key, secret, ..AppConfig::default() });
     }
-    let app_origin = if args.config.is_some() && !dev_credentials { origin.as_str() } else { "environment" };
-    for (i, app) in apps.iter().enumerate() {
-        app.validate(i)
-            .map_err(|e| invalid(app_origin, &e.key, e.problem.to_owned()))?;
-    }
+    // Before the general checks, so that an empty secret is named by where it came from.
     if let Some(problem) = apps.first().filter(|_| env_app).and_then(|a| credentials::weak_secret(&a.secret)) {
         return Err(invalid("environment", "PUSHER_APP_SECRET", problem));
     }
@@ -251,6 +247,11 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         if let Some(problem) = credentials::weak_secret(&app.secret) {
             return Err(invalid(&origin, &format!("apps[{i}].secret"), problem));
         }
+    }
+    let app_origin = if args.config.is_some() && !dev_credentials { origin.as_str() } else { "environment" };
+    for (i, app) in apps.iter().enumerate() {
+        app.validate(i)
+            .map_err(|e| invalid(app_origin, &e.key, e.problem.to_owned()))?;
     }
     herald_core::AppRegistry::new(apps.clone())
         .map_err(|e| invalid(app_origin, &format!("apps[{}].{}", e.index, e.field), e.to_string()))?;

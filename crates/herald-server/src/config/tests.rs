@@ -134,7 +134,7 @@ fn unknown_key_is_named() {
 
 #[test]
 fn invalid_value_names_the_app_key() {
-    let f = file("[[apps]]\nid = \"a\"\nkey = \"\"\nsecret = \"c\"\n");
+    let f = file(&format!("[[apps]]\nid = \"a\"\nkey = \"\"\nsecret = \"{SECRET}\"\n"));
     let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
     let err = load(&args, &env(&[])).unwrap_err().to_string();
     assert!(err.contains("apps[0].key"), "{err}");
