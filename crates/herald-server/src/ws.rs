@@ -137,7 +137,7 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
         },
     };
     if let Err(refused) = check_origin(&state.hub, &target, origin.as_deref()) {
-        return refused;
+        return text_response(StatusCode::FORBIDDEN, refused.text());
     }
     // Counted last: only an upgrade that will happen takes a place.
     let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
@@ -202,17 +202,38 @@ fn start_session(
     }
 }
 
-/// Refuses the upgrade with 403 when the page's `Origin` may not connect to the target.
+/// Why an upgrade is refused for where it comes from (answered with 403).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+enum OriginRefused {
+    /// The page's origin is not in the app's (or any WAMP realm's) `allowed_origins`.
+    #[error("Origin not allowed")]
+    NotAllowed,
+    /// WAMP v2 was asked for, and no app is a WAMP realm.
+    #[error("WAMP v2 is not enabled on this server")]
+    NoRealm,
+}
+
+impl OriginRefused {
+    /// The response body.
+    fn text(self) -> &'static str {
+        match self {
+            Self::NotAllowed => "Origin not allowed",
+            Self::NoRealm => "WAMP v2 is not enabled on this server",
+        }
+    }
+}
+
+/// Refuses the upgrade when the page's `Origin` may not connect to the target.
 ///
 /// A Pusher, WAMP v1 or EspoCRM target knows its app. A WAMP v2 target learns its realm only
 /// from HELLO (where that realm's own list is checked): here it is refused only when no WAMP
 /// app at all would admit the origin, so a foreign page never gets a session to send HELLO on.
-fn check_origin(hub: &Hub, target: &Target, origin: Option<&str>) -> Result<(), Response<Body>> {
+fn check_origin(hub: &Hub, target: &Target, origin: Option<&str>) -> Result<(), OriginRefused> {
     use std::sync::atomic::Ordering::Relaxed;
     let refuse = |counter: &std::sync::atomic::AtomicU64| {
         counter.fetch_add(1, Relaxed);
         tracing::debug!(origin, "upgrade refused: origin not allowed");
-        Err(text_response(StatusCode::FORBIDDEN, "Origin not allowed"))
+        Err(OriginRefused::NotAllowed)
     };
     match target {
         Target::Session(app) | Target::Wamp1(app) | Target::Espo(_, app, _) => {
@@ -225,7 +246,7 @@ fn check_origin(hub: &Hub, target: &Target, origin: Option<&str>) -> Result<(), 
         Target::Wamp2(..) => {
             let mut realms = hub.apps().iter().filter(|a| a.config.wamp && !a.config.profile_only).peekable();
             if realms.peek().is_none() {
-                return Err(text_response(StatusCode::FORBIDDEN, "WAMP v2 is not enabled on this server"));
+                return Err(OriginRefused::NoRealm);
             }
             if realms.any(|a| herald_core::origin::allowed(&a.config.allowed_origins, origin)) {
                 Ok(())
