@@ -135,6 +135,14 @@ impl Categories {
         !topic.is_empty() && (self.map.contains_key(topic) || self.map.contains_key(first_segment(topic)))
     }
 
+    /// Whether a session without an EspoCRM identity may read `topic`: it is a category whose
+    /// subscriptions EspoCRM grants without an access check, and none of its parameters names
+    /// a user (such a topic is one user's, even unchecked).
+    pub(crate) fn is_broadcast(&self, topic: &str) -> bool {
+        self.is_allowed(topic)
+            && self.category(topic).is_some_and(|c| c.check.is_none() && !c.params.iter().any(|p| p == "userId"))
+    }
+
     /// The category data of `topic`: by first segment, else by the whole topic.
     fn category(&self, topic: &str) -> Option<&Category> {
         self.map.get(first_segment(topic)).or_else(|| self.map.get(topic))

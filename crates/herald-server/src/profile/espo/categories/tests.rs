@@ -62,3 +62,23 @@ fn metadata_and_config_extend_the_table() {
     assert!(matches!(Categories::load(&dir, Some(&bad)), Err(CategoryError::Config { .. })));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn broadcasts_are_categories_without_check_or_user() {
+    let mut c = Categories::built_in();
+    for open in ["appParamsUpdate", "appParamsUpdate.x", "newNotification", "popupNotifications.event"] {
+        assert!(c.is_broadcast(open), "{open}");
+    }
+    for closed in ["recordUpdate.Account.a1", "streamUpdate.Lead.l1", "calendarUpdate", "foo.bar", ""] {
+        assert!(!c.is_broadcast(closed), "{closed}");
+    }
+    let extra: toml::Table = toml::from_str("[inbox]\nparamList = [\"userId\"]\n").unwrap();
+    let json = serde_json::to_value(&extra).unwrap();
+    let mut merged = Map::new();
+    if let Value::Object(cats) = json {
+        merged = cats;
+    }
+    c.map.extend(Categories::from_merged(&merged).map);
+    assert!(c.is_allowed("inbox.u1"));
+    assert!(!c.is_broadcast("inbox.u1"), "a topic naming a user is that user's");
+}
