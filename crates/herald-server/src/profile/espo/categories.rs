@@ -139,8 +139,12 @@ impl Categories {
     /// subscriptions EspoCRM grants without an access check, and none of its parameters names
     /// a user (such a topic is one user's, even unchecked).
     pub(crate) fn is_broadcast(&self, topic: &str) -> bool {
-        self.is_allowed(topic)
-            && self.category(topic).is_some_and(|c| c.check.is_none() && !c.params.iter().any(|p| p == "userId"))
+        let open = |c: &Category| c.check.is_none() && !c.params.iter().any(|p| p == "userId");
+        // WAMP v2 prefix subscriptions are judged on their prefix, and a prefix without a dot
+        // also matches the topics of every category whose name starts with it.
+        let extends_a_closed_one =
+            !topic.contains('.') && self.map.iter().any(|(name, c)| name.starts_with(topic) && !open(c));
+        self.is_allowed(topic) && self.category(topic).is_some_and(open) && !extends_a_closed_one
     }
 
     /// The category data of `topic`: by first segment, else by the whole topic.
