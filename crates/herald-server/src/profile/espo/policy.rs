@@ -40,8 +40,8 @@ impl Authorizer for Policy {
 
 #[cfg(test)]
 mod tests {
-    use herald_core::conn::{ConnIds, Wire};
     use herald_core::OutboxLimits;
+    use herald_core::conn::{ConnIds, Wire};
 
     use super::*;
 
