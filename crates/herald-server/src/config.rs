@@ -295,7 +295,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     }
 
     if let Some(table) = file.espocrm {
-        listeners.push(crate::profile::espo::listener(table, &apps, &origin, env)?);
+        listeners.push(crate::profile::espo::listener(table, &mut apps, &origin, env)?);
     }
     listeners.extend(oro);
 

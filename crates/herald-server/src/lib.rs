@@ -125,6 +125,7 @@ impl Server {
             }
             None => None,
         };
+        profile::install_authorizers(&hub, &listeners);
         let ingress = profile::bind_ingress(&hub, &mut listeners).await?;
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup })
