@@ -39,6 +39,15 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug + 'static {
     fn covers_pusher(&self) -> bool {
         false
     }
+
+    /// Whether a prefix or wildcard subscription whose topics all start with `literal` may be
+    /// made: it then receives every matching topic without a check per topic, so no topic
+    /// under `literal` may be one the authorizer would refuse on its own. By default, only
+    /// authorizers that do not judge Pusher channels (whose rules are topic by topic) admit it
+    /// when `literal` itself is allowed.
+    fn authorize_pattern(&self, conn: &Conn, literal: &str) -> bool {
+        !self.covers_pusher() && self.authorize(conn, Action::Subscribe, literal)
+    }
 }
 
 /// Everyone may do everything (the default, like Crossbar's anonymous role in its own realm).
@@ -121,6 +130,15 @@ impl RuleList {
 impl Authorizer for RuleList {
     fn authorize(&self, _conn: &Conn, action: Action, uri: &str) -> bool {
         self.rules.iter().find(|r| r.matches(action, uri)).is_some_and(|r| r.allow)
+    }
+
+    /// The literal prefix must be allowed, and no rule may refuse a subscription to a URI
+    /// under it (which the pattern would otherwise deliver).
+    fn authorize_pattern(&self, conn: &Conn, literal: &str) -> bool {
+        let refuses_under = |r: &Rule| {
+            !r.allow && matches!(action_named(&r.action), Some(Action::Subscribe) | None) && (r.uri == "*" || r.uri.starts_with(literal))
+        };
+        self.authorize(conn, Action::Subscribe, literal) && !self.rules.iter().any(refuses_under)
     }
 }
 

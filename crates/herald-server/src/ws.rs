@@ -208,7 +208,7 @@ enum OriginRefused {
     /// The page's origin is not in the app's (or any WAMP realm's) `allowed_origins`.
     #[error("Origin not allowed")]
     NotAllowed,
-    /// WAMP v2 was asked for, and no app is a WAMP realm.
+    /// WAMP v2 was asked for by a browser page, and no app is a WAMP realm.
     #[error("WAMP v2 is not enabled on this server")]
     NoRealm,
 }
@@ -243,6 +243,9 @@ fn check_origin(hub: &Hub, target: &Target, origin: Option<&str>) -> Result<(), 
                 refuse(&app.stats.origin_refused)
             }
         }
+        // Without an Origin the client is no browser page: HELLO names its realm, and an
+        // unknown or closed realm gets ABORT `no_such_realm` there, like every other.
+        Target::Wamp2(..) if origin.is_none() => Ok(()),
         Target::Wamp2(..) => {
             let mut realms = hub.apps().iter().filter(|a| a.config.wamp && !a.config.profile_only).peekable();
             if realms.peek().is_none() {

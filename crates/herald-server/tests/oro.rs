@@ -307,7 +307,8 @@ async fn nothing_but_an_oro_ticket_publishes_into_oro_topics_even_when_shared() 
     v2.send(Message::text(json!([16, 7, {"acknowledge": true}, "oro/data/update", ["forged"]]).to_string()))
         .await
         .unwrap();
-    assert_eq!(next_value(&mut v2).await, json!([8, 16, 7, {}, "wamp.error.not_authorized"]));
+    let refused = next_value(&mut v2).await;
+    assert_eq!(refused[..5], json!([8, 16, 7, {}, "wamp.error.not_authorized"]).as_array().unwrap()[..], "{refused}");
 
     // Pusher: an Oro topic is no Pusher channel name, and client events need a subscription.
     let (mut pusher, first) = pusher_connect(&s).await;

@@ -142,6 +142,16 @@ impl Role {
     }
 }
 
+impl Role {
+    /// Whether a prefix or wildcard subscription whose topics all start with `literal` may be
+    /// made: `literal` must be allowed, and no permission under it may refuse subscriptions.
+    #[must_use]
+    pub fn allows_pattern(&self, literal: &str) -> bool {
+        self.decide(Action::Subscribe, literal).allowed
+            && !self.permissions.iter().any(|p| !p.allow.subscribe && p.uri.starts_with(literal))
+    }
+}
+
 /// The built-in role named `name`, when no configured role has that name.
 #[must_use]
 pub fn builtin(name: &str) -> Option<Builtin> {
@@ -220,6 +230,17 @@ mod tests {
         assert_eq!(bad.validate(), Err("permissions[0].uri".to_owned()));
         let bad = Role { name: "bad".into(), permissions: vec![perm("x", "regex", PUB)] };
         assert_eq!(bad.validate(), Err("permissions[0].match".to_owned()));
+    }
+
+    #[test]
+    fn a_pattern_is_refused_when_a_topic_under_it_is() {
+        let role = Role {
+            name: "r".into(),
+            permissions: vec![perm("com.", "prefix", SUB), perm("com.secret", "exact", Allow::default())],
+        };
+        assert!(role.allows_pattern("com.public."));
+        assert!(!role.allows_pattern("com."));
+        assert!(!role.allows_pattern("org."));
     }
 
     #[test]

@@ -448,6 +448,19 @@ impl Session {
         ok && self.app.authorizer().authorize(&self.conn, action, uri)
     }
 
+    /// Whether a prefix or wildcard subscription on `pattern` may be made. It receives every
+    /// matching topic without a check per topic, so neither the role nor the app's authorizer
+    /// may refuse any topic under its literal part (before the first empty component).
+    fn pattern_allowed(&self, pattern: &str) -> bool {
+        let literal = pattern.find("..").map_or(pattern, |i| &pattern[..=i]);
+        let literal = if pattern.starts_with('.') { "" } else { literal };
+        let role_ok = match self.identity.role {
+            handshake::SessionRole::Builtin(b) => b.decide(Action::Subscribe).allowed,
+            handshake::SessionRole::Configured(i) => self.app.config.wamp_roles.get(i).is_some_and(|r| r.allows_pattern(literal)),
+        };
+        role_ok && self.app.authorizer().authorize_pattern(&self.conn, literal)
+    }
+
     /// ERROR `wamp.error.not_authorized` with the text Crossbar gives.
     fn refuse(&self, request_type: u64, request: u64, verb: &str, kind: &str, uri: &str) {
         self.send(&V2Msg::Error {
@@ -529,6 +542,9 @@ impl Session {
             return self.refuse(code::SUBSCRIBE, request, "subscribe", "topic", topic);
         }
         if policy != MatchPolicy::Exact {
+            if !self.pattern_allowed(topic) {
+                return self.refuse(code::SUBSCRIBE, request, "subscribe", "topic pattern", topic);
+            }
             let id = self.hub.subscribe_pattern(&self.app, &self.conn, policy, topic);
             if !self.subs.iter().any(|(s, _)| *s == id) {
                 self.subs.push((id, Sub::Pattern));
