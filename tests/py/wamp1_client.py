@@ -86,15 +86,16 @@ def _toml_value(value) -> str:
         return str(value)
     if isinstance(value, str):
         return json.dumps(value)
+    # Arrays and inline tables on one line: an inline table may not span lines.
     if isinstance(value, list):
-        return "[\n" + "".join(f"  {_toml_value(v)},\n" for v in value) + "]"
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
 def wamp_toml(apps: list[dict], listeners: list[dict]) -> str:
-    """herald's config file: `[[apps]]` tables (inline tables allowed in values), then `[[listeners]]`."""
+    """herald's config file: `[[apps]]` tables (nested tables written inline), then `[[listeners]]`."""
     blocks = []
     for table, rows in (("apps", apps), ("listeners", listeners)):
         for row in rows:
