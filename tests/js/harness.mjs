@@ -67,9 +67,14 @@ export function heraldBin() {
   return path.join(targetDir, 'debug', 'herald');
 }
 
-function tomlValue(value) {
+/** A TOML value on one line; arrays and objects (inline tables, which may not span lines) included. */
+export function tomlValue(value) {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return `[${value.map(tomlValue).join(', ')}]`;
+  if (value && typeof value === 'object') {
+    return `{ ${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)} = ${tomlValue(v)}`).join(', ')} }`;
+  }
   throw new Error(`cannot write ${typeof value} as TOML`);
 }
 
