@@ -381,7 +381,7 @@ def test_e14_invalid_config_exits_64_naming_the_key(table, key):
 
 
 def test_app_of_the_profile_must_exist_when_several():
-    other = {"id": "4002", "key": "other-key", "secret": "other-secret"}
+    other = {"id": "4002", "key": "other-key", "secret": "other-6f0b4d8a2e1c3579"}
     server = EspoHerald(base_espocrm(), apps=[APP, other], expect_exit=True)
     try:
         assert server.wait_exit() == 64
