@@ -7,6 +7,7 @@ mod api_error;
 mod body_budget;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod outbound;
 mod pusher_api;
 
 use std::convert::Infallible;
