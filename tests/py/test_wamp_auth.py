@@ -666,7 +666,7 @@ class RawWamp:
     def __init__(self, herald: WampHerald, serializer: str):
         self.serializer = serializer
         self.ws = connect(herald.v2_url("/ws"), subprotocols=[f"wamp.2.{serializer}"], open_timeout=WAIT_S,
-                          max_size=None)
+                          max_size=None, legacy=True)
         assert self.ws.subprotocol == f"wamp.2.{serializer}"
 
     def send(self, msg: list):
