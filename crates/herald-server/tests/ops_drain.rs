@@ -45,7 +45,8 @@ async fn until_close(ws: &mut Ws) -> (Vec<Value>, Option<u16>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_gives_every_client_its_goodbye_and_loses_no_accepted_publication() {
-    let mut s = settings(vec![app("1", "key")]);
+    // App 1 is a WAMP v2 realm too (off by default).
+    let mut s = settings(vec![herald_core::AppConfig { wamp: true, ..app("1", "key") }]);
     s.listeners.push(ListenerSettings {
         host: "127.0.0.1".into(),
         port: 0,

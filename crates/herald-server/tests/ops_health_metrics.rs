@@ -1,5 +1,5 @@
-//! `/up`, `/ready` and Prometheus `/metrics`, scraped and parsed, on the main port and on a
-//! separate metrics port.
+//! `/up` and `/ready` on the main port; Prometheus `/metrics` and `/health`, scraped and
+//! parsed, on the separate metrics port only.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use ops_support::{http, parse_metrics, publish};
-use support::{TestServer, app, next_json, settings, subscribe};
+use support::{TestServer, app, next_json, settings, subscribe, with_metrics};
 
 #[tokio::test]
 async fn up_and_ready_answer_on_the_main_port() {
@@ -20,8 +20,20 @@ async fn up_and_ready_answer_on_the_main_port() {
 }
 
 #[tokio::test]
+async fn without_a_metrics_port_metrics_and_health_are_served_nowhere() {
+    let server = TestServer::start(settings(vec![app("1", "key")])).await;
+    assert!(server.metrics.is_none(), "no metrics listener unless metrics_port is set");
+    for path in ["/metrics", "/health", "/metrics?x=1", "/health/"] {
+        let (status, body) = http(server.addr, "GET", path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!body.contains("herald_") && !body.contains("backend"), "{path}: {body}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn metrics_count_connections_messages_publications_and_api_codes() {
-    let server = TestServer::start(settings(vec![app("1", "key"), app("2", "other")])).await;
+    let server = TestServer::start(with_metrics(settings(vec![app("1", "key"), app("2", "other")]))).await;
     let (mut ws, _) = server.pusher("key").await;
     subscribe(&mut ws, "news").await;
     let secret = "key-secret";
@@ -30,7 +42,8 @@ async fn metrics_count_connections_messages_publications_and_api_codes() {
     assert_eq!(ev["event"], "ev");
     assert_eq!(publish(server.addr, ("1", "key", "wrong-secret"), "news", "x").await, 401);
 
-    let (status, text) = http(server.addr, "GET", "/metrics").await;
+    assert_eq!(http(server.addr, "GET", "/metrics").await.0, 404, "never on the main port");
+    let (status, text) = http(server.metrics(), "GET", "/metrics").await;
     assert_eq!(status, 200);
     let m = parse_metrics(&text);
     assert_eq!(m["herald_connections{app=\"1\"}"], 1.0);
@@ -46,6 +59,8 @@ async fn metrics_count_connections_messages_publications_and_api_codes() {
     assert_eq!(m["herald_http_api_responses_total{code=\"200\"}"], 1.0);
     assert_eq!(m["herald_http_api_responses_total{code=\"401\"}"], 1.0);
     assert_eq!(m["herald_draining"], 0.0);
+    assert_eq!(m["herald_origin_refused_total{app=\"1\"}"], 0.0);
+    assert_eq!(m["herald_connections_refused_total{reason=\"per_ip\"}"], 0.0);
     assert!(m["process_open_fds"] > 0.0);
     assert!(m.keys().all(|k| !k.contains("news")), "channel names are never labels");
     // Buckets are cumulative.
@@ -76,6 +91,8 @@ async fn a_separate_metrics_port_serves_ready_while_draining() {
     assert_eq!(http(metrics, "GET", "/ready").await.0, 200);
     assert_eq!(http(main, "GET", "/metrics").await.0, 404, "metrics live on their own port");
     assert!(http(metrics, "GET", "/metrics").await.1.contains("herald_connections{app=\"1\"} 0"));
+    assert_eq!(http(metrics, "GET", "/health").await.0, 200, "the detailed health is here");
+    assert_eq!(http(main, "GET", "/health").await.0, 404);
 
     // A client that upgrades and then never reads nor closes keeps the drain busy (the server
     // waits for it to acknowledge the close).

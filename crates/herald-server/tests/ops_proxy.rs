@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use ops_support::{Herald, TempDir, free_port, http_on, signed_publish, ws_json, ws_subscribe};
 
+/// At least 16 bytes and no placeholder: herald refuses anything weaker.
+const SECRET: &str = "proxy-test-secret-0123456789";
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
@@ -112,8 +115,10 @@ async fn nginx_dedicated_location_and_same_location_forms() {
     let dir = TempDir::new("nginx");
     let cfg = dir.write(
         "herald.toml",
-        "[server]\nhost = \"127.0.0.1\"\nport = 0\npath_prefix = \"/ws\"\ntrusted_proxies = [\"127.0.0.1\"]\n\n\
-         [[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"secret\"\n",
+        &format!(
+            "[server]\nhost = \"127.0.0.1\"\nport = 0\npath_prefix = \"/ws\"\ntrusted_proxies = [\"127.0.0.1\"]\n\n\
+             [[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"{SECRET}\"\n"
+        ),
     );
     let herald = Herald::spawn(&["serve", "-c", &cfg.display().to_string(), "-v"], 1).unwrap();
     let (dedicated, same) = (free_port(), free_port());
@@ -129,10 +134,10 @@ async fn nginx_dedicated_location_and_same_location_forms() {
 
     // The HTTP API through the prefix: signed the SDK way (without /ws) and over the full path.
     let at = ("127.0.0.1", dedicated);
-    let (target, body) = signed_publish("1", "key", "secret", "news", "sdk-style", "/ws", "");
+    let (target, body) = signed_publish("1", "key", SECRET, "news", "sdk-style", "/ws", "");
     assert_eq!(post(at, &target, &body, &[]).await.0, 200);
     assert_eq!(ws_json(&mut ws).await["data"], "sdk-style");
-    let (target, body) = signed_publish("1", "key", "secret", "news", "full-path", "/ws", "/ws");
+    let (target, body) = signed_publish("1", "key", SECRET, "news", "full-path", "/ws", "/ws");
     assert_eq!(post(at, &target, &body, &[]).await.0, 200);
     assert_eq!(ws_json(&mut ws).await["data"], "full-path");
     let (target, body) = signed_publish("1", "key", "wrong", "news", "forged", "/ws", "");
@@ -175,7 +180,7 @@ async fn check_through(herald: &Herald, front: u16, ws_path: &str, api_prefix: &
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade through the proxy");
     assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
     ws_subscribe(&mut ws, "news").await;
-    let (target, body) = signed_publish("1", "key", "secret", "news", "proxied", api_prefix, "");
+    let (target, body) = signed_publish("1", "key", SECRET, "news", "proxied", api_prefix, "");
     assert_eq!(post(("127.0.0.1", front), &target, &body, &[]).await, (200, "{}".to_owned()));
     assert_eq!(ws_json(&mut ws).await["data"], "proxied");
     let _ = herald;
@@ -184,8 +189,10 @@ async fn check_through(herald: &Herald, front: u16, ws_path: &str, api_prefix: &
 fn prefixed_herald(dir: &TempDir) -> Herald {
     let cfg = dir.write(
         "herald.toml",
-        "[server]\nhost = \"127.0.0.1\"\nport = 0\npath_prefix = \"/ws\"\ntrusted_proxies = [\"127.0.0.1\"]\n\n\
-         [[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"secret\"\n",
+        &format!(
+            "[server]\nhost = \"127.0.0.1\"\nport = 0\npath_prefix = \"/ws\"\ntrusted_proxies = [\"127.0.0.1\"]\n\n\
+             [[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"{SECRET}\"\n"
+        ),
     );
     Herald::spawn(&["serve", "-c", &cfg.display().to_string()], 1).unwrap()
 }

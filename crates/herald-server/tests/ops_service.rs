@@ -62,7 +62,7 @@ async fn supervisor_runs_and_gracefully_restarts_herald() {
     let d = dir.0.display().to_string();
     let cfg = dir.write(
         "herald.toml",
-        "[server]\nhost = \"127.0.0.1\"\nport = 0\nshutdown_grace = 5\n\n[[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"s\"\n",
+        "[server]\nhost = \"127.0.0.1\"\nport = 0\nshutdown_grace = 5\n\n[[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"service-test-secret-0123\"\n",
     );
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/supervisor/herald.conf")).unwrap();
     for needle in ["/usr/local/bin/herald", "/etc/herald/herald.toml", "user=herald", "/var/log/herald/herald.log"] {

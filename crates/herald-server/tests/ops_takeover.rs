@@ -39,7 +39,7 @@ async fn a_successor_takes_over_while_clients_reconnect() {
         "herald.toml",
         &format!(
             "[server]\nhost = \"127.0.0.1\"\nport = 0\nshutdown_grace = 5\nreuse_port = true\npid_file = \"{}\"\n\n\
-             [[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"s\"\n",
+             [[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"takeover-test-secret-0123\"\n",
             pid_file.display()
         ),
     );

@@ -202,6 +202,10 @@ async fn o9_backend_publish_reaches_every_subscriber_with_exclude_and_eligible()
     s.shutdown().await;
 }
 
+/// The Oro app declared as a WAMP v2 realm (apps are not realms unless they say so); it
+/// follows the `[oro]` section's body in the test's config file.
+const WAMP_REALM: &str = "\n[[apps]]\nid = \"oro\"\nkey = \"oro\"\nsecret = \"oro-app-test-secret-0123\"\nwamp = true\n";
+
 /// A WAMP v2 session on the main listener, realm = the Oro app.
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -219,12 +223,12 @@ async fn wamp2_subscribe(s: &OroServer, topic: &str) -> (Ws, Value) {
 
 #[tokio::test]
 async fn o9_wamp_v2_sessions_read_oro_broadcasts_only_when_shared() {
-    let s = OroServer::start("", &[]).await;
+    let s = OroServer::start(WAMP_REALM, &[]).await;
     let (_, answer) = wamp2_subscribe(&s, "oro/data/update").await;
     assert_eq!((answer[0].clone(), answer[4].clone()), (json!(8), json!("wamp.error.not_authorized")));
     s.shutdown().await;
 
-    let s = OroServer::start("share_broadcasts = true", &[]).await;
+    let s = OroServer::start(&format!("share_broadcasts = true\n{WAMP_REALM}"), &[]).await;
     let (_, answer) = wamp2_subscribe(&s, "oro/email_event/7/1").await;
     assert_eq!(answer[0], 8, "secured topics stay closed to ticket-less sessions: {answer}");
     let (mut ws, answer) = wamp2_subscribe(&s, "oro/maintenance").await;

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const APP: (&str, &str, &str) = ("1", "key", "key-secret");
 
 fn app() -> AppConfig {
-    AppConfig { enable_client_messages: true, ..support::app(APP.0, APP.1) }
+    AppConfig { enable_client_messages: true, wamp: true, ..support::app(APP.0, APP.1) }
 }
 
 /// Node A and node B on one Redis.
@@ -56,7 +56,7 @@ async fn try_next_json(ws: &mut Ws, wait: Duration) -> Option<Value> {
 async fn http_publish_on_a_reaches_subscriber_on_b_exactly_once() {
     let redis = RedisServer::start();
     let (a, b) = two_nodes(&redis).await;
-    let (status, body) = health(a.addr).await;
+    let (status, body) = health(a.metrics()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["backend"], "redis");
 
@@ -148,16 +148,19 @@ async fn redis_loss_refuses_publishes_and_recovery_resumes_delivery() {
     subscribe(&mut on_b, "news").await;
 
     redis.kill();
-    let down = await_health(a.addr, 503).await;
+    let down = await_health(a.metrics(), 503).await;
     assert_eq!(down["backend_available"], false, "{down}");
     let (status, body) = publish(a.addr, APP, event("news", "while-down")).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("redis") && body.contains("nothing was published"), "{body}");
-    await_health(b.addr, 503).await;
+    // The client learns that nothing was published, not which backend failed or why.
+    assert!(body.contains("unavailable") && body.contains("nothing was published"), "{body}");
+    assert!(!body.to_lowercase().contains("redis"), "{body}");
+    assert_eq!(health(a.addr).await.0, 404, "/health and its error text stay off the main port");
+    await_health(b.metrics(), 503).await;
 
     redis.restart();
-    await_health(a.addr, 200).await;
-    await_health(b.addr, 200).await;
+    await_health(a.metrics(), 200).await;
+    await_health(b.metrics(), 200).await;
     // Both links are back; B's subscription may still trail A's, so publish until it arrives.
     let deadline = tokio::time::Instant::now() + support::WAIT;
     let mut n = 0;
@@ -190,7 +193,7 @@ async fn client_events_while_redis_is_down_are_still_delivered_on_the_node() {
         sockets.push(ws);
     }
     redis.kill();
-    await_health(a.addr, 503).await;
+    await_health(a.metrics(), 503).await;
     send_json(&mut sockets[0], json!({"event": "client-note", "channel": channel, "data": {"n": 1}})).await;
     let got = next_event(&mut sockets[1]).await;
     assert_eq!((got["event"].as_str(), &got["data"]["n"]), (Some("client-note"), &json!(1)), "{got}");
@@ -201,13 +204,13 @@ async fn a_node_started_while_redis_is_down_joins_once_it_is_up() {
     let mut redis = RedisServer::start();
     redis.kill();
     let (a, b) = two_nodes(&redis).await;
-    let (status, body) = health(a.addr).await;
+    let (status, body) = health(a.metrics()).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(publish(a.addr, APP, event("news", "early")).await.0, 503);
 
     redis.restart();
-    await_health(a.addr, 200).await;
-    await_health(b.addr, 200).await;
+    await_health(a.metrics(), 200).await;
+    await_health(b.metrics(), 200).await;
     let (mut on_b, _) = b.pusher(APP.1).await;
     subscribe(&mut on_b, "news").await;
     assert_eq!(publish(a.addr, APP, event("news", "joined")).await.0, 200);

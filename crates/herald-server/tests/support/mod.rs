@@ -25,6 +25,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// A running herald; stopped (drained) on drop of `stop`.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The metrics listener (`/metrics`, `/health`), when the settings ask for one.
+    pub metrics: Option<SocketAddr>,
     pub hub: Arc<Hub>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
@@ -32,6 +34,12 @@ pub struct TestServer {
 
 pub fn app(id: &str, key: &str) -> AppConfig {
     AppConfig { id: id.into(), key: key.into(), secret: format!("{key}-secret"), ..AppConfig::default() }
+}
+
+/// `base` with a metrics listener on 127.0.0.1 and any free port (`/metrics`, `/health`).
+pub fn with_metrics(mut base: Settings) -> Settings {
+    base.ops.metrics_addr = Some(("127.0.0.1".into(), 0));
+    base
 }
 
 pub fn settings(apps: Vec<AppConfig>) -> Settings {
@@ -53,12 +61,18 @@ impl TestServer {
     pub async fn start(settings: Settings) -> Self {
         let server = Server::bind(settings).await.expect("bind");
         let addr = server.local_addr().unwrap();
+        let metrics = server.addrs().into_iter().find(|(_, l)| l.as_deref() == Some("metrics")).map(|(a, _)| a);
         let hub = Arc::clone(server.hub());
         let (tx, rx) = oneshot::channel::<()>();
         let done = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
-        Self { addr, hub, stop: Some(tx), done: Some(done) }
+        Self { addr, metrics, hub, stop: Some(tx), done: Some(done) }
+    }
+
+    /// The metrics listener's address; panics when the settings did not ask for one.
+    pub fn metrics(&self) -> SocketAddr {
+        self.metrics.expect("settings with ops.metrics_addr")
     }
 
     /// Drains the server and waits until it has stopped.

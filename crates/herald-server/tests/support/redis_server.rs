@@ -93,7 +93,9 @@ impl Drop for RedisServer {
 }
 
 /// Test settings for a node of the cluster on `redis`.
+/// The node has a metrics listener: `/health` is served there only.
 pub fn node_settings(base: Settings, redis: &RedisServer) -> Settings {
+    let base = crate::support::with_metrics(base);
     Settings { scale_out: Some(ScaleOutSettings { redis_url: redis.url(), prefix: "test".into() }), ..base }
 }
 
@@ -132,7 +134,7 @@ pub async fn health(addr: SocketAddr) -> (u16, serde_json::Value) {
     (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
 }
 
-/// Polls `/health` until its status is `want` (the link state changes asynchronously).
+/// Polls `/health` (on a metrics listener) until its status is `want` (the link state changes asynchronously).
 pub async fn await_health(addr: SocketAddr, want: u16) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + crate::support::WAIT;
     loop {
