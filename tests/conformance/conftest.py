@@ -21,7 +21,7 @@ test_echo_endpoint = true
 [[apps]]
 id = "conf-id"
 key = "conf-key"
-secret = "conf-secret"
+secret = "conf-0e4c8a2f6b1d3579"
 """
 
 # Seconds one test may take in all; a hung case fails instead of stalling the suite.

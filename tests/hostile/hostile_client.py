@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
 
 from rawws import CLOSE, PING, PONG, STARTUP_S, TEXT, ConnectionClosed, Herald, RawWebSocket  # noqa: E402
 
-APP = {"id": "7001", "key": "hostile-key", "secret": "hostile-secret"}
-OTHER_APP = {"id": "7002", "key": "other-key", "secret": "other-secret"}
+APP = {"id": "7001", "key": "hostile-key", "secret": "hostile-3d7f1b5e9a0c2468"}
+OTHER_APP = {"id": "7002", "key": "other-key", "secret": "other-6f0b4d8a2e1c3579"}
 
 CONFIG = f"""\
 [[apps]]

@@ -328,7 +328,7 @@ def test_a_full_descriptor_table_refuses_new_connections_cleanly(tmp_path):
 def test_a_full_descriptor_table_on_the_oro_listener_refuses_cleanly():
     """Oro's listener has its own accept loop (the 101 and WELCOME go out in one write); it turns
     clients away the same way."""
-    env = {"ORO_SECRET": "fd-secret", "HERALD__SERVER__HOST": "127.0.0.1", "HERALD__SERVER__PORT": "0"}
+    env = {"ORO_SECRET": "fd-oro-7a3e9c1f5b0d2468", "HERALD__SERVER__HOST": "127.0.0.1", "HERALD__SERVER__PORT": "0"}
     server = Spawned("", prefix=["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}"], env=env,
                      args=["--profile", "oro"]).start(labels=("oro, app oro",))
     port = server.labelled["oro, app oro"]

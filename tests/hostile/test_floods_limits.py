@@ -30,8 +30,8 @@ from hostile_client import APP, PusherSocket, signed_query, encode_query
 from rawws import CLOSE, PING, PONG, TEXT, ConnectionClosed
 from spawned import KeepAlivePublisher, RssPeak, Spawned, app_block
 
-FLOOD_APP = {"id": "7101", "key": "flood-key", "secret": "flood-secret"}
-FREE_APP = {"id": "7102", "key": "free-key", "secret": "free-secret"}
+FLOOD_APP = {"id": "7101", "key": "flood-key", "secret": "flood-5b9d3f7a1e0c2486"}
+FREE_APP = {"id": "7102", "key": "free-key", "secret": "free-9f3b7d1a5c0e2468"}
 RATE = 200
 FLOOD_CONNS = 64
 FLOOD_REQUESTS = 80
@@ -44,13 +44,14 @@ GOOD_SUBSCRIBERS = 3
 SLOW_RSS_BOUND_KIB = 80 * 1024
 BODY_BUDGET_KIB = 64 * 1024
 
-CONFIG = (app_block(APP) + app_block(FLOOD_APP, max_backend_events_per_second=RATE)
+# /metrics is served only on the metrics listener (on a free port; its listening line says which).
+CONFIG = ("[server]\nmetrics_port = 0\n\n" + app_block(APP) + app_block(FLOOD_APP, max_backend_events_per_second=RATE)
           + app_block(FREE_APP, max_backend_events_per_second=0))
 
 
 @pytest.fixture(scope="module")
 def herald():
-    server = Spawned(CONFIG).start()
+    server = Spawned(CONFIG).start(labels=("metrics",))
     yield server
     server.stop()
 
@@ -334,7 +335,7 @@ def test_stalled_subscribers_are_closed_4100_and_memory_stays_bounded(herald):
 
 
 def slow_consumers_closed(server: Spawned) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", server.labelled["metrics"], timeout=10)
     try:
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()

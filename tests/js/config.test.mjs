@@ -46,14 +46,14 @@ describe('configuration', () => {
   });
 
   test('an unknown key in the config file exits 64 and names the key', async () => {
-    const file = configFile('typo.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\nenable_client_mesages = true\n');
+    const file = configFile('typo.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "cfg-5c9e1a3f7b0d2468"\nenable_client_mesages = true\n');
     const { code, stderr } = await runHerald(['serve', '--host', '127.0.0.1', '--port', '0', '--config', file]);
     assert.equal(code, 64, stderr);
     assert.match(stderr, /enable_client_mesages/);
   });
 
   test('an invalid value exits 64 and names the key', async () => {
-    const file = configFile('bad.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\nmax_connections = "lots"\n');
+    const file = configFile('bad.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "cfg-5c9e1a3f7b0d2468"\nmax_connections = "lots"\n');
     const { code, stderr } = await runHerald(['serve', '--host', '127.0.0.1', '--port', '0', '--config', file]);
     assert.equal(code, 64, stderr);
     assert.match(stderr, /max_connections/);
@@ -65,14 +65,14 @@ describe('configuration', () => {
   });
 
   test('config check accepts a valid file and does not print secrets', async () => {
-    const file = configFile('ok.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "very-secret-value"\n');
+    const file = configFile('ok.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "cfg-check-8b2d6f0a4e1c3579"\n');
     const { code, stdout, stderr } = await runHerald(['config', 'check', '--config', file]);
     assert.equal(code, 0, stderr);
-    assert.ok(!stdout.includes('very-secret-value'), 'config check printed the secret');
+    assert.ok(!stdout.includes('cfg-check-8b2d6f0a4e1c3579'), 'config check printed the secret');
   });
 
   test('config check rejects an invalid file with exit code 64', async () => {
-    const file = configFile('check-bad.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\nactivity_timeout = -5\n');
+    const file = configFile('check-bad.toml', '[[apps]]\nid = "1"\nkey = "k"\nsecret = "cfg-5c9e1a3f7b0d2468"\nactivity_timeout = -5\n');
     const { code, stderr } = await runHerald(['config', 'check', '--config', file]);
     assert.equal(code, 64, stderr);
     assert.match(stderr, /activity_timeout/);
@@ -80,8 +80,8 @@ describe('configuration', () => {
 
   test('two apps from one file are both served', async () => {
     const apps = [
-      { id: '11', key: 'first-key', secret: 'first-secret' },
-      { id: '12', key: 'second-key', secret: 'second-secret' },
+      { id: '11', key: 'first-key', secret: 'first-4a8e2c6f0d1b3957' },
+      { id: '12', key: 'second-key', secret: 'second-7c1e5a9f3b0d2468' },
     ];
     const herald = await startHerald({ apps });
     try {
@@ -100,8 +100,8 @@ describe('configuration', () => {
 
   test('apps are isolated: an event of one app never reaches the other', async () => {
     const apps = [
-      { id: '21', key: 'iso-a-key', secret: 'iso-a-secret' },
-      { id: '22', key: 'iso-b-key', secret: 'iso-b-secret' },
+      { id: '21', key: 'iso-a-key', secret: 'iso-a-0f4b8d2a6e1c3579' },
+      { id: '22', key: 'iso-b-key', secret: 'iso-b-6e0a4c8f2d1b3957' },
     ];
     const herald = await startHerald({ apps });
     try {

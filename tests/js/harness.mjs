@@ -32,27 +32,27 @@ export const MASTER_KEY_BASE64 = randomBytes(32).toString('base64');
 export const APPS = {
   /** Everything a feature test needs switched on, limits at their defaults. */
   main: {
-    id: '1001', key: 'main-key', secret: 'main-secret',
+    id: '1001', key: 'main-key', secret: 'main-4e8a2c6f0b1d3957',
     enable_client_messages: true, enable_user_authentication: true,
   },
   /** Client events and user authentication off (the defaults). */
-  quiet: { id: '1002', key: 'quiet-key', secret: 'quiet-secret' },
+  quiet: { id: '1002', key: 'quiet-key', secret: 'quiet-1b5d9f3a7c0e2468' },
   /** Switched off: sockets are refused with 4003, HTTP with 403. */
-  disabled: { id: '1003', key: 'disabled-key', secret: 'disabled-secret', enabled: false },
+  disabled: { id: '1003', key: 'disabled-key', secret: 'disabled-6c0e4a8f2b1d3579', enabled: false },
   /** Room for two sockets only. */
-  limited: { id: '1004', key: 'limited-key', secret: 'limited-secret', max_connections: 2 },
+  limited: { id: '1004', key: 'limited-key', secret: 'limited-3f7b1d5a9e0c2486', max_connections: 2 },
   /** Pings after one idle second and gives up one second later. */
   impatient: {
-    id: '1005', key: 'impatient-key', secret: 'impatient-secret',
+    id: '1005', key: 'impatient-key', secret: 'impatient-8a2c6e0f4b1d3957',
     activity_timeout: 1, pong_timeout: 1,
   },
   /** Sends pusher_internal:subscription_count events. */
   counted: {
-    id: '1006', key: 'counted-key', secret: 'counted-secret', enable_subscription_count: true,
+    id: '1006', key: 'counted-key', secret: 'counted-5d9f3b7a1c0e2468', enable_subscription_count: true,
   },
   /** Tight per-app limits, to show they are configurable. */
   small: {
-    id: '1007', key: 'small-key', secret: 'small-secret',
+    id: '1007', key: 'small-key', secret: 'small-2e6a0c4f8b1d3579',
     max_presence_members: 2, max_presence_user_info_bytes: 64, max_event_data_bytes: 100,
     max_message_bytes: 1024,
   },
@@ -67,9 +67,14 @@ export function heraldBin() {
   return path.join(targetDir, 'debug', 'herald');
 }
 
-function tomlValue(value) {
+/** A TOML value on one line; arrays and objects (inline tables, which may not span lines) included. */
+export function tomlValue(value) {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return `[${value.map(tomlValue).join(', ')}]`;
+  if (value && typeof value === 'object') {
+    return `{ ${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)} = ${tomlValue(v)}`).join(', ')} }`;
+  }
   throw new Error(`cannot write ${typeof value} as TOML`);
 }
 

@@ -27,7 +27,11 @@ globalThis.WebSocket ??= WebSocket;
 if (!process.env.AUTOBAHN_DEBUG) autobahn.log.warn = () => {};
 
 /** The app every test here uses; its id is the WAMP v2 realm. */
-const APP = { id: '4001', key: 'wamp-js-key', secret: 'wamp-js-secret' };
+// A WAMP v2 realm (`wamp = true`) whose sessions without credentials, and the WAMP v1 listener's,
+// get the `trusted` role: they publish, register and call.
+const APP = {
+  id: '4001', key: 'wamp-js-key', secret: 'wamp-js-9b3d7f1a5e0c2486', wamp: true, wamp_anonymous_role: 'trusted',
+};
 
 const STARTUP_MS = 20000;
 /** Upper bound for a whole suite, on top of the per-wait timeouts. */

@@ -32,12 +32,12 @@ STARTUP_S = 20.0
 # Numeric ids: the PyPI SDK refuses app ids that are not all digits.
 APPS = {
     "main": {
-        "id": "2001", "key": "py-main-key", "secret": "py-main-secret",
+        "id": "2001", "key": "py-main-key", "secret": "py-main-5e1d9c3a7b2f4068",
         "enable_client_messages": True, "enable_user_authentication": True,
     },
-    "disabled": {"id": "2002", "key": "py-disabled-key", "secret": "py-disabled-secret", "enabled": False},
+    "disabled": {"id": "2002", "key": "py-disabled-key", "secret": "py-disabled-0a8c6e4f2b1d3579", "enabled": False},
     "counted": {
-        "id": "2003", "key": "py-counted-key", "secret": "py-counted-secret",
+        "id": "2003", "key": "py-counted-key", "secret": "py-counted-9d3b7f1e5a0c2468",
         "enable_subscription_count": True,
     },
 }

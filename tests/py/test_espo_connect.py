@@ -381,7 +381,7 @@ def test_e14_invalid_config_exits_64_naming_the_key(table, key):
 
 
 def test_app_of_the_profile_must_exist_when_several():
-    other = {"id": "4002", "key": "other-key", "secret": "other-secret"}
+    other = {"id": "4002", "key": "other-key", "secret": "other-6f0b4d8a2e1c3579"}
     server = EspoHerald(base_espocrm(), apps=[APP, other], expect_exit=True)
     try:
         assert server.wait_exit() == 64
@@ -395,7 +395,9 @@ def test_e14_deploy_example_config_is_valid(tmp_path):
     from espo_harness import ROOT
     from conftest import herald_bin
     config = tmp_path / "espocrm.toml"
-    config.write_text(example.read_text().replace('"/var/www/espocrm"', json.dumps(str(ROOT))))
+    # Filled in as its comments say: the EspoCRM root, and a random secret for the placeholder.
+    text = example.read_text().replace('"/var/www/espocrm"', json.dumps(str(ROOT)))
+    config.write_text(text.replace('secret = "CHANGE-ME"', 'secret = "espo-deploy-3b7f1d5a9c0e2468"'))
     result = subprocess.run([str(herald_bin()), "config", "check", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -24,7 +24,8 @@ from espo_harness import APP, EspoHerald, barrier, base_espocrm, events, uid  # 
 
 @pytest.fixture(scope="module")
 def espo():
-    server = EspoHerald()
+    # Shared with Pusher clients, the HTTP API and WAMP v2, as the one-hub tests below need.
+    server = EspoHerald(base_espocrm(share_broadcasts=True))
     yield server
     server.stop()
 

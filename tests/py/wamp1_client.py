@@ -43,12 +43,16 @@ WELCOME, PREFIX, CALL, CALLRESULT, CALLERROR, SUBSCRIBE, UNSUBSCRIBE, PUBLISH, E
 BARRIER_PROC = "http://herald.test/barrier#sync"
 
 # Numeric ids: the PyPI pusher SDK refuses app ids that are not all digits.
+# Every app is a WAMP v2 realm (`wamp = true`); sessions without credentials (all of them here,
+# and every WAMP v1 session) get the `trusted` role, which may publish, register and call.
 WAMP_APPS = {
     # Default authorizer (allow-all).
-    "open": {"id": "3001", "key": "wamp-open-key", "secret": "wamp-open-secret"},
+    "open": {"id": "3001", "key": "wamp-open-key", "secret": "wamp-open-4f2a8c6e0b1d3957",
+             "wamp": True, "wamp_anonymous_role": "trusted"},
     # `rules` authorizer: first matching rule decides, nothing matching denies.
     "rules": {
-        "id": "3002", "key": "wamp-rules-key", "secret": "wamp-rules-secret",
+        "id": "3002", "key": "wamp-rules-key", "secret": "wamp-rules-7b1d5f9a3c0e2486",
+        "wamp": True, "wamp_anonymous_role": "trusted",
         "wamp_authorizer": "rules",
         "wamp_rules": [
             {"action": "call", "uri": "authz.open.secret", "allow": False},
@@ -58,10 +62,11 @@ WAMP_APPS = {
         ],
     },
     # Pings after one idle second and gives up one second later.
-    "impatient": {"id": "3004", "key": "wamp-impatient-key", "secret": "wamp-impatient-secret",
-                  "activity_timeout": 1, "pong_timeout": 1},
+    "impatient": {"id": "3004", "key": "wamp-impatient-key", "secret": "wamp-impatient-2c6e0a4f8b1d3579",
+                  "wamp": True, "wamp_anonymous_role": "trusted", "activity_timeout": 1, "pong_timeout": 1},
     # Switched off: no protocol may serve it.
-    "disabled": {"id": "3003", "key": "wamp-disabled-key", "secret": "wamp-disabled-secret", "enabled": False},
+    "disabled": {"id": "3003", "key": "wamp-disabled-key", "secret": "wamp-disabled-8e4a2c6f0d1b3957",
+                 "wamp": True, "wamp_anonymous_role": "trusted", "enabled": False},
 }
 
 # WAMP v1 listeners on free ports, by name: one per app, plus a strict-subprotocol one.
@@ -86,15 +91,16 @@ def _toml_value(value) -> str:
         return str(value)
     if isinstance(value, str):
         return json.dumps(value)
+    # Arrays and inline tables on one line: an inline table may not span lines.
     if isinstance(value, list):
-        return "[\n" + "".join(f"  {_toml_value(v)},\n" for v in value) + "]"
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
 def wamp_toml(apps: list[dict], listeners: list[dict]) -> str:
-    """herald's config file: `[[apps]]` tables (inline tables allowed in values), then `[[listeners]]`."""
+    """herald's config file: `[[apps]]` tables (nested tables written inline), then `[[listeners]]`."""
     blocks = []
     for table, rows in (("apps", apps), ("listeners", listeners)):
         for row in rows:

@@ -49,7 +49,7 @@ pub struct TargetArgs {
     #[arg(long, default_value = "app-key")]
     pub key: String,
     /// Pusher app secret.
-    #[arg(long, default_value = "app-secret")]
+    #[arg(long, default_value = "bench-4c8e2a6f0b1d3957")]
     pub secret: String,
     /// WebSocket path [default: /app/{key}?protocol=7&… for Pusher, / for WAMP].
     #[arg(long)]
