@@ -31,7 +31,8 @@ def espo():
 
 @pytest.fixture(autouse=True)
 def fresh(request):
-    server = request.getfixturevalue("espo") if "espo" in request.fixturenames else None
+    name = next((n for n in ("espo", "shared") if n in request.fixturenames), None)
+    server = request.getfixturevalue(name) if name else None
     if server:
         server.drain()
     yield
@@ -233,40 +234,161 @@ def test_e8_many_short_lived_php_senders_lose_nothing(espo):
     assert seen == set(range(n))
 
 
-# --- item 6: one hub ------------------------------------------------------------------------------
+# --- One hub: the app is the profile's own unless shared -------------------------------------------
+#
+# Sessions of the main listener (Pusher, WAMP v2) have no EspoCRM identity. By default they do not
+# find the EspoCRM app at all; with `share_broadcasts = true` they may read the categories that
+# EspoCRM grants without an access check, and never send into EspoCRM's topics.
 
-def test_espo_broadcasts_reach_pusher_and_wamp_v2_subscribers_of_the_app(espo):
-    topic = record("public")
-    v1 = espo.client("u1")
-    espo.subscribe_approved(v1, topic)
-    pusher = RawSocket(f"ws://127.0.0.1:{espo.port}/app/{APP['key']}?protocol=7&client=python&version=1.0")
-    pusher.subscribe(topic)
+def pusher_url(server) -> str:
+    return f"ws://127.0.0.1:{server.port}/app/{APP['key']}?protocol=7&client=python&version=1.0"
+
+
+def v2_sessions(server):
+    from wamp1_client import Sessions
+
+    class Target:
+        port = server.port
+
+        @staticmethod
+        def v2_url(path="/ws"):
+            return f"ws://127.0.0.1:{server.port}{path}"
+
+    return Sessions(Target, realm=APP["id"])
+
+
+def pusher_refusal(server) -> tuple[list[dict], int]:
+    """Connects a Pusher client that the server closes; returns what it read and the close code."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    seen = []
+    with connect(pusher_url(server), open_timeout=10) as ws:
+        while True:
+            try:
+                seen.append(json.loads(ws.recv(timeout=10)))
+            except ConnectionClosed as closed:
+                return seen, closed.rcvd.code if closed.rcvd else 1006
+
+
+@pytest.fixture(scope="module")
+def shared():
+    server = EspoHerald(espocrm=base_espocrm(share_broadcasts=True),
+                        apps=[{**APP, "wamp": True, "enable_client_messages": True}])
+    yield server
+    server.stop()
+
+
+def test_espo_app_is_closed_to_pusher_and_wamp_v2_by_default():
+    from wamp1_client import Aborted
+
+    server = EspoHerald(apps=[{**APP, "wamp": True}])
+    try:
+        seen, code = pusher_refusal(server)
+        assert code == 4001, "app not found, as for an unknown key"
+        assert [m["event"] for m in seen] == ["pusher:error"], seen
+
+        async def hello():
+            sessions = v2_sessions(server)
+            try:
+                with pytest.raises(Aborted) as aborted:
+                    await sessions.join()
+                return aborted.value.reason
+            finally:
+                await sessions.close()
+
+        assert asyncio.run(asyncio.wait_for(hello(), 30)) == "wamp.error.no_such_realm", "even with wamp = true"
+        server.assert_alive()
+    finally:
+        server.stop()
+
+
+def test_http_api_still_publishes_into_espo_topics(espo):
+    topic = f"appParamsUpdate.{uid('h')}"
+    client = espo.client("u1")
+    espo.subscribe_approved(client, topic)
+    body = json.dumps({"name": "update", "channel": topic, "data": json.dumps({"n": 1})})
+    status, text = signed_request(espo, APP, "POST", f"/apps/{APP['id']}/events", body=body)
+    assert status == 200, text
+    assert client.expect_event(topic) == {"n": 1}
+
+
+def test_shared_app_lets_pusher_read_broadcast_categories_only(shared):
+    checked = record("public")
+    broadcast = f"appParamsUpdate.{uid('b')}"
+    v1 = shared.client("u1")
+    shared.subscribe_approved(v1, checked)
+    shared.subscribe_approved(v1, broadcast)
+    calls_before = len(shared.calls())
+    pusher = RawSocket(pusher_url(shared))
+    for topic in (checked, "calendarUpdate", f"dealRoom.{uid('d')}", "foo.bar"):
+        pusher.send({"event": "pusher:subscribe", "data": {"channel": topic}})
+        refused = pusher.next("pusher:subscription_error", lambda m, t=topic: m.get("channel") == t)
+        assert refused["decoded"]["status"] == 403, refused
+    pusher.subscribe(broadcast)
+    assert len(shared.calls()) == calls_before, "refusals run no check command"
+    shared.push(f'{{"topicId":"{checked}","n":1}}', f'{{"topicId":"{broadcast}","n":2}}',
+                f'{{"userId":"u1","topicId":"{broadcast}","n":3}}', f'{{"topicId":"{broadcast}","n":4}}')
+    got = [json.loads(pusher.next(broadcast)["data"])["n"] for _ in range(2)]
+    assert got == [2, 4], "broadcasts only: user-targeted messages stay with that user's EspoCRM sockets"
+    assert not [m for m in pusher.seen if m.get("channel") == checked and m.get("event") != "pusher:subscription_error"]
+    assert v1.expect_event(checked)["n"] == 1
+    assert [v1.expect_event(broadcast)["n"] for _ in range(3)] == [2, 3, 4]
+    pusher.close()
+
+
+def test_shared_app_refuses_pusher_client_events_and_signed_channels(shared):
+    from conftest import sign
+
+    broadcast = f"appParamsUpdate.{uid('c')}"
+    v1 = shared.client("u2")
+    shared.subscribe_approved(v1, broadcast)
+    pusher = RawSocket(pusher_url(shared))
+    pusher.subscribe(broadcast)
+    pusher.send({"event": "client-forged", "channel": broadcast, "data": {"n": 0}})
+    assert "Client event" in pusher.next("pusher:error")["decoded"]["message"]
+    # Even a correctly signed private channel is not the profile's to give.
+    channel = "private-espo"
+    auth = f"{APP['key']}:{sign(APP['secret'], pusher.socket_id + ':' + channel)}"
+    pusher.send({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}})
+    refused = pusher.next("pusher:subscription_error", lambda m: m.get("channel") == channel)
+    assert refused["decoded"]["status"] == 403, refused
+    shared.push(f'{{"topicId":"{broadcast}","n":1}}')
+    assert v1.expect_event(broadcast) == {"topicId": broadcast, "n": 1}, "the forged event never arrived"
+    pusher.close()
+
+
+def test_shared_app_lets_wamp_v2_read_broadcasts_but_never_publish(shared):
+    from autobahn.wamp.exception import ApplicationError
+    from autobahn.wamp.types import PublishOptions
+    from wamp1_client import EventInbox, within
+
+    checked = record("public")
+    broadcast = f"appParamsUpdate.{uid('w')}"
+    v1 = shared.client("u1")
+    shared.subscribe_approved(v1, broadcast)
 
     async def v2_side():
-        from wamp1_client import EventInbox, Sessions
-
-        class Target:
-            port = espo.port
-
-            @staticmethod
-            def v2_url(path="/ws"):
-                return f"ws://127.0.0.1:{espo.port}{path}"
-
-        sessions = Sessions(Target, realm=APP["id"])
+        sessions = v2_sessions(shared)
         try:
             session = await sessions.join()
-            inbox = EventInbox(topic)
-            await session.subscribe(inbox.handler, topic)
+            inbox = EventInbox(broadcast)
+            with pytest.raises(ApplicationError) as err:
+                await within(session.subscribe(inbox.handler, checked), "ERROR")
+            assert err.value.error == "wamp.error.not_authorized"
+            await within(session.subscribe(inbox.handler, broadcast), "SUBSCRIBED")
+            for topic in (broadcast, checked):
+                with pytest.raises(ApplicationError) as err:
+                    await within(session.publish(topic, {"forged": True}, options=PublishOptions(acknowledge=True)),
+                                 "ERROR")
+                assert err.value.error == "wamp.error.not_authorized"
             await asyncio.get_running_loop().run_in_executor(
-                None, espo.push, f'{{"topicId":"{topic}","n":6}}', f'{{"userId":"u1","topicId":"{topic}","n":7}}',
-                f'{{"topicId":"{topic}","n":8}}')
+                None, shared.push, f'{{"topicId":"{broadcast}","n":6}}',
+                f'{{"userId":"u1","topicId":"{broadcast}","n":7}}', f'{{"topicId":"{broadcast}","n":8}}')
             return [(await inbox.next()).args, (await inbox.next()).args]
         finally:
             await sessions.close()
 
     got = asyncio.run(asyncio.wait_for(v2_side(), 30))
-    assert got == [[{"topicId": topic, "n": 6}], [{"topicId": topic, "n": 8}]], "v2 gets broadcasts only"
-    assert [json.loads(pusher.next(topic)["data"])["n"] for _ in range(2)] == [6, 8], "so does Pusher"
-    for n in (6, 7, 8):
-        assert v1.expect_event(topic)["n"] == n
-    pusher.close()
+    assert got == [[{"topicId": broadcast, "n": 6}], [{"topicId": broadcast, "n": 8}]], "v2 gets broadcasts only"
+    assert [v1.expect_event(broadcast)["n"] for _ in range(3)] == [6, 7, 8], "and no forged event came first"

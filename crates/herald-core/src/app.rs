@@ -304,6 +304,16 @@ impl App {
         *self.authorizer.write() = authorizer;
     }
 
+    /// What the app's anonymous WAMP role (`wamp_anonymous_role`) decides for `action` on
+    /// `uri`; `""` (no anonymous sessions) decides no.
+    pub fn anonymous_allows(&self, action: crate::authorize::Action, uri: &str) -> bool {
+        let name = self.config.wamp_anonymous_role.as_str();
+        match self.config.wamp_roles.iter().find(|r| r.name == name) {
+            Some(r) => r.decide(action, uri).allowed,
+            None => role::builtin(name).is_some_and(|b| b.decide(action).allowed),
+        }
+    }
+
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Acquire)

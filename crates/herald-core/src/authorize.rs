@@ -31,6 +31,14 @@ pub enum Action {
 pub trait Authorizer: Send + Sync + std::fmt::Debug + 'static {
     /// True when `conn` may perform `action` on `uri`.
     fn authorize(&self, conn: &Conn, action: Action, uri: &str) -> bool;
+
+    /// Whether Pusher subscriptions are checked too (with [`Action::Subscribe`] and the channel
+    /// name). Off by default: `wamp_rules` speak of WAMP URIs, and Pusher guards its channels
+    /// with its own signatures. A drop-in profile's rules are about its topics whatever the
+    /// protocol, so its authorizer turns this on.
+    fn covers_pusher(&self) -> bool {
+        false
+    }
 }
 
 /// Everyone may do everything (the default, like Crossbar's anonymous role in its own realm).

@@ -124,6 +124,8 @@ pub struct AppStats {
     pub publications: AtomicU64,
     /// Time from accepting a publication to having it in every local subscriber's outbox.
     pub publish_latency: Histogram,
+    /// WebSocket upgrades refused because their `Origin` is not in `allowed_origins`.
+    pub origin_refused: AtomicU64,
 }
 
 impl AppStats {
@@ -140,6 +142,8 @@ pub struct HubStats {
     pub opened: PerProtocol,
     /// Connections closed since start, per protocol.
     pub closed: PerProtocol,
+    /// WAMP v2 upgrades refused before any realm was named: no WAMP app admits their origin.
+    pub origin_refused_no_realm: AtomicU64,
 }
 
 impl HubStats {

@@ -13,6 +13,7 @@
 
 mod error;
 mod json_text;
+pub mod auth;
 pub mod uri;
 pub mod v1;
 pub mod v2;

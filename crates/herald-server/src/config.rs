@@ -12,14 +12,18 @@ use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 
+mod credentials;
 mod ops;
 mod scale_out;
 pub use crate::listen::forwarded::IpNet;
-pub use ops::OpsSettings;
+pub use ops::{OpsSettings, PerIpLimits};
 pub use scale_out::ScaleOutSettings;
 
 /// The development credentials used when nothing else names an app.
 const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
+
+/// Where the main listener binds by default when it must not be public by accident.
+pub const LOOPBACK: &str = "127.0.0.1";
 
 /// What a listener serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,6 +181,8 @@ struct ServerSection {
     trusted_proxies: Option<Vec<String>>,
     reuse_port: Option<bool>,
     pid_file: Option<PathBuf>,
+    max_connections_per_ip: Option<u32>,
+    max_new_connections_per_ip_per_second: Option<u32>,
 }
 
 /// Loads and validates the configuration.
@@ -196,10 +202,12 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         problem,
     };
 
-    let mut host = file.server.host.unwrap_or_else(|| "0.0.0.0".to_owned());
+    // Where the main listener binds when nothing says so: every interface, except in the
+    // cases below that fall back to loopback.
+    let mut host = file.server.host.clone();
     let mut port = file.server.port.unwrap_or(6001);
     if let Some(h) = env("HERALD__SERVER__HOST") {
-        host = h;
+        host = Some(h);
     }
     if let Some(p) = env("HERALD__SERVER__PORT") {
         port = p
@@ -209,37 +217,55 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     // With the Oro profile on, --host/--port are gos:websocket:server's: they move Oro's listener.
     let oro_on = crate::profile::oro::enabled(args, file.oro.as_ref());
     if let Some(h) = args.host.as_ref().filter(|_| !oro_on) {
-        host.clone_from(h);
+        host = Some(h.clone());
     }
     if let Some(p) = args.port.filter(|_| !oro_on) {
         port = p;
     }
-    if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
-        return Err(invalid(&origin, "server.host", format!("{host:?} is not an IP address")));
-    }
 
     let mut apps = file.apps;
+    // Only the operator's own apps: a profile's app is checked by the profile.
+    let configured = apps.len();
     let oro = crate::profile::oro::configure(args, file.oro.as_ref(), &origin, env, &mut apps)?;
     let mut dev_credentials = false;
+    let mut env_app = false;
     if apps.is_empty() {
-        let id = env("PUSHER_APP_ID");
-        let key = env("PUSHER_APP_KEY");
-        let secret = env("PUSHER_APP_SECRET");
-        dev_credentials = id.is_none() && key.is_none() && secret.is_none();
-        apps.push(AppConfig {
-            id: id.unwrap_or_else(|| DEV_APP.0.to_owned()),
-            key: key.unwrap_or_else(|| DEV_APP.1.to_owned()),
-            secret: secret.unwrap_or_else(|| DEV_APP.2.to_owned()),
-            ..AppConfig::default()
-        });
+        let named = credentials::from_env(env).map_err(|e| match &e {
+            credentials::EnvCredentialsError::Partial { missing, .. } => invalid("environment", missing, e.to_string()),
+        })?;
+        dev_credentials = named.is_none();
+        env_app = named.is_some();
+        let (id, key, secret) =
+            named.unwrap_or_else(|| (DEV_APP.0.to_owned(), DEV_APP.1.to_owned(), DEV_APP.2.to_owned()));
+        apps.push(AppConfig { id, key, secret, ..AppConfig::default() });
     }
     let app_origin = if args.config.is_some() && !dev_credentials { origin.as_str() } else { "environment" };
     for (i, app) in apps.iter().enumerate() {
         app.validate(i)
             .map_err(|e| invalid(app_origin, &e.key, e.problem.to_owned()))?;
     }
+    if let Some(problem) = apps.first().filter(|_| env_app).and_then(|a| credentials::weak_secret(&a.secret)) {
+        return Err(invalid("environment", "PUSHER_APP_SECRET", problem));
+    }
+    for (i, app) in apps.iter().enumerate().take(configured) {
+        if let Some(problem) = credentials::weak_secret(&app.secret) {
+            return Err(invalid(&origin, &format!("apps[{i}].secret"), problem));
+        }
+    }
     herald_core::AppRegistry::new(apps.clone())
         .map_err(|e| invalid(app_origin, &format!("apps[{}].{}", e.index, e.field), e.to_string()))?;
+
+    // The built-in development app, and a drop-in profile whose main listener only the local
+    // backend needs, stay on loopback unless the operator names an address.
+    let profile_on = oro_on || file.espocrm.is_some();
+    let host = match host {
+        Some(h) => h,
+        None if dev_credentials || profile_on => LOOPBACK.to_owned(),
+        None => "0.0.0.0".to_owned(),
+    };
+    if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
+        return Err(invalid(&origin, "server.host", format!("{host:?} is not an IP address")));
+    }
 
     let mut listeners = Vec::new();
     for (i, l) in file.listeners.into_iter().enumerate() {
@@ -268,7 +294,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     }
 
     if let Some(table) = file.espocrm {
-        listeners.push(crate::profile::espo::listener(table, &apps, &origin, env)?);
+        listeners.push(crate::profile::espo::listener(table, &mut apps, &origin, env)?);
     }
     listeners.extend(oro);
 

@@ -7,6 +7,7 @@ mod api_error;
 mod body_budget;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod outbound;
 mod pusher_api;
 
 use std::convert::Infallible;
@@ -57,9 +58,9 @@ pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>)
         match path {
             "/" => text_response(StatusCode::OK, "OK"),
             "/up" => health::up(),
-            "/health" => health::health(&state.hub),
             "/ready" => health::ready(&state.edge.status),
-            "/metrics" if state.edge.status.metrics_on_main => metrics::response(&state.hub, &state.edge.status),
+            // `/health` and `/metrics` tell whoever asks about the inside (backend errors,
+            // app ids, load): only the metrics listener serves them.
             _ => text_response(StatusCode::NOT_FOUND, "Not found"),
         }
     };

@@ -76,7 +76,7 @@ pub struct Server {
     ingress: Vec<ingress::zmq::PullIngress>,
     /// TLS of `listeners[i]` (same order; listeners added by profiles have none).
     tls: Vec<ListenerTls>,
-    /// The separate `/up`, `/ready`, `/metrics` listener (`[server] metrics_port`).
+    /// The separate `/up`, `/ready`, `/health`, `/metrics` listener (`[server] metrics_port`).
     metrics: Option<TcpListener>,
     /// The Redis link to the other nodes (`[scale_out]`), started by `run`.
     scale_out: Option<scale_out::RedisLink>,
@@ -125,6 +125,7 @@ impl Server {
             }
             None => None,
         };
+        profile::install_authorizers(&hub, &listeners);
         let ingress = profile::bind_ingress(&hub, &mut listeners).await?;
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup })
@@ -160,7 +161,7 @@ impl Server {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let ops = &self.settings.ops;
-        let status = Arc::new(http::health::ServerStatus::new(self.metrics.is_none()));
+        let status = Arc::new(http::health::ServerStatus::new(ops.per_ip));
         // Plain HTTP connections, drained before the sessions (shutdown.rs).
         let conns = TaskTracker::new();
         let mut accepts = Vec::new();

@@ -9,6 +9,7 @@
 
 pub(crate) mod fd_reserve;
 pub(crate) mod forwarded;
+pub(crate) mod per_ip;
 
 use std::convert::Infallible;
 use std::io;

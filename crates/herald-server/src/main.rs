@@ -46,8 +46,13 @@ fn main() -> ExitCode {
     let oro_log = config::oro_log_directives(&args, &settings.listeners).map(str::to_owned);
     telemetry::init_with(args.verbose, env("RUST_LOG").or(oro_log), args.log_format);
     if settings.dev_credentials {
+        let reach = if settings.host == config::LOOPBACK {
+            "on 127.0.0.1 only (pass --host or set HERALD__SERVER__HOST to be reachable from elsewhere)"
+        } else {
+            "on a non-loopback address: anyone who can reach it knows these credentials"
+        };
         tracing::warn!(
-            "no app configured: serving the DEVELOPMENT app app-id/app-key/app-secret; \
+            "no app configured: serving the DEVELOPMENT app app-id/app-key/app-secret {reach}; \
              set PUSHER_APP_ID, PUSHER_APP_KEY, PUSHER_APP_SECRET or use --config for anything real"
         );
     }

@@ -6,12 +6,50 @@ pub(crate) mod oro;
 
 use std::sync::Arc;
 
-use herald_core::Hub;
+use herald_core::authorize::{Action, Authorizer};
+use herald_core::{Conn, Hub};
 use tokio::net::TcpListener;
 
 use crate::StartError;
 use crate::config::Profile;
 use crate::ingress::zmq::PullIngress;
+
+/// Installs each profile's rules as the authorizer of its app, before any listener accepts a
+/// connection: from the first session on, whoever reaches a profile's app without coming
+/// through the profile's listener (Pusher, WAMP v2, a plain `wamp1` listener) is judged by them.
+pub(crate) fn install_authorizers(hub: &Hub, listeners: &[(TcpListener, Profile, Option<String>)]) {
+    for (_, profile, _) in listeners {
+        let (app_id, authorizer): (&str, Arc<dyn Authorizer>) = match profile {
+            Profile::Espo(listener) => (listener.app(), Arc::new(listener.0.policy())),
+            Profile::Oro(settings) => match oro::Policy::new(settings) {
+                Ok(policy) => (&settings.app, Arc::new(policy)),
+                // Config validation refuses bad routes, so this cannot happen; fail closed.
+                Err(e) => {
+                    tracing::error!(error = %e, "oro: bad route; the Oro app refuses other sessions");
+                    (&settings.app, Arc::new(Closed))
+                }
+            },
+            Profile::Pusher | Profile::Wamp1 { .. } => continue,
+        };
+        if let Some(app) = hub.apps().by_id(app_id) {
+            app.set_authorizer(authorizer);
+        }
+    }
+}
+
+/// Refuses everything, Pusher subscriptions included.
+#[derive(Debug)]
+struct Closed;
+
+impl Authorizer for Closed {
+    fn authorize(&self, _conn: &Conn, _action: Action, _uri: &str) -> bool {
+        false
+    }
+
+    fn covers_pusher(&self) -> bool {
+        true
+    }
+}
 
 /// Binds the ZeroMQ ingress of every EspoCRM listener, before any "listening" line is printed
 /// (a bind failure stops herald, E14), and adds the bound endpoint to the listener's label.

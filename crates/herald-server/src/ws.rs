@@ -5,6 +5,10 @@
 //! frame codec on it. Pusher problems detectable from the URL (unknown key, disabled app,
 //! protocol version) are reported the way pusher-js understands: the upgrade succeeds and the
 //! socket is closed at once with the Pusher close code.
+//!
+//! Two refusals come before any upgrade, as plain HTTP, because no session should exist for
+//! them at all: an `Origin` the app's `allowed_origins` does not admit (403), and a client
+//! address over its per-address limits (429, `listen/per_ip.rs`).
 
 mod echo;
 mod keepalive;
@@ -31,6 +35,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Profile;
 use crate::http::{Body, HttpState, text_response};
+use crate::listen::ClientAddr;
+use crate::listen::per_ip::{PerIpRefusal, PerIpSlot};
 use herald_protocol::wamp::Serializer;
 use socket::Socket;
 
@@ -89,6 +95,8 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
     };
     let accept = codec::accept_key(key.as_bytes());
     let offered = offered_protocols(&req);
+    // A header that is not text cannot match an allow-list entry; it must not pass as absent.
+    let origin: Option<Box<str>> = req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or("").into());
     let path = req.uri().path();
     let (target, selected): (Target, Option<&'static str>) = match &*state.profile {
         Profile::Wamp1 { app, strict_subprotocol } => {
@@ -124,18 +132,29 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None)
         }
         Profile::Pusher => match offered.iter().find_map(|p| Serializer::from_subprotocol(p)) {
-            Some(ser) => {
-                let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(Box::from);
-                (Target::Wamp2(ser, origin), Some(ser.subprotocol()))
-            }
+            Some(ser) => (Target::Wamp2(ser, origin.clone()), Some(ser.subprotocol())),
             None => (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None),
         },
+    };
+    if let Err(refused) = check_origin(&state.hub, &target, origin.as_deref()) {
+        return refused;
+    }
+    // Counted last: only an upgrade that will happen takes a place.
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let slot = match client.map(|ip| state.edge.status.per_ip.acquire(ip)) {
+        Some(Err(refusal)) => {
+            tracing::debug!(client = ?client, %refusal, "upgrade refused by the per-address limits");
+            return too_many(refusal);
+        }
+        Some(Ok(slot)) => slot,
+        None => None,
     };
     let hub = Arc::clone(&state.hub);
     let tracker = state.tracker.clone();
     state.tracker.spawn(async move {
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => start_session(&tracker, hub, target, upgraded),
+            Ok(upgraded) => start_session(&tracker, hub, target, upgraded, slot),
+            // The slot, if any, is released here: the socket never opened.
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });
@@ -160,21 +179,75 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
 /// awaiting the session inside the upgrade task would make every connection carry hyper's
 /// request, the largest stream type (TLS, ~1.2 KB of rustls state in `Parts`) and the session at
 /// once; a fresh task per stream type holds only the session it runs (idle memory, issue 3).
-fn start_session(tracker: &TaskTracker, hub: Arc<Hub>, target: Target, upgraded: hyper::upgrade::Upgraded) {
+fn start_session(
+    tracker: &TaskTracker,
+    hub: Arc<Hub>,
+    target: Target,
+    upgraded: hyper::upgrade::Upgraded,
+    slot: Option<PerIpSlot>,
+) {
     match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
-            spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf);
+            spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf, slot);
         }
         // A TLS listener hands hyper the rustls stream; take it back the same way.
         Err(upgraded) => match upgraded.downcast::<TokioIo<crate::listen::TlsStream>>() {
             Ok(parts) => {
-                spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf);
+                spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf, slot);
             }
             Err(upgraded) => {
-                spawn_session(tracker, hub, target, TokioIo::new(upgraded), Bytes::new());
+                spawn_session(tracker, hub, target, TokioIo::new(upgraded), Bytes::new(), slot);
             }
         },
     }
+}
+
+/// Refuses the upgrade with 403 when the page's `Origin` may not connect to the target.
+///
+/// A Pusher, WAMP v1 or EspoCRM target knows its app. A WAMP v2 target learns its realm only
+/// from HELLO (where that realm's own list is checked): here it is refused only when no WAMP
+/// app at all would admit the origin, so a foreign page never gets a session to send HELLO on.
+fn check_origin(hub: &Hub, target: &Target, origin: Option<&str>) -> Result<(), Response<Body>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let refuse = |counter: &std::sync::atomic::AtomicU64| {
+        counter.fetch_add(1, Relaxed);
+        tracing::debug!(origin, "upgrade refused: origin not allowed");
+        Err(text_response(StatusCode::FORBIDDEN, "Origin not allowed"))
+    };
+    match target {
+        Target::Session(app) | Target::Wamp1(app) | Target::Espo(_, app, _) => {
+            if herald_core::origin::allowed(&app.config.allowed_origins, origin) {
+                Ok(())
+            } else {
+                refuse(&app.stats.origin_refused)
+            }
+        }
+        Target::Wamp2(..) => {
+            let mut realms = hub.apps().iter().filter(|a| a.config.wamp && !a.config.profile_only).peekable();
+            if realms.peek().is_none() {
+                return Err(text_response(StatusCode::FORBIDDEN, "WAMP v2 is not enabled on this server"));
+            }
+            if realms.any(|a| herald_core::origin::allowed(&a.config.allowed_origins, origin)) {
+                Ok(())
+            } else {
+                refuse(&hub.stats().origin_refused_no_realm)
+            }
+        }
+        Target::Echo | Target::Refuse(_) => Ok(()),
+    }
+}
+
+/// The 429 answer to a client over its per-address limits.
+fn too_many(refusal: PerIpRefusal) -> Response<Body> {
+    let (text, retry_after) = match refusal {
+        PerIpRefusal::TooMany => ("Too many connections from your address", None),
+        PerIpRefusal::TooFast { retry_after } => ("Too many new connections from your address", Some(retry_after)),
+    };
+    let mut resp = text_response(StatusCode::TOO_MANY_REQUESTS, text);
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// Maps `/app/{key}?protocol=7&client=..&version=..` to an app or a Pusher close code
@@ -223,8 +296,14 @@ fn url_decoded(v: &str) -> Cow<'_, str> {
 ///
 /// Each session future is the whole task: no wrapper future around it whose size would be
 /// the largest of all session kinds.
-fn spawn_session<S>(tracker: &TaskTracker, hub: Arc<Hub>, target: Target, io: S, leftover: Bytes)
-where
+fn spawn_session<S>(
+    tracker: &TaskTracker,
+    hub: Arc<Hub>,
+    target: Target,
+    io: S,
+    leftover: Bytes,
+    slot: Option<PerIpSlot>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let max_message = match &target {
@@ -236,19 +315,39 @@ where
         Target::Refuse(_) => 4096,
     };
     let socket = Socket::new(io, leftover, max_message);
+    let held = slot;
     match target {
         Target::Session(app) => match app.try_connect() {
-            Some(slot) => tracker.spawn(pusher::run(hub, app, slot, socket)),
-            None => tracker.spawn(refuse(socket, CloseCode::OverQuota)),
+            Some(slot) => spawn_held(tracker, held, pusher::run(hub, app, slot, socket)),
+            None => spawn_held(tracker, held, refuse(socket, CloseCode::OverQuota)),
         },
-        Target::Echo => tracker.spawn(echo::run(socket)),
-        Target::Wamp1(app) => tracker.spawn(wamp1::run(hub, app, socket)),
-        Target::Wamp2(ser, origin) => tracker.spawn(wamp2::run(hub, ser, origin, socket)),
+        Target::Echo => spawn_held(tracker, held, echo::run(socket)),
+        Target::Wamp1(app) => spawn_held(tracker, held, wamp1::run(hub, app, socket)),
+        Target::Wamp2(ser, origin) => spawn_held(tracker, held, wamp2::run(hub, ser, origin, socket)),
         Target::Espo(espo, app, query) => {
-            tracker.spawn(crate::profile::espo::session::run(hub, espo.0, app, query, socket))
+            spawn_held(tracker, held, crate::profile::espo::session::run(hub, espo.0, app, query, socket));
         }
-        Target::Refuse(code) => tracker.spawn(refuse(socket, code)),
-    };
+        Target::Refuse(code) => spawn_held(tracker, held, refuse(socket, code)),
+    }
+}
+
+/// Spawns a session that keeps its per-address place until it ends. Without a place (no
+/// limit configured) the session future is the task itself, as before.
+fn spawn_held<F>(tracker: &TaskTracker, held: Option<PerIpSlot>, session: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match held {
+        None => {
+            tracker.spawn(session);
+        }
+        Some(place) => {
+            tracker.spawn(async move {
+                session.await;
+                drop(place);
+            });
+        }
+    }
 }
 
 /// Sends `pusher:error` and the close frame with `code`, then closes.

@@ -205,35 +205,132 @@ async fn o9_backend_publish_reaches_every_subscriber_with_exclude_and_eligible()
 /// A WAMP v2 session on the main listener, realm = the Oro app.
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn wamp2_subscribe(s: &OroServer, topic: &str) -> (Ws, Value) {
+/// `[[apps]]` for the Oro app with WAMP v2 and client events on, appended to the `[oro]` body:
+/// what an operator writes to reach Oro's topics from the main listener.
+fn oro_app(oro_toml: &str) -> String {
+    format!(
+        "{oro_toml}\n[[apps]]\nid = \"oro\"\nkey = \"oro\"\nsecret = \"{SECRET}\"\nwamp = true\nenable_client_messages = true\n"
+    )
+}
+
+async fn next_value(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(oro_support::WAIT, ws.next()).await.expect("a message in time");
+        match msg.expect("socket open").expect("no error") {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// A WAMP v2 HELLO for realm `oro`; the server's first answer (WELCOME or ABORT).
+async fn wamp2_hello(s: &OroServer) -> (Ws, Value) {
     let mut req = format!("ws://{}/ws", s.main).into_client_request().unwrap();
     req.headers_mut().insert("Sec-WebSocket-Protocol", "wamp.2.json".parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Message::text(r#"[1,"oro",{"roles":{"subscriber":{}}}]"#)).await.unwrap();
-    let next = |m: Option<Result<Message, _>>| -> Value { serde_json::from_str(m.unwrap().unwrap().to_text().unwrap()).unwrap() };
-    assert_eq!(next(ws.next().await)[0], 2, "WELCOME");
-    ws.send(Message::text(json!([32, 1, {}, topic]).to_string())).await.unwrap();
-    let answer = next(ws.next().await);
+    ws.send(Message::text(r#"[1,"oro",{"roles":{"subscriber":{},"publisher":{}}}]"#)).await.unwrap();
+    let answer = next_value(&mut ws).await;
     (ws, answer)
+}
+
+async fn wamp2_subscribe(s: &OroServer, topic: &str) -> (Ws, Value) {
+    let (mut ws, welcome) = wamp2_hello(s).await;
+    assert_eq!(welcome[0], 2, "WELCOME: {welcome}");
+    ws.send(Message::text(json!([32, 1, {}, topic]).to_string())).await.unwrap();
+    let answer = next_value(&mut ws).await;
+    (ws, answer)
+}
+
+/// A Pusher connection to app key `oro` on the main listener: the socket and its first message.
+async fn pusher_connect(s: &OroServer) -> (Ws, Value) {
+    let url = format!("ws://{}/app/oro?protocol=7&client=js&version=8.4.0", s.main);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let first = tokio::time::timeout(oro_support::WAIT, ws.next()).await.expect("an answer in time");
+    let first = match first.expect("socket open").expect("no error") {
+        Message::Text(t) => serde_json::from_str(&t).unwrap(),
+        Message::Close(f) => json!({"close": f.map(|f| u16::from(f.code))}),
+        other => panic!("unexpected {other:?}"),
+    };
+    (ws, first)
+}
+
+#[tokio::test]
+async fn the_oro_app_is_closed_to_pusher_and_wamp_v2_unless_shared() {
+    let s = OroServer::start(&oro_app(""), &[]).await;
+    let (mut ws, first) = pusher_connect(&s).await;
+    assert_eq!((first["event"].clone(), first["data"]["code"].clone()), (json!("pusher:error"), json!(4001)), "{first}");
+    let close = tokio::time::timeout(oro_support::WAIT, ws.next()).await.expect("the close in time");
+    match close {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4001, "app not found, like an unknown key"),
+        other => panic!("expected close 4001, got {other:?}"),
+    }
+    let (_, answer) = wamp2_hello(&s).await;
+    assert_eq!((answer[0].clone(), answer[2].clone()), (json!(3), json!("wamp.error.no_such_realm")), "{answer}");
+    s.shutdown().await;
+
+    // Shared: found, and then Oro's rules judge every request.
+    let s = OroServer::start(&oro_app("share_broadcasts = true"), &[]).await;
+    let (_, first) = pusher_connect(&s).await;
+    assert_eq!(first["event"], "pusher:connection_established", "{first}");
+    let (_, answer) = wamp2_hello(&s).await;
+    assert_eq!(answer[0], 2, "WELCOME: {answer}");
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn o9_wamp_v2_sessions_read_oro_broadcasts_only_when_shared() {
-    let s = OroServer::start("", &[]).await;
-    let (_, answer) = wamp2_subscribe(&s, "oro/data/update").await;
-    assert_eq!((answer[0].clone(), answer[4].clone()), (json!(8), json!("wamp.error.not_authorized")));
-    s.shutdown().await;
-
-    let s = OroServer::start("share_broadcasts = true", &[]).await;
+    let s = OroServer::start(&oro_app("share_broadcasts = true"), &[]).await;
     let (_, answer) = wamp2_subscribe(&s, "oro/email_event/7/1").await;
     assert_eq!(answer[0], 8, "secured topics stay closed to ticket-less sessions: {answer}");
     let (mut ws, answer) = wamp2_subscribe(&s, "oro/maintenance").await;
     assert_eq!(answer[0], 33, "SUBSCRIBED: {answer}");
     let mut publisher = backend(&s).await;
     publisher.send(r#"[7,"oro/maintenance",{"isOn":true,"userId":null},[],[]]"#).await;
-    let event: Value = serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    let event = next_value(&mut ws).await;
     assert_eq!(event[0], 36);
     assert_eq!(event[4], json!([{"isOn": true, "userId": null}]));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn nothing_but_an_oro_ticket_publishes_into_oro_topics_even_when_shared() {
+    let s = OroServer::start(&oro_app("share_broadcasts = true"), &[]).await;
+    let mut browser = backend(&s).await;
+    browser.subscribe("oro/data/update").await;
+
+    // WAMP v2: refused, acknowledged as not authorized.
+    let (mut v2, welcome) = wamp2_hello(&s).await;
+    assert_eq!(welcome[0], 2, "{welcome}");
+    v2.send(Message::text(json!([16, 7, {"acknowledge": true}, "oro/data/update", ["forged"]]).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(next_value(&mut v2).await, json!([8, 16, 7, {}, "wamp.error.not_authorized"]));
+
+    // Pusher: an Oro topic is no Pusher channel name, and client events need a subscription.
+    let (mut pusher, first) = pusher_connect(&s).await;
+    assert_eq!(first["event"], "pusher:connection_established", "{first}");
+    pusher
+        .send(Message::text(json!({"event":"pusher:subscribe","data":{"channel":"oro/data/update"}}).to_string()))
+        .await
+        .unwrap();
+    let refused = next_value(&mut pusher).await;
+    assert_eq!(refused["event"], "pusher:subscription_error", "{refused}");
+    pusher
+        .send(Message::text(json!({"event":"client-x","channel":"oro/data/update","data":{"forged":true}}).to_string()))
+        .await
+        .unwrap();
+    loop {
+        let answer = next_value(&mut pusher).await;
+        if answer["event"] == "pusher:error" && answer["data"]["message"].as_str().is_some_and(|m| m.contains("Client event")) {
+            break;
+        }
+    }
+
+    // Neither reached Oro's subscriber: the backend's later publish is the first event it gets.
+    let mut publisher = backend(&s).await;
+    publisher.send(r#"[7,"oro/data/update","from the backend"]"#).await;
+    assert_eq!(browser.json().await, json!([8, "oro/data/update", "from the backend"]));
     s.shutdown().await;
 }
 

@@ -20,6 +20,8 @@ pub struct WampAuthConfig {
     pub wampcra: Option<MethodConfig>,
     /// WAMP-Cryptosign: an Ed25519 signature over a random challenge.
     pub cryptosign: Option<MethodConfig>,
+    /// Longest wait for AUTHENTICATE after CHALLENGE, in milliseconds (default 10000).
+    pub challenge_timeout_ms: Option<u64>,
 }
 
 /// One authentication method: static principals, a dynamic authenticator, or both (static
@@ -77,6 +79,9 @@ impl WampAuthConfig {
     /// # Errors
     /// `(key, problem)` of the first invalid value.
     pub fn validate(&self) -> Result<(), (String, &'static str)> {
+        if self.challenge_timeout_ms == Some(0) {
+            return Err(("challenge_timeout_ms".to_owned(), "must be at least 1"));
+        }
         for name in METHODS {
             let Some(m) = self.method(name) else { continue };
             if let Some(url) = &m.dynamic

@@ -86,13 +86,14 @@ impl Dealer {
         request: u64,
         procedure: &str,
         payload: Payload,
+        details: Dict,
     ) -> Result<u64, RpcError> {
         let reg = self.procedures.get(procedure).ok_or(RpcError::NoSuchProcedure)?;
         let invocation = random_id();
         let msg = V2Msg::Invocation {
             request: Id::saturating(invocation),
             registration: Id::saturating(reg.id),
-            details: Dict::new(),
+            details,
             payload,
         };
         push(&reg.callee, &msg);

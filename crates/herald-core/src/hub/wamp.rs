@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use herald_protocol::pusher::channel_name::Access;
 use herald_protocol::wamp::uri::MatchPolicy;
-use herald_protocol::wamp::v2::Payload;
+use herald_protocol::wamp::v2::{Dict, Payload};
 
 use super::Hub;
 use super::dealer::RpcError;
@@ -86,8 +86,9 @@ impl Hub {
         request: u64,
         procedure: &str,
         payload: Payload,
+        details: Dict,
     ) -> Result<u64, RpcError> {
-        app.dealer.lock().call(caller, request, procedure, payload)
+        app.dealer.lock().call(caller, request, procedure, payload, details)
     }
 
     /// Hands a callee's YIELD to the caller; false when the call is gone (timed out, cancelled).

@@ -113,6 +113,7 @@ pub fn parse_v2(ser: Serializer, frame: &[u8]) -> Result<V2Msg, WampError> {
     let msg = decode_v2(ser, frame)?;
     match &msg {
         V2Msg::Hello { .. }
+        | V2Msg::Authenticate { .. }
         | V2Msg::Abort { .. }
         | V2Msg::Goodbye { .. }
         | V2Msg::Publish { .. }

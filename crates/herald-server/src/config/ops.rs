@@ -1,5 +1,6 @@
 //! The operations keys of `[server]` and `[[listeners]]`: TLS files, the metrics listener,
-//! the reverse-proxy path prefix and trusted proxies, SO_REUSEPORT and the pid file.
+//! the reverse-proxy path prefix and trusted proxies, SO_REUSEPORT, the pid file and the
+//! per-address connection limits.
 //!
 //! Only parsing and validation live here; nothing is read from disk but the config itself
 //! (certificates are loaded by `tls.rs` before any port is bound).
@@ -22,8 +23,8 @@ pub struct OpsSettings {
     pub tls: Option<TlsFiles>,
     /// Longest a client may take to complete the TLS handshake.
     pub tls_handshake_timeout: Duration,
-    /// Where `/up`, `/ready` and `/metrics` get a listener of their own; `None` serves them on
-    /// the main listener.
+    /// Where `/metrics` and the detailed `/health` are served (with `/up` and `/ready`); `None`:
+    /// nowhere, the main listener never serves them.
     pub metrics_addr: Option<(String, u16)>,
     /// A path prefix a reverse proxy forwards (e.g. `/ws`), stripped before routing.
     pub path_prefix: Option<String>,
@@ -33,6 +34,24 @@ pub struct OpsSettings {
     pub reuse_port: bool,
     /// Where the running herald writes its pid, for `herald restart` and `--takeover`.
     pub pid_file: Option<PathBuf>,
+    /// WebSocket connections one client address may hold and open (`listen/per_ip.rs`).
+    pub per_ip: PerIpLimits,
+}
+
+/// Bounds on the WebSocket upgrades of one client address; 0 turns a bound off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerIpLimits {
+    /// Open WebSocket connections at once (`max_connections_per_ip`).
+    pub max_connections: u32,
+    /// New WebSocket connections per second (`max_new_connections_per_ip_per_second`).
+    pub max_new_per_second: u32,
+}
+
+impl PerIpLimits {
+    /// Whether any bound is on.
+    pub fn any(&self) -> bool {
+        self.max_connections > 0 || self.max_new_per_second > 0
+    }
 }
 
 impl Default for OpsSettings {
@@ -45,6 +64,7 @@ impl Default for OpsSettings {
             trusted_proxies: Vec::new(),
             reuse_port: false,
             pid_file: None,
+            per_ip: PerIpLimits::default(),
         }
     }
 }
@@ -53,7 +73,8 @@ impl Default for OpsSettings {
 ///
 /// Environment keys: `HERALD__SERVER__TLS_CERT`, `..._TLS_KEY`, `..._TLS_PASSPHRASE`,
 /// `..._METRICS_PORT`, `..._PATH_PREFIX`, `..._TRUSTED_PROXIES` (comma-separated),
-/// `..._PID_FILE`, and laravel-websockets' `LARAVEL_WEBSOCKETS_SSL_LOCAL_CERT`,
+/// `..._PID_FILE`, `..._MAX_CONNECTIONS_PER_IP`, `..._MAX_NEW_CONNECTIONS_PER_IP_PER_SECOND`,
+/// and laravel-websockets' `LARAVEL_WEBSOCKETS_SSL_LOCAL_CERT`,
 /// `LARAVEL_WEBSOCKETS_SSL_LOCAL_PK`, `LARAVEL_WEBSOCKETS_SSL_PASSPHRASE`.
 pub(super) fn build(
     server: &ServerSection,
@@ -111,6 +132,20 @@ pub(super) fn build(
 
     o.reuse_port = server.reuse_port.unwrap_or(false);
     o.pid_file = env("HERALD__SERVER__PID_FILE").map(PathBuf::from).or_else(|| server.pid_file.clone());
+
+    let count = |var: &str, file_value: Option<u32>| -> Result<u32, ConfigError> {
+        match env(var) {
+            Some(v) => v.trim().parse().map_err(|_| invalid("environment", var, format!("{v:?} is not a whole number"))),
+            None => Ok(file_value.unwrap_or(0)),
+        }
+    };
+    o.per_ip = PerIpLimits {
+        max_connections: count("HERALD__SERVER__MAX_CONNECTIONS_PER_IP", server.max_connections_per_ip)?,
+        max_new_per_second: count(
+            "HERALD__SERVER__MAX_NEW_CONNECTIONS_PER_IP_PER_SECOND",
+            server.max_new_connections_per_ip_per_second,
+        )?,
+    };
     Ok(o)
 }
 
@@ -176,6 +211,8 @@ pub(super) fn describe(o: &OpsSettings, out: &mut String) {
     if let Some(p) = &o.pid_file {
         let _ = writeln!(out, "pid_file = {:?}", p.display());
     }
+    let _ = writeln!(out, "max_connections_per_ip = {}", o.per_ip.max_connections);
+    let _ = writeln!(out, "max_new_connections_per_ip_per_second = {}", o.per_ip.max_new_per_second);
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+//! Tests of `config::load`: precedence, defaults, credentials and the keys errors name.
+
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -39,15 +41,77 @@ fn no_file_no_env_uses_development_credentials() {
     let s = load(&ServeArgs::default(), &env(&[])).unwrap();
     assert!(s.dev_credentials);
     assert_eq!((s.apps[0].id.as_str(), s.apps[0].key.as_str()), ("app-id", "app-key"));
-    assert_eq!((s.host.as_str(), s.port), ("0.0.0.0", 6001));
+    assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 6001), "the development app stays on loopback");
+}
+
+const SECRET: &str = "0123456789abcdef-not-a-placeholder";
+
+#[test]
+fn an_explicit_host_is_kept_with_development_credentials() {
+    let args = ServeArgs { host: Some("0.0.0.0".into()), ..Default::default() };
+    assert_eq!(load(&args, &env(&[])).unwrap().host, "0.0.0.0");
+    let s = load(&ServeArgs::default(), &env(&[("HERALD__SERVER__HOST", "0.0.0.0")])).unwrap();
+    assert_eq!(s.host, "0.0.0.0");
+    let f = file("[server]\nhost = \"0.0.0.0\"\n");
+    let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
+    assert_eq!(load(&args, &env(&[])).unwrap().host, "0.0.0.0");
+}
+
+#[test]
+fn real_credentials_bind_every_interface_by_default() {
+    let e = env(&[("PUSHER_APP_ID", "12"), ("PUSHER_APP_KEY", "k"), ("PUSHER_APP_SECRET", SECRET)]);
+    assert_eq!(load(&ServeArgs::default(), &e).unwrap().host, "0.0.0.0");
+}
+
+#[test]
+fn a_drop_in_profile_keeps_the_main_listener_on_loopback() {
+    let e = env(&[("ORO_SECRET", "oro-kernel-secret")]);
+    let args = ServeArgs { profile: Some("oro".into()), ..Default::default() };
+    assert_eq!(load(&args, &e).unwrap().host, "127.0.0.1");
+    let e = env(&[("ORO_SECRET", "oro-kernel-secret"), ("HERALD__SERVER__HOST", "0.0.0.0")]);
+    assert_eq!(load(&args, &e).unwrap().host, "0.0.0.0");
+}
+
+#[test]
+fn a_partial_pusher_environment_names_what_is_missing() {
+    let err = load(&ServeArgs::default(), &env(&[("PUSHER_APP_SECRET", SECRET)])).unwrap_err().to_string();
+    assert!(err.contains("PUSHER_APP_ID, PUSHER_APP_KEY"), "{err}");
+    let e = env(&[("PUSHER_APP_ID", "1"), ("PUSHER_APP_KEY", "k")]);
+    let err = load(&ServeArgs::default(), &e).unwrap_err().to_string();
+    assert!(err.contains("environment: PUSHER_APP_SECRET:"), "{err}");
+}
+
+#[test]
+fn weak_secrets_are_refused_with_their_key() {
+    let e = env(&[("PUSHER_APP_ID", "1"), ("PUSHER_APP_KEY", "k"), ("PUSHER_APP_SECRET", "CHANGE-ME")]);
+    let err = load(&ServeArgs::default(), &e).unwrap_err().to_string();
+    assert!(err.contains("PUSHER_APP_SECRET"), "{err}");
+    let f = file(&format!(
+        "[[apps]]\nid = \"a\"\nkey = \"ka\"\nsecret = \"{SECRET}\"\n[[apps]]\nid = \"b\"\nkey = \"kb\"\nsecret = \"short\"\n"
+    ));
+    let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
+    let err = load(&args, &env(&[])).unwrap_err().to_string();
+    assert!(err.contains("apps[1].secret"), "{err}");
+}
+
+#[test]
+fn per_ip_limits_are_off_unless_set() {
+    let s = load(&ServeArgs::default(), &env(&[])).unwrap();
+    assert!(!s.ops.per_ip.any());
+    let f = file("[server]\nmax_connections_per_ip = 3\nmax_new_connections_per_ip_per_second = 2\n");
+    let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
+    let s = load(&args, &env(&[("HERALD__SERVER__MAX_CONNECTIONS_PER_IP", "5")])).unwrap();
+    assert_eq!((s.ops.per_ip.max_connections, s.ops.per_ip.max_new_per_second), (5, 2));
+    let err = load(&args, &env(&[("HERALD__SERVER__MAX_NEW_CONNECTIONS_PER_IP_PER_SECOND", "x")])).unwrap_err();
+    assert!(err.to_string().contains("HERALD__SERVER__MAX_NEW_CONNECTIONS_PER_IP_PER_SECOND"), "{err}");
 }
 
 #[test]
 fn laravel_env_names_define_the_app() {
-    let e = env(&[("PUSHER_APP_ID", "12"), ("PUSHER_APP_KEY", "k"), ("PUSHER_APP_SECRET", "s")]);
+    let e = env(&[("PUSHER_APP_ID", "12"), ("PUSHER_APP_KEY", "k"), ("PUSHER_APP_SECRET", SECRET)]);
     let s = load(&ServeArgs::default(), &e).unwrap();
     assert!(!s.dev_credentials);
-    assert_eq!((s.apps[0].id.as_str(), s.apps[0].key.as_str(), s.apps[0].secret.as_str()), ("12", "k", "s"));
+    assert_eq!((s.apps[0].id.as_str(), s.apps[0].key.as_str(), s.apps[0].secret.as_str()), ("12", "k", SECRET));
 }
 
 #[test]
@@ -78,7 +142,7 @@ fn invalid_value_names_the_app_key() {
 
 #[test]
 fn duplicate_keys_are_refused() {
-    let f = file("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"c\"\n[[apps]]\nid = \"b\"\nkey = \"k\"\nsecret = \"c\"\n");
+    let f = file(&format!("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"{SECRET}\"\n[[apps]]\nid = \"b\"\nkey = \"k\"\nsecret = \"{SECRET}\"\n"));
     let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
     let err = load(&args, &env(&[])).unwrap_err().to_string();
     assert!(err.contains("apps[1].key"), "{err}");
@@ -86,7 +150,7 @@ fn duplicate_keys_are_refused() {
 
 #[test]
 fn describe_redacts_secrets() {
-    let e = env(&[("PUSHER_APP_SECRET", "hunter2")]);
+    let e = env(&[("PUSHER_APP_ID", "1"), ("PUSHER_APP_KEY", "k"), ("PUSHER_APP_SECRET", "hunter2-hunter2-hunter2")]);
     let text = describe(&load(&ServeArgs::default(), &e).unwrap());
     assert!(!text.contains("hunter2"));
     assert!(text.contains("<redacted>"));

@@ -100,7 +100,8 @@ pub(crate) enum ApiError {
     #[error("The server is reading too many request bodies at once; retry after 1 s")]
     Busy,
     /// The backend cannot reach the other nodes (scale-out link down); nothing was published.
-    #[error("{0}; nothing was published")]
+    /// The client is told only that: which backend failed, and how, goes to the log.
+    #[error("Service unavailable; nothing was published, retry later")]
     Unavailable(#[from] herald_core::backend::Unavailable),
 }
 
@@ -136,6 +137,11 @@ impl ApiError {
 
     /// The error as an HTTP response.
     pub(crate) fn into_response(self) -> Response<Body> {
+        if let Self::Unavailable(why) = &self {
+            // Debug: the link's state changes are logged as warnings where they happen, and
+            // an outage can refuse thousands of requests a second.
+            tracing::debug!(reason = %why, "HTTP API publish refused");
+        }
         let retry_after = match &self {
             Self::RateLimited(over) => Some(retry_after_secs(over)),
             Self::Busy | Self::Unavailable(_) => Some(1),

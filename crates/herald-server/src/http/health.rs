@@ -1,7 +1,10 @@
 //! Liveness and readiness, and the small router of the separate metrics listener.
 //!
 //! `/up` answers 200 while the process serves at all. `/ready` answers 503 from the moment a
-//! drain starts, so a load balancer stops sending new clients before the sockets close.
+//! drain starts, so a load balancer stops sending new clients before the sockets close. Both
+//! say nothing about the inside, so they can face the public. `/health` (with the backend's
+//! error text) and `/metrics` are served only on the metrics listener, which binds loopback
+//! unless told otherwise.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,23 +14,25 @@ use herald_core::Hub;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::metrics::{self, ApiCounters};
+use crate::config::PerIpLimits;
+use crate::listen::per_ip::PerIp;
 use super::{Body, json_response, text_response};
 
 /// What the health and metrics endpoints report about the process as a whole.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ServerStatus {
     /// Set once a drain starts; never cleared.
     draining: AtomicBool,
     /// HTTP API responses by status code.
     pub(crate) api: ApiCounters,
-    /// Whether `/metrics` is served on the main listeners (no separate `metrics_port`).
-    pub(crate) metrics_on_main: bool,
+    /// WebSocket connections by client address, shared by every listener.
+    pub(crate) per_ip: Arc<PerIp>,
 }
 
 impl ServerStatus {
-    /// A status; `metrics_on_main` when no separate metrics listener is configured.
-    pub(crate) fn new(metrics_on_main: bool) -> Self {
-        Self { metrics_on_main, ..Self::default() }
+    /// A status enforcing these per-address connection limits.
+    pub(crate) fn new(per_ip: PerIpLimits) -> Self {
+        Self { draining: AtomicBool::new(false), api: ApiCounters::default(), per_ip: Arc::new(PerIp::new(per_ip)) }
     }
 
     /// Marks the process as draining: `/ready` fails from now on.
@@ -46,8 +51,9 @@ pub(crate) fn up() -> Response<Body> {
     json_response(StatusCode::OK, Bytes::from_static(br#"{"health":"OK"}"#))
 }
 
-/// `GET /health`: the process and its backend. 200 with `"backend_available": true`, or 503
-/// with the reason while the scale-out link is down (HTTP publishes are refused meanwhile).
+/// `GET /health` (metrics listener only): the process and its backend. 200 with
+/// `"backend_available": true`, or 503 with the reason while the scale-out link is down (HTTP
+/// publishes are refused meanwhile).
 pub(crate) fn health(hub: &Hub) -> Response<Body> {
     let backend = hub.backend();
     let (status, body) = match backend.available() {
@@ -74,7 +80,7 @@ pub(crate) fn ready(status: &ServerStatus) -> Response<Body> {
     }
 }
 
-/// Routes a request on the separate metrics listener: `/up`, `/ready`, `/metrics`.
+/// Routes a request on the separate metrics listener: `/up`, `/ready`, `/health`, `/metrics`.
 pub(crate) fn route_ops<B>(hub: &Hub, status: &Arc<ServerStatus>, req: &Request<B>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text_response(StatusCode::METHOD_NOT_ALLOWED, "GET only");

@@ -122,6 +122,20 @@ pub(crate) fn render(hub: &Hub, status: &ServerStatus) -> String {
         let _ = writeln!(out, "{name}_count{{app=\"{id}\"}} {}", snap.count);
     }
 
+    let name = "herald_origin_refused_total";
+    header(&mut out, name, "counter", "WebSocket upgrades refused (403) for their Origin; app=\"\" before a WAMP v2 realm is known.");
+    for app in &apps {
+        let n = app.stats.origin_refused.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{app=\"{}\"}} {n}", esc(&app.config.id));
+    }
+    let _ = writeln!(out, "{name}{{app=\"\"}} {}", hub.stats().origin_refused_no_realm.load(Ordering::Relaxed));
+
+    let name = "herald_connections_refused_total";
+    header(&mut out, name, "counter", "WebSocket upgrades refused (429) by a per-address limit.");
+    let (too_many, too_fast) = status.per_ip.refused();
+    let _ = writeln!(out, "{name}{{reason=\"per_ip\"}} {too_many}");
+    let _ = writeln!(out, "{name}{{reason=\"per_ip_rate\"}} {too_fast}");
+
     let name = "herald_slow_consumers_closed_total";
     header(&mut out, name, "counter", "Connections closed because they did not read fast enough.");
     let _ = writeln!(out, "{name} {}", slow_consumers_total());

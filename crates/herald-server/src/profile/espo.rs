@@ -11,6 +11,7 @@
 pub(crate) mod categories;
 pub(crate) mod check;
 pub(crate) mod debug;
+pub(crate) mod policy;
 pub(crate) mod session;
 pub(crate) mod settings;
 pub(crate) mod submission;
@@ -87,7 +88,7 @@ pub(crate) struct Espo {
 /// [`ConfigError::Invalid`] naming the key (or `ESPOCRM_CONFIG_*` variable) at fault.
 pub(crate) fn listener(
     table: toml::Table,
-    apps: &[AppConfig],
+    apps: &mut [AppConfig],
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ListenerSettings, ConfigError> {
@@ -98,6 +99,11 @@ pub(crate) fn listener(
     })?;
     let categories = Categories::load(&settings.root, settings.categories.as_ref())
         .map_err(|e| invalid(origin, "espocrm.categories".into(), e.to_string()))?;
+    // The app belongs to the profile: Pusher and WAMP v2 clients of the main listener have no
+    // EspoCRM identity, so they do not even find the app unless the operator shares it.
+    if let Some(app) = apps.iter_mut().find(|a| a.id == settings.app) {
+        app.profile_only = !settings.share_broadcasts;
+    }
     // Native TLS (E1 secure mode) through the listeners' TLS support. PHP's `local_cert` may
     // hold the key too, so without `webSocketSslCertificateLocalPrivateKey` the key is read
     // from the certificate file. `webSocketSslAllowSelfSigned` concerns verifying peers, which
@@ -123,6 +129,11 @@ pub(crate) fn listener(
 }
 
 impl Espo {
+    /// The authorizer of the EspoCRM app, for sessions that did not come through this listener.
+    pub(crate) fn policy(&self) -> policy::Policy {
+        policy::Policy::new(self.categories.clone(), self.settings.share_broadcasts)
+    }
+
     /// Records an authenticated connection of `user`.
     pub(crate) fn add_user(&self, user: &str, session: u64) {
         self.users.lock().entry(user.into()).or_default().push(session);

@@ -97,6 +97,16 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
+    /// Oro's rules as the settings configure them.
+    ///
+    /// # Errors
+    /// [`routes::RouteError`] for a route that does not compile (config validation has
+    /// already refused it).
+    pub(crate) fn new(settings: &OroSettings) -> Result<Self, routes::RouteError> {
+        let routes = Routes::new(&settings.routes)?;
+        Ok(Self { routes, publishers: settings.publishers, share_broadcasts: settings.share_broadcasts })
+    }
+
     /// May `identity` subscribe to (or unsubscribe from) `topic`?
     pub(crate) fn subscribe(&self, identity: &Identity, topic: &str) -> Decision {
         let Some(matched) = self.routes.find(topic) else { return Decision::NoRoute };
@@ -131,6 +141,10 @@ impl Authorizer for Policy {
         action == Action::Subscribe
             && self.share_broadcasts
             && self.routes.find(uri).is_some_and(|m| matches!(m.access, Access::Broadcast | Access::Ping))
+    }
+
+    fn covers_pusher(&self) -> bool {
+        true
     }
 }
 
@@ -199,16 +213,15 @@ pub(crate) async fn serve(listener: TcpListener, settings: Arc<OroSettings>, sta
         tracing::error!(app = %settings.app, "oro: the Oro app is not configured; listener not started");
         return;
     };
-    let routes = match Routes::new(&settings.routes) {
-        Ok(r) => r,
+    // The same rules as the app's authorizer, installed before any listener accepted
+    // (`profile::install_authorizers`); here they judge the sessions holding a ticket.
+    let policy = match Policy::new(&settings) {
+        Ok(p) => Arc::new(p),
         Err(e) => {
             tracing::error!(error = %e, "oro: bad route; listener not started");
             return;
         }
     };
-    let policy =
-        Arc::new(Policy { routes, publishers: settings.publishers, share_broadcasts: settings.share_broadcasts });
-    app.set_authorizer(Arc::clone(&policy) as Arc<dyn Authorizer>);
     let db = settings
         .db
         .as_ref()

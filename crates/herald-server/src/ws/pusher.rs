@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use herald_core::app::ConnectionSlot;
+use herald_core::authorize::Action;
 use herald_core::outbox::CloseRequest;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
@@ -186,6 +187,12 @@ impl Session {
             Ok(c) => c,
             Err(e) => return refuse(socket, name, 400, &e.to_string()),
         };
+        // A drop-in profile that shares its app judges every subscription, Pusher's included:
+        // the profile's topics are public channels, so no signature would stop anyone.
+        let authorizer = self.app.authorizer();
+        if authorizer.covers_pusher() && !authorizer.authorize(&self.conn, Action::Subscribe, name) {
+            return refuse(socket, name, 403, "Not allowed to subscribe to this channel");
+        }
         let auth_result = match channel.kind().access {
             Access::Public => Ok(()),
             Access::Private | Access::PrivateEncrypted => socket_auth::verify_channel_auth(

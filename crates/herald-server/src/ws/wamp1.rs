@@ -42,6 +42,8 @@ struct Session {
     conn: Arc<Conn>,
     prefixes: Prefixes,
     topics: Vec<ChannelName>,
+    /// `wamp_max_publishes_per_second`, made at the first publish.
+    publish_budget: Option<Box<herald_core::rate::EventBudget>>,
 }
 
 /// Runs a WAMP v1 session for `app` until it ends.
@@ -67,7 +69,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let conn = hub.connect(Wire::WampV1);
         socket.queue(ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT))));
-        let mut session = Session { hub, app, conn, prefixes: Prefixes::new(CurieRule::Ratchet), topics: Vec::new() };
+        let mut session = Session { hub, app, conn, prefixes: Prefixes::new(CurieRule::Ratchet), topics: Vec::new(), publish_budget: None };
         let cfg = &session.app.config;
         let mut keepalive = KeepAlive::new(
             Duration::from_secs(cfg.activity_timeout.into()),
@@ -157,7 +159,10 @@ impl Session {
         if channel.kind().access != Access::Public {
             return None;
         }
-        self.app.authorizer().authorize(&self.conn, action, topic).then_some(channel)
+        // A plain wamp1 listener has no authentication: every session holds the app's
+        // anonymous role, and the app's authorizer (rules, a profile's) has the last word.
+        let allowed = self.app.anonymous_allows(action, topic) && self.app.authorizer().authorize(&self.conn, action, topic);
+        allowed.then_some(channel)
     }
 
     fn subscribe(&mut self, topic: &str) {
@@ -173,6 +178,17 @@ impl Session {
         // The topic becomes the Pusher event name: never a reserved `pusher:` one.
         if !super::wamp2::is_app_event_name(&p.topic, usize::MAX) {
             return;
+        }
+        // Every publish counts against `wamp_max_publishes_per_second`; v1 has no way to say
+        // "refused", so a publish over it is dropped, as a denied one is.
+        let per_second = self.app.config.wamp_max_publishes_per_second;
+        if per_second > 0 {
+            let budget = self
+                .publish_budget
+                .get_or_insert_with(|| Box::new(herald_core::rate::EventBudget::per_second(per_second)));
+            if budget.take(1, std::time::Instant::now()).is_err() {
+                return;
+            }
         }
         let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
         // W8: empty eligible means everyone.

@@ -24,9 +24,20 @@ use herald_protocol::ws::{self, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use herald_protocol::pusher::socket_auth::{PresenceMember, parse_presence_member, verify_channel_auth};
+
 use super::keepalive::{KeepAlive, Tick};
+use handshake::{Identity, Pending, Step, Verdict};
+
+mod handshake;
 use super::socket::{Event, Socket};
 
+/// The meta procedure that opens a Pusher private or presence channel with its signature.
+const AUTHORIZE: &str = "herald.pusher.authorize";
+/// No session may register a procedure in herald's own namespace.
+const AUTHORIZE_PREFIX: &str = "herald.";
+/// ERROR of a publish over `wamp_max_publishes_per_second`.
+const RATE_LIMITED: &str = "herald.error.rate_limited";
 /// How long a client may take to send HELLO.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest topic or procedure URI accepted.
@@ -45,10 +56,37 @@ struct Session {
     hub: Arc<Hub>,
     app: Arc<App>,
     conn: Arc<Conn>,
+    /// Who the session is; boxed, so that an idle session stays small.
+    identity: Box<Identity>,
     subs: Vec<(u64, Sub)>,
     /// Calls this session made that carry a timeout: (invocation, deadline).
     timed_calls: Vec<(u64, Instant)>,
+    /// Pusher channels opened with a channel signature (`herald.pusher.authorize`), with the
+    /// presence `channel_data` that was signed.
+    signed_channels: Vec<(ChannelName, Option<String>)>,
+    /// `wamp_max_publishes_per_second`, made at the first publish.
+    publish_budget: Option<Box<herald_core::rate::EventBudget>>,
     _slot: herald_core::app::ConnectionSlot,
+}
+
+/// A handshake waiting for AUTHENTICATE or for the dynamic authenticator.
+struct Opening {
+    app: Arc<App>,
+    pending: Option<Pending>,
+    /// The dynamic authenticator's answer, when it was asked.
+    answer: Option<tokio::sync::oneshot::Receiver<Verdict>>,
+    /// When the client's AUTHENTICATE is too late.
+    deadline: Instant,
+}
+
+/// Where the session is.
+enum Phase {
+    /// Waiting for HELLO.
+    Hello,
+    /// HELLO received, authentication under way; boxed: most sockets never have one.
+    Opening(Box<Opening>),
+    /// WELCOME sent.
+    Open(Session),
 }
 
 /// How the session loop should go on after a message.
@@ -58,10 +96,17 @@ enum Next {
     Close(Option<bytes::Bytes>),
 }
 
+/// What woke the session loop.
+enum Wake {
+    Socket(Event),
+    Verdict(Verdict),
+    Timer,
+}
+
 /// Runs a WAMP v2 session until it ends.
 // A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
 // argument twice in its state (the argument and the local it is moved into), and this future
-// is what every idle connection's task holds (issue 3, idle memory).
+// is what every idle connection's task holds.
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
     hub: Arc<Hub>,
@@ -71,34 +116,65 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> impl Future<Output = ()> {
     async move {
         let conn = hub.connect(Wire::WampV2(ser));
-        let mut session: Option<Session> = None;
+        let mut phase = Phase::Hello;
+        // Whether keep-alive runs on the app's periods yet (HELLO_TIMEOUT until WELCOME).
+        let mut established = false;
         let mut keepalive = KeepAlive::new(HELLO_TIMEOUT, Duration::ZERO, Instant::now());
         let timer = tokio::time::sleep(HELLO_TIMEOUT);
         tokio::pin!(timer);
 
         let close_frame = loop {
-            let next = std::future::poll_fn(|cx| {
+            let wake = std::future::poll_fn(|cx| {
                 if let std::task::Poll::Ready(e) = socket.poll_event(cx, &conn.outbox) {
-                    return std::task::Poll::Ready(Some(e));
+                    return std::task::Poll::Ready(Wake::Socket(e));
                 }
-                timer.as_mut().poll(cx).map(|()| None)
+                if let Phase::Opening(o) = &mut phase
+                    && let Some(rx) = o.answer.as_mut()
+                    && let std::task::Poll::Ready(v) = std::pin::Pin::new(rx).poll(cx)
+                {
+                    return std::task::Poll::Ready(Wake::Verdict(v.unwrap_or(Verdict::Unavailable)));
+                }
+                timer.as_mut().poll(cx).map(|()| Wake::Timer)
             })
             .await;
-            let Some(event) = next else {
-                let now = Instant::now();
-                if let Some(s) = session.as_mut() {
-                    s.expire_calls(now);
-                }
-                match keepalive.tick(now) {
-                    Tick::Wait(at) => timer.as_mut().reset(earliest(at, session.as_ref())),
-                    Tick::Ping(at) if session.is_some() => {
-                        socket.queue(ws::encode_ping(b"herald"));
-                        timer.as_mut().reset(earliest(at, session.as_ref()));
+            let event = match wake {
+                Wake::Socket(e) => e,
+                Wake::Verdict(v) => {
+                    let Phase::Opening(mut o) = std::mem::replace(&mut phase, Phase::Hello) else { continue };
+                    o.answer = None;
+                    let Some(pending) = o.pending.take() else { continue };
+                    let step = handshake::answered(&context(&o.app, &conn), pending, v);
+                    match proceed(&hub, &conn, o, step) {
+                        Ok(p) => {
+                            phase = p;
+                            timer.as_mut().reset(deadline(&phase, &keepalive));
+                            continue;
+                        }
+                        Err(frame) => break Some(frame),
                     }
-                    // No HELLO in time, or no answer to our ping.
-                    Tick::Ping(_) | Tick::Expired => break Some(ws::encode_close(1001, "timeout")),
                 }
-                continue;
+                Wake::Timer => {
+                    let now = Instant::now();
+                    if let Phase::Opening(o) = &phase
+                        && o.deadline <= now
+                    {
+                        break Some(abort(&conn, handshake::AUTHENTICATION_FAILED, "challenge expired"));
+                    }
+                    if let Phase::Open(s) = &mut phase {
+                        s.expire_calls(now);
+                    }
+                    let open = matches!(phase, Phase::Open(_));
+                    match keepalive.tick(now) {
+                        Tick::Wait(_) => timer.as_mut().reset(deadline(&phase, &keepalive)),
+                        Tick::Ping(_) if open => {
+                            socket.queue(ws::encode_ping(b"herald"));
+                            timer.as_mut().reset(deadline(&phase, &keepalive));
+                        }
+                        // No HELLO in time, or no answer to our ping.
+                        Tick::Ping(_) | Tick::Expired => break Some(ws::encode_close(1001, "timeout")),
+                    }
+                    continue;
+                }
             };
             let msg = match event {
                 Event::Message(m) => m,
@@ -113,7 +189,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     break Some(ws::encode_close(1001, "server shutting down"));
                 }
             };
-            if let Some(s) = &session {
+            if let Phase::Open(s) = &phase {
                 s.app.stats.message_in(herald_core::stats::Protocol::WampV2);
             }
             keepalive.seen(Instant::now());
@@ -130,16 +206,17 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     break Some(abort(&conn, reason::PROTOCOL_VIOLATION, "frame type does not match the serializer"));
                 }
             };
+            let open = matches!(phase, Phase::Open(_));
             let parsed = parse_v2(ser, &payload).and_then(|m| m.check_uris(UriRule::Loose).map(|()| m));
             let msg = match parsed {
                 Ok(m) => m,
-                Err(e) if e.is_protocol_violation() || session.is_none() => {
+                Err(e) if e.is_protocol_violation() || !open => {
                     break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
                 }
                 Err(e) => {
                     // A bad URI or option in a request we can still identify: ERROR, session stays.
                     if let Ok(m) = herald_protocol::wamp::v2::decode_v2(ser, &payload)
-                        && let (Some(req), Some(s)) = (m.request(), session.as_ref())
+                        && let (Some(req), Phase::Open(s)) = (m.request(), &phase)
                     {
                         s.error(m.type_code(), req.get(), e.v2_error_uri());
                         continue;
@@ -147,27 +224,47 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
                 }
             };
-            let next = match session.as_mut() {
-                None => match hello(&hub, &conn, origin.as_deref(), msg) {
-                    Ok(s) => {
-                        let cfg = &s.app.config;
-                        keepalive.set_periods(
-                            Duration::from_secs(cfg.activity_timeout.into()),
-                            Duration::from_secs(cfg.pong_timeout.into()),
-                        );
-                        keepalive.seen(Instant::now());
-                        timer.as_mut().reset(keepalive.deadline());
-                        session = Some(s);
+            let next = match std::mem::replace(&mut phase, Phase::Hello) {
+                Phase::Hello => match hello(&hub, &conn, origin.as_deref(), msg) {
+                    Ok(p) => {
+                        phase = p;
                         Next::Continue
                     }
                     Err(frame) => Next::Close(Some(frame)),
                 },
-                Some(s) => {
+                Phase::Opening(mut o) => match (msg, o.pending.take()) {
+                    (V2Msg::Authenticate { signature, .. }, Some(pending)) if o.answer.is_none() => {
+                        let step = handshake::authenticate(&context(&o.app, &conn), pending, &signature);
+                        match proceed(&hub, &conn, o, step) {
+                            Ok(p) => {
+                                phase = p;
+                                Next::Continue
+                            }
+                            Err(frame) => Next::Close(Some(frame)),
+                        }
+                    }
+                    (V2Msg::Abort { .. }, _) => Next::Close(None),
+                    (other, _) => {
+                        let m = format!("{} while authenticating", other.name());
+                        Next::Close(Some(abort(&conn, reason::PROTOCOL_VIOLATION, &m)))
+                    }
+                },
+                Phase::Open(mut s) => {
                     let next = s.handle(msg);
-                    timer.as_mut().reset(earliest(keepalive.deadline(), Some(s)));
+                    phase = Phase::Open(s);
                     next
                 }
             };
+            if !established && let Phase::Open(s) = &phase {
+                established = true;
+                let cfg = &s.app.config;
+                keepalive.set_periods(
+                    Duration::from_secs(cfg.activity_timeout.into()),
+                    Duration::from_secs(cfg.pong_timeout.into()),
+                );
+                keepalive.seen(Instant::now());
+            }
+            timer.as_mut().reset(deadline(&phase, &keepalive));
             if let Next::Close(frame) = next {
                 if let Some(f) = frame {
                     let _ = conn.outbox.push(f);
@@ -175,7 +272,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 break Some(ws::encode_close(1000, ""));
             }
         };
-        if let Some(mut s) = session.take() {
+        if let Phase::Open(mut s) = phase {
             s.leave();
         } else {
             hub.disconnect(&conn);
@@ -184,16 +281,80 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// The facts a handshake step needs: fresh randomness and the time.
+fn context<'a>(app: &'a App, conn: &Conn) -> handshake::Context<'a> {
+    handshake::Context {
+        app,
+        session: conn.session,
+        random: rand::random(),
+        timestamp: handshake::iso8601(std::time::SystemTime::now()),
+    }
+}
+
+/// Acts on a handshake step: WELCOME, CHALLENGE, a question to the authenticator, or ABORT
+/// (returned as the frame to close with).
+fn proceed(hub: &Arc<Hub>, conn: &Arc<Conn>, mut o: Box<Opening>, step: Step) -> Result<Phase, bytes::Bytes> {
+    match step {
+        Step::Welcome(identity) => welcome(hub, conn, o.app, identity).map(Phase::Open),
+        Step::Challenge(method, extra, pending) => {
+            if let Some(f) = v2_frame(conn.wire, &V2Msg::Challenge { method: method.to_owned(), extra }) {
+                let _ = conn.outbox.push(f);
+            }
+            o.pending = Some(pending);
+            o.deadline = Instant::now() + challenge_timeout(&o.app);
+            Ok(Phase::Opening(o))
+        }
+        Step::Ask(body, pending) => {
+            let Some((url, within)) = handshake::authenticator(&o.app, &pending) else {
+                return Err(abort(conn, handshake::AUTHENTICATION_FAILED, "authenticator unavailable"));
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (key, secret) = (o.app.config.key.clone(), o.app.config.secret.clone());
+            let body = body.to_string().into_bytes();
+            // Bounded by `within`; the answer is dropped if the session is gone by then.
+            tokio::spawn(async move {
+                let verdict = match crate::http::outbound::post_signed(&url, &key, &secret, body, within).await {
+                    Ok(a) if a.status == hyper::StatusCode::OK => match serde_json::from_slice(&a.body) {
+                        Ok(serde_json::Value::Object(map)) => Verdict::Accepted(map),
+                        _ => Verdict::Unavailable,
+                    },
+                    Ok(a) if matches!(a.status.as_u16(), 401 | 403) => Verdict::Refused,
+                    Ok(a) => {
+                        tracing::warn!(status = %a.status, "WAMP dynamic authenticator answered with an error");
+                        Verdict::Unavailable
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAMP dynamic authenticator unavailable");
+                        Verdict::Unavailable
+                    }
+                };
+                let _ = tx.send(verdict);
+            });
+            o.pending = Some(pending);
+            o.answer = Some(rx);
+            o.deadline = Instant::now() + within + challenge_timeout(&o.app);
+            Ok(Phase::Opening(o))
+        }
+        Step::Abort(r) => Err(abort(conn, r.reason, &r.message)),
+    }
+}
+
+fn challenge_timeout(app: &App) -> Duration {
+    Duration::from_millis(app.config.wamp_auth.challenge_timeout_ms.unwrap_or(10_000))
+}
+
+/// The next timer deadline: the handshake's, or keep-alive's and the earliest call timeout.
+fn deadline(phase: &Phase, keepalive: &KeepAlive) -> Instant {
+    match phase {
+        Phase::Hello => keepalive.deadline(),
+        Phase::Opening(o) => o.deadline.min(keepalive.deadline()),
+        Phase::Open(s) => s.timed_calls.iter().map(|(_, d)| *d).min().map_or(keepalive.deadline(), |d| d.min(keepalive.deadline())),
+    }
+}
+
 /// Whether `name` may be used as a Pusher event name by a WAMP publisher.
 pub(crate) fn is_app_event_name(name: &str, max_len: usize) -> bool {
     !name.starts_with("pusher:") && !name.starts_with("pusher_internal:") && name.chars().count() <= max_len
-}
-
-/// The next timer deadline: keep-alive or the earliest call timeout.
-fn earliest(keepalive: Instant, session: Option<&Session>) -> Instant {
-    session
-        .and_then(|s| s.timed_calls.iter().map(|(_, d)| *d).min())
-        .map_or(keepalive, |d| d.min(keepalive))
 }
 
 /// ABORT with `reason`, queued in the outbox; the caller then closes the socket.
@@ -205,9 +366,9 @@ fn abort(conn: &Conn, reason: &str, message: &str) -> bytes::Bytes {
     ws::encode_close(1000, "")
 }
 
-/// Handles the opening HELLO: WELCOME into the realm (app), or ABORT.
-fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, origin: Option<&str>, msg: V2Msg) -> Result<Session, bytes::Bytes> {
-    let V2Msg::Hello { realm, .. } = msg else {
+/// Handles the opening HELLO: the realm (app), its origin list, then authentication.
+fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, origin: Option<&str>, msg: V2Msg) -> Result<Phase, bytes::Bytes> {
+    let V2Msg::Hello { realm, details } = msg else {
         return Err(abort(conn, reason::PROTOCOL_VIOLATION, "the first message must be HELLO"));
     };
     // An app that is not a WAMP realm, or belongs to a profile that does not share it, looks
@@ -221,10 +382,24 @@ fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, origin: Option<&str>, msg: V2Msg) -> 
     if !app.config.enabled {
         return Err(abort(conn, reason::NOT_AUTHORIZED, "realm disabled"));
     }
+    let step = handshake::hello(&context(&app, conn), &details);
+    let opening = Box::new(Opening { app, pending: None, answer: None, deadline: Instant::now() });
+    proceed(hub, conn, opening, step)
+}
+
+/// Sends WELCOME with the session's identity and opens the session.
+fn welcome(hub: &Arc<Hub>, conn: &Arc<Conn>, app: Arc<App>, identity: Identity) -> Result<Session, bytes::Bytes> {
     let Some(slot) = app.try_connect() else {
         return Err(abort(conn, "wamp.error.system_overloaded", "too many connections"));
     };
-    let welcome = V2Msg::Welcome { session: Id::saturating(conn.session), details: welcome_details(AGENT) };
+    let mut details = welcome_details(AGENT);
+    details.insert("authid", identity.authid.as_str());
+    details.insert("authrole", identity.authrole.as_str());
+    details.insert("authmethod", identity.authmethod);
+    details.insert("authprovider", identity.authprovider);
+    // The Pusher socket id, which an app's auth endpoint signs for `herald.pusher.authorize`.
+    details.insert("authextra", Dict::new().with("socket_id", conn.socket_id.as_str()));
+    let welcome = V2Msg::Welcome { session: Id::saturating(conn.session), details };
     if let Some(f) = v2_frame(conn.wire, &welcome) {
         let _ = conn.outbox.push(f);
     }
@@ -232,8 +407,11 @@ fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, origin: Option<&str>, msg: V2Msg) -> 
         hub: Arc::clone(hub),
         app,
         conn: Arc::clone(conn),
+        identity: Box::new(identity),
         subs: Vec::new(),
         timed_calls: Vec::new(),
+        signed_channels: Vec::new(),
+        publish_budget: None,
         _slot: slot,
     })
 }
@@ -255,11 +433,33 @@ impl Session {
         });
     }
 
-    /// Whether this session may act on `uri`; Pusher's signed channel kinds are never open to WAMP.
+    /// Whether this session may act on `uri`: its role must allow it, and Pusher's signed
+    /// channel kinds open only to an explicit permission of a configured role or to a channel
+    /// signature; then the app's authorizer (a drop-in profile's rules) has the last word.
     fn allowed(&self, action: Action, uri: &str) -> bool {
+        let grant = self.identity.decide(&self.app, action, uri);
         let pusher_signed = ChannelName::topic(uri, MAX_URI).is_ok_and(|c| c.kind().access != Access::Public);
         let hub_name = matches!(action, Action::Subscribe | Action::Publish);
-        !(hub_name && pusher_signed) && self.app.authorizer().authorize(&self.conn, action, uri)
+        let ok = if hub_name && pusher_signed {
+            grant.explicit || (action == Action::Subscribe && self.signed_channels.iter().any(|(c, _)| c.as_str() == uri))
+        } else {
+            grant.allowed
+        };
+        ok && self.app.authorizer().authorize(&self.conn, action, uri)
+    }
+
+    /// ERROR `wamp.error.not_authorized` with the text Crossbar gives.
+    fn refuse(&self, request_type: u64, request: u64, verb: &str, kind: &str, uri: &str) {
+        self.send(&V2Msg::Error {
+            request_type,
+            request: Id::saturating(request),
+            details: Dict::new(),
+            error: reason::NOT_AUTHORIZED.to_owned(),
+            payload: Payload {
+                args: Some(vec![Value::Str(format!("session not authorized to {verb} {kind} '{uri}'"))]),
+                kwargs: None,
+            },
+        });
     }
 
     fn handle(&mut self, msg: V2Msg) -> Next {
@@ -285,8 +485,9 @@ impl Session {
             }
             V2Msg::Register { request, procedure, .. } => {
                 let req = request.get();
-                if !self.allowed(Action::Register, &procedure) {
-                    return self.deny(code::REGISTER, req);
+                if !self.allowed(Action::Register, &procedure) || procedure.starts_with(AUTHORIZE_PREFIX) {
+                    self.refuse(code::REGISTER, req, "register", "procedure", &procedure);
+                    return Next::Continue;
                 }
                 match self.hub.register(&self.app, &self.conn, &procedure) {
                     Ok(reg) => self.send(&V2Msg::Registered { request, registration: Id::saturating(reg) }),
@@ -319,18 +520,13 @@ impl Session {
         Next::Continue
     }
 
-    fn deny(&self, request_type: u64, request: u64) -> Next {
-        self.error(request_type, request, reason::NOT_AUTHORIZED);
-        Next::Continue
-    }
-
     fn subscribe(&mut self, request: u64, options: &Dict, topic: &str) {
         let policy = match SubscribeOptions::from_dict(options) {
             Ok(o) => o.policy,
             Err(e) => return self.error(code::SUBSCRIBE, request, e.v2_error_uri()),
         };
         if !self.allowed(Action::Subscribe, topic) {
-            return self.error(code::SUBSCRIBE, request, reason::NOT_AUTHORIZED);
+            return self.refuse(code::SUBSCRIBE, request, "subscribe", "topic", topic);
         }
         if policy != MatchPolicy::Exact {
             let id = self.hub.subscribe_pattern(&self.app, &self.conn, policy, topic);
@@ -342,9 +538,13 @@ impl Session {
         let Ok(channel) = ChannelName::topic(topic, MAX_URI) else {
             return self.error(code::SUBSCRIBE, request, reason::INVALID_URI);
         };
+        let member = match self.presence_member(&channel) {
+            Ok(m) => m,
+            Err(e) => return self.error(code::SUBSCRIBE, request, e),
+        };
         let conn = Arc::clone(&self.conn);
         let mut joined_id = 0;
-        let result = self.hub.subscribe(&self.app, &self.conn, &channel, None, |j| {
+        let result = self.hub.subscribe(&self.app, &self.conn, &channel, member, |j| {
             joined_id = j.subscription;
             // Under the channel lock, so no EVENT of this subscription can precede it.
             let msg = V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(j.subscription) };
@@ -394,12 +594,23 @@ impl Session {
             Ok(o) => o,
             Err(e) => return self.error(code::PUBLISH, request, e.v2_error_uri()),
         };
-        let denied = !self.allowed(Action::Publish, &topic);
-        let channel = ChannelName::topic(&topic, MAX_URI);
-        if denied || channel.is_err() || uri::check(&topic, UriRule::Loose, Components::NonEmpty).is_err() {
+        if !self.allowed(Action::Publish, &topic) {
             if opts.acknowledge {
-                let e = if denied { reason::NOT_AUTHORIZED } else { reason::INVALID_URI };
-                self.error(code::PUBLISH, request, e);
+                self.refuse(code::PUBLISH, request, "publish to", "topic", &topic);
+            }
+            return;
+        }
+        let channel = ChannelName::topic(&topic, MAX_URI);
+        if channel.is_err() || uri::check(&topic, UriRule::Loose, Components::NonEmpty).is_err() {
+            if opts.acknowledge {
+                self.error(code::PUBLISH, request, reason::INVALID_URI);
+            }
+            return;
+        }
+        // Every publish counts, acknowledged or not: a flood is dropped, not fanned out.
+        if !self.charge_publish() {
+            if opts.acknowledge {
+                self.error(code::PUBLISH, request, RATE_LIMITED);
             }
             return;
         }
@@ -438,10 +649,23 @@ impl Session {
             Ok(o) => o.timeout_ms,
             Err(e) => return self.error(code::CALL, request, e.v2_error_uri()),
         };
-        if !self.allowed(Action::Call, procedure) {
-            return self.error(code::CALL, request, reason::NOT_AUTHORIZED);
+        if procedure == AUTHORIZE {
+            return self.authorize_channel(request, &payload);
         }
-        match self.hub.call(&self.app, &self.conn, request, procedure, payload) {
+        let grant = self.identity.decide(&self.app, Action::Call, procedure);
+        if !self.allowed(Action::Call, procedure) {
+            return self.refuse(code::CALL, request, "call", "procedure", procedure);
+        }
+        // `disclose = { caller = true }`: the callee learns who calls.
+        let details = if grant.disclose {
+            Dict::new()
+                .with("caller", self.conn.session)
+                .with("caller_authid", self.identity.authid.as_str())
+                .with("caller_authrole", self.identity.authrole.as_str())
+        } else {
+            Dict::new()
+        };
+        match self.hub.call(&self.app, &self.conn, request, procedure, payload, details) {
             Ok(invocation) => {
                 if let Some(ms) = timeout {
                     self.timed_calls.push((invocation, Instant::now() + Duration::from_millis(ms)));
@@ -449,6 +673,65 @@ impl Session {
             }
             Err(e) => self.error(code::CALL, request, e.uri()),
         }
+    }
+
+    /// Takes one publish from `wamp_max_publishes_per_second`; false when it is spent.
+    fn charge_publish(&mut self) -> bool {
+        let per_second = self.app.config.wamp_max_publishes_per_second;
+        if per_second == 0 {
+            return true;
+        }
+        let budget = self
+            .publish_budget
+            .get_or_insert_with(|| Box::new(herald_core::rate::EventBudget::per_second(per_second)));
+        budget.take(1, std::time::Instant::now()).is_ok()
+    }
+
+    /// The presence member this session joins `channel` as: from the signed `channel_data`, or
+    /// for a role grant the principal's authid and `user_info`. `None` for other channels.
+    fn presence_member(&self, channel: &ChannelName) -> Result<Option<PresenceMember>, &'static str> {
+        if !matches!(channel.kind().access, Access::Presence) {
+            return Ok(None);
+        }
+        let signed = self.signed_channels.iter().find(|(c, _)| c == channel).and_then(|(_, d)| d.as_deref());
+        let member = match signed {
+            Some(data) => parse_presence_member(data),
+            None => {
+                let info = self.identity.user_info.as_deref().unwrap_or("null");
+                let data = serde_json::json!({ "user_id": self.identity.authid, "user_info": serde_json::from_str::<serde_json::Value>(info).unwrap_or_default() });
+                parse_presence_member(&data.to_string())
+            }
+        };
+        member.map(Some).map_err(|_| reason::INVALID_ARGUMENT)
+    }
+
+    /// `herald.pusher.authorize(channel, auth, channel_data?)`: opens a Pusher private or
+    /// presence channel to this session with the signature the app's auth endpoint gives a
+    /// Pusher client for this session's socket id.
+    fn authorize_channel(&mut self, request: u64, payload: &Payload) {
+        let args = payload.args.as_deref().unwrap_or_default();
+        let text = |i: usize| args.get(i).and_then(Value::as_str);
+        let (Some(channel), Some(auth)) = (text(0), text(1)) else {
+            return self.error(code::CALL, request, reason::INVALID_ARGUMENT);
+        };
+        let data = text(2);
+        let Ok(name) = ChannelName::topic(channel, MAX_URI) else {
+            return self.error(code::CALL, request, reason::INVALID_ARGUMENT);
+        };
+        let presence = matches!(name.kind().access, Access::Presence);
+        let cfg = &self.app.config;
+        let checked = verify_channel_auth(&cfg.key, &cfg.secret, self.conn.socket_id.as_str(), channel, data.filter(|_| presence), auth);
+        if checked.is_err() || (presence && data.is_none()) {
+            return self.refuse(code::CALL, request, "subscribe", "channel", channel);
+        }
+        if !self.signed_channels.iter().any(|(c, _)| c == &name) {
+            self.signed_channels.push((name, data.filter(|_| presence).map(str::to_owned)));
+        }
+        self.send(&V2Msg::Result {
+            request: Id::saturating(request),
+            details: Dict::new(),
+            payload: Payload { args: Some(vec![Value::Bool(true)]), kwargs: None },
+        });
     }
 
     /// Fails this session's calls whose timeout passed.

@@ -13,6 +13,8 @@ pub(super) fn shape(type_code: u64) -> Option<(&'static str, usize, usize)> {
         code::HELLO => ("HELLO", 3, 3),
         code::WELCOME => ("WELCOME", 3, 3),
         code::ABORT => ("ABORT", 3, 3),
+        code::CHALLENGE => ("CHALLENGE", 3, 3),
+        code::AUTHENTICATE => ("AUTHENTICATE", 3, 3),
         code::GOODBYE => ("GOODBYE", 3, 3),
         code::ERROR => ("ERROR", 5, 7),
         code::PUBLISH => ("PUBLISH", 4, 6),
@@ -70,6 +72,14 @@ impl V2Msg {
             code::GOODBYE => V2Msg::Goodbye {
                 details: f.dict()?,
                 reason: f.uri()?,
+            },
+            code::CHALLENGE => V2Msg::Challenge {
+                method: f.uri()?,
+                extra: f.dict()?,
+            },
+            code::AUTHENTICATE => V2Msg::Authenticate {
+                signature: f.uri()?,
+                extra: f.dict()?,
             },
             code::ERROR => V2Msg::Error {
                 request_type: f.type_code()?,
@@ -161,6 +171,10 @@ impl V2Msg {
             }
             V2Msg::Abort { details, reason } | V2Msg::Goodbye { details, reason } => {
                 out.extend([Elem::Dict(details), Elem::Str(reason)]);
+                None
+            }
+            V2Msg::Challenge { method: text, extra } | V2Msg::Authenticate { signature: text, extra } => {
+                out.extend([Elem::Str(text), Elem::Dict(extra)]);
                 None
             }
             V2Msg::Error {

@@ -14,6 +14,10 @@ pub mod code {
     pub const WELCOME: u64 = 2;
     /// `[3, Details, Reason]`
     pub const ABORT: u64 = 3;
+    /// `[4, AuthMethod, Extra]` (Advanced Profile, authentication)
+    pub const CHALLENGE: u64 = 4;
+    /// `[5, Signature, Extra]` (Advanced Profile, authentication)
+    pub const AUTHENTICATE: u64 = 5;
     /// `[6, Details, Reason]`
     pub const GOODBYE: u64 = 6;
     /// `[8, REQUEST.Type, REQUEST.Request, Details, Error, Arguments?, ArgumentsKw?]`
@@ -129,6 +133,20 @@ pub enum V2Msg {
         details: Dict,
         /// Reason URI, e.g. `wamp.error.protocol_violation`.
         reason: String,
+    },
+    /// `[4, AuthMethod|string, Extra|dict]`: the router asks the client to prove its identity.
+    Challenge {
+        /// `ticket`, `wampcra` or `cryptosign`.
+        method: String,
+        /// What the method needs: the challenge string, salt...
+        extra: Dict,
+    },
+    /// `[5, Signature|string, Extra|dict]`: the client's answer to CHALLENGE.
+    Authenticate {
+        /// The ticket, or the signature over the challenge.
+        signature: String,
+        /// Method-specific extras (unused by the methods herald speaks).
+        extra: Dict,
     },
     /// `[6, Details|dict, Reason|uri]`: either side closes; the other answers GOODBYE.
     Goodbye {
@@ -285,6 +303,8 @@ impl V2Msg {
             V2Msg::Hello { .. } => code::HELLO,
             V2Msg::Welcome { .. } => code::WELCOME,
             V2Msg::Abort { .. } => code::ABORT,
+            V2Msg::Challenge { .. } => code::CHALLENGE,
+            V2Msg::Authenticate { .. } => code::AUTHENTICATE,
             V2Msg::Goodbye { .. } => code::GOODBYE,
             V2Msg::Error { .. } => code::ERROR,
             V2Msg::Publish { .. } => code::PUBLISH,
@@ -334,6 +354,8 @@ impl V2Msg {
             V2Msg::Hello { .. }
             | V2Msg::Welcome { .. }
             | V2Msg::Abort { .. }
+            | V2Msg::Challenge { .. }
+            | V2Msg::Authenticate { .. }
             | V2Msg::Goodbye { .. }
             | V2Msg::Event { .. } => None,
         }

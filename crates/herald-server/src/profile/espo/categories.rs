@@ -135,6 +135,18 @@ impl Categories {
         !topic.is_empty() && (self.map.contains_key(topic) || self.map.contains_key(first_segment(topic)))
     }
 
+    /// Whether a session without an EspoCRM identity may read `topic`: it is a category whose
+    /// subscriptions EspoCRM grants without an access check, and none of its parameters names
+    /// a user (such a topic is one user's, even unchecked).
+    pub(crate) fn is_broadcast(&self, topic: &str) -> bool {
+        let open = |c: &Category| c.check.is_none() && !c.params.iter().any(|p| p == "userId");
+        // WAMP v2 prefix subscriptions are judged on their prefix, and a prefix without a dot
+        // also matches the topics of every category whose name starts with it.
+        let extends_a_closed_one =
+            !topic.contains('.') && self.map.iter().any(|(name, c)| name.starts_with(topic) && !open(c));
+        self.is_allowed(topic) && self.category(topic).is_some_and(open) && !extends_a_closed_one
+    }
+
     /// The category data of `topic`: by first segment, else by the whole topic.
     fn category(&self, topic: &str) -> Option<&Category> {
         self.map.get(first_segment(topic)).or_else(|| self.map.get(topic))

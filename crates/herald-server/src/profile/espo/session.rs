@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
-use herald_core::authorize::Action;
 use herald_core::outbox::CloseRequest;
 use herald_core::{App, Conn, Hub, Outbox, OutboxLimits, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
@@ -287,10 +286,10 @@ impl Session {
         if self.subs.contains_key(&topic) || !self.espo.categories.is_allowed(&topic) {
             return;
         }
+        // Not the app's authorizer: that one judges sessions without an EspoCRM identity; this
+        // one has a user, whose AclCheck below decides.
         let Ok(channel) = ChannelName::topic(&topic, MAX_TOPIC) else { return };
-        if channel.kind().access != Access::Public
-            || !self.app.authorizer().authorize(&self.conn, Action::Subscribe, &topic)
-        {
+        if channel.kind().access != Access::Public {
             return;
         }
         let Some(args) = self.espo.categories.access_check(&topic, &user) else {

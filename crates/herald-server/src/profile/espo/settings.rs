@@ -88,6 +88,7 @@ struct EspoFile {
     keepalive_interval: Option<f64>,
     application_close: Option<String>,
     check_output: Option<String>,
+    share_broadcasts: Option<bool>,
     categories: Option<toml::Table>,
 }
 
@@ -160,6 +161,9 @@ pub(crate) struct EspoSettings {
     pub(crate) app_close: AppClose,
     /// Success rule of the check commands.
     pub(crate) output_rule: OutputRule,
+    /// Whether sessions without an EspoCRM identity (Pusher and WAMP v2 on the main listener)
+    /// may reach the app at all, and then read the categories without an access check.
+    pub(crate) share_broadcasts: bool,
     /// Extra categories from the config (`[espocrm.categories]`).
     pub(crate) categories: Option<toml::Table>,
 }
@@ -345,6 +349,7 @@ impl EspoFile {
             keepalive: seconds("keepalive_interval", self.keepalive_interval, 60.0, 0.1)?,
             app_close,
             output_rule,
+            share_broadcasts: self.share_broadcasts.unwrap_or(false),
             categories: self.categories,
         })
     }

@@ -260,6 +260,12 @@ pub(crate) fn configure(
     if !apps.iter().any(|a| a.id == app) {
         apps.push(AppConfig { id: app.clone(), key: app.clone(), secret: secret.clone(), ..AppConfig::default() });
     }
+    let share_broadcasts = f.share_broadcasts.unwrap_or(false);
+    // The app belongs to the profile: sessions of the main listener hold no Oro ticket, so
+    // they do not even find the app unless the operator shares its broadcasts.
+    for a in apps.iter_mut().filter(|a| a.id == app) {
+        a.profile_only = !share_broadcasts;
+    }
     Routes::new(&f.routes).map_err(|e| invalid(origin, "oro.routes", e.to_string()))?;
     let seconds = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, ConfigError> {
         let v = v.unwrap_or(default);
@@ -287,7 +293,7 @@ pub(crate) fn configure(
         ping_interval,
         state_poll_interval: seconds("oro.state_poll_interval", f.state_poll_interval, 1.0)?,
         publishers: f.publishers.unwrap_or(Publishers::Any),
-        share_broadcasts: f.share_broadcasts.unwrap_or(false),
+        share_broadcasts,
         application_close: f.application_close.unwrap_or(AppClose::Status0),
         routes: f.routes.clone(),
     };

@@ -44,8 +44,9 @@ fn malformed_json() {
         (b"[-32,1,{},\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[null]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[99,1]", |e| matches!(e, WampError::UnknownType(99))),
+        // CHALLENGE is the router's to send.
         (b"[4,\"ticket\",{}]", |e| {
-            matches!(e, WampError::UnknownType(4))
+            matches!(e, WampError::UnexpectedType(4))
         }),
         (b"[49,1,{}]", |e| matches!(e, WampError::UnknownType(49))),
         (b"[36,1,2,{}]", |e| {

@@ -62,3 +62,25 @@ fn metadata_and_config_extend_the_table() {
     assert!(matches!(Categories::load(&dir, Some(&bad)), Err(CategoryError::Config { .. })));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn broadcasts_are_categories_without_check_or_user() {
+    let mut c = Categories::built_in();
+    for open in ["appParamsUpdate", "appParamsUpdate.x", "newNotification", "popupNotifications.event"] {
+        assert!(c.is_broadcast(open), "{open}");
+    }
+    for closed in ["recordUpdate.Account.a1", "streamUpdate.Lead.l1", "calendarUpdate", "foo.bar", ""] {
+        assert!(!c.is_broadcast(closed), "{closed}");
+    }
+    let extra: toml::Table = toml::from_str("[inbox]\nparamList = [\"userId\"]\n").unwrap();
+    let Ok(Value::Object(merged)) = serde_json::to_value(&extra) else { panic!("a table") };
+    c.map.extend(Categories::from_merged(&merged).map);
+    assert!(c.is_allowed("inbox.u1"));
+    assert!(!c.is_broadcast("inbox.u1"), "a topic naming a user is that user's");
+    let extra: toml::Table =
+        toml::from_str("[appParamsUpdateAudit]\naccessCheckCommand = \"AclCheck --userId=:userId --scope=Audit\"\n").unwrap();
+    let Ok(Value::Object(merged)) = serde_json::to_value(&extra) else { panic!("a table") };
+    c.map.extend(Categories::from_merged(&merged).map);
+    assert!(!c.is_broadcast("appParamsUpdate"), "as a prefix it would match appParamsUpdateAudit");
+    assert!(c.is_broadcast("appParamsUpdate.x"), "a dotted topic stays within its category");
+}

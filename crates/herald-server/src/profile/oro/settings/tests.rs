@@ -155,6 +155,24 @@ fn existing_app_is_reused() {
 }
 
 #[test]
+fn the_oro_app_is_the_profile_s_own_unless_broadcasts_are_shared() {
+    let (_, apps) = run(&args(true), None, &[("ORO_SECRET", "s")]).unwrap();
+    assert!(apps[0].profile_only, "closed to the main listener by default");
+    let file: OroFile = toml::from_str("share_broadcasts = true").unwrap();
+    let (_, apps) = run(&args(true), Some(&file), &[("ORO_SECRET", "s")]).unwrap();
+    assert!(!apps[0].profile_only);
+    let map: HashMap<&str, &str> = [("ORO_SECRET", "s")].into();
+    let env = |k: &str| map.get(k).map(|v| (*v).to_owned());
+    let mut apps = vec![
+        AppConfig { id: "oro".into(), key: "k".into(), secret: "own".into(), wamp: true, ..AppConfig::default() },
+        AppConfig { id: "other".into(), key: "o".into(), secret: "x".into(), ..AppConfig::default() },
+    ];
+    configure(&args(true), None, "f", &env, &mut apps).unwrap();
+    assert!(apps[0].profile_only, "an [[apps]] entry of the Oro app is closed too, wamp or not");
+    assert!(!apps[1].profile_only, "other apps are left alone");
+}
+
+#[test]
 fn log_levels_follow_oro() {
     let (l, _) = run(&args(true), None, &[("ORO_SECRET", "s")]).unwrap();
     let listeners = vec![l.unwrap()];
