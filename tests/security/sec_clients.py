@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import inspect
 import itertools
 import json
 import os
@@ -229,6 +230,14 @@ class PusherJs:
         return self.wait(lambda r: r.get("channel") == channel and r["type"] in ("subscribed", "subscription_error"),
                          f"the answer to subscribing {channel}")
 
+    def quiet(self, channel: str, seconds: float = QUIET_S) -> None:
+        """No event of `channel` reaches this pusher-js client within `seconds`."""
+        try:
+            got = self.wait(lambda r: r["type"] == "event" and r.get("channel") == channel, "", timeout=seconds)
+        except AssertionError:
+            return
+        raise AssertionError(f"pusher-js received {got}")
+
     def error(self, what: str) -> dict:
         return self.wait(lambda r: r["type"] == "pusher_error", what)
 
@@ -298,7 +307,7 @@ async def join(port: int, realm: str, *, authmethods=None, authid=None, authextr
             if on_challenge is None:
                 raise RuntimeError(f"unexpected CHALLENGE {challenge.method}")
             answer = on_challenge(challenge)
-            if asyncio.iscoroutine(answer):
+            if inspect.isawaitable(answer):
                 answer = await answer
             return answer
 
