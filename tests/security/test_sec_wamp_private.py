@@ -24,10 +24,11 @@ def _port(main):
     _alice.port = main.port
 
 
-async def _refused(coro, uri: str = "wamp.error.not_authorized"):
+async def _refused(coro, uri: str | None = "wamp.error.not_authorized"):
+    """The request is answered with ERROR `uri` (any ERROR when None)."""
     with pytest.raises(ApplicationError) as refused:
         await coro
-    assert refused.value.error == uri, refused.value
+    assert uri is None or refused.value.error == uri, refused.value
     return refused.value
 
 
@@ -168,5 +169,15 @@ def test_presence_from_wamp_role_grant_uses_the_authid_not_the_clients_claim(mai
     async def attack():
         session = await _alice()
         await _refused(session.call("herald.pusher.authorize", channel, "", member("admin")))
+
+    wamp(attack)
+
+
+@pytest.mark.parametrize("procedure", ["herald.pusher.authorize", "herald.anything"])
+def test_no_session_may_register_a_herald_procedure(main, procedure):
+    """Even the trusted role cannot stand in for herald's own channel-signature check."""
+    async def attack():
+        session = await join(main.port, APP_T["id"])
+        await _refused(session.register(lambda *a: True, procedure), uri=None)
 
     wamp(attack)
