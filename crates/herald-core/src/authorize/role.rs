@@ -122,11 +122,12 @@ impl Role {
         // Rank: exact beats every prefix, a longer prefix beats a shorter, wildcards come last.
         let rank = |p: &Permission| -> Option<(u8, usize)> {
             let policy = MatchPolicy::from_name(&p.policy)?;
-            policy.matches(&p.uri, uri).then(|| match policy {
-                MatchPolicy::Exact => (2, p.uri.len()),
-                MatchPolicy::Prefix => (1, p.uri.len()),
-                MatchPolicy::Wildcard => (0, p.uri.len()),
-            })
+            let specificity = match policy {
+                MatchPolicy::Exact => 2,
+                MatchPolicy::Prefix => 1,
+                MatchPolicy::Wildcard => 0,
+            };
+            policy.matches(&p.uri, uri).then_some((specificity, p.uri.len()))
         };
         let best = self.permissions.iter().filter_map(|p| rank(p).map(|r| (r, p))).max_by_key(|(r, _)| *r);
         best.map_or_else(Grant::default, |(_, p)| {

@@ -60,8 +60,7 @@ fn no_credentials_get_the_anonymous_role() {
 
 #[test]
 fn a_realm_without_anonymous_role_or_offered_method_aborts() {
-    let mut cfg = WampAuthConfig::default();
-    cfg.ticket = method("alice", Principal { ticket: Some("t0ken".into()), ..principal("backend") });
+    let cfg = WampAuthConfig { ticket: method("alice", Principal { ticket: Some("t0ken".into()), ..principal("backend") }), ..WampAuthConfig::default() };
     let mut a = app(cfg);
     a.config.wamp_anonymous_role = String::new();
     assert_eq!(aborted(&hello(&cx(&a), &Dict::new())).map(|a| a.0), Some(NO_AUTH_METHOD));
@@ -70,8 +69,7 @@ fn a_realm_without_anonymous_role_or_offered_method_aborts() {
 
 #[test]
 fn ticket_right_wrong_and_unknown() {
-    let mut cfg = WampAuthConfig::default();
-    cfg.ticket = method("alice", Principal { ticket: Some("t0ken".into()), ..principal("backend") });
+    let cfg = WampAuthConfig { ticket: method("alice", Principal { ticket: Some("t0ken".into()), ..principal("backend") }), ..WampAuthConfig::default() };
     let app = app(cfg);
     let Step::Challenge("ticket", _, pending) = hello(&cx(&app), &hello_details(&["ticket"], Some("alice"))) else {
         panic!("expected a ticket CHALLENGE")
@@ -92,10 +90,8 @@ fn ticket_right_wrong_and_unknown() {
 
 #[test]
 fn wampcra_salted_answer_made_as_autobahn_makes_it_is_accepted_once() {
-    let mut cfg = WampAuthConfig::default();
     let p = Principal { secret: Some("secret123".into()), salt: Some("salt123".into()), iterations: Some(1000), keylen: Some(32), ..principal("backend") };
-    cfg.wampcra = method("bob", p);
-    let app = app(cfg);
+    let app = app(WampAuthConfig { wampcra: method("bob", p), ..WampAuthConfig::default() });
     let Step::Challenge("wampcra", extra, pending) = hello(&cx(&app), &hello_details(&["wampcra"], Some("bob"))) else {
         panic!("expected a wampcra CHALLENGE")
     };
@@ -115,8 +111,7 @@ fn wampcra_salted_answer_made_as_autobahn_makes_it_is_accepted_once() {
 #[test]
 fn cryptosign_needs_a_pubkey_and_an_authorized_key() {
     const PUBKEY: &str = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
-    let mut cfg = WampAuthConfig::default();
-    cfg.cryptosign = method("carol", Principal { authorized_keys: vec!["11".repeat(32)], ..principal("backend") });
+    let cfg = WampAuthConfig { cryptosign: method("carol", Principal { authorized_keys: vec!["11".repeat(32)], ..principal("backend") }), ..WampAuthConfig::default() };
     let app = app(cfg);
     assert_eq!(aborted(&hello(&cx(&app), &hello_details(&["cryptosign"], Some("carol")))).map(|a| a.0), Some(NOT_AUTHORIZED));
     let mut d = hello_details(&["cryptosign"], Some("carol"));
@@ -129,8 +124,7 @@ fn cryptosign_needs_a_pubkey_and_an_authorized_key() {
 
 #[test]
 fn dynamic_verdicts_map_to_crossbar_reasons() {
-    let mut cfg = WampAuthConfig::default();
-    cfg.ticket = Some(MethodConfig { dynamic: Some("http://127.0.0.1:9/auth".into()), ..MethodConfig::default() });
+    let cfg = WampAuthConfig { ticket: Some(MethodConfig { dynamic: Some("http://127.0.0.1:9/auth".into()), ..MethodConfig::default() }), ..WampAuthConfig::default() };
     let app = app(cfg);
     let Step::Challenge(_, _, pending) = hello(&cx(&app), &hello_details(&["ticket"], Some("dyn"))) else { panic!() };
     let Step::Ask(body, pending) = authenticate(&cx(&app), pending, "tkt") else { panic!("expected a question") };
