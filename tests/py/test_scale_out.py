@@ -1,13 +1,13 @@
 """Scale-out through Redis, seen by third-party clients: the PyPI `pusher` SDK publishes on node A,
 raw WebSocket subscribers listen on node B; both herald processes share one real redis-server
-on a unix socket (no TCP port). Skipped when redis-server is not installed.
+on a unix socket (no TCP port). redis-server comes from scripts/install-test-deps; without it
+these tests fail rather than skip.
 """
 
 from __future__ import annotations
 
 import json
 import queue
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -19,7 +19,6 @@ from pusher.errors import PusherBadStatus
 
 from conftest import APPS, WAIT_S, Herald, RawSocket, make_sdk, uid
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
 
 class Redis:
@@ -111,6 +110,7 @@ def test_sdk_trigger_fails_with_503_while_redis_is_down(cluster):
         try:
             sdk.trigger(uid("py-scale-down"), "ev", "x")
         except PusherBadStatus as err:
-            assert str(err).startswith("503") and "redis" in str(err), err
+            # The caller learns that nothing was published, not why: the detail is in herald's log.
+            assert str(err).startswith("503") and "unavailable" in str(err).lower() and "redis" not in str(err).lower(), err
             return
         assert time.monotonic() < deadline, "publishes were still accepted with Redis down"
