@@ -308,7 +308,8 @@ async fn nothing_but_an_oro_ticket_publishes_into_oro_topics_even_when_shared() 
         .await
         .unwrap();
     let refused = next_value(&mut v2).await;
-    assert_eq!(refused[..5], json!([8, 16, 7, {}, "wamp.error.not_authorized"]).as_array().unwrap()[..], "{refused}");
+    let reason = refused.as_array().map(|a| a.iter().take(5).cloned().collect::<Vec<_>>());
+    assert_eq!(reason, Some(vec![json!(8), json!(16), json!(7), json!({}), json!("wamp.error.not_authorized")]), "{refused}");
 
     // Pusher: an Oro topic is no Pusher channel name, and client events need a subscription.
     let (mut pusher, first) = pusher_connect(&s).await;
