@@ -108,8 +108,12 @@ async fn wamp2_upgrades_are_refused_when_no_realm_admits_the_origin() {
     assert_eq!(m["herald_origin_refused_total{app=\"\"}"], 1.0, "counted before any realm is known");
     server.shutdown().await;
 
-    // With no WAMP realm at all, WAMP v2 is refused outright.
+    // With no WAMP realm at all, a browser page is refused before the upgrade; a client without
+    // an Origin is upgraded and learns at HELLO that the realm does not exist.
     let server = TestServer::start(settings(vec![app("1", "key")])).await;
-    assert_eq!(upgrade(server.addr, "/", &[proto]).await.status, 403);
+    let refused = upgrade(server.addr, "/", &[proto, ("Origin", GOOD)]).await;
+    assert_eq!(refused.status, 403, "{}", refused.head);
+    assert_eq!(refused.body, "WAMP v2 is not enabled on this server");
+    assert_eq!(upgrade(server.addr, "/", &[proto]).await.status, 101);
     server.shutdown().await;
 }

@@ -115,19 +115,22 @@ where
     Ok(Answer { status, body })
 }
 
-/// A TLS client trusting the Mozilla roots (built once).
+/// A TLS client trusting the system's roots (built once: reading the store takes milliseconds).
 fn tls_connector() -> tokio_rustls::TlsConnector {
     static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!(error = %e, "reading the system's trusted certificates");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        tracing::debug!(added, ignored, "trusted roots for outbound HTTPS");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-        match config {
-            Ok(c) => Arc::new(c),
+        match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+            Ok(b) => Arc::new(b.with_root_certificates(roots).with_no_client_auth()),
             // The ring provider supports the default versions; keep a usable value regardless.
-            Err(_) => Arc::new(rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()),
+            Err(_) => Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()),
         }
     });
     tokio_rustls::TlsConnector::from(Arc::clone(config))
