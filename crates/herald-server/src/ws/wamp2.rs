@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use herald_protocol::pusher::socket_auth::{PresenceMember, parse_presence_member, verify_channel_auth};
 
 use super::keepalive::{KeepAlive, Tick};
-use handshake::{Identity, Pending, Step, Verdict};
+use handshake::{Identity, Pending, SessionRole, Step, Verdict};
 
 mod handshake;
 use super::socket::{Event, Socket};
@@ -56,8 +56,12 @@ struct Session {
     hub: Arc<Hub>,
     app: Arc<App>,
     conn: Arc<Conn>,
-    /// Who the session is; boxed, so that an idle session stays small.
-    identity: Box<Identity>,
+    /// What the session may do.
+    role: SessionRole,
+    /// Who the session is when it authenticated; `None` for an anonymous session, whose authid
+    /// is its session id and authrole the app's anonymous role (nothing allocated for the
+    /// common case).
+    identity: Option<Box<Identity>>,
     subs: Vec<(u64, Sub)>,
     /// Calls this session made that carry a timeout: (invocation, deadline).
     timed_calls: Vec<(u64, Instant)>,
@@ -407,7 +411,8 @@ fn welcome(hub: &Arc<Hub>, conn: &Arc<Conn>, app: Arc<App>, identity: Identity) 
         hub: Arc::clone(hub),
         app,
         conn: Arc::clone(conn),
-        identity: Box::new(identity),
+        role: identity.role,
+        identity: (identity.authmethod != "anonymous").then(|| Box::new(identity)),
         subs: Vec::new(),
         timed_calls: Vec::new(),
         signed_channels: Vec::new(),
@@ -437,7 +442,7 @@ impl Session {
     /// channel kinds open only to an explicit permission of a configured role or to a channel
     /// signature; then the app's authorizer (a drop-in profile's rules) has the last word.
     fn allowed(&self, action: Action, uri: &str) -> bool {
-        let grant = self.identity.decide(&self.app, action, uri);
+        let grant = self.decide(action, uri);
         let pusher_signed = ChannelName::topic(uri, MAX_URI).is_ok_and(|c| c.kind().access != Access::Public);
         let hub_name = matches!(action, Action::Subscribe | Action::Publish);
         let ok = if hub_name && pusher_signed {
@@ -448,15 +453,30 @@ impl Session {
         ok && self.app.authorizer().authorize(&self.conn, action, uri)
     }
 
+    /// What the session's role decides for `action` on `uri`.
+    fn decide(&self, action: Action, uri: &str) -> herald_core::authorize::role::Grant {
+        handshake::decide(self.role, &self.app, action, uri)
+    }
+
+    /// The session's authid (its session id when anonymous).
+    fn authid(&self) -> std::borrow::Cow<'_, str> {
+        self.identity.as_ref().map_or_else(|| self.conn.session.to_string().into(), |i| i.authid.as_str().into())
+    }
+
+    /// The session's authrole.
+    fn authrole(&self) -> &str {
+        self.identity.as_ref().map_or(self.app.config.wamp_anonymous_role.as_str(), |i| i.authrole.as_str())
+    }
+
     /// Whether a prefix or wildcard subscription on `pattern` may be made. It receives every
     /// matching topic without a check per topic, so neither the role nor the app's authorizer
     /// may refuse any topic under its literal part (before the first empty component).
     fn pattern_allowed(&self, pattern: &str) -> bool {
         let literal = pattern.find("..").map_or(pattern, |i| &pattern[..=i]);
         let literal = if pattern.starts_with('.') { "" } else { literal };
-        let role_ok = match self.identity.role {
-            handshake::SessionRole::Builtin(b) => b.decide(Action::Subscribe).allowed,
-            handshake::SessionRole::Configured(i) => self.app.config.wamp_roles.get(i).is_some_and(|r| r.allows_pattern(literal)),
+        let role_ok = match self.role {
+            SessionRole::Builtin(b) => b.decide(Action::Subscribe).allowed,
+            SessionRole::Configured(i) => self.app.config.wamp_roles.get(i).is_some_and(|r| r.allows_pattern(literal)),
         };
         role_ok && self.app.authorizer().authorize_pattern(&self.conn, literal)
     }
@@ -610,7 +630,7 @@ impl Session {
             Ok(o) => o,
             Err(e) => return self.error(code::PUBLISH, request, e.v2_error_uri()),
         };
-        let grant = self.identity.decide(&self.app, Action::Publish, &topic);
+        let grant = self.decide(Action::Publish, &topic);
         if !self.allowed(Action::Publish, &topic) {
             if opts.acknowledge {
                 self.refuse(code::PUBLISH, request, "publish to", "topic", &topic);
@@ -656,8 +676,8 @@ impl Session {
             .with_filter(filter)
             .disclosing(grant.disclose.then(|| herald_core::publication::Publisher {
                 session: self.conn.session,
-                authid: self.identity.authid.as_str().into(),
-                authrole: self.identity.authrole.as_str().into(),
+                authid: self.authid().into(),
+                authrole: self.authrole().into(),
             }));
         let id = publication.id;
         self.hub.publish(&self.app, publication);
@@ -674,7 +694,7 @@ impl Session {
         if procedure == AUTHORIZE {
             return self.authorize_channel(request, &payload);
         }
-        let grant = self.identity.decide(&self.app, Action::Call, procedure);
+        let grant = self.decide(Action::Call, procedure);
         if !self.allowed(Action::Call, procedure) {
             return self.refuse(code::CALL, request, "call", "procedure", procedure);
         }
@@ -682,8 +702,8 @@ impl Session {
         let details = if grant.disclose {
             Dict::new()
                 .with("caller", self.conn.session)
-                .with("caller_authid", self.identity.authid.as_str())
-                .with("caller_authrole", self.identity.authrole.as_str())
+                .with("caller_authid", self.authid().as_ref())
+                .with("caller_authrole", self.authrole())
         } else {
             Dict::new()
         };
@@ -719,8 +739,8 @@ impl Session {
         let member = match signed {
             Some(data) => parse_presence_member(data),
             None => {
-                let info = self.identity.user_info.as_deref().unwrap_or("null");
-                let data = serde_json::json!({ "user_id": self.identity.authid, "user_info": serde_json::from_str::<serde_json::Value>(info).unwrap_or_default() });
+                let info = self.identity.as_ref().and_then(|i| i.user_info.as_deref()).unwrap_or("null");
+                let data = serde_json::json!({ "user_id": self.authid(), "user_info": serde_json::from_str::<serde_json::Value>(info).unwrap_or_default() });
                 parse_presence_member(&data.to_string())
             }
         };

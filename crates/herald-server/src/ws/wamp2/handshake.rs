@@ -42,11 +42,17 @@ pub(super) struct Identity {
 
 impl Identity {
     /// What the session's role decides for `action` on `uri`.
+    #[cfg(test)]
     pub(super) fn decide(&self, app: &App, action: Action, uri: &str) -> Grant {
-        match self.role {
-            SessionRole::Builtin(b) => b.decide(action),
-            SessionRole::Configured(i) => app.config.wamp_roles.get(i).map_or_else(Grant::default, |r| r.decide(action, uri)),
-        }
+        decide(self.role, app, action, uri)
+    }
+}
+
+/// What `role` decides for `action` on `uri` in `app`.
+pub(super) fn decide(role: SessionRole, app: &App, action: Action, uri: &str) -> Grant {
+    match role {
+        SessionRole::Builtin(b) => b.decide(action),
+        SessionRole::Configured(i) => app.config.wamp_roles.get(i).map_or_else(Grant::default, |r| r.decide(action, uri)),
     }
 }
 
