@@ -56,21 +56,27 @@ struct Session {
     hub: Arc<Hub>,
     app: Arc<App>,
     conn: Arc<Conn>,
-    /// What the session may do.
-    role: SessionRole,
-    /// Who the session is when it authenticated; `None` for an anonymous session, whose authid
-    /// is its session id and authrole the app's anonymous role (nothing allocated for the
-    /// common case).
-    identity: Option<Box<Identity>>,
+    /// What only some sessions need (an authenticated identity, signed Pusher channels, the
+    /// publish budget), made when first needed: an idle anonymous subscriber allocates none of
+    /// it and carries one pointer for it.
+    extras: Option<Box<Extras>>,
     subs: Vec<(u64, Sub)>,
+    _slot: herald_core::app::ConnectionSlot,
+}
+
+/// The parts of a session that most sessions never need.
+#[derive(Default)]
+struct Extras {
     /// Calls this session made that carry a timeout: (invocation, deadline).
     timed_calls: Vec<(u64, Instant)>,
+    /// Who the session is when it authenticated; `None` for an anonymous session, whose authid
+    /// is its session id and authrole the app's anonymous role.
+    identity: Option<Identity>,
     /// Pusher channels opened with a channel signature (`herald.pusher.authorize`), with the
     /// presence `channel_data` that was signed.
     signed_channels: Vec<(ChannelName, Option<String>)>,
     /// `wamp_max_publishes_per_second`, made at the first publish.
-    publish_budget: Option<Box<herald_core::rate::EventBudget>>,
-    _slot: herald_core::app::ConnectionSlot,
+    publish_budget: Option<herald_core::rate::EventBudget>,
 }
 
 /// A handshake waiting for AUTHENTICATE or for the dynamic authenticator.
@@ -85,8 +91,9 @@ struct Opening {
 
 /// Where the session is.
 enum Phase {
-    /// Waiting for HELLO.
-    Hello,
+    /// Waiting for HELLO, with the upgrade's `Origin` (kept here, where it takes no room once
+    /// the session is open).
+    Hello(Option<Box<str>>),
     /// HELLO received, authentication under way; boxed: most sockets never have one.
     Opening(Box<Opening>),
     /// WELCOME sent.
@@ -120,7 +127,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> impl Future<Output = ()> {
     async move {
         let conn = hub.connect(Wire::WampV2(ser));
-        let mut phase = Phase::Hello;
+        let mut phase = Phase::Hello(origin);
         // Whether keep-alive runs on the app's periods yet (HELLO_TIMEOUT until WELCOME).
         let mut established = false;
         let mut keepalive = KeepAlive::new(HELLO_TIMEOUT, Duration::ZERO, Instant::now());
@@ -144,7 +151,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
             let event = match wake {
                 Wake::Socket(e) => e,
                 Wake::Verdict(v) => {
-                    let Phase::Opening(mut o) = std::mem::replace(&mut phase, Phase::Hello) else { continue };
+                    let Phase::Opening(mut o) = std::mem::replace(&mut phase, Phase::Hello(None)) else { continue };
                     o.answer = None;
                     let Some(pending) = o.pending.take() else { continue };
                     let step = handshake::answered(&context(&o.app, &conn), pending, v);
@@ -228,8 +235,8 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     break Some(abort(&conn, e.v2_error_uri(), &e.to_string()));
                 }
             };
-            let next = match std::mem::replace(&mut phase, Phase::Hello) {
-                Phase::Hello => match hello(&hub, &conn, origin.as_deref(), msg) {
+            let next = match std::mem::replace(&mut phase, Phase::Hello(None)) {
+                Phase::Hello(origin) => match hello(&hub, &conn, origin.as_deref(), msg) {
                     Ok(p) => {
                         phase = p;
                         Next::Continue
@@ -291,7 +298,7 @@ fn context<'a>(app: &'a App, conn: &Conn) -> handshake::Context<'a> {
         app,
         session: conn.session,
         random: rand::random(),
-        timestamp: handshake::iso8601(std::time::SystemTime::now()),
+        now: std::time::SystemTime::now(),
     }
 }
 
@@ -350,9 +357,9 @@ fn challenge_timeout(app: &App) -> Duration {
 /// The next timer deadline: the handshake's, or keep-alive's and the earliest call timeout.
 fn deadline(phase: &Phase, keepalive: &KeepAlive) -> Instant {
     match phase {
-        Phase::Hello => keepalive.deadline(),
+        Phase::Hello(_) => keepalive.deadline(),
         Phase::Opening(o) => o.deadline.min(keepalive.deadline()),
-        Phase::Open(s) => s.timed_calls.iter().map(|(_, d)| *d).min().map_or(keepalive.deadline(), |d| d.min(keepalive.deadline())),
+        Phase::Open(s) => s.timed_calls().iter().map(|(_, d)| *d).min().map_or(keepalive.deadline(), |d| d.min(keepalive.deadline())),
     }
 }
 
@@ -386,9 +393,11 @@ fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, origin: Option<&str>, msg: V2Msg) -> 
     if !app.config.enabled {
         return Err(abort(conn, reason::NOT_AUTHORIZED, "realm disabled"));
     }
-    let step = handshake::hello(&context(&app, conn), &details);
-    let opening = Box::new(Opening { app, pending: None, answer: None, deadline: Instant::now() });
-    proceed(hub, conn, opening, step)
+    match handshake::hello(&context(&app, conn), &details) {
+        // Most sessions open at once: no handshake state to allocate.
+        Step::Welcome(identity) => welcome(hub, conn, app, identity).map(Phase::Open),
+        step => proceed(hub, conn, Box::new(Opening { app, pending: None, answer: None, deadline: Instant::now() }), step),
+    }
 }
 
 /// Sends WELCOME with the session's identity and opens the session.
@@ -411,12 +420,8 @@ fn welcome(hub: &Arc<Hub>, conn: &Arc<Conn>, app: Arc<App>, identity: Identity) 
         hub: Arc::clone(hub),
         app,
         conn: Arc::clone(conn),
-        role: identity.role,
-        identity: (identity.authmethod != "anonymous").then(|| Box::new(identity)),
+        extras: (identity.authmethod != "anonymous").then(|| Box::new(Extras { identity: Some(identity), ..Extras::default() })),
         subs: Vec::new(),
-        timed_calls: Vec::new(),
-        signed_channels: Vec::new(),
-        publish_budget: None,
         _slot: slot,
     })
 }
@@ -446,7 +451,7 @@ impl Session {
         let pusher_signed = ChannelName::topic(uri, MAX_URI).is_ok_and(|c| c.kind().access != Access::Public);
         let hub_name = matches!(action, Action::Subscribe | Action::Publish);
         let ok = if hub_name && pusher_signed {
-            grant.explicit || (action == Action::Subscribe && self.signed_channels.iter().any(|(c, _)| c.as_str() == uri))
+            grant.explicit || (action == Action::Subscribe && self.signed_channels().iter().any(|(c, _)| c.as_str() == uri))
         } else {
             grant.allowed
         };
@@ -455,17 +460,37 @@ impl Session {
 
     /// What the session's role decides for `action` on `uri`.
     fn decide(&self, action: Action, uri: &str) -> herald_core::authorize::role::Grant {
-        handshake::decide(self.role, &self.app, action, uri)
+        handshake::decide(self.role(), &self.app, action, uri)
+    }
+
+    /// The session's role: its identity's, or the app's anonymous role.
+    fn role(&self) -> SessionRole {
+        self.identity().map_or_else(|| handshake::anonymous_role(&self.app), |i| i.role)
+    }
+
+    /// Calls with a timeout in flight.
+    fn timed_calls(&self) -> &[(u64, Instant)] {
+        self.extras.as_ref().map_or(&[], |e| &e.timed_calls)
+    }
+
+    /// The authenticated identity, if the session has one.
+    fn identity(&self) -> Option<&Identity> {
+        self.extras.as_ref().and_then(|e| e.identity.as_ref())
+    }
+
+    /// Pusher channels this session opened with their signatures.
+    fn signed_channels(&self) -> &[(ChannelName, Option<String>)] {
+        self.extras.as_ref().map_or(&[], |e| &e.signed_channels)
     }
 
     /// The session's authid (its session id when anonymous).
     fn authid(&self) -> std::borrow::Cow<'_, str> {
-        self.identity.as_ref().map_or_else(|| self.conn.session.to_string().into(), |i| i.authid.as_str().into())
+        self.identity().map_or_else(|| self.conn.session.to_string().into(), |i| i.authid.as_str().into())
     }
 
     /// The session's authrole.
     fn authrole(&self) -> &str {
-        self.identity.as_ref().map_or(self.app.config.wamp_anonymous_role.as_str(), |i| i.authrole.as_str())
+        self.identity().map_or(self.app.config.wamp_anonymous_role.as_str(), |i| i.authrole.as_str())
     }
 
     /// Whether a prefix or wildcard subscription on `pattern` may be made. It receives every
@@ -474,9 +499,9 @@ impl Session {
     fn pattern_allowed(&self, pattern: &str) -> bool {
         let literal = pattern.find("..").map_or(pattern, |i| &pattern[..=i]);
         let literal = if pattern.starts_with('.') { "" } else { literal };
-        let role_ok = match self.role {
+        let role_ok = match self.role() {
             SessionRole::Builtin(b) => b.decide(Action::Subscribe).allowed,
-            SessionRole::Configured(i) => self.app.config.wamp_roles.get(i).is_some_and(|r| r.allows_pattern(literal)),
+            SessionRole::Configured(i) => self.app.config.wamp_roles.get(i as usize).is_some_and(|r| r.allows_pattern(literal)),
         };
         role_ok && self.app.authorizer().authorize_pattern(&self.conn, literal)
     }
@@ -710,7 +735,8 @@ impl Session {
         match self.hub.call(&self.app, &self.conn, request, procedure, payload, details) {
             Ok(invocation) => {
                 if let Some(ms) = timeout {
-                    self.timed_calls.push((invocation, Instant::now() + Duration::from_millis(ms)));
+                    let extras = self.extras.get_or_insert_with(Box::default);
+                    extras.timed_calls.push((invocation, Instant::now() + Duration::from_millis(ms)));
                 }
             }
             Err(e) => self.error(code::CALL, request, e.uri()),
@@ -723,9 +749,8 @@ impl Session {
         if per_second == 0 {
             return true;
         }
-        let budget = self
-            .publish_budget
-            .get_or_insert_with(|| Box::new(herald_core::rate::EventBudget::per_second(per_second)));
+        let extras = self.extras.get_or_insert_with(Box::default);
+        let budget = extras.publish_budget.get_or_insert_with(|| herald_core::rate::EventBudget::per_second(per_second));
         budget.take(1, std::time::Instant::now()).is_ok()
     }
 
@@ -735,11 +760,11 @@ impl Session {
         if !matches!(channel.kind().access, Access::Presence) {
             return Ok(None);
         }
-        let signed = self.signed_channels.iter().find(|(c, _)| c == channel).and_then(|(_, d)| d.as_deref());
+        let signed = self.signed_channels().iter().find(|(c, _)| c == channel).and_then(|(_, d)| d.as_deref());
         let member = match signed {
             Some(data) => parse_presence_member(data),
             None => {
-                let info = self.identity.as_ref().and_then(|i| i.user_info.as_deref()).unwrap_or("null");
+                let info = self.identity().and_then(|i| i.user_info.as_deref()).unwrap_or("null");
                 let data = serde_json::json!({ "user_id": self.authid(), "user_info": serde_json::from_str::<serde_json::Value>(info).unwrap_or_default() });
                 parse_presence_member(&data.to_string())
             }
@@ -766,8 +791,9 @@ impl Session {
         if checked.is_err() || (presence && data.is_none()) {
             return self.refuse(code::CALL, request, "subscribe", "channel", channel);
         }
-        if !self.signed_channels.iter().any(|(c, _)| c == &name) {
-            self.signed_channels.push((name, data.filter(|_| presence).map(str::to_owned)));
+        let signed = &mut self.extras.get_or_insert_with(Box::default).signed_channels;
+        if !signed.iter().any(|(c, _)| c == &name) {
+            signed.push((name, data.filter(|_| presence).map(str::to_owned)));
         }
         self.send(&V2Msg::Result {
             request: Id::saturating(request),
@@ -780,7 +806,8 @@ impl Session {
     fn expire_calls(&mut self, now: Instant) {
         let hub = &self.hub;
         let app = &self.app;
-        self.timed_calls.retain(|(inv, deadline)| {
+        let Some(extras) = self.extras.as_mut() else { return };
+        extras.timed_calls.retain(|(inv, deadline)| {
             if *deadline > now {
                 return true;
             }

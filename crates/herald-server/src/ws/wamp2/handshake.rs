@@ -24,8 +24,8 @@ pub(super) const AUTHENTICATION_FAILED: &str = "wamp.error.authentication_failed
 pub(super) enum SessionRole {
     /// `anonymous` or `trusted`.
     Builtin(Builtin),
-    /// Index into the app's `wamp_roles`.
-    Configured(usize),
+    /// Index into the app's `wamp_roles` (u32: the role is in every session's state).
+    Configured(u32),
 }
 
 /// Who an established session is.
@@ -52,14 +52,14 @@ impl Identity {
 pub(super) fn decide(role: SessionRole, app: &App, action: Action, uri: &str) -> Grant {
     match role {
         SessionRole::Builtin(b) => b.decide(action),
-        SessionRole::Configured(i) => app.config.wamp_roles.get(i).map_or_else(Grant::default, |r| r.decide(action, uri)),
+        SessionRole::Configured(i) => app.config.wamp_roles.get(i as usize).map_or_else(Grant::default, |r| r.decide(action, uri)),
     }
 }
 
 /// Resolves a role name of the app's config.
 fn role_named(app: &App, name: &str) -> Option<SessionRole> {
     if let Some(i) = app.config.wamp_roles.iter().position(|r| r.name == name) {
-        return Some(SessionRole::Configured(i));
+        return u32::try_from(i).ok().map(SessionRole::Configured);
     }
     role::builtin(name).map(SessionRole::Builtin)
 }
@@ -120,8 +120,14 @@ pub(super) struct Context<'a> {
     pub(super) session: u64,
     /// 32 fresh random bytes for this handshake's challenge.
     pub(super) random: [u8; 32],
-    /// The current time as an ISO 8601 UTC string (WAMP-CRA's `timestamp`).
-    pub(super) timestamp: String,
+    /// The current time (WAMP-CRA's `timestamp`).
+    pub(super) now: std::time::SystemTime,
+}
+
+/// The app's anonymous role; a realm that admits no anonymous session never opens one, so
+/// the fallback (nothing allowed but what `anonymous` allows) is never used in practice.
+pub(super) fn anonymous_role(app: &App) -> SessionRole {
+    role_named(app, &app.config.wamp_anonymous_role).unwrap_or(SessionRole::Builtin(Builtin::Anonymous))
 }
 
 /// The anonymous identity of a session, or the refusal when the app admits none.
@@ -214,7 +220,7 @@ fn cra_challenge(cx: &Context<'_>, authid: &str, p: &Principal, provider: &'stat
         authrole: &p.role,
         authprovider: provider,
         nonce: &nonce,
-        timestamp: &cx.timestamp,
+        timestamp: &iso8601(cx.now),
         session: cx.session,
     }
     .to_json();
