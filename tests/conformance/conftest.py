@@ -10,9 +10,16 @@ them (1 framing, 2 pings, 3 reserved bits, 4 opcodes, 5 fragmentation, 6 UTF-8, 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from rawws import Herald, RawWebSocket
+# The launcher every suite shares (tests/support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+
+from herald_launcher import Herald  # noqa: E402
+from rawws import RawWebSocket  # noqa: E402
 
 CONFIG = """\
 [server]
@@ -37,7 +44,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def herald():
-    server = Herald(CONFIG)
+    server = Herald(CONFIG).start()
     yield server
     server.stop()
 

@@ -1,4 +1,4 @@
-"""A byte-exact WebSocket client over a raw `socket`, and a herald process launcher.
+"""A byte-exact WebSocket client over a raw `socket`.
 
 Shared by the RFC 6455 conformance suite (tests/conformance) and the hostile-input suite
 (tests/hostile, which puts this directory on sys.path). No third-party WebSocket library is
@@ -14,102 +14,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import queue
-import re
 import socket
 import struct
-import subprocess
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-STARTUP_S = 30.0
 WAIT_S = 5.0
 
 # Opcodes of RFC 6455 §5.2.
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def herald_bin() -> Path:
-    """The binary under test: $HERALD_BIN, else $CARGO_TARGET_DIR/debug/herald, else target/."""
-    if os.environ.get("HERALD_BIN"):
-        return Path(os.environ["HERALD_BIN"])
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    if not target.is_absolute():
-        target = ROOT / target
-    return target / "debug" / "herald"
-
-
-class Herald:
-    """A herald child process on 127.0.0.1:0, started from a TOML config text."""
-
-    def __init__(self, config_toml: str):
-        binary = herald_bin()
-        if not binary.exists():
-            raise RuntimeError(f"herald binary not found at {binary}: "
-                               "run `cargo build -p herald-server` or set HERALD_BIN")
-        self.tmp = tempfile.TemporaryDirectory(prefix="herald-rawws-")
-        config = Path(self.tmp.name) / "herald.toml"
-        config.write_text(config_toml)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PUSHER_", "HERALD_"))}
-        self.proc = subprocess.Popen(
-            [str(binary), "serve", "--host", "127.0.0.1", "--port", "0", "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, errors="replace")
-        self.stderr_lines: list[str] = []
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(self.proc.stdout, lines.put, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self._keep_stderr, False),
-                         daemon=True).start()
-        deadline = time.monotonic() + STARTUP_S
-        self.port: int | None = None
-        while self.port is None:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self._fail(f"herald did not print its listening line within {STARTUP_S} s")
-            if line is None:
-                self.proc.wait(timeout=WAIT_S)
-                self._fail(f"herald exited early with code {self.proc.returncode}")
-            match = re.fullmatch(r"herald listening on 127\.0\.0\.1:(\d+)", line.strip())
-            if match:
-                self.port = int(match.group(1))
-
-    def _keep_stderr(self, line: str):
-        # Bounded: a flood of log lines must not grow the test process without limit.
-        if len(self.stderr_lines) < 20_000:
-            self.stderr_lines.append(line)
-
-    @staticmethod
-    def _pump(stream, sink, signal_eof: bool):
-        for line in stream:
-            sink(line.rstrip("\n"))
-        if signal_eof:
-            sink(None)
-
-    def _fail(self, why: str):
-        self.proc.kill()
-        self.proc.wait()
-        raise RuntimeError(f"{why}\n--- herald stderr ---\n" + "\n".join(self.stderr_lines[-200:]))
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stderr_tail(self, n: int = 50) -> str:
-        return "\n".join(self.stderr_lines[-n:])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.tmp.cleanup()
 
 
 # --- frames ------------------------------------------------------------------------------------

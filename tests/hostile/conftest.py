@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="module")
 def herald():
-    server = Herald(CONFIG)
+    server = Herald(CONFIG).start()
     yield server
     server.stop()
 

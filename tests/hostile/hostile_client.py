@@ -2,13 +2,12 @@
 signed (or deliberately forged) HTTP API requests, raw HTTP, and the well-behaved watcher that
 every test module keeps connected (see conftest.py).
 
-The raw WebSocket client comes from tests/conformance/rawws.py.
+The raw WebSocket client comes from tests/conformance/rawws.py, herald's launcher and the
+Pusher signer from tests/support.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
 import multiprocessing
@@ -21,8 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
-from rawws import CLOSE, PING, PONG, STARTUP_S, TEXT, ConnectionClosed, Herald, RawWebSocket  # noqa: E402
+import pusher_sign  # noqa: E402
+from herald_launcher import STARTUP_S, Herald  # noqa: E402
+from pusher_sign import hmac_hex  # noqa: E402,F401
+from rawws import CLOSE, PING, PONG, TEXT, ConnectionClosed, RawWebSocket  # noqa: E402
 
 APP = {"id": "7001", "key": "hostile-key", "secret": "hostile-3d7f1b5e9a0c2468"}
 OTHER_APP = {"id": "7002", "key": "other-key", "secret": "other-6f0b4d8a2e1c3579"}
@@ -49,32 +52,19 @@ LATENCY_BOUND_S = 2.0
 
 # --- signatures ------------------------------------------------------------------------------------
 
-def hmac_hex(secret: str, text: str) -> str:
-    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-
-
 def channel_auth(socket_id: str, channel: str, channel_data: str | None = None, app: dict = APP) -> str:
-    text = f"{socket_id}:{channel}" + (f":{channel_data}" if channel_data is not None else "")
-    return f"{app['key']}:{hmac_hex(app['secret'], text)}"
+    return pusher_sign.channel_auth(app, socket_id, channel, channel_data)
 
 
 def signin_auth(socket_id: str, user_data: str, app: dict = APP) -> str:
-    return f"{app['key']}:{hmac_hex(app['secret'], f'{socket_id}::user::{user_data}')}"
+    return pusher_sign.signin_auth(app, socket_id, user_data)
 
 
 def signed_query(method: str, path: str, params: dict | list | None = None, body: bytes = b"", *,
                  app: dict = APP, timestamp: int | None = None) -> list[tuple[str, str]]:
     """The query pairs of a correctly signed API request (as a Pusher server SDK signs it)."""
-    pairs = list(params.items()) if isinstance(params, dict) else list(params or [])
-    pairs += [("auth_key", app["key"]),
-              ("auth_timestamp", str(int(time.time()) if timestamp is None else timestamp)),
-              ("auth_version", "1.0")]
-    if body:
-        pairs.append(("body_md5", hashlib.md5(body).hexdigest()))
-    pairs.sort()
-    to_sign = "&".join(f"{k}={v}" for k, v in pairs)
-    pairs.append(("auth_signature", hmac_hex(app["secret"], f"{method}\n{path}\n{to_sign}")))
-    return pairs
+    return pusher_sign.api_params(method, path, params, body, key=app["key"], secret=app["secret"],
+                                  timestamp=timestamp)
 
 
 def encode_query(pairs: list[tuple[str, str]]) -> str:

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import pytest
 
+from herald_launcher import Herald
 from hostile_client import APP, PusherSocket
 from rawws import ConnectionClosed
-from spawned import KeepAlivePublisher, Spawned, app_block
+from spawned import KeepAlivePublisher, app_block
 
 EX_NOPERM = 77
 CONFIG = app_block(APP)
@@ -103,7 +104,7 @@ def test_sigkill_under_load_then_restart_on_the_same_port(tmp_path):
     config = tmp_path / "herald.toml"
     config.write_text(f'[server]\npid_file = "{pid_file}"\n\n' + CONFIG)
     digest = hashlib.sha256(config.read_bytes()).hexdigest()
-    first = Spawned("", config_dir=tmp_path).start()
+    first = Herald("", config_dir=tmp_path).start()
     port = first.port
     assert pid_file.read_text().strip() == str(first.pid)
 
@@ -131,7 +132,7 @@ def test_sigkill_under_load_then_restart_on_the_same_port(tmp_path):
     first.kill()
     assert pid_file.exists(), "SIGKILL leaves the pid file behind"
     stale = int(pid_file.read_text())
-    second = Spawned("", port=port, config_dir=tmp_path).start()
+    second = Herald("", port=port, config_dir=tmp_path).start()
     try:
         assert second.port == port
         assert int(pid_file.read_text()) == second.pid != stale
@@ -177,7 +178,7 @@ def _in_tmpfs(setup: str, mount_point: Path) -> list[str]:
     """A command prefix running herald in a private mount namespace with a 64 KiB tmpfs at
     `mount_point`, prepared by the shell commands `setup` (run before herald starts). After
     herald exits, the files left in the tmpfs are listed on stderr ("left: ...")."""
-    # herald runs as a child so the listing can follow; SIGTERM from Spawned.stop() is passed on.
+    # herald runs as a child so the listing can follow; SIGTERM from Herald.stop() is passed on.
     script = (f"mount -t tmpfs -o size=64k tmpfs {mount_point} && {setup} && {{ \"$@\" & child=$!; "
               f"trap 'kill -TERM $child' TERM; wait $child; rc=$?; wait $child 2>/dev/null && rc=$?; "
               f"echo left: $(ls -A {mount_point}) >&2; exit $rc; }}")
@@ -193,7 +194,7 @@ def test_an_unwritable_pid_file_stops_herald_with_a_clear_message(tmp_path, setu
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     config = f'[server]\npid_file = "{mnt}/herald.pid"\n\n' + CONFIG
-    server = Spawned(config, prefix=_in_tmpfs(setup.format(mnt=mnt), mnt)).start(expect_exit=True)
+    server = Herald(config, prefix=_in_tmpfs(setup.format(mnt=mnt), mnt)).start(expect_exit=True)
     assert server.proc.returncode == EX_NOPERM, server.stderr_tail()
     assert f"herald: cannot write the pid file {mnt}/herald.pid: {reason}" in server.stderr_tail()
     left = next(l for l in server.stderr_lines if l.startswith("left:")).split()[1:]
@@ -203,7 +204,7 @@ def test_an_unwritable_pid_file_stops_herald_with_a_clear_message(tmp_path, setu
 def test_a_pid_file_whose_parent_is_a_file_stops_herald(tmp_path):
     (tmp_path / "not-a-dir").write_text("")
     config = f'[server]\npid_file = "{tmp_path}/not-a-dir/herald.pid"\n\n' + CONFIG
-    server = Spawned(config).start(expect_exit=True)
+    server = Herald(config).start(expect_exit=True)
     assert server.proc.returncode == EX_NOPERM
     assert "cannot write the pid file" in server.stderr_tail() and "Not a directory" in server.stderr_tail()
 
@@ -215,7 +216,7 @@ def test_a_read_only_config_directory_just_works(tmp_path):
     staged = tmp_path / "staged.toml"
     staged.write_text(CONFIG)
     setup = f"cp {staged} {mnt}/herald.toml && mount -o remount,ro {mnt}"
-    server = Spawned("", config_dir=tmp_path, prefix=_in_tmpfs(setup, mnt))
+    server = Herald("", config_dir=tmp_path, prefix=_in_tmpfs(setup, mnt))
     server.config = mnt / "herald.toml"
     server.start()
     try:
@@ -262,7 +263,7 @@ def _raw_upgrade(port: int) -> bytes:
 
 
 def test_a_full_descriptor_table_refuses_new_connections_cleanly(tmp_path):
-    server = Spawned(CONFIG, prefix=["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}"]).start()
+    server = Herald(CONFIG, prefix=["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}"]).start()
     try:
         publisher = KeepAlivePublisher(server.port, APP)
         assert publisher.publish("fd", "ev", "warm-up")[0] == 200  # keep-alive: holds its descriptor
@@ -329,7 +330,7 @@ def test_a_full_descriptor_table_on_the_oro_listener_refuses_cleanly():
     """Oro's listener has its own accept loop (the 101 and WELCOME go out in one write); it turns
     clients away the same way."""
     env = {"ORO_SECRET": "fd-oro-7a3e9c1f5b0d2468", "HERALD__SERVER__HOST": "127.0.0.1", "HERALD__SERVER__PORT": "0"}
-    server = Spawned("", prefix=["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}"], env=env,
+    server = Herald("", prefix=["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}"], env=env,
                      args=["--profile", "oro"]).start(labels=("oro, app oro",))
     port = server.labelled["oro, app oro"]
     socks: list[socket.socket] = []

@@ -26,9 +26,10 @@ import time
 
 import pytest
 
+from herald_launcher import Herald
 from hostile_client import APP, PusherSocket, signed_query, encode_query
 from rawws import CLOSE, PING, PONG, TEXT, ConnectionClosed
-from spawned import KeepAlivePublisher, RssPeak, Spawned, app_block
+from spawned import KeepAlivePublisher, RssPeak, app_block
 
 FLOOD_APP = {"id": "7101", "key": "flood-key", "secret": "flood-5b9d3f7a1e0c2486"}
 FREE_APP = {"id": "7102", "key": "free-key", "secret": "free-9f3b7d1a5c0e2468"}
@@ -51,7 +52,7 @@ CONFIG = ("[server]\nmetrics_port = 0\n\n" + app_block(APP) + app_block(FLOOD_AP
 
 @pytest.fixture(scope="module")
 def herald():
-    server = Spawned(CONFIG).start(labels=("metrics",))
+    server = Herald(CONFIG).start(labels=("metrics",))
     yield server
     server.stop()
 
@@ -59,7 +60,7 @@ def herald():
 class Collector:
     """A well-behaved subscriber reading on a thread: every `ev` data in arrival order."""
 
-    def __init__(self, server: Spawned, app: dict, channel: str):
+    def __init__(self, server: Herald, app: dict, channel: str):
         self.sock = PusherSocket(server, key=app["key"])
         ack = self.sock.subscribe(channel)
         assert ack["event"] == "pusher_internal:subscription_succeeded", ack
@@ -104,7 +105,7 @@ class Collector:
         self.sock.shutdown()
 
 
-def publish_marker(server: Spawned, app: dict, channel: str, marker: str):
+def publish_marker(server: Herald, app: dict, channel: str, marker: str):
     """Publishes `marker`, honouring Retry-After while the app is over its budget."""
     pub = KeepAlivePublisher(server.port, app)
     deadline = time.monotonic() + 15
@@ -210,7 +211,7 @@ def test_zero_turns_the_limit_off(herald):
 
 # --- large bodies held open ---------------------------------------------------------------------------
 
-def _open_body(server: Spawned, declared: int) -> socket.socket:
+def _open_body(server: Herald, declared: int) -> socket.socket:
     path = f"/apps/{FLOOD_APP['id']}/events"
     query = encode_query(signed_query("POST", path, body=b"x", app=FLOOD_APP))
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
@@ -274,7 +275,7 @@ def test_large_bodies_held_open_are_bounded_by_the_body_budget(herald):
 class Stalled:
     """A subscriber that stops reading right after subscribing."""
 
-    def __init__(self, server: Spawned, app: dict, channel: str):
+    def __init__(self, server: Herald, app: dict, channel: str):
         self.sock = PusherSocket(server, key=app["key"])
         ack = self.sock.subscribe(channel)
         assert ack["event"] == "pusher_internal:subscription_succeeded", ack
@@ -334,7 +335,7 @@ def test_stalled_subscribers_are_closed_4100_and_memory_stays_bounded(herald):
           f"RSS baseline {baseline} KiB, peak {peak} KiB; stalled ends {ends}")
 
 
-def slow_consumers_closed(server: Spawned) -> int:
+def slow_consumers_closed(server: Herald) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", server.labelled["metrics"], timeout=10)
     try:
         conn.request("GET", "/metrics")

@@ -4,26 +4,19 @@
 //! Nothing here sleeps to synchronise: every wait is a promise that settles on an event or
 //! rejects after a timeout with a message saying what was awaited.
 
-import { spawn } from 'node:child_process';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
 
 import Pusher from 'pusher-js';
 import PusherServer from 'pusher';
 import WebSocket from 'ws';
 
-/** Repository root (two levels above this file). */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { runHerald, startHerald as launch } from '../support/herald_launcher.mjs';
+import { apiQuery } from '../support/pusher_sign.mjs';
+
+export { runHerald };
 
 /** Default time any single wait may take before the test fails. */
 export const WAIT_MS = 5000;
-
-/** How long herald may take to print its listening line. */
-const STARTUP_MS = 20000;
 
 /** Encryption master key shared by the SDK (server side) in the encrypted-channel tests. */
 export const MASTER_KEY_BASE64 = randomBytes(32).toString('base64');
@@ -58,164 +51,31 @@ export const APPS = {
   },
 };
 
-/** Path of the herald binary under test. */
-export function heraldBin() {
-  if (process.env.HERALD_BIN) return process.env.HERALD_BIN;
-  const targetDir = process.env.CARGO_TARGET_DIR
-    ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR)
-    : path.join(ROOT, 'target');
-  return path.join(targetDir, 'debug', 'herald');
-}
-
-/** A TOML value on one line; arrays and objects (inline tables, which may not span lines) included. */
-export function tomlValue(value) {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) return `[${value.map(tomlValue).join(', ')}]`;
-  if (value && typeof value === 'object') {
-    return `{ ${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)} = ${tomlValue(v)}`).join(', ')} }`;
-  }
-  throw new Error(`cannot write ${typeof value} as TOML`);
-}
-
-/** Renders `{ apps: [...] }` as herald's TOML config. */
-export function toToml(apps) {
-  return apps
-    .map((app) => ['[[apps]]', ...Object.entries(app).map(([k, v]) => `${k} = ${tomlValue(v)}`)].join('\n'))
-    .join('\n\n') + '\n';
-}
-
 /** Every socket close code any client saw in this process, for the "never 43xx" check. */
 export const closeCodesSeen = [];
 
 /** Cleanups registered by clients created in the current process. */
 const liveClients = new Set();
 
-/** A running herald process. */
-export class Herald {
-  constructor(child, port, dir, stderrLines, apps) {
-    this.child = child;
-    this.port = port;
-    this.dir = dir;
-    this.stderrLines = stderrLines;
-    this.apps = apps;
-    this.host = '127.0.0.1';
-    this.httpBase = `http://127.0.0.1:${port}`;
-    this.stopping = false;
-    this.exitInfo = null;
-    child.once('exit', (code, signal) => {
-      this.exitInfo = { code, signal };
-    });
-  }
-
-  /** Throws (with herald's stderr) if herald died on its own: run after every test. */
-  assertAlive() {
-    if (this.exitInfo && !this.stopping) {
-      const tail = this.stderrLines.slice(-40).join('\n');
-      throw new Error(`herald exited during the test (code ${this.exitInfo.code}, signal ${this.exitInfo.signal})\n--- herald stderr (tail) ---\n${tail}`);
-    }
-  }
-
-  /** herald's standard error so far. */
-  stderr() {
-    return this.stderrLines.join('\n');
-  }
-
-  /** WebSocket URL for an app key; `query` replaces the default `protocol=7&...` query. */
-  wsUrl(key, query = 'protocol=7&client=js&version=8.6.0&flash=false') {
-    return `ws://127.0.0.1:${this.port}/app/${key}${query === '' ? '' : `?${query}`}`;
-  }
-
-  /** Stops herald: SIGTERM, then SIGKILL if it has not exited within 5 s. */
-  async stop() {
-    this.stopping = true;
-    for (const close of [...liveClients]) close();
-    const child = this.child;
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** The caller's environment minus anything that would configure herald behind the test's back. */
-function inheritedEnv() {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('PUSHER_') && !k.startsWith('HERALD_')),
-  );
-}
-
 /**
- * Starts herald on 127.0.0.1:0 and resolves once it prints `herald listening on 127.0.0.1:PORT`.
+ * Starts herald on 127.0.0.1:0 (tests/support/herald_launcher.mjs) and resolves once it printed
+ * its listening lines: the main one, and one per entry of `listeners`.
  *
  * `apps`: app tables written to a temporary TOML config (`null` = no `--config` at all).
- * `env`: extra environment; PUSHER_* variables of the caller's environment are never inherited.
+ * `listeners`: `[[listeners]]` tables of that config. `env`: extra environment; PUSHER_*
+ * variables of the caller's environment are never inherited.
  */
-export async function startHerald({ apps = Object.values(APPS), env = {}, extraArgs = [] } = {}) {
-  const bin = heraldBin();
-  if (!existsSync(bin)) {
-    throw new Error(`herald binary not found at ${bin}: run \`cargo build -p herald-server\` or set HERALD_BIN`);
-  }
-  const args = ['serve', '--host', '127.0.0.1', '--port', '0'];
-  let dir = null;
-  if (apps !== null) {
-    dir = mkdtempSync(path.join(tmpdir(), 'herald-js-'));
-    const configPath = path.join(dir, 'herald.toml');
-    writeFileSync(configPath, toToml(apps));
-    args.push('--config', configPath);
-  }
-  args.push(...extraArgs);
-
-  const child = spawn(bin, args, { env: { ...inheritedEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderrLines = [];
-  createInterface({ input: child.stderr }).on('line', (line) => stderrLines.push(line));
-
-  const port = await new Promise((resolve, reject) => {
-    const fail = (why) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      // stderr may still be draining: give the pipe one turn of the loop.
-      setImmediate(() => reject(new Error(`${why}\nherald ${args.join(' ')}\n--- herald stderr ---\n${stderrLines.join('\n')}`)));
-    };
-    const timer = setTimeout(() => fail(`herald did not print its listening line within ${STARTUP_MS} ms`), STARTUP_MS);
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      const m = /^herald listening on 127\.0\.0\.1:(\d+)$/.exec(line.trim());
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('error', (err) => fail(`could not start herald: ${err.message}`));
-    child.once('exit', (code, signal) => fail(`herald exited early (code ${code}, signal ${signal})`));
+export async function startHerald({ apps = Object.values(APPS), listeners = [], env = {}, extraArgs = [] } = {}) {
+  const config = apps === null ? null : { apps, ...(listeners.length > 0 ? { listeners } : {}) };
+  const herald = await launch({ config, env, extraArgs, listeners: 1 + listeners.length });
+  herald.apps = apps;
+  herald.wsUrl = (key, query = 'protocol=7&client=js&version=8.6.0&flash=false') =>
+    `ws://127.0.0.1:${herald.port}/app/${key}${query === '' ? '' : `?${query}`}`;
+  // The clients of this process go first, so none of them sees the shutdown as a failure.
+  herald.beforeStop.push(() => {
+    for (const close of [...liveClients]) close();
   });
-  return new Herald(child, port, dir, stderrLines, apps);
-}
-
-/**
- * Runs herald to completion with the given arguments (for exit-code checks such as
- * `config check`). Resolves `{ code, stdout, stderr }`.
- */
-export function runHerald(args, { env = {}, timeout = STARTUP_MS } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(heraldBin(), args, { env: { ...inheritedEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`herald ${args.join(' ')} did not exit within ${timeout} ms\n${stderr}`));
-    }, timeout);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return herald;
 }
 
 /**
@@ -568,16 +428,6 @@ export function subscribed(client, name, timeout = WAIT_MS) {
   });
 }
 
-/** Lowercase hex HMAC-SHA256. */
-export function hmac(secret, text) {
-  return createHmac('sha256', secret).update(text).digest('hex');
-}
-
-/** Lowercase hex MD5. */
-export function md5(text) {
-  return createHash('md5').update(text).digest('hex');
-}
-
 /**
  * Sends an HTTP API request signed by hand (so tests can forge any part of it).
  *
@@ -588,15 +438,8 @@ export async function signedFetch(herald, app, {
   method = 'GET', path: reqPath, query = {}, body, timestamp = Math.floor(Date.now() / 1000),
   bodyMd5, signature, key = app.key, secret = app.secret,
 } = {}) {
-  const params = { ...query, auth_key: key, auth_timestamp: String(timestamp), auth_version: '1.0' };
-  if (body !== undefined && body !== '') params.body_md5 = bodyMd5 ?? md5(body);
-  const sorted = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&');
-  const sig = signature ?? hmac(secret, `${method}\n${reqPath}\n${sorted}`);
-  const qs = Object.keys(params)
-    .sort()
-    .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(params[k])}`)
-    .join('&');
-  const res = await fetch(`${herald.httpBase}${reqPath}?${qs}&auth_signature=${sig}`, {
+  const qs = apiQuery(method, reqPath, { query, body, key, secret, timestamp, bodyMd5, signature });
+  const res = await fetch(`${herald.httpBase}${reqPath}?${qs}`, {
     method,
     body,
     headers: body !== undefined ? { 'content-type': 'application/json' } : {},

@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 
 import {
-  APPS, Inbox, RawClient, closeCodesSeen, connected, hmac, once, pusherClient, rest,
+  APPS, Inbox, RawClient, closeCodesSeen, connected, once, pusherClient, rest,
   sdkUserAuthentication, startHerald, uid,
 } from './harness.mjs';
+import { signinAuth } from '../support/pusher_sign.mjs';
 
 describe('users', () => {
   let herald;
@@ -87,7 +88,7 @@ describe('users', () => {
     const raw = await RawClient.connect(herald.wsUrl(APPS.quiet.key));
     try {
       const userData = JSON.stringify({ id: 'u1' });
-      const auth = `${APPS.quiet.key}:${hmac(APPS.quiet.secret, `${raw.socketId}::user::${userData}`)}`;
+      const auth = signinAuth(APPS.quiet, raw.socketId, userData);
       raw.send({ event: 'pusher:signin', data: { auth, user_data: userData } });
       await raw.next('pusher:error');
       assert.equal(raw.messages.all((m) => m.event === 'pusher:signin_success').length, 0);
@@ -100,7 +101,7 @@ describe('users', () => {
     const raw = await RawClient.connect(herald.wsUrl(APPS.main.key));
     try {
       const userData = JSON.stringify({ id: uid('hand') });
-      const auth = `${APPS.main.key}:${hmac(APPS.main.secret, `${raw.socketId}::user::${userData}`)}`;
+      const auth = signinAuth(APPS.main, raw.socketId, userData);
       raw.send({ event: 'pusher:signin', data: { auth, user_data: userData } });
       const ok = await raw.next('pusher:signin_success');
       assert.equal(ok.decoded.user_data, userData);

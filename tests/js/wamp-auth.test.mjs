@@ -6,7 +6,7 @@
 //! A replayed AUTHENTICATE is sent by a raw WAMP client (`ws`), which a real client never does.
 
 import assert from 'node:assert/strict';
-import { createHmac, generateKeyPairSync, sign as edSign } from 'node:crypto';
+import { generateKeyPairSync, sign as edSign } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -15,6 +15,7 @@ import autobahn from 'autobahn';
 import WebSocket from 'ws';
 
 import { Inbox, RawClient, rest, startHerald, uid, withTimeout, WAIT_MS } from './harness.mjs';
+import { channelAuth, hmacHex } from '../support/pusher_sign.mjs';
 
 globalThis.WebSocket ??= WebSocket;
 if (!process.env.AUTOBAHN_DEBUG) autobahn.log.warn = () => {};
@@ -116,7 +117,7 @@ class Authenticator {
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
         const raw = Buffer.concat(chunks);
-        const expected = createHmac('sha256', app.secret).update(raw).digest('hex');
+        const expected = hmacHex(app.secret, raw);
         const record = {
           path: req.url,
           contentType: req.headers['content-type'] ?? '',
@@ -286,11 +287,6 @@ function eventInbox(label) {
   const inbox = new Inbox(label);
   inbox.handler = (args, kwargs, details) => inbox.push({ args, kwargs, details });
   return inbox;
-}
-
-function pusherAuth(app, socketId, channel, channelData) {
-  const text = `${socketId}:${channel}${channelData === undefined ? '' : `:${channelData}`}`;
-  return `${app.key}:${createHmac('sha256', app.secret).update(text).digest('hex')}`;
 }
 
 const topic = (name) => `com.auth.${uid(name)}`;
@@ -558,7 +554,7 @@ for (const serializer of ['json', 'msgpack']) {
       const name = `presence-granted-${uid('r')}`;
       const watcher = await RawClient.connect(herald.wsUrl(STATIC.key));
       const data = JSON.stringify({ user_id: 'watcher' });
-      await watcher.subscribe(name, { auth: pusherAuth(STATIC, watcher.socketId, name, data), channel_data: data });
+      await watcher.subscribe(name, { auth: channelAuth(STATIC, watcher.socketId, name, data), channel_data: data });
       const { session } = await open(STATIC.id, creds.ticket('alice', TICKET_ALICE));
       await withTimeout(session.subscribe(name, () => {}), 'SUBSCRIBED');
       const added = await watcher.next('pusher_internal:member_added');
@@ -573,12 +569,12 @@ for (const serializer of ['json', 'msgpack']) {
       const { session, details } = await open(TRUSTED.id);
       const socketId = details.authextra.socket_id;
       const name = `private-${uid('a')}`;
-      for (const bad of [pusherAuth(TRUSTED, '1.2', name), pusherAuth({ ...TRUSTED, secret: `x${TRUSTED.secret}` }, socketId, name)]) {
+      for (const bad of [channelAuth(TRUSTED, '1.2', name), channelAuth({ ...TRUSTED, secret: `x${TRUSTED.secret}` }, socketId, name)]) {
         const err = await rejectsWith(session.call('herald.pusher.authorize', [name, bad]), 'CALL with a wrong signature');
         assert.equal(err.error, NOT_AUTHORIZED);
       }
       assert.equal((await rejectsWith(session.subscribe(name, () => {}), 'SUBSCRIBE')).error, NOT_AUTHORIZED);
-      await withTimeout(session.call('herald.pusher.authorize', [name, pusherAuth(TRUSTED, socketId, name)]), 'RESULT');
+      await withTimeout(session.call('herald.pusher.authorize', [name, channelAuth(TRUSTED, socketId, name)]), 'RESULT');
       const inbox = eventInbox('authorized');
       await withTimeout(session.subscribe(name, inbox.handler), 'SUBSCRIBED after authorize');
       await withTimeout(rest(herald, TRUSTED).trigger(name, 'ev', { ok: true }), 'HTTP API trigger');
@@ -589,7 +585,7 @@ for (const serializer of ['json', 'msgpack']) {
       const name = `presence-${uid('a')}`;
       const { session, details } = await open(TRUSTED.id);
       const member = JSON.stringify({ user_id: 'u-7', user_info: { name: 'Seven' } });
-      const auth = pusherAuth(TRUSTED, details.authextra.socket_id, name, member);
+      const auth = channelAuth(TRUSTED, details.authextra.socket_id, name, member);
       const forged = await rejectsWith(session.call('herald.pusher.authorize', [name, auth, JSON.stringify({ user_id: 'admin' })]), 'CALL with other channel_data');
       assert.equal(forged.error, NOT_AUTHORIZED);
       await withTimeout(session.call('herald.pusher.authorize', [name, auth, member]), 'RESULT');

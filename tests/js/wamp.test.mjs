@@ -6,18 +6,13 @@
 //! publication order, so a later event arriving first-and-only proves an earlier one never came.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, afterEach, before, describe, test } from 'node:test';
 
 import autobahn from 'autobahn';
 import WebSocket from 'ws';
 
 import {
-  Herald, Inbox, collect, connected, heraldBin, once, pusherClient, rest, subscribed, uid,
+  Inbox, collect, connected, once, pusherClient, rest, startHerald, subscribed, uid,
   withTimeout,
 } from './harness.mjs';
 
@@ -33,53 +28,16 @@ const APP = {
   id: '4001', key: 'wamp-js-key', secret: 'wamp-js-9b3d7f1a5e0c2486', wamp: true, wamp_anonymous_role: 'trusted',
 };
 
-const STARTUP_MS = 20000;
 /** Upper bound for a whole suite, on top of the per-wait timeouts. */
 const SUITE_MS = 120000;
 
 // --- herald with a WAMP v1 listener ---------------------------------------------------------
 
-function tomlValue(v) {
-  if (typeof v === 'string') return JSON.stringify(v);
-  return String(v);
-}
-
 /** Starts herald with APP and one `protocol = "wamp1"` listener; resolves `{herald, v1Port}`. */
 async function startWampHerald() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'herald-wamp-js-'));
-  const configPath = path.join(dir, 'herald.toml');
   const listener = { host: '127.0.0.1', port: 0, protocol: 'wamp1', app: APP.id };
-  const toml = [
-    ['[[apps]]', ...Object.entries(APP).map(([k, v]) => `${k} = ${tomlValue(v)}`)].join('\n'),
-    ['[[listeners]]', ...Object.entries(listener).map(([k, v]) => `${k} = ${tomlValue(v)}`)].join('\n'),
-  ].join('\n\n') + '\n';
-  writeFileSync(configPath, toml);
-  const args = ['serve', '--host', '127.0.0.1', '--port', '0', '--config', configPath];
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PUSHER_') && !k.startsWith('HERALD_')));
-  const child = spawn(heraldBin(), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderrLines = [];
-  createInterface({ input: child.stderr }).on('line', (line) => stderrLines.push(line));
-  const ports = await new Promise((resolve, reject) => {
-    const found = [];
-    const fail = (why) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      setImmediate(() => reject(new Error(`${why}\n--- config ---\n${toml}--- herald stderr ---\n${stderrLines.join('\n')}`)));
-    };
-    const timer = setTimeout(() => fail(`herald printed ${found.length} of 2 listening lines within ${STARTUP_MS} ms`), STARTUP_MS);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /^herald listening on 127\.0\.0\.1:(\d+)(.*)$/.exec(line.trim());
-      if (!m) return;
-      found.push(Number(m[1]));
-      if (found.length === 2) {
-        clearTimeout(timer);
-        resolve(found);
-      }
-    });
-    child.once('error', (err) => fail(`could not start herald: ${err.message}`));
-    child.once('exit', (code, signal) => fail(`herald exited early (code ${code}, signal ${signal})`));
-  });
-  return { herald: new Herald(child, ports[0], dir, stderrLines, [APP]), v1Port: ports[1] };
+  const herald = await startHerald({ apps: [APP], listeners: [listener] });
+  return { herald, v1Port: herald.listening[1].port };
 }
 
 // --- autobahn-js ----------------------------------------------------------------------------

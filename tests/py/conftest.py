@@ -6,16 +6,10 @@ Nothing here sleeps to synchronise: every wait reads the socket or a queue with 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
 import os
-import queue
-import re
-import subprocess
-import tempfile
-import threading
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -25,9 +19,13 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-ROOT = Path(__file__).resolve().parents[2]
+# The launcher and signer every suite shares (tests/support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+
+from herald_launcher import Herald as Launcher  # noqa: E402
+from pusher_sign import api_params  # noqa: E402
+
 WAIT_S = 5.0
-STARTUP_S = 20.0
 
 # Numeric ids: the PyPI SDK refuses app ids that are not all digits.
 APPS = {
@@ -43,98 +41,16 @@ APPS = {
 }
 
 
-def herald_bin() -> Path:
-    """The herald binary under test: $HERALD_BIN, else target/debug/herald."""
-    if os.environ.get("HERALD_BIN"):
-        return Path(os.environ["HERALD_BIN"])
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    if not target.is_absolute():
-        target = ROOT / target
-    return target / "debug" / "herald"
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value)
-
-
-def to_toml(apps: list[dict]) -> str:
-    """herald's TOML config for these app tables."""
-    blocks = []
-    for app in apps:
-        lines = ["[[apps]]"] + [f"{k} = {_toml_value(v)}" for k, v in app.items()]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
-
-
-class Herald:
-    """A running herald process on 127.0.0.1 with the port it printed."""
+class Herald(Launcher):
+    """A running herald on 127.0.0.1 serving `apps` (None: no config file at all)."""
 
     def __init__(self, apps: list[dict] | None, env: dict[str, str] | None = None):
-        binary = herald_bin()
-        if not binary.exists():
-            raise RuntimeError(
-                f"herald binary not found at {binary}: run `cargo build -p herald-server` or set HERALD_BIN")
+        super().__init__({"apps": apps} if apps is not None else None, env=env)
         self.apps = apps
-        self.tmp = tempfile.TemporaryDirectory(prefix="herald-py-")
-        args = [str(binary), "serve", "--host", "127.0.0.1", "--port", "0"]
-        if apps is not None:
-            config = Path(self.tmp.name) / "herald.toml"
-            config.write_text(to_toml(apps))
-            args += ["--config", str(config)]
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith(("PUSHER_", "HERALD_"))}
-        child_env.update(env or {})
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env, text=True)
-        self.stderr_lines: list[str] = []
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(self.proc.stdout, lines.put, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines.append, False),
-                         daemon=True).start()
-        deadline = time.monotonic() + STARTUP_S
-        self.port = None
-        while self.port is None:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self._fail(f"herald did not print its listening line within {STARTUP_S} s")
-            if line is None:
-                self.proc.wait(timeout=WAIT_S)
-                self._fail(f"herald exited early with code {self.proc.returncode}")
-            match = re.fullmatch(r"herald listening on 127\.0\.0\.1:(\d+)", line.strip())
-            if match:
-                self.port = int(match.group(1))
-
-    @staticmethod
-    def _pump(stream, sink, signal_eof: bool):
-        for line in stream:
-            sink(line.rstrip("\n"))
-        if signal_eof:
-            sink(None)
-
-    def _fail(self, why: str):
-        self.proc.kill()
-        self.proc.wait()
-        raise RuntimeError(f"{why}\n--- herald stderr ---\n" + "\n".join(self.stderr_lines))
-
-    def stderr(self) -> str:
-        return "\n".join(self.stderr_lines)
+        self.start()
 
     def ws_url(self, key: str, query: str = "protocol=7&client=python&version=1.0&flash=false") -> str:
         return f"ws://127.0.0.1:{self.port}/app/{key}" + (f"?{query}" if query else "")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.tmp.cleanup()
 
 
 class RawSocket:
@@ -212,24 +128,12 @@ class RawSocket:
         self.ws.close()
 
 
-def sign(secret: str, text: str) -> str:
-    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-
-
 def signed_request(herald: Herald, app: dict, method: str, path: str, *, query=None, body: str | None = None,
                    timestamp: int | None = None, body_md5: str | None = None, signature: str | None = None,
                    key: str | None = None, secret: str | None = None):
     """Sends a hand-signed HTTP API request (any part may be forged). Returns (status, text)."""
-    params = dict(query or {})
-    params.update({
-        "auth_key": key or app["key"],
-        "auth_timestamp": str(timestamp if timestamp is not None else int(time.time())),
-        "auth_version": "1.0",
-    })
-    if body:
-        params["body_md5"] = body_md5 or hashlib.md5(body.encode()).hexdigest()
-    to_sign = "&".join(f"{k}={params[k]}" for k in sorted(params))
-    params["auth_signature"] = signature or sign(secret or app["secret"], f"{method}\n{path}\n{to_sign}")
+    params = api_params(method, path, dict(query or {}), body or b"", key=key or app["key"],
+                        secret=secret or app["secret"], timestamp=timestamp, body_md5=body_md5, signature=signature)
     conn = http.client.HTTPConnection("127.0.0.1", herald.port, timeout=WAIT_S)
     try:
         headers = {"Content-Type": "application/json"} if body else {}

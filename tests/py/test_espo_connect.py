@@ -112,8 +112,8 @@ def test_e1_secure_mode_needs_readable_certificate_files(certs):
                         "private key")):
         server = EspoHerald(table, expect_exit=True)
         try:
-            assert server.wait_exit() == 64, server.stderr
-            assert key in "\n".join(server.stderr), server.stderr
+            assert server.wait_exit() == 64, server.stderr_lines
+            assert key in "\n".join(server.stderr_lines), server.stderr_lines
         finally:
             server.stop()
 
@@ -309,7 +309,7 @@ def test_e13_debug_mode_prints_connection_lines(espo):
     client.close()
     espo.wait_line(rf"^\[\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\] {cid}: user u1 unsubscribed$")
     espo.wait_line(rf"^\[[-\d: ]+\] {cid}: close$")
-    text = "\n".join(espo.stdout)
+    text = "\n".join(espo.stdout_lines)
     for line in (f"{cid}: open", f"{cid}: user u1 subscribed",
                  f"{cid}: check access succeed for topic {topic} for user u1",
                  f"{cid}: add topic {topic} for user u1", f"message {topic} for all: sent to 1"):
@@ -322,7 +322,7 @@ def test_e13_no_debug_lines_when_off():
         client = server.client("u1", welcome=False)
         assert client.recv()[0] == 0
         client.close()
-        assert all(line.startswith("herald listening") for line in server.stdout), server.stdout
+        assert all(line.startswith("herald listening") for line in server.stdout_lines), server.stdout_lines
     finally:
         server.stop()
 
@@ -356,9 +356,9 @@ def test_e14_bind_failures_exit_non_zero():
                       base_espocrm(webSocketZeroMQSubscriberDsn=f"tcp://127.0.0.1:{port}")):
             server = EspoHerald(table, expect_exit=True)
             try:
-                assert server.wait_exit() == 69, server.stderr
-                assert str(port) in "\n".join(server.stderr)
-                assert not any(line.startswith("herald listening") for line in server.stdout)
+                assert server.wait_exit() == 69, server.stderr_lines
+                assert str(port) in "\n".join(server.stderr_lines)
+                assert not any(line.startswith("herald listening") for line in server.stdout_lines)
             finally:
                 server.stop()
     finally:
@@ -375,7 +375,7 @@ def test_e14_invalid_config_exits_64_naming_the_key(table, key):
     server = EspoHerald(table, expect_exit=True)
     try:
         assert server.wait_exit() == 64
-        assert key in "\n".join(server.stderr), server.stderr
+        assert key in "\n".join(server.stderr_lines), server.stderr_lines
     finally:
         server.stop()
 
@@ -385,7 +385,7 @@ def test_app_of_the_profile_must_exist_when_several():
     server = EspoHerald(base_espocrm(), apps=[APP, other], expect_exit=True)
     try:
         assert server.wait_exit() == 64
-        assert "espocrm.app" in "\n".join(server.stderr)
+        assert "espocrm.app" in "\n".join(server.stderr_lines)
     finally:
         server.stop()
 
@@ -393,7 +393,7 @@ def test_app_of_the_profile_must_exist_when_several():
 def test_e14_deploy_example_config_is_valid(tmp_path):
     example = Path(__file__).resolve().parents[2] / "deploy" / "espocrm" / "herald-espocrm.toml"
     from espo_harness import ROOT
-    from conftest import herald_bin
+    from herald_launcher import herald_bin
     config = tmp_path / "espocrm.toml"
     # Filled in as its comments say: the EspoCRM root, and a random secret for the placeholder.
     text = example.read_text().replace('"/var/www/espocrm"', json.dumps(str(ROOT)))

@@ -339,7 +339,7 @@ def test_shared_app_lets_pusher_read_broadcast_categories_only(shared):
 
 
 def test_shared_app_refuses_pusher_client_events_and_signed_channels(shared):
-    from conftest import sign
+    from pusher_sign import channel_auth
 
     broadcast = f"appParamsUpdate.{uid('c')}"
     v1 = shared.client("u2")
@@ -350,7 +350,7 @@ def test_shared_app_refuses_pusher_client_events_and_signed_channels(shared):
     assert "Client event" in pusher.next("pusher:error")["decoded"]["message"]
     # Even a correctly signed private channel is not the profile's to give.
     channel = "private-espo"
-    auth = f"{APP['key']}:{sign(APP['secret'], pusher.socket_id + ':' + channel)}"
+    auth = channel_auth(APP, pusher.socket_id, channel)
     pusher.send({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}})
     refused = pusher.next("pusher:subscription_error", lambda m: m.get("channel") == channel)
     assert refused["decoded"]["status"] == 403, refused

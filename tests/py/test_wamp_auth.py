@@ -11,7 +11,6 @@ raw WAMP client on the `websockets` package that sends the message arrays itself
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import re
@@ -30,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from conftest import WAIT_S, RawSocket, make_sdk, signed_request, uid
+from pusher_sign import channel_auth, hmac_hex
 from wamp1_client import Aborted, EventInbox, WampHerald, run, serializer_for, within
 
 SERIALIZERS = ["json", "msgpack"]
@@ -143,7 +143,7 @@ class Authenticator:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                expected = hmac.new(outer.app["secret"].encode(), raw, hashlib.sha256).hexdigest()
+                expected = hmac_hex(outer.app["secret"], raw)
                 record = {
                     "path": self.path,
                     "content_type": self.headers.get("Content-Type", ""),
@@ -398,11 +398,6 @@ def welcome_of(session) -> dict:
     d = session.joined.result()
     return {"authid": d.authid, "authrole": d.authrole, "authmethod": d.authmethod,
             "authprovider": d.authprovider, "authextra": d.authextra}
-
-
-def pusher_auth(app: dict, socket_id: str, channel: str, channel_data: str | None = None) -> str:
-    text = f"{socket_id}:{channel}" + (f":{channel_data}" if channel_data is not None else "")
-    return f"{app['key']}:" + hmac.new(app["secret"].encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 # --- successful authentication -------------------------------------------------------------------
@@ -911,7 +906,7 @@ def test_presence_member_from_principal_for_role_grant(herald, serializer):
     watcher = RawSocket(f"ws://127.0.0.1:{herald.port}/app/{STATIC['key']}?protocol=7&client=python&version=1.0")
     try:
         data = json.dumps({"user_id": "watcher", "user_info": {"name": "Watcher"}})
-        watcher.subscribe(channel, auth=pusher_auth(STATIC, watcher.socket_id, channel, data), channel_data=data)
+        watcher.subscribe(channel, auth=channel_auth(STATIC, watcher.socket_id, channel, data), channel_data=data)
 
         async def body(joiner):
             alice = await joiner.join(STATIC["id"], Credentials.ticket("alice", TICKET_ALICE))
@@ -936,15 +931,15 @@ def test_private_channel_opened_by_pusher_authorize(herald, serializer):
             await within(session.subscribe(lambda *a: None, channel), "ERROR before authorize")
         assert err.value.error == NOT_AUTHORIZED
         # A signature for another socket id (or with the wrong secret) is refused.
-        for bad in (pusher_auth(TRUSTED, "1.2", channel),
-                    pusher_auth(dict(TRUSTED, secret="wrong-" + TRUSTED["secret"]), socket_id, channel)):
+        for bad in (channel_auth(TRUSTED, "1.2", channel),
+                    channel_auth(dict(TRUSTED, secret="wrong-" + TRUSTED["secret"]), socket_id, channel)):
             with pytest.raises(ApplicationError) as err:
                 await within(session.call("herald.pusher.authorize", channel, bad), "ERROR for a wrong signature")
             assert err.value.error == NOT_AUTHORIZED
         with pytest.raises(ApplicationError) as err:
             await within(session.subscribe(lambda *a: None, channel), "ERROR after a wrong signature")
         assert err.value.error == NOT_AUTHORIZED
-        await within(session.call("herald.pusher.authorize", channel, pusher_auth(TRUSTED, socket_id, channel)),
+        await within(session.call("herald.pusher.authorize", channel, channel_auth(TRUSTED, socket_id, channel)),
                      "RESULT of herald.pusher.authorize")
         inbox = EventInbox("authorized")
         await within(session.subscribe(inbox.handler, channel), "SUBSCRIBED after authorize")
@@ -963,7 +958,7 @@ def test_presence_channel_opened_by_pusher_authorize_with_channel_data(herald, s
     watcher = RawSocket(f"ws://127.0.0.1:{herald.port}/app/{TRUSTED['key']}?protocol=7&client=python&version=1.0")
     try:
         data = json.dumps({"user_id": "watcher"})
-        watcher.subscribe(channel, auth=pusher_auth(TRUSTED, watcher.socket_id, channel, data), channel_data=data)
+        watcher.subscribe(channel, auth=channel_auth(TRUSTED, watcher.socket_id, channel, data), channel_data=data)
 
         async def body(joiner):
             session = await joiner.join(TRUSTED["id"])
@@ -973,10 +968,10 @@ def test_presence_channel_opened_by_pusher_authorize_with_channel_data(herald, s
             with pytest.raises(ApplicationError) as err:
                 # Signed for one member, presented with another.
                 await within(session.call("herald.pusher.authorize", channel,
-                                          pusher_auth(TRUSTED, socket_id, channel, member), forged), "ERROR")
+                                          channel_auth(TRUSTED, socket_id, channel, member), forged), "ERROR")
             assert err.value.error == NOT_AUTHORIZED
             await within(session.call("herald.pusher.authorize", channel,
-                                      pusher_auth(TRUSTED, socket_id, channel, member), member), "RESULT")
+                                      channel_auth(TRUSTED, socket_id, channel, member), member), "RESULT")
             await within(session.subscribe(lambda *a: None, channel), "SUBSCRIBED")
             added = await blocking(watcher.next, "pusher_internal:member_added")
             assert added["decoded"] == {"user_id": "u-42", "user_info": {"name": "Forty Two"}}, added

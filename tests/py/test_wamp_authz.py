@@ -10,14 +10,13 @@ CALL with CALLERROR.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
 from conftest import RawSocket, make_sdk, uid
+from pusher_sign import channel_auth
 from wamp1_client import (
     CALLERROR, CALLRESULT, SUBSCRIBE, WAMP_APPS, EventInbox, Sessions, Wamp1Client, run, wamp_herald, within,
 )
@@ -188,17 +187,12 @@ def test_v2_pattern_subscription_never_sees_pusher_only_channels(wamp_herald, ma
     scenario(wamp_herald, "json", body, realm=OPEN["id"])
 
 
-def _private_auth(app: dict, socket_id: str, channel: str) -> str:
-    sig = hmac.new(app["secret"].encode(), f"{socket_id}:{channel}".encode(), hashlib.sha256).hexdigest()
-    return f"{app['key']}:{sig}"
-
-
 def test_v1_subscribe_and_publish_to_private_channel_ignored(wamp_herald):
     channel = f"private-{uid('v1')}"
     pusher = RawSocket(wamp_herald.pusher_url("open"))
     old = Wamp1Client(wamp_herald.v1_port("open"))
     try:
-        pusher.subscribe(channel, auth=_private_auth(OPEN, pusher.socket_id, channel))
+        pusher.subscribe(channel, auth=channel_auth(OPEN, pusher.socket_id, channel))
         old.subscribe(channel)
         old.publish(channel, {"from": "v1"})
         old.sync()

@@ -5,9 +5,9 @@ headers, every frame's bytes (close frames included) and the order of messages. 
 sleeps to synchronise: reads block on the socket with a deadline, and `sync()` is a CALL whose
 CALLERROR proves every earlier message of this connection was processed.
 
-The launcher (`WampHerald`) writes a config with `[[apps]]` and `[[listeners]]` tables and waits
-for one `herald listening on 127.0.0.1:PORT` line per listener (the main listener first, then the
-`[[listeners]]` in file order).
+The launcher (`WampHerald`, on tests/support/herald_launcher.py) writes a config with `[[apps]]`
+and `[[listeners]]` tables and waits for one `herald listening on 127.0.0.1:PORT` line per
+listener (the main listener first, then the `[[listeners]]` in file order).
 """
 
 from __future__ import annotations
@@ -17,20 +17,16 @@ import hashlib
 import itertools
 import json
 import os
-import queue
 import re
 import socket
 import struct
-import subprocess
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from conftest import STARTUP_S, WAIT_S, herald_bin
+from herald_launcher import WAIT_S
+from herald_launcher import Herald as Launcher
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -82,96 +78,32 @@ WAMP_LISTENERS = {
 SESSION_ID = re.compile(r"[0-9a-z]{16,32}")
 
 
-# --- config and process --------------------------------------------------------------------
+# --- the process -------------------------------------------------------------------------
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    # Arrays and inline tables on one line: an inline table may not span lines.
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def wamp_toml(apps: list[dict], listeners: list[dict]) -> str:
-    """herald's config file: `[[apps]]` tables (nested tables written inline), then `[[listeners]]`."""
-    blocks = []
-    for table, rows in (("apps", apps), ("listeners", listeners)):
-        for row in rows:
-            blocks.append("\n".join([f"[[{table}]]"] + [f"{k} = {_toml_value(v)}" for k, v in row.items()]))
-    return "\n\n".join(blocks) + "\n"
-
-
-class WampHerald:
+class WampHerald(Launcher):
     """A herald process serving the WAMP apps: Pusher + WAMP v2 on `port`, WAMP v1 per listener."""
 
     def __init__(self, apps: list[dict] | None = None, listeners: dict[str, dict] | None = None):
         self.apps = list(WAMP_APPS.values()) if apps is None else apps
         self.listener_names = list((WAMP_LISTENERS if listeners is None else listeners).keys())
         self.listeners = list((WAMP_LISTENERS if listeners is None else listeners).values())
-        binary = herald_bin()
-        if not binary.exists():
-            raise RuntimeError(
-                f"herald binary not found at {binary}: run `cargo build -p herald-server` or set HERALD_BIN")
-        self.tmp = tempfile.TemporaryDirectory(prefix="herald-wamp-py-")
-        config = Path(self.tmp.name) / "herald.toml"
-        config.write_text(wamp_toml(self.apps, self.listeners))
-        self.config_text = config.read_text()
-        args = [str(binary), "serve", "--host", "127.0.0.1", "--port", "0", "--config", str(config)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PUSHER_", "HERALD_"))}
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        self.stderr_lines: list[str] = []
-        self.stdout_lines: list[str] = []
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(self.proc.stdout, lines.put, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines.append, False),
-                         daemon=True).start()
-        expected = 1 + len(self.listeners)
-        found: list[tuple[int, str]] = []
-        deadline = time.monotonic() + STARTUP_S
-        while len(found) < expected:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self._fail(f"herald printed {len(found)} listening line(s) within {STARTUP_S} s; expected "
-                           f"{expected} (one per listener)")
-            if line is None:
-                self.proc.wait(timeout=WAIT_S)
-                self._fail(f"herald exited early with code {self.proc.returncode}")
-            self.stdout_lines.append(line)
-            match = re.fullmatch(r"herald listening on 127\.0\.0\.1:(\d+)(.*)", line.strip())
-            if match:
-                found.append((int(match.group(1)), match.group(2)))
-        self.port = found[0][0]
-        self.v1_ports = self._assign(found[1:])
+        doc = {"apps": self.apps}
+        if self.listeners:
+            doc["listeners"] = self.listeners
+        super().__init__(doc)
+        # One listening line per listener, the main one first.
+        self.start(listeners=1 + len(self.listeners))
+        self.v1_ports = self._assign(self.listening[1:])
 
-    def _assign(self, lines: list[tuple[int, str]]) -> dict[str, int]:
-        """Listener name -> port, in file order; a suffix naming another app is a mistake."""
+    def _assign(self, lines: list[tuple[int, str | None]]) -> dict[str, int]:
+        """Listener name -> port, in file order; a label naming another app is a mistake."""
         ports: dict[str, int] = {}
-        for name, listener, (port, suffix) in zip(self.listener_names, self.listeners, lines):
-            if suffix and listener["app"] not in suffix:
-                self._fail(f"listening line for listener {name!r} (app {listener['app']}) says {suffix!r}")
+        for name, listener, (port, label) in zip(self.listener_names, self.listeners, lines):
+            if label and listener["app"] not in label:
+                self.stop()
+                raise AssertionError(f"listening line for listener {name!r} (app {listener['app']}) says {label!r}")
             ports[name] = port
         return ports
-
-    @staticmethod
-    def _pump(stream, sink, signal_eof: bool):
-        for line in stream:
-            sink(line.rstrip("\n"))
-        if signal_eof:
-            sink(None)
-
-    def _fail(self, why: str):
-        self.proc.kill()
-        self.proc.wait()
-        raise RuntimeError(f"{why}\n--- config ---\n{self.config_text}\n--- stdout ---\n"
-                           + "\n".join(self.stdout_lines) + "\n--- herald stderr ---\n" + "\n".join(self.stderr_lines))
 
     def v1_port(self, listener: str = "open") -> int:
         """Port of the WAMP v1 listener named `listener` in WAMP_LISTENERS."""
@@ -183,21 +115,6 @@ class WampHerald:
 
     def pusher_url(self, app: str = "open") -> str:
         return f"ws://127.0.0.1:{self.port}/app/{WAMP_APPS[app]['key']}?protocol=7&client=python&version=1.0"
-
-    def assert_alive(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"herald exited with code {self.proc.returncode}\n--- herald stderr (tail) ---\n"
-                                 + "\n".join(self.stderr_lines[-40:]))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.tmp.cleanup()
 
 
 @pytest.fixture(scope="module")

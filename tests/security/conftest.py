@@ -17,8 +17,7 @@ import hashlib
 
 import pytest
 
-# The EspoCRM fixture (tests/fixtures/espo/espo_harness.py) takes these from `conftest`.
-from sec_launch import STARTUP_S, WAIT_S, herald_bin, start  # noqa: F401
+from sec_launch import start
 
 CASE_TIMEOUT_S = 90
 

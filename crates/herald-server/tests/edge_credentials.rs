@@ -4,9 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ops_support;
-
-use ops_support::{Herald, TempDir};
+use herald_test_support::process::{Herald, TempDir, herald_bin};
 
 const GOOD_SECRET: &str = "a-long-random-test-secret-0123";
 
@@ -57,7 +55,7 @@ fn weak_secrets_exit_64_naming_the_key() {
 #[test]
 fn the_shipped_espocrm_example_is_refused_until_its_secret_is_replaced() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/espocrm/herald-espocrm.toml");
-    let out = std::process::Command::new(ops_support::herald_bin())
+    let out = std::process::Command::new(herald_bin())
         .args(["config", "check", "--config", example])
         .env_remove("PUSHER_APP_ID")
         .env_remove("PUSHER_APP_KEY")

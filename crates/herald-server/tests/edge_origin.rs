@@ -4,14 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod edge_support;
-mod ops_support;
-mod support;
-
-use edge_support::{pusher_path, upgrade};
 use herald_core::AppConfig;
 use herald_server::config::{ListenerSettings, Profile};
-use support::{TestServer, app, settings, with_metrics};
+use herald_test_support::http::{http, parse_metrics};
+use herald_test_support::ws::{pusher_path, upgrade};
+use herald_test_support::{TestServer, app, settings, with_metrics};
 
 const GOOD: &str = "https://app.example.com";
 const FOREIGN: &str = "https://evil.example.net";
@@ -21,9 +18,9 @@ fn listed(id: &str, key: &str) -> AppConfig {
 }
 
 async fn metrics(server: &TestServer) -> std::collections::HashMap<String, f64> {
-    let (status, text) = ops_support::http(server.metrics(), "GET", "/metrics").await;
+    let (status, text) = http(server.metrics(), "GET", "/metrics").await;
     assert_eq!(status, 200);
-    ops_support::parse_metrics(&text)
+    parse_metrics(&text)
 }
 
 #[tokio::test]
@@ -64,13 +61,9 @@ async fn wamp1_listener_upgrades_follow_their_apps_list() {
         profile: Profile::Wamp1 { app: "1".into(), strict_subprotocol: false },
         tls: None,
     });
-    let server = herald_server::Server::bind(s).await.unwrap();
-    let wamp1 = server.addrs()[1].0;
-    let metrics_addr = server.addrs().into_iter().find(|(_, l)| l.as_deref() == Some("metrics")).unwrap().0;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
+    let server = TestServer::start(s).await;
+    let wamp1 = server.listening[1].0;
+    let metrics_addr = server.metrics();
 
     let proto = ("Sec-WebSocket-Protocol", "wamp");
     let refused = upgrade(wamp1, "/", &[proto, ("Origin", FOREIGN)]).await;
@@ -79,10 +72,9 @@ async fn wamp1_listener_upgrades_follow_their_apps_list() {
     assert_eq!(upgrade(wamp1, "/", &[proto, ("Origin", GOOD)]).await.status, 101);
     assert_eq!(upgrade(wamp1, "/", &[proto]).await.status, 101);
 
-    let text = ops_support::http(metrics_addr, "GET", "/metrics").await.1;
-    assert_eq!(ops_support::parse_metrics(&text)["herald_origin_refused_total{app=\"1\"}"], 1.0);
-    tx.send(()).unwrap();
-    tokio::time::timeout(support::WAIT, done).await.unwrap().unwrap();
+    let text = http(metrics_addr, "GET", "/metrics").await.1;
+    assert_eq!(parse_metrics(&text)["herald_origin_refused_total{app=\"1\"}"], 1.0);
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -4,15 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod edge_support;
-mod ops_support;
-mod support;
-
 use std::time::Duration;
 
-use edge_support::{pusher_path, upgrade};
 use herald_server::config::{PerIpLimits, Settings};
-use support::{TestServer, app, settings, with_metrics};
+use herald_test_support::http::{http, parse_metrics};
+use herald_test_support::ws::{pusher_path, upgrade};
+use herald_test_support::{TestServer, WAIT, app, settings, with_metrics};
 
 fn limited(max_connections: u32, max_new_per_second: u32) -> Settings {
     let mut s = with_metrics(settings(vec![app("1", "key")]));
@@ -21,8 +18,8 @@ fn limited(max_connections: u32, max_new_per_second: u32) -> Settings {
 }
 
 async fn refused_total(server: &TestServer, reason: &str) -> f64 {
-    let text = ops_support::http(server.metrics(), "GET", "/metrics").await.1;
-    ops_support::parse_metrics(&text)[&format!("herald_connections_refused_total{{reason=\"{reason}\"}}")]
+    let text = http(server.metrics(), "GET", "/metrics").await.1;
+    parse_metrics(&text)[&format!("herald_connections_refused_total{{reason=\"{reason}\"}}")]
 }
 
 #[tokio::test]
@@ -37,11 +34,11 @@ async fn concurrent_connections_over_the_limit_get_429_until_one_closes() {
     assert_eq!(third.body, "Too many connections from your address");
     assert!(third.header("sec-websocket-accept").is_none());
     // Plain HTTP is not counted.
-    assert_eq!(ops_support::http(server.addr, "GET", "/up").await.0, 200);
+    assert_eq!(http(server.addr, "GET", "/up").await.0, 200);
 
     drop(a);
     // The place comes back when the server has seen the socket close; poll for it.
-    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let deadline = tokio::time::Instant::now() + WAIT;
     let again = loop {
         let answer = upgrade(server.addr, &path, &[]).await;
         if answer.status == 101 {

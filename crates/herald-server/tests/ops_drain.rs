@@ -3,17 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ops_support;
-mod support;
-
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use herald_server::config::{ListenerSettings, Profile};
-use ops_support::publish;
+use herald_test_support::http::publish_data;
+use herald_test_support::{TestServer, WAIT, Ws, app, next_json, settings, subscribe};
 use serde_json::{Value, json};
-use support::{WAIT, Ws, app, next_json, settings, subscribe};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -54,13 +50,8 @@ async fn drain_gives_every_client_its_goodbye_and_loses_no_accepted_publication(
         tls: None,
     });
     s.shutdown_grace = Duration::from_secs(10);
-    let server = herald_server::Server::bind(s).await.unwrap();
-    let addrs = server.addrs();
-    let (main, wamp1) = (addrs[0].0, addrs[1].0);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(server.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let server = TestServer::start(s).await;
+    let (main, wamp1) = (server.listening[0].0, server.listening[1].0);
 
     let mut pushers = Vec::new();
     for _ in 0..PUSHER_CLIENTS {
@@ -85,16 +76,15 @@ async fn drain_gives_every_client_its_goodbye_and_loses_no_accepted_publication(
 
     // Publish until the server stops answering; start the drain after the 20th acceptance, so
     // publications are in flight while it begins.
-    let stop_tx = Arc::new(FireOnce::new(stop_tx));
     let publisher = tokio::spawn({
-        let stop_tx = Arc::clone(&stop_tx);
+        let stop = server.stop_handle();
         async move {
             let mut accepted = Vec::new();
             for i in 0..10_000 {
                 let Ok(Ok(code)) = tokio::time::timeout(
                     WAIT,
                     tokio::spawn(
-                        async move { publish(main, ("1", "key", "key-secret"), "news", &format!("m{i}")).await },
+                        async move { publish_data(main, ("1", "key", "key-secret"), "news", &format!("m{i}")).await },
                     ),
                 )
                 .await
@@ -105,7 +95,7 @@ async fn drain_gives_every_client_its_goodbye_and_loses_no_accepted_publication(
                     accepted.push(format!("m{i}"));
                 }
                 if accepted.len() == 20 {
-                    stop_tx.fire();
+                    stop.stop();
                 }
             }
             accepted
@@ -134,7 +124,7 @@ async fn drain_gives_every_client_its_goodbye_and_loses_no_accepted_publication(
         assert_eq!(seen.last().unwrap(), &json!([6, {}, "wamp.close.system_shutdown"]));
         assert_eq!(code, Some(u16::from(CloseCode::Away)));
     }
-    tokio::time::timeout(Duration::from_secs(15), done).await.expect("drained within the grace period").unwrap();
+    server.shutdown().await;
 }
 
 /// A Pusher client of app `key` at `addr`, past `connection_established`.
@@ -143,18 +133,4 @@ async fn pusher_at(addr: std::net::SocketAddr) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
     assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
     ws
-}
-
-/// A one-shot sender that can be fired more than once (the first call wins).
-struct FireOnce(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
-
-impl FireOnce {
-    fn new(tx: tokio::sync::oneshot::Sender<()>) -> Self {
-        Self(std::sync::Mutex::new(Some(tx)))
-    }
-    fn fire(&self) {
-        if let Some(tx) = self.0.lock().unwrap().take() {
-            let _ = tx.send(());
-        }
-    }
 }

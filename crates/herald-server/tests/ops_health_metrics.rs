@@ -3,13 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ops_support;
-mod support;
-
 use std::time::Duration;
 
-use ops_support::{http, parse_metrics, publish};
-use support::{TestServer, app, next_json, settings, subscribe, with_metrics};
+use herald_test_support::http::{http, parse_metrics, publish_data};
+use herald_test_support::{TestServer, app, next_json, settings, subscribe, with_metrics};
 
 #[tokio::test]
 async fn up_and_ready_answer_on_the_main_port() {
@@ -37,10 +34,10 @@ async fn metrics_count_connections_messages_publications_and_api_codes() {
     let (mut ws, _) = server.pusher("key").await;
     subscribe(&mut ws, "news").await;
     let secret = "key-secret";
-    assert_eq!(publish(server.addr, ("1", "key", secret), "news", "hello").await, 200);
+    assert_eq!(publish_data(server.addr, ("1", "key", secret), "news", "hello").await, 200);
     let ev = next_json(&mut ws).await;
     assert_eq!(ev["event"], "ev");
-    assert_eq!(publish(server.addr, ("1", "key", "wrong-secret"), "news", "x").await, 401);
+    assert_eq!(publish_data(server.addr, ("1", "key", "wrong-secret"), "news", "x").await, 401);
 
     assert_eq!(http(server.addr, "GET", "/metrics").await.0, 404, "never on the main port");
     let (status, text) = http(server.metrics(), "GET", "/metrics").await;
@@ -76,18 +73,11 @@ async fn metrics_count_connections_messages_publications_and_api_codes() {
 
 #[tokio::test]
 async fn a_separate_metrics_port_serves_ready_while_draining() {
-    use herald_server::Server;
-    let mut s = settings(vec![app("1", "key")]);
-    s.ops.metrics_addr = Some(("127.0.0.1".into(), 0));
+    let mut s = with_metrics(settings(vec![app("1", "key")]));
     s.shutdown_grace = Duration::from_secs(10);
-    let server = Server::bind(s).await.unwrap();
-    let addrs = server.addrs();
-    let main = addrs[0].0;
-    let metrics = addrs.iter().find(|(_, l)| l.as_deref() == Some("metrics")).unwrap().0;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
+    let server = TestServer::start(s).await;
+    let main = server.listening[0].0;
+    let metrics = server.metrics();
     assert_eq!(http(metrics, "GET", "/ready").await.0, 200);
     assert_eq!(http(main, "GET", "/metrics").await.0, 404, "metrics live on their own port");
     assert!(http(metrics, "GET", "/metrics").await.1.contains("herald_connections{app=\"1\"} 0"));
@@ -97,7 +87,7 @@ async fn a_separate_metrics_port_serves_ready_while_draining() {
     // A client that upgrades and then never reads nor closes keeps the drain busy (the server
     // waits for it to acknowledge the close).
     let stuck = raw_upgrade(main).await;
-    tx.send(()).unwrap();
+    server.stop_handle().stop();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let (code, body) = http(metrics, "GET", "/ready").await;
@@ -111,7 +101,7 @@ async fn a_separate_metrics_port_serves_ready_while_draining() {
     let m = parse_metrics(&http(metrics, "GET", "/metrics").await.1);
     assert_eq!(m["herald_draining"], 1.0);
     drop(stuck);
-    tokio::time::timeout(Duration::from_secs(15), done).await.unwrap().unwrap();
+    server.shutdown().await;
 }
 
 /// Completes a Pusher WebSocket upgrade over a raw socket and returns it unread.

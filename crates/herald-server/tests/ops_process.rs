@@ -3,13 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ops_support;
-
 use std::process::Command;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ops_support::{Herald, TempDir, WAIT, herald_bin, http, make_certs, peer_cn, tls_connect, ws_json, ws_subscribe};
+use herald_test_support::http::{http, http_on, parse_metrics, signed_publish};
+use herald_test_support::process::{Herald, TempDir, free_port, herald_bin};
+use herald_test_support::tls::{make_certs, peer_cn, tls_connect};
+use herald_test_support::{WAIT, next_json, subscribe};
 use rustix::process::Signal;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -37,7 +38,7 @@ async fn pusher(
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let url = format!("ws://{addr}/app/key?protocol=7&client=js&version=8.4.0");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
     ws
 }
 
@@ -89,7 +90,7 @@ fn bad_certificates_exit_64_and_a_taken_port_exits_69_with_nothing_listening() {
 
     // The metrics port is taken: the main port must not stay bound either.
     let cfg = config(&dir, &format!("metrics_port = {port}"));
-    let main_port = ops_support::free_port().to_string();
+    let main_port = free_port().to_string();
     let (code, _) = Herald::spawn(&["serve", "-c", &cfg, "--port", &main_port], 1).err().expect("refused");
     assert_eq!(code, Some(69));
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{main_port}")).is_err(), "nothing half-started");
@@ -159,8 +160,8 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     assert_eq!(peer_cn(&tls), "herald leaf one");
     let url = format!("wss://127.0.0.1:{}/app/key?protocol=7", h.addr().port());
     let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
-    ws_subscribe(&mut ws, "c").await;
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
+    subscribe(&mut ws, "c").await;
 
     // A broken file first: the reload fails and the old certificate stays.
     std::fs::write(dir.path("live.key"), "garbage").unwrap();
@@ -175,10 +176,10 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     assert_eq!(peer_cn(&tls_connect(h.addr(), &ca).await), "herald leaf two");
 
     // The connection made before the reload still works.
-    let (target, body) = ops_support::signed_publish("1", "key", SECRET, "c", "after reload", "", "");
-    let status = ops_support::http_on(tls_connect(h.addr(), &ca).await, "POST", &target, &[], &body).await.0;
+    let (target, body) = signed_publish("1", "key", SECRET, "c", "after reload", "", "");
+    let status = http_on(tls_connect(h.addr(), &ca).await, "POST", &target, &[], &body).await.0;
     assert_eq!(status, 200);
-    assert_eq!(ws_json(&mut ws).await["data"], "after reload");
+    assert_eq!(next_json(&mut ws).await["data"], "after reload");
 }
 
 #[tokio::test]
@@ -220,14 +221,14 @@ async fn json_logs_carry_no_secrets_and_report_the_fd_limit() {
     let ca = dir.path("ca.pem");
     let url = format!("wss://127.0.0.1:{}/app/key?protocol=7", h.addr().port());
     let (mut ws, _) = tokio_tungstenite::client_async(url, tls_connect(h.addr(), &ca).await).await.unwrap();
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
     // A private channel with a forged signature, and a publish signed with the wrong secret.
     use futures_util::SinkExt;
     let sub = serde_json::json!({"event":"pusher:subscribe","data":{"channel":"private-x","auth":"key:00"}});
     ws.send(Message::text(sub.to_string())).await.unwrap();
-    let _ = ws_json(&mut ws).await;
-    let (target, body) = ops_support::signed_publish("1", "key", "wrong", "c", "x", "", "");
-    let code = ops_support::http_on(tls_connect(h.addr(), &ca).await, "POST", &target, &[], &body).await.0;
+    let _ = next_json(&mut ws).await;
+    let (target, body) = signed_publish("1", "key", "wrong", "c", "x", "", "");
+    let code = http_on(tls_connect(h.addr(), &ca).await, "POST", &target, &[], &body).await.0;
     assert_eq!(code, 401);
     drop(ws);
     h.signal(Signal::TERM);
@@ -250,7 +251,7 @@ async fn the_separate_metrics_port_is_printed_and_scrapable() {
     let metrics = h.labelled("metrics");
     let (code, text) = http(metrics, "GET", "/metrics").await;
     assert_eq!(code, 200);
-    let m = ops_support::parse_metrics(&text);
+    let m = parse_metrics(&text);
     assert!(m["process_max_fds"] >= 1024.0);
     assert_eq!(http(metrics, "GET", "/ready").await.0, 200);
 }

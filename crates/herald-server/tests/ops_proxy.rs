@@ -8,13 +8,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ops_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ops_support::{Herald, TempDir, free_port, http_on, signed_publish, ws_json, ws_subscribe};
+use herald_test_support::http::{http_on, signed_publish};
+use herald_test_support::process::{Herald, TempDir, free_port};
+use herald_test_support::{next_json, subscribe};
 
 /// At least 16 bytes and no placeholder: herald refuses anything weaker.
 const SECRET: &str = "proxy-test-secret-0123456789";
@@ -129,17 +129,17 @@ async fn nginx_dedicated_location_and_same_location_forms() {
     // Dedicated location: pusher-js with wsPath '/ws'.
     let url = format!("ws://127.0.0.1:{dedicated}/ws/app/key?protocol=7&client=js&version=8.4.0&flash=false");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade through nginx");
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
-    ws_subscribe(&mut ws, "news").await;
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
+    subscribe(&mut ws, "news").await;
 
     // The HTTP API through the prefix: signed the SDK way (without /ws) and over the full path.
     let at = ("127.0.0.1", dedicated);
     let (target, body) = signed_publish("1", "key", SECRET, "news", "sdk-style", "/ws", "");
     assert_eq!(post(at, &target, &body, &[]).await.0, 200);
-    assert_eq!(ws_json(&mut ws).await["data"], "sdk-style");
+    assert_eq!(next_json(&mut ws).await["data"], "sdk-style");
     let (target, body) = signed_publish("1", "key", SECRET, "news", "full-path", "/ws", "/ws");
     assert_eq!(post(at, &target, &body, &[]).await.0, 200);
-    assert_eq!(ws_json(&mut ws).await["data"], "full-path");
+    assert_eq!(next_json(&mut ws).await["data"], "full-path");
     let (target, body) = signed_publish("1", "key", "wrong", "news", "forged", "/ws", "");
     assert_eq!(post(at, &target, &body, &[]).await.0, 401);
     let (code, text) = http_on(tokio::net::TcpStream::connect(at).await.unwrap(), "GET", "/", &[], "").await;
@@ -155,7 +155,7 @@ async fn nginx_dedicated_location_and_same_location_forms() {
     // Same-location form: WebSocket handshakes on any path go to herald, the rest to @web.
     let url = format!("ws://127.0.0.1:{same}/app/key?protocol=7&client=js&version=8.4.0");
     let (mut ws2, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade through the map form");
-    assert_eq!(ws_json(&mut ws2).await["event"], "pusher:connection_established");
+    assert_eq!(next_json(&mut ws2).await["event"], "pusher:connection_established");
     let (code, text) =
         http_on(tokio::net::TcpStream::connect(("127.0.0.1", same)).await.unwrap(), "GET", "/", &[], "").await;
     assert_eq!((code, text.as_str()), (200, "web\n"));
@@ -178,11 +178,11 @@ fn proxy_bin(candidates: &[&str], package: &str) -> Option<PathBuf> {
 async fn check_through(herald: &Herald, front: u16, ws_path: &str, api_prefix: &str) {
     let url = format!("ws://127.0.0.1:{front}{ws_path}?protocol=7&client=js&version=8.4.0");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade through the proxy");
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
-    ws_subscribe(&mut ws, "news").await;
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
+    subscribe(&mut ws, "news").await;
     let (target, body) = signed_publish("1", "key", SECRET, "news", "proxied", api_prefix, "");
     assert_eq!(post(("127.0.0.1", front), &target, &body, &[]).await, (200, "{}".to_owned()));
-    assert_eq!(ws_json(&mut ws).await["data"], "proxied");
+    assert_eq!(next_json(&mut ws).await["data"], "proxied");
     let _ = herald;
 }
 
@@ -267,7 +267,7 @@ async fn caddy_with_the_shipped_snippets() {
     // The upgrade-matcher form: handshakes on the site's own paths.
     let url = format!("ws://127.0.0.1:{upgrade_port}/app/key?protocol=7&client=js&version=8.4.0");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade through caddy");
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
     let (code, text) =
         http_on(tokio::net::TcpStream::connect(("127.0.0.1", upgrade_port)).await.unwrap(), "GET", "/", &[], "").await;
     assert_eq!((code, text.as_str()), (200, "web"));

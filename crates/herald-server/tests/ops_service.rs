@@ -6,14 +6,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ops_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ops_support::{TempDir, WAIT, herald_bin, ws_json};
+use herald_test_support::process::{TempDir, herald_bin};
+use herald_test_support::{WAIT, next_json};
 use tokio_tungstenite::tungstenite::Message;
 
 struct Supervisord(Child);
@@ -69,7 +68,7 @@ async fn supervisor_runs_and_gracefully_restarts_herald() {
         assert!(shipped.contains(needle), "the shipped entry changed: {needle}");
     }
     let program = shipped
-        .replace("/usr/local/bin/herald", herald_bin())
+        .replace("/usr/local/bin/herald", &herald_bin().display().to_string())
         .replace("/etc/herald/herald.toml", &cfg.display().to_string())
         .replace("user=herald", "user=root")
         .replace("/var/log/herald/herald.log", &format!("{d}/herald.log"));
@@ -100,7 +99,7 @@ async fn supervisor_runs_and_gracefully_restarts_herald() {
 
     let url = format!("ws://{addr}/app/key?protocol=7&client=js&version=8.4.0");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
 
     let ctl = std::thread::spawn({
         let conf = conf.clone();
@@ -119,5 +118,5 @@ async fn supervisor_runs_and_gracefully_restarts_herald() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let again = nth_listening(&log, 2).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{again}/app/key?protocol=7")).await.unwrap();
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
 }

@@ -4,13 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ops_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures_util::StreamExt;
-use ops_support::{Herald, TempDir, WAIT, ws_json};
+use herald_test_support::process::{Herald, TempDir};
+use herald_test_support::{WAIT, next_json};
 use tokio_tungstenite::tungstenite::Message;
 
 const CLIENTS: usize = 10;
@@ -20,7 +19,7 @@ async fn pusher(
 ) -> (tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, String) {
     let url = format!("ws://{addr}/app/key?protocol=7&client=js&version=8.4.0");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
-    let hello = ws_json(&mut ws).await;
+    let hello = next_json(&mut ws).await;
     assert_eq!(hello["event"], "pusher:connection_established");
     let data: serde_json::Value = serde_json::from_str(hello["data"].as_str().unwrap()).unwrap();
     (ws, data["socket_id"].as_str().unwrap().to_owned())

@@ -3,16 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ops_support;
-mod support;
-
 use std::path::Path;
 
 use herald_server::Server;
 use herald_server::config::{ListenerSettings, Profile};
 use herald_server::tls::{Passphrase, TlsError, TlsFiles};
-use ops_support::{TempDir, http, http_on, make_certs, peer_cn, tls_connect, ws_json, ws_subscribe};
-use support::{app, settings};
+use herald_test_support::http::{http, http_on, signed_publish};
+use herald_test_support::process::TempDir;
+use herald_test_support::tls::{make_certs, peer_cn, tls_connect};
+use herald_test_support::{TestServer, app, next_json, settings, subscribe};
 
 fn files(dir: &Path, cert: &str, key: &str, pass: Option<&str>) -> TlsFiles {
     TlsFiles { cert: dir.join(cert), key: dir.join(key), passphrase: pass.map(|p| Passphrase::new(p.to_owned())) }
@@ -31,29 +30,25 @@ async fn pusher_over_wss_with_an_encrypted_key() {
     let dir = TempDir::new("tls-enc");
     make_certs(&dir.0);
     let (server, addr) = start(files(&dir.0, "leaf.pem", "leaf-enc.key", Some("s3cret-pass"))).await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
+    let server = TestServer::run(server);
 
     let tls = tls_connect(addr, &dir.path("ca.pem")).await;
     assert_eq!(peer_cn(&tls), "herald leaf one");
     assert_eq!(tls.get_ref().1.alpn_protocol(), None, "no ALPN offered by this client, none chosen");
     let url = format!("wss://127.0.0.1:{}/app/key?protocol=7&client=js&version=8.4.0", addr.port());
     let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.expect("upgrade over TLS");
-    assert_eq!(ws_json(&mut ws).await["event"], "pusher:connection_established");
-    ws_subscribe(&mut ws, "secure").await;
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:connection_established");
+    subscribe(&mut ws, "secure").await;
 
     // The HTTP API over the same TLS port.
-    let (target, body) = ops_support::signed_publish("1", "key", "key-secret", "secure", "over tls", "", "");
+    let (target, body) = signed_publish("1", "key", "key-secret", "secure", "over tls", "", "");
     let status = http_on(tls_connect(addr, &dir.path("ca.pem")).await, "POST", &target, &[], &body).await.0;
     assert_eq!(status, 200);
-    let ev = ws_json(&mut ws).await;
+    let ev = next_json(&mut ws).await;
     assert_eq!(ev["data"], "over tls");
 
     drop(ws);
-    tx.send(()).unwrap();
-    done.await.unwrap();
+    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -67,21 +62,15 @@ async fn a_plain_and_a_tls_listener_coexist() {
         profile: Profile::Pusher,
         tls: Some(files(&dir.0, "leaf.pem", "leaf.key", None)),
     });
-    let server = Server::bind(s).await.unwrap();
-    let addrs = server.addrs();
-    let (plain, secure) = (addrs[0].0, addrs[1].0);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
+    let server = TestServer::start(s).await;
+    let (plain, secure) = (server.listening[0].0, server.listening[1].0);
     assert_eq!(http(plain, "GET", "/up").await.0, 200);
     let (code, _) = http_on(tls_connect(secure, &dir.path("ca.pem")).await, "GET", "/up", &[], "").await;
     assert_eq!(code, 200);
     // Plain HTTP on the TLS port fails the handshake instead of being served.
     let (code, _) = http(secure, "GET", "/up").await;
     assert_eq!(code, 0, "no HTTP answer in clear on the TLS port");
-    tx.send(()).unwrap();
-    done.await.unwrap();
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -5,11 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod oro_support;
-
 use futures_util::{SinkExt, StreamExt};
-use oro_support::client::{Client, Frame, Upgrade, php_welcome, refused, upgrade_one_read};
-use oro_support::{OroServer, SECRET, backend_query, php_backend, php_ticket, ticket_query};
+use herald_test_support::oro::client::{Client, Frame, Upgrade, php_welcome, refused, upgrade_one_read};
+use herald_test_support::WAIT;
+use herald_test_support::oro::{OroServer, SECRET, backend_query, php_backend, php_ticket, ticket_query};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -217,7 +216,7 @@ fn oro_app(oro_toml: &str) -> String {
 
 async fn next_value(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(oro_support::WAIT, ws.next()).await.expect("a message in time");
+        let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("a message in time");
         match msg.expect("socket open").expect("no error") {
             Message::Text(t) => return serde_json::from_str(&t).unwrap(),
             Message::Ping(_) | Message::Pong(_) => {}
@@ -248,7 +247,7 @@ async fn wamp2_subscribe(s: &OroServer, topic: &str) -> (Ws, Value) {
 async fn pusher_connect(s: &OroServer) -> (Ws, Value) {
     let url = format!("ws://{}/app/oro?protocol=7&client=js&version=8.4.0", s.main);
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let first = tokio::time::timeout(oro_support::WAIT, ws.next()).await.expect("an answer in time");
+    let first = tokio::time::timeout(WAIT, ws.next()).await.expect("an answer in time");
     let first = match first.expect("socket open").expect("no error") {
         Message::Text(t) => serde_json::from_str(&t).unwrap(),
         Message::Close(f) => json!({"close": f.map(|f| u16::from(f.code))}),
@@ -262,7 +261,7 @@ async fn the_oro_app_is_closed_to_pusher_and_wamp_v2_unless_shared() {
     let s = OroServer::start(&oro_app(""), &[]).await;
     let (mut ws, first) = pusher_connect(&s).await;
     assert_eq!((first["event"].clone(), first["data"]["code"].clone()), (json!("pusher:error"), json!(4001)), "{first}");
-    let close = tokio::time::timeout(oro_support::WAIT, ws.next()).await.expect("the close in time");
+    let close = tokio::time::timeout(WAIT, ws.next()).await.expect("the close in time");
     match close {
         Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4001, "app not found, like an unknown key"),
         other => panic!("expected close 4001, got {other:?}"),

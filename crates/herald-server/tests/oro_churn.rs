@@ -5,13 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod oro_support;
-
 use std::io::Write;
 use std::sync::Mutex;
 
-use oro_support::client::Client;
-use oro_support::{OroServer, SECRET, php_backend, php_ticket, ticket_query};
+use herald_test_support::oro::client::Client;
+use herald_test_support::oro::{OroServer, SECRET, php_backend, php_ticket, ticket_query};
 
 static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 

@@ -4,44 +4,27 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod oro_support;
+use herald_test_support::oro::client::Client;
+use herald_test_support::oro::{SECRET, backend_query};
+use herald_test_support::process::Herald;
 
-use std::process::Stdio;
-
-use oro_support::client::Client;
-use oro_support::{SECRET, WAIT, backend_query};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
-
-fn herald(args: &[&str], vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.env_clear().args(args).envs(vars.iter().copied());
-    cmd.env("HERALD__SERVER__HOST", "127.0.0.1").env("HERALD__SERVER__PORT", "0");
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    cmd
+/// `vars` plus the loopback host and a free port, as the whole environment (as Oro's supervisor
+/// passes it).
+fn environment<'a>(vars: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vars.to_vec();
+    env.extend([("HERALD__SERVER__HOST", "127.0.0.1"), ("HERALD__SERVER__PORT", "0")]);
+    env
 }
 
 /// Runs herald until its Oro listener is up; returns that address, then the log after a stop.
 async fn run_oro(args: &[&str], vars: &[(&str, &str)]) -> (std::net::SocketAddr, String) {
-    let mut child = herald(args, vars).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("herald listening on ").and_then(|r| r.strip_suffix(" (oro, app oro)")) {
-                return rest.parse().unwrap();
-            }
-        }
-        panic!("herald exited before listening");
-    })
-    .await
-    .expect("listening line");
+    let mut herald = Herald::spawn_clean_env(args, &environment(vars), 2)
+        .unwrap_or_else(|(code, stderr)| panic!("herald exited ({code:?}) before listening: {stderr}"));
+    let addr = herald.labelled("oro, app oro");
     let mut c = Client::with_query(addr, &backend_query()).await;
     c.subscribe("oro/data/update").await;
     drop(c);
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
-    let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    let log = herald.kill();
     (addr, strip_ansi(&log))
 }
 
@@ -104,9 +87,9 @@ async fn o13_log_levels_follow_oro_prod_and_dev() {
 }
 
 async fn refused_start(args: &[&str], vars: &[(&str, &str)]) -> String {
-    let out = tokio::time::timeout(WAIT, herald(args, vars).output()).await.unwrap().unwrap();
-    assert_eq!(out.status.code(), Some(64), "config errors exit 64");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let (code, stderr) = Herald::spawn_clean_env(args, &environment(vars), 1).err().expect("herald must refuse to start");
+    assert_eq!(code, Some(64), "config errors exit 64");
+    stderr
 }
 
 #[tokio::test]

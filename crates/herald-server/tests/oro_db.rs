@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod oro_support;
-
-use oro_support::client::{Client, Upgrade, refused, upgrade_one_read};
-use oro_support::pg::cluster;
-use oro_support::{ADMIN_HASH, JOHN_HASH, OroServer, SECRET, backend_query, php_ticket, ticket_query};
+use herald_test_support::oro::client::{Client, Upgrade, refused, upgrade_one_read};
+use herald_test_support::oro::pg::cluster;
+use herald_test_support::oro::{ADMIN_HASH, JOHN_HASH, OroServer, SECRET, backend_query, php_ticket, ticket_query};
 use serde_json::json;
 
 /// herald on a fresh database; `extra` is more of the `[oro]` section.

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use herald_core::{AppConfig, OutboxLimits, Publication, PublicationData};
 use herald_protocol::pusher::channel_name::ChannelName;
 use serde_json::json;
-use support::*;
+use herald_test_support::*;
 
 async fn close_code_for(server: &TestServer, path: &str) -> u16 {
     let mut ws = server.ws(path).await;

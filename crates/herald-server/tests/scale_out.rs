@@ -3,30 +3,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-#[path = "support/redis_server.rs"]
-mod redis_server;
-
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use herald_core::AppConfig;
-use redis_server::{RedisServer, await_health, health, node_settings, publish};
+use herald_test_support::http::publish;
+use herald_test_support::redis::{RedisServer, await_health, health, node_settings};
 use serde_json::{Value, json};
-use support::{TestServer, Ws, next_json, send_json, subscribe};
+use herald_test_support::{TestServer, WAIT, Ws, next_json, send_json, subscribe};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const APP: (&str, &str, &str) = ("1", "key", "key-secret");
 
 fn app() -> AppConfig {
-    AppConfig { enable_client_messages: true, wamp: true, ..support::app(APP.0, APP.1) }
+    AppConfig { enable_client_messages: true, wamp: true, ..herald_test_support::app(APP.0, APP.1) }
 }
 
 /// Node A and node B on one Redis.
 async fn two_nodes(redis: &RedisServer) -> (TestServer, TestServer) {
-    let a = TestServer::start(node_settings(support::settings(vec![app()]), redis)).await;
-    let b = TestServer::start(node_settings(support::settings(vec![app()]), redis)).await;
+    let a = TestServer::start(node_settings(herald_test_support::settings(vec![app()]), redis)).await;
+    let b = TestServer::start(node_settings(herald_test_support::settings(vec![app()]), redis)).await;
     (a, b)
 }
 
@@ -162,7 +159,7 @@ async fn redis_loss_refuses_publishes_and_recovery_resumes_delivery() {
     await_health(a.metrics(), 200).await;
     await_health(b.metrics(), 200).await;
     // Both links are back; B's subscription may still trail A's, so publish until it arrives.
-    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let deadline = tokio::time::Instant::now() + WAIT;
     let mut n = 0;
     let got = loop {
         assert!(tokio::time::Instant::now() < deadline, "no cross-node delivery after Redis returned");

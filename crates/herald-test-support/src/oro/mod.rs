@@ -2,8 +2,6 @@
 //! clients for the browser and backend roles, tickets and the backend publisher from php-cli,
 //! and a private PostgreSQL cluster.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
-
 pub mod client;
 pub mod pg;
 
@@ -15,17 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::Hub;
-use herald_server::Server;
 use herald_server::cli::ServeArgs;
 use herald_server::config;
-use tokio::sync::oneshot;
 
-/// Upper bound on any single wait.
-pub const WAIT: Duration = Duration::from_secs(10);
+use crate::WAIT;
+use crate::inproc::TestServer;
+use crate::process::TempDir;
+
 /// The `ORO_SECRET` of every test.
 pub const SECRET: &str = "ThisTokenIsNotSoSecretChangeIt";
-/// Stored password hashes of the fixture users (tests/fixtures/oro/schema.sql).
+/// Stored password hash of the fixture user `admin` (tests/fixtures/oro/schema.sql).
 pub const ADMIN_HASH: &str = "$2y$13$Qy8wS0dGVFh0b0pJYnZrUu3l4y0tQ0m3yQd7bYHq0tS4m5oJpN2a.";
+/// Stored password hash of the fixture user `john` (tests/fixtures/oro/schema.sql).
 pub const JOHN_HASH: &str = "$2y$13$bG9uZ2VyU2FsdFN0cmluZ0Ou0gJ1m4a7r3Gq5xW2pE8sK9dL6tZyC";
 
 /// `tests/fixtures/oro/<name>`.
@@ -85,29 +84,13 @@ pub struct OroServer {
     pub addr: SocketAddr,
     /// The main (Pusher + WAMP v2) listener.
     pub main: SocketAddr,
+    /// The server's hub.
     pub hub: Arc<Hub>,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
-    _file: Option<TempFile>,
+    server: TestServer,
+    _dir: Option<TempDir>,
 }
 
-/// A file removed on drop.
-pub struct TempFile(pub PathBuf);
-
-impl TempFile {
-    pub fn new(name: &str, contents: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("herald-oro-{}-{}-{name}", std::process::id(), rand_suffix()));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
+/// A number unique within this process (and unlikely to repeat across processes).
 pub fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -119,12 +102,13 @@ impl OroServer {
     /// Starts herald as `herald serve --profile oro -a 127.0.0.1 -p 0 [--config file]` with
     /// `ORO_SECRET` plus `vars` as its environment; `oro_toml` is the `[oro]` section's body.
     pub async fn start(oro_toml: &str, vars: &[(&str, &str)]) -> Self {
-        let file = (!oro_toml.is_empty()).then(|| TempFile::new("herald.toml", &format!("[oro]\n{oro_toml}\n")));
+        let dir = (!oro_toml.is_empty()).then(|| TempDir::new("oro"));
+        let config = dir.as_ref().map(|d| d.write("herald.toml", &format!("[oro]\n{oro_toml}\n")));
         let args = ServeArgs {
             profile: Some("oro".into()),
             host: Some("127.0.0.1".into()),
             port: Some(0),
-            config: file.as_ref().map(|f| f.0.clone()),
+            config,
             ..ServeArgs::default()
         };
         let mut env: HashMap<String, String> = [
@@ -137,26 +121,17 @@ impl OroServer {
         .collect();
         env.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = config::load(&args, &|k: &str| env.get(k).cloned()).expect("valid config");
-        let server = Server::bind(settings).await.expect("bind");
-        let addrs = server.addrs();
-        let addr = addrs.iter().find(|(_, l)| l.as_deref().is_some_and(|l| l.starts_with("oro"))).unwrap().0;
-        let main = addrs[0].0;
-        let hub = Arc::clone(server.hub());
-        let (tx, rx) = oneshot::channel::<()>();
-        let done = tokio::spawn(server.run(async move {
-            let _ = rx.await;
-        }));
-        Self { addr, main, hub, stop: Some(tx), done: Some(done), _file: file }
+        let server = TestServer::start(settings).await;
+        let listening = &server.listening;
+        let addr = listening.iter().find(|(_, l)| l.as_deref().is_some_and(|l| l.starts_with("oro"))).unwrap().0;
+        let main = listening[0].0;
+        let hub = Arc::clone(&server.hub);
+        Self { addr, main, hub, server, _dir: dir }
     }
 
     /// Drains the server and waits until it has stopped.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(done) = self.done.take() {
-            tokio::time::timeout(WAIT, done).await.expect("drain within the grace period").unwrap();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 
     /// Open connections of the Oro app.

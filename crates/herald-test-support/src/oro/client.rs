@@ -10,23 +10,30 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::WAIT;
+use crate::WAIT;
 
 /// One frame from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
+    /// A text frame.
     Text(String),
+    /// A binary frame.
     Binary(Vec<u8>),
     /// A close frame with its raw payload.
     Close(Vec<u8>),
+    /// A ping with its payload.
     Ping(Vec<u8>),
+    /// A pong with its payload.
     Pong(Vec<u8>),
 }
 
 /// How to upgrade.
 pub struct Upgrade<'a> {
+    /// The request target.
     pub path: &'a str,
+    /// The `Origin` header, if any.
     pub origin: Option<&'a str>,
+    /// Whether to offer the `wamp` subprotocol.
     pub wamp: bool,
 }
 
@@ -55,6 +62,7 @@ pub fn request(u: &Upgrade<'_>) -> String {
 
 /// A connected client.
 pub struct Client {
+    /// The connection.
     pub stream: TcpStream,
     buf: Vec<u8>,
     /// The response head (status line and headers).

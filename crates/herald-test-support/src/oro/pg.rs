@@ -17,6 +17,7 @@ use tokio_postgres::NoTls;
 
 /// The cluster of this test process.
 pub struct Cluster {
+    /// PostgreSQL's port on 127.0.0.1.
     pub port: u16,
     /// Kept open: closing it stops the cluster.
     _stdin: Mutex<ChildStdin>,
@@ -55,10 +56,6 @@ fn as_db_user(root: bool, program: &Path) -> Command {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The process's cluster, started on first use.
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(start)
@@ -80,7 +77,7 @@ fn start() -> Cluster {
         .output()
         .expect("initdb runs");
     assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
-    let port = free_port();
+    let port = crate::process::free_port();
     let script = r#"
         "$1" -D "$2" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 -c fsync=off -c log_min_messages=log &
         pid=$!
