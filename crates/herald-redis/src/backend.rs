@@ -116,7 +116,8 @@ impl RedisBackend {
         let subscriber = connect_subscriber(&client, &names).await;
         let url = redact_url(url);
         match (&publisher, &subscriber) {
-            (Ok(_), Ok(_)) => tracing::info!(node, %url, "scale-out: connected to redis"),
+            // The node id in hex, as refusals of other nodes' envelopes name it.
+            (Ok(_), Ok(_)) => tracing::info!(node = %format_args!("{node:016x}"), %url, "scale-out: connected to redis"),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(
                 %url, error = %e,
                 "scale-out: redis unreachable at start; HTTP publishes get 503 until it is back"
