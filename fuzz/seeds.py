@@ -280,6 +280,42 @@ def oro_tickets() -> list[bytes]:
     return out
 
 
+# --- Scale-out ----------------------------------------------------------------------------------
+
+def envelope(flags: int, kind: int, fields: list[bytes], data: bytes, filter_ids=None, publisher=None,
+             version: int = 2, node: int = 0x2A) -> bytes:
+    """A node-to-node envelope (crates/herald-protocol/src/cluster/envelope.rs), little-endian."""
+    def sized(b: bytes) -> bytes:
+        return struct.pack("<I", len(b)) + b
+
+    def ids(values: list[int]) -> bytes:
+        return struct.pack("<I", len(values)) + b"".join(struct.pack("<Q", v) for v in values)
+
+    out = bytes([version]) + struct.pack("<QQQ", node, 7, 9007199254740993) + bytes([flags, kind])
+    out += b"".join(sized(f) for f in fields)
+    if filter_ids is not None:
+        exclude, eligible = filter_ids
+        out += ids(exclude) + (b"\x01" + ids(eligible) if eligible is not None else b"\x00")
+    if publisher is not None:
+        session, authid, authrole = publisher
+        out += struct.pack("<Q", session) + sized(authid) + sized(authrole)
+    return out + sized(data)
+
+
+def cluster_envelopes() -> list[bytes]:
+    wamp = msgpack([["hi", b"\x00\xff", 0.1, None, -3], {"event": "ev", "n": [True]}])
+    return [
+        envelope(0, 0, [b"news", b"ev"], b'{"id":1}'),
+        envelope(2, 0, [b"private-orders", b"created", b"123.456"], "payload \u2603".encode()),
+        envelope(6, 1, [b"presence-room", b"client-typing", b"1.2", b"u-7"], b'{"typing":true,"n":1.5}'),
+        envelope(1 | 8 | 16, 2, [b"com.example.topic", b"com.example.topic"], wamp,
+                 filter_ids=([5, 6], [7]), publisher=(11, b"ada", b"admin")),
+        envelope(8, 2, [b"com.example", b"com.example"], msgpack([[], {}]), filter_ids=([], None)),
+        envelope(0, 0, [b"news", b"ev"], b"d", version=1),
+        envelope(0, 0, [b"news", b"ev"], b"d", version=3, node=2**64 - 1),
+    ]
+
+
 TARGETS = {
     "pusher_client_msg": pusher_client_msgs,
     "rest_signature": rest_requests,
@@ -291,6 +327,7 @@ TARGETS = {
     "wamp_v2_msgpack": wamp_v2_msgpack,
     "espo_submission": espo_submissions,
     "oro_ticket": oro_tickets,
+    "cluster_envelope": cluster_envelopes,
 }
 
 

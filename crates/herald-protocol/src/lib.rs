@@ -4,6 +4,7 @@
 //! no networking code, spawns nothing and never reads the clock: time is passed in. Everything
 //! here is deterministic, so it is tested with table tests and fuzzed.
 
+pub mod cluster;
 pub mod espo;
 pub mod oro;
 pub mod pusher;

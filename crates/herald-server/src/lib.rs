@@ -79,7 +79,7 @@ pub struct Server {
     /// The separate `/up`, `/ready`, `/health`, `/metrics` listener (`[server] metrics_port`).
     metrics: Option<TcpListener>,
     /// The Redis link to the other nodes (`[scale_out]`), started by `run`.
-    scale_out: Option<scale_out::RedisLink>,
+    scale_out: Option<herald_redis::RedisLink>,
     /// SIGHUP, taken over from its default action (exit) at bind time, before the ports are
     /// announced: `systemctl reload` right after start must not kill herald.
     hangup: std::io::Result<tokio::signal::unix::Signal>,

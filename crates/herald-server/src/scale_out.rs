@@ -1,33 +1,27 @@
-//! Scale-out: several herald nodes share every publication through Redis pub/sub.
+//! Scale-out wiring: which backend the hub gets, from the `[scale_out]` settings.
 //!
 //! Without `[scale_out]` herald is one process and the hub gets [`LocalBackend`]. With it, the
-//! hub gets a [`RedisBackend`]: every publication accepted on this node (HTTP API, client
-//! events, WAMP publishes, ingress: they all end in `Hub::publish`) is delivered locally as
-//! before and queued for Redis, where the other nodes read it and call `Hub::deliver`.
-//! What crosses nodes is the [`envelope`]; how it travels is [`redis`]. There is no cluster
-//! protocol of our own: nodes never talk to each other, only to Redis.
-
-pub(crate) mod envelope;
-pub(crate) mod redis;
+//! hub gets the Redis backend of `herald-redis`, which shares every publication accepted on this
+//! node with the others and delivers theirs here.
 
 use std::sync::Arc;
 
 use herald_core::{AppRegistry, Backend, LocalBackend};
+use herald_redis::{RedisBackend, RedisLink, UrlError};
 
 use crate::config::ScaleOutSettings;
-pub(crate) use self::redis::{RedisBackend, RedisLink};
 
 /// Why the scale-out backend could not be set up (a configuration problem: exit code 64).
 #[derive(Debug, thiserror::Error)]
 pub enum ScaleOutError {
-    /// The Redis URL was refused by the client library.
+    /// The Redis URL cannot be used.
     #[error("scale_out.redis_url {url}: {source}")]
     Url {
         /// The URL, credentials redacted.
         url: String,
-        /// Why the client refused it.
+        /// Why it cannot be used.
         #[source]
-        source: ::redis::RedisError,
+        source: UrlError,
     },
 }
 
@@ -44,6 +38,8 @@ pub(crate) async fn start(
     apps: &AppRegistry,
 ) -> Result<(Arc<dyn Backend>, Option<RedisLink>), ScaleOutError> {
     let Some(settings) = settings else { return Ok((Arc::new(LocalBackend), None)) };
-    let (backend, link) = RedisBackend::connect(settings, apps).await?;
+    let (backend, link) = RedisBackend::connect(&settings.redis_url, &settings.prefix, apps)
+        .await
+        .map_err(|source| ScaleOutError::Url { url: settings.redacted_url(), source })?;
     Ok((backend, Some(link)))
 }

@@ -1,5 +1,6 @@
 //! Scale-out on a real Redis: two herald nodes share a redis-server (unix socket, no port) and
-//! every publication accepted on one reaches the other's subscribers exactly once.
+//! every publication accepted on one reaches the other's subscribers exactly once; envelopes
+//! written in another format version reach nobody.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,8 +8,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use herald_core::AppConfig;
+use herald_protocol::cluster::envelope::Data;
+use herald_protocol::cluster::{Envelope, VERSION};
+use herald_protocol::pusher::channel_name::ChannelName;
 use herald_test_support::http::publish;
-use herald_test_support::redis::{RedisServer, await_health, health, node_settings};
+use herald_test_support::redis::{RedisServer, await_health, health, node_settings, redis_publish};
 use serde_json::{Value, json};
 use herald_test_support::{TestServer, WAIT, Ws, next_json, send_json, subscribe};
 use tokio_tungstenite::tungstenite::Message;
@@ -212,4 +216,47 @@ async fn a_node_started_while_redis_is_down_joins_once_it_is_up() {
     subscribe(&mut on_b, "news").await;
     assert_eq!(publish(a.addr, APP, event("news", "joined")).await.0, 200);
     assert_eq!(next_event(&mut on_b).await["data"], "joined");
+}
+
+#[tokio::test]
+async fn envelopes_of_another_format_version_are_refused_on_every_node() {
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let (mut on_a, _) = a.pusher(APP.1).await;
+    subscribe(&mut on_a, "news").await;
+    let (mut on_b, _) = b.pusher(APP.1).await;
+    subscribe(&mut on_b, "news").await;
+
+    // What a third node would publish on the app's Redis channel ("{prefix}:{app_id}").
+    let from_third_node = |seq: u64, data: &str| {
+        let envelope = Envelope {
+            node: 0x0123_4567_89ab_cdef,
+            seq,
+            id: 1,
+            wamp: false,
+            channel: ChannelName::topic("news", 200).unwrap(),
+            event: "ev",
+            exclude: None,
+            user_id: None,
+            filter: None,
+            publisher: None,
+            data: Data::Str(data),
+        };
+        envelope.encode()
+    };
+    // The same envelope written by an older and by a newer herald: only the version differs.
+    for (seq, version) in [(1, VERSION - 1), (2, VERSION + 1)] {
+        let mut foreign = from_third_node(seq, "from-another-version");
+        foreign[0] = version;
+        assert_eq!(redis_publish(&redis, "test:1", &foreign).await, 2, "both nodes are subscribed");
+    }
+    // Redis keeps the order of one publisher: what arrives first was published after them.
+    assert_eq!(redis_publish(&redis, "test:1", &from_third_node(3, "same-version")).await, 2);
+    for ws in [&mut on_a, &mut on_b] {
+        assert_eq!(next_event(ws).await["data"], "same-version", "an envelope of another version was delivered");
+    }
+    // The refusal leaves the link healthy and the nodes' own publications flowing.
+    assert_eq!(health(b.metrics()).await.0, 200);
+    assert_eq!(publish(a.addr, APP, event("news", "marker")).await.0, 200);
+    assert_eq!(next_event(&mut on_b).await["data"], "marker");
 }

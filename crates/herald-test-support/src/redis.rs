@@ -111,3 +111,26 @@ pub async fn await_health(addr: SocketAddr, want: u16) -> Value {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `PUBLISH channel payload` straight to `redis`, as any other node would (RESP written by hand);
+/// returns how many subscriber connections received it.
+pub async fn redis_publish(redis: &RedisServer, channel: &str, payload: &[u8]) -> i64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(redis.socket()).await.unwrap();
+    let mut cmd = b"*3\r\n".to_vec();
+    for part in [&b"PUBLISH"[..], channel.as_bytes(), payload] {
+        cmd.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
+        cmd.extend_from_slice(part);
+        cmd.extend_from_slice(b"\r\n");
+    }
+    s.write_all(&cmd).await.unwrap();
+    // The answer is one integer: ":<receivers>\r\n".
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        tokio::time::timeout(WAIT, s.read_exact(&mut byte)).await.expect("redis answers").unwrap();
+        reply.push(byte[0]);
+    }
+    let text = String::from_utf8(reply).unwrap();
+    text.trim_end().strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("PUBLISH answered {text:?}"))
+}

@@ -160,6 +160,12 @@ pub fn encode_event_v2(
     encode_elements(ser, &elems)
 }
 
+/// `[args, kwargs]` as one MessagePack array, straight from borrowed parts: how a WAMP payload
+/// travels between herald nodes (`cluster::envelope`).
+pub(crate) fn msgpack_args_kwargs(args: &[Value], kwargs: &Dict) -> Bytes {
+    msgpack::encode(&[Elem::List(args), Elem::Dict(kwargs)])
+}
+
 fn encode_elements(ser: Serializer, elems: &[Elem<'_>]) -> Bytes {
     match ser {
         Serializer::Json => json::encode(elems),

@@ -1,8 +1,8 @@
 //! The `[scale_out]` section: which Redis the nodes of a cluster share, and the key prefix.
 //!
-//! Only parsing and validation live here; the link itself is `crate::scale_out`. Without the
-//! section (and without `HERALD__SCALE_OUT__REDIS_URL`) herald is one process with in-memory
-//! state, as before.
+//! Only parsing and validation live here; the link itself is the `herald-redis` crate. Without
+//! the section (and without `HERALD__SCALE_OUT__REDIS_URL`) herald is one process with
+//! in-memory state, as before.
 
 use serde::Deserialize;
 
@@ -31,14 +31,7 @@ pub struct ScaleOutSettings {
 impl ScaleOutSettings {
     /// The URL as it may be printed: credentials replaced by `<redacted>`.
     pub fn redacted_url(&self) -> String {
-        let url = &self.redis_url;
-        let Some((scheme, rest)) = url.split_once("://") else { return "<redacted>".into() };
-        let has_password_param = rest.contains("pass=") || rest.contains("password=");
-        match rest.split_once('@') {
-            Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
-            None if has_password_param => format!("{scheme}://<redacted>"),
-            None => url.clone(),
-        }
+        herald_redis::redact_url(&self.redis_url)
     }
 }
 
@@ -67,7 +60,8 @@ pub(super) fn build(
         }
         return Ok(None);
     };
-    check_url(&redis_url).map_err(|problem| invalid(url_origin, "scale_out.redis_url", problem))?;
+    herald_redis::check_url(&redis_url)
+        .map_err(|problem| invalid(url_origin, "scale_out.redis_url", problem.to_string()))?;
     let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
     if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(valid) {
@@ -75,15 +69,6 @@ pub(super) fn build(
         return Err(invalid(prefix_origin, "scale_out.prefix", problem));
     }
     Ok(Some(ScaleOutSettings { redis_url, prefix }))
-}
-
-/// Refuses URLs the Redis client cannot use (unknown scheme, `rediss://` without TLS support).
-fn check_url(url: &str) -> Result<(), String> {
-    let scheme = url.split_once("://").map_or("", |(s, _)| s);
-    if !matches!(scheme, "redis" | "redis+unix" | "unix") {
-        return Err(format!("{scheme:?} is not a supported scheme (redis://, redis+unix://)"));
-    }
-    redis::Client::open(url).map(drop).map_err(|e| format!("cannot be used: {e}"))
 }
 
 fn invalid(origin: &str, key: &str, problem: String) -> ConfigError {

@@ -1,0 +1,141 @@
+//! The [`Backend`] half of the Redis link: what the hub calls, and the state it shares with the
+//! link's tasks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use herald_core::backend::Unavailable;
+use herald_core::{App, AppRegistry, Backend, Publication};
+use redis::Client;
+use tokio::sync::mpsc;
+
+use crate::link::{RedisLink, connect_publisher, connect_subscriber};
+use crate::url::{UrlError, redact_url};
+
+/// Publications waiting for Redis. At a few hundred bytes each this bounds the memory an
+/// outage can take; beyond it, publications are delivered locally only (and counted).
+const QUEUE: usize = 16_384;
+/// Free queue slots below which the HTTP API refuses publishes (503): one maximal batch
+/// request (10 events × 100 channels by default) always fits once admitted.
+const HEADROOM: usize = 1_024;
+
+/// Link state and counters, shared by the backend, its tasks and `/health`.
+#[derive(Debug, Default)]
+pub(crate) struct LinkState {
+    pub(crate) publisher_up: AtomicBool,
+    pub(crate) subscriber_up: AtomicBool,
+    /// Publications handed to Redis.
+    pub(crate) sent: AtomicU64,
+    /// Publications from other nodes delivered here.
+    pub(crate) received: AtomicU64,
+    /// Publications delivered locally only because the queue was full.
+    pub(crate) dropped: AtomicU64,
+    /// Publications resent after a failed pipeline.
+    pub(crate) retried: AtomicU64,
+    /// Envelopes refused because another format version wrote them (never delivered).
+    pub(crate) refused_version: AtomicU64,
+}
+
+/// The hub's [`Backend`] when nodes share a Redis: queues each publication for the link.
+pub struct RedisBackend {
+    /// This node's random id, written in every envelope.
+    node: u64,
+    /// The Redis channel of each app id.
+    channels: HashMap<String, Arc<str>>,
+    /// Into the publisher task.
+    tx: mpsc::Sender<Queued>,
+    state: Arc<LinkState>,
+}
+
+/// One publication on its way to Redis.
+pub(crate) struct Queued {
+    /// The app's Redis channel.
+    pub(crate) channel: Arc<str>,
+    pub(crate) publication: Arc<Publication>,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend").field("node", &self.node).field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl Backend for RedisBackend {
+    fn broadcast(&self, app: &App, publication: &Arc<Publication>) {
+        let Some(channel) = self.channels.get(&app.config.id) else { return };
+        let queued = Queued { channel: Arc::clone(channel), publication: Arc::clone(publication) };
+        if self.tx.try_send(queued).is_err() {
+            let n = self.state.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // Powers of two: an outage under load logs a handful of lines, not one per event.
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "redis queue full: publications are delivered on this node only");
+            }
+        }
+    }
+
+    fn available(&self) -> Result<(), Unavailable> {
+        let up = |b: &AtomicBool| b.load(Ordering::Acquire);
+        if !up(&self.state.publisher_up) || !up(&self.state.subscriber_up) {
+            return Err(Unavailable::LinkDown("redis"));
+        }
+        if self.tx.capacity() < HEADROOM {
+            return Err(Unavailable::QueueFull("redis"));
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}
+
+impl RedisBackend {
+    /// Opens both connections to the Redis at `url` (each bounded by a short timeout) and
+    /// returns the backend for the hub and the link to [`RedisLink::spawn`] once the hub exists.
+    /// Each app of `apps` is the Redis channel `{prefix}:{app_id}`.
+    ///
+    /// Connecting before the hub exists means that a node started while Redis is up is
+    /// subscribed before it accepts its first client.
+    ///
+    /// # Errors
+    /// [`UrlError::Refused`] when the client refuses the URL. An unreachable Redis is not an
+    /// error: the node starts with the link down and keeps reconnecting.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        apps: &AppRegistry,
+    ) -> Result<(Arc<dyn Backend>, RedisLink), UrlError> {
+        let client = Client::open(url).map_err(UrlError::Refused)?;
+        let node = rand::random::<u64>();
+        let channels: HashMap<String, Arc<str>> =
+            apps.iter().map(|a| (a.config.id.clone(), Arc::from(format!("{prefix}:{}", a.config.id)))).collect();
+        let names: Vec<Arc<str>> = channels.values().cloned().collect();
+        let state = Arc::new(LinkState::default());
+        let publisher = connect_publisher(&client).await;
+        let subscriber = connect_subscriber(&client, &names).await;
+        let url = redact_url(url);
+        match (&publisher, &subscriber) {
+            // The node id in hex, as refusals of other nodes' envelopes name it.
+            (Ok(_), Ok(_)) => tracing::info!(node = %format_args!("{node:016x}"), %url, "scale-out: connected to redis"),
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(
+                %url, error = %e,
+                "scale-out: redis unreachable at start; HTTP publishes get 503 until it is back"
+            ),
+        }
+        state.publisher_up.store(publisher.is_ok(), Ordering::Release);
+        state.subscriber_up.store(subscriber.is_ok(), Ordering::Release);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state) });
+        let link = RedisLink {
+            client,
+            node,
+            rx,
+            publisher: publisher.ok(),
+            subscriber: subscriber.ok(),
+            channels: backend.channels.clone(),
+            state,
+        };
+        Ok((backend, link))
+    }
+}

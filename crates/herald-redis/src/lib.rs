@@ -1,0 +1,33 @@
+//! Scale-out over Redis: several herald nodes share every publication through Redis pub/sub.
+//!
+//! [`RedisBackend`] is the hub's [`herald_core::Backend`] when a cluster is configured: every
+//! publication accepted on this node (HTTP API, client events, WAMP publishes, ingress: they all
+//! end in `Hub::publish`) is delivered locally as before and queued for Redis, where the other
+//! nodes read it and call `Hub::deliver`. What crosses nodes is the versioned envelope of
+//! `herald_protocol::cluster`; this crate only carries it. There is no cluster protocol of our
+//! own: nodes never talk to each other, only to Redis.
+//!
+//! Each app is one Redis channel, `{prefix}:{app_id}`, subscribed once at start: every node hears
+//! every publication of the app and its hub drops those nobody subscribed to locally.
+//! Per-channel Redis subscriptions would follow each first subscribe and last unsubscribe, with a
+//! window in which a fresh subscriber misses events, and WAMP pattern subscriptions would still
+//! need the whole app; one channel per app has neither problem.
+//!
+//! The hub never waits for Redis: [`RedisBackend::broadcast`](herald_core::Backend::broadcast)
+//! queues into a bounded channel. The `publisher` task drains it in pipelined batches and keeps
+//! a failed batch to resend after reconnecting. A batch may then reach Redis twice, so envelopes
+//! carry a per-node sequence number and the `subscriber` drops what it has seen (`inbound`);
+//! a node drops its own envelopes by node id, and envelopes of another format version are
+//! refused, never delivered.
+
+mod backend;
+mod inbound;
+mod link;
+mod publication;
+mod publisher;
+mod subscriber;
+mod url;
+
+pub use backend::RedisBackend;
+pub use link::{RedisLink, RunningLink};
+pub use url::{UrlError, check_url, redact_url};

@@ -1,0 +1,175 @@
+//! The publisher task: drains the backend's queue into Redis, in order, resending a failed batch
+//! after reconnecting, and gives what is left one bounded chance at shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use redis::Client;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{LinkState, Queued};
+use crate::link::{BACKOFF_MIN, FLUSH_GRACE, PING_EVERY, back_off, connect_publisher};
+use crate::publication;
+
+/// Most publications sent in one pipeline.
+const BATCH: usize = 256;
+
+/// An encoded envelope and the app channel it goes to.
+type Outgoing = (Arc<str>, Vec<u8>);
+
+/// Drains the queue into Redis.
+pub(crate) struct Publisher {
+    client: Client,
+    conn: Option<MultiplexedConnection>,
+    rx: mpsc::Receiver<Queued>,
+    node: u64,
+    /// Sequence number of the last envelope written.
+    seq: u64,
+    state: Arc<LinkState>,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        client: Client,
+        conn: Option<MultiplexedConnection>,
+        rx: mpsc::Receiver<Queued>,
+        node: u64,
+        state: Arc<LinkState>,
+    ) -> Publisher {
+        Publisher { client, conn, rx, node, seq: 0, state }
+    }
+
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
+        // Encoded envelopes taken from the queue and not yet confirmed by Redis.
+        let mut pending: Vec<Outgoing> = Vec::new();
+        let mut backoff = BACKOFF_MIN;
+        // Idle links are pinged, so a lost Redis shows in `/health` (and refuses HTTP
+        // publishes) before the next publication has to find out.
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Reconnect even with nothing to send: the HTTP API refuses publishes until then,
+            // so waiting for a publication first would never end.
+            if self.conn.is_none() && !self.reconnect().await {
+                if back_off(&mut backoff, &stop).await {
+                    continue;
+                }
+                break;
+            }
+            if pending.is_empty() {
+                tokio::select! {
+                    q = self.rx.recv() => match q {
+                        Some(q) => pending.push(self.encode(&q)),
+                        None => break,
+                    },
+                    _ = ping.tick() => {
+                        self.ping().await;
+                        continue;
+                    }
+                    () = stop.cancelled() => break,
+                }
+            }
+            while pending.len() < BATCH {
+                let Ok(q) = self.rx.try_recv() else { break };
+                pending.push(self.encode(&q));
+            }
+            if self.send(&pending).await {
+                pending.clear();
+                backoff = BACKOFF_MIN;
+            } else if !back_off(&mut backoff, &stop).await {
+                break;
+            }
+        }
+        self.flush(pending).await;
+    }
+
+    /// Opens the command connection; true when the link is up again.
+    async fn reconnect(&mut self) -> bool {
+        match connect_publisher(&self.client).await {
+            Ok(c) => {
+                self.conn = Some(c);
+                if !self.state.publisher_up.swap(true, Ordering::AcqRel) {
+                    tracing::info!("scale-out: redis publisher connection is up");
+                }
+                true
+            }
+            Err(e) => {
+                self.link_lost(&e);
+                false
+            }
+        }
+    }
+
+    /// Marks the command connection lost (logged once per outage).
+    fn link_lost(&mut self, e: &redis::RedisError) {
+        self.conn = None;
+        if self.state.publisher_up.swap(false, Ordering::AcqRel) {
+            tracing::warn!(error = %e, "scale-out: redis publisher connection lost; reconnecting");
+        } else {
+            tracing::debug!(error = %e, "scale-out: redis publisher still unreachable");
+        }
+    }
+
+    async fn ping(&mut self) {
+        let Some(conn) = self.conn.as_mut() else { return };
+        if let Err(e) = redis::cmd("PING").query_async::<()>(conn).await {
+            self.link_lost(&e);
+        }
+    }
+
+    fn encode(&mut self, q: &Queued) -> Outgoing {
+        self.seq += 1;
+        (Arc::clone(&q.channel), publication::encode(self.node, self.seq, &q.publication))
+    }
+
+    /// Sends one batch; false when it must be retried (after reconnecting).
+    async fn send(&mut self, batch: &[Outgoing]) -> bool {
+        let Some(conn) = self.conn.as_mut() else { return false };
+        let mut pipe = redis::pipe();
+        for (channel, bytes) in batch {
+            pipe.cmd("PUBLISH").arg(&**channel).arg(bytes.as_slice()).ignore();
+        }
+        match pipe.query_async::<()>(conn).await {
+            Ok(()) => {
+                self.state.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.state.retried.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.link_lost(&e);
+                false
+            }
+        }
+    }
+
+    /// On shutdown: whatever is still queued gets one bounded chance to reach Redis.
+    async fn flush(mut self, mut pending: Vec<Outgoing>) {
+        self.rx.close();
+        while let Ok(q) = self.rx.try_recv() {
+            pending.push(self.encode(&q));
+        }
+        if pending.is_empty() {
+            return;
+        }
+        let total = pending.len();
+        let sent = timeout(FLUSH_GRACE, async {
+            for batch in pending.chunks(BATCH) {
+                if self.conn.is_none() && !self.reconnect().await {
+                    return false;
+                }
+                if !self.send(batch).await {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        if sent != Ok(true) {
+            tracing::warn!(publications = total, "scale-out: redis unreachable at shutdown; queued publications not forwarded");
+        }
+    }
+}
+
