@@ -30,6 +30,8 @@
 //! for a receiver. The decoder accepts a longer-than-needed encoding (for example 5 in the
 //! 16-bit form): rejecting it protects nothing, and some clients in the wild pad lengths.
 //! Every other rule of §5 is enforced.
+//!
+//! Bare section numbers (`§5.5.1`) here and in the submodules are those of RFC 6455.
 
 use base64::Engine as _;
 use bytes::Bytes;

@@ -1,12 +1,12 @@
-//! The Pusher WebSocket close codes of spec §2, with the reason text herald sends.
+//! The Pusher WebSocket close codes (the "Error codes" of the Pusher Channels Protocol page), with the reason text herald sends.
 //!
 //! This module only names codes; choosing one for a situation happens at the edge. Codes of 4300
 //! and up make pusher-js give up for good, so they belong in `pusher:error` messages on sockets
-//! that stay open, never in a close frame (spec §2).
+//! that stay open, never in a close frame.
 
 use std::fmt;
 
-/// A Pusher close code (spec §2 table). The numeric value is the WebSocket close code.
+/// A Pusher close code. The numeric value is the WebSocket close code.
 ///
 /// Ranges: 4000–4099 do not reconnect unchanged, 4100–4199 back off, 4200–4299 reconnect at
 /// once, 4300–4399 are other errors that pusher-js treats as final.
@@ -91,7 +91,7 @@ impl CloseCode {
         }
     }
 
-    /// The code with this numeric value, if it is one of the spec's codes.
+    /// The code with this numeric value, if it is one of Pusher's codes.
     pub fn from_code(code: u16) -> Option<CloseCode> {
         CloseCode::ALL.into_iter().find(|c| c.code() == code)
     }

@@ -2,8 +2,8 @@
 //! subscription index lives here.
 //!
 //! WAMP v1 has no URI rules worth checking: a topic is any string, either an absolute URI or a
-//! CURIE that [`Prefixes`](super::Prefixes) resolves (§1.1), and Espo even uses `""` as a
-//! keepalive topic (§2.7). So only v2 URIs are validated.
+//! CURIE that [`Prefixes`](super::Prefixes) resolves, and Espo's browser client even uses `""`
+//! as a keepalive topic. So only v2 URIs are validated.
 
 use super::WampError;
 

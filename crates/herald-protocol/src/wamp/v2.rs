@@ -1,4 +1,4 @@
-//! WAMP v2 Basic Profile on the router side (WAMP2 `messages.md`, §1.3): the two serializers,
+//! WAMP v2 Basic Profile on the router side (WAMP2 `messages.md`): the two serializers,
 //! parsing what clients send, encoding what the router sends, and the WELCOME role
 //! announcement. Broker and dealer logic (subscription index, call routing, timeouts) live in
 //! the core; this module only knows bytes and messages.

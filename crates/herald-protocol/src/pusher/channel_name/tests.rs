@@ -1,4 +1,4 @@
-//! Table tests of channel-name validation and kinds (spec §4, §6).
+//! Table tests of channel-name validation and kinds.
 
 use super::{Access, ChannelKind, ChannelName, DEFAULT_MAX_LEN};
 use crate::pusher::ProtocolError;
