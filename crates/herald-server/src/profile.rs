@@ -51,8 +51,9 @@ impl Authorizer for Closed {
     }
 }
 
-/// Binds the ZeroMQ ingress of every EspoCRM listener, before any "listening" line is printed
-/// (a bind failure stops herald, E14), and adds the bound endpoint to the listener's label.
+/// Binds the ZeroMQ ingress of every EspoCRM listener, before any "listening" line is printed (a
+/// bind failure stops herald, as it stops EspoCRM's `websocket.php`), and adds the bound endpoint
+/// to the listener's label.
 ///
 /// # Errors
 /// [`StartError::Bind`] naming the endpoint that could not be bound.

@@ -102,7 +102,7 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
         Profile::Wamp1 { app, strict_subprotocol } => {
             let wamp = offered.iter().any(|p| p == "wamp");
             if *strict_subprotocol && !wamp {
-                // Ratchet's strict WsServer answers 426 when `wamp` is not offered (spec E2).
+                // Ratchet's strict WsServer answers 426 when `wamp` is not offered.
                 let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
                 resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
                 return resp;
@@ -113,7 +113,7 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             (Target::Wamp1(Arc::clone(app)), wamp.then_some("wamp"))
         }
         Profile::Espo(espo) => {
-            // Ratchet's strict WsServer (spec E2): no `wamp` offered, no upgrade.
+            // EspoCRM runs Ratchet's strict WsServer: no `wamp` offered, no upgrade (426).
             if !offered.iter().any(|p| p == "wamp") {
                 let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
                 resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
@@ -175,10 +175,11 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
 
 /// Starts the session in a task of its own, typed by the concrete stream.
 ///
-/// The upgrade task ends here. A task is as large as the largest state of its future, so
-/// awaiting the session inside the upgrade task would make every connection carry hyper's
-/// request, the largest stream type (TLS, ~1.2 KB of rustls state in `Parts`) and the session at
-/// once; a fresh task per stream type holds only the session it runs (idle memory, issue 3).
+/// The upgrade task ends here. A task is as large as the largest state of its future, so awaiting
+/// the session inside the upgrade task would make every connection carry hyper's request, the
+/// largest stream type (TLS, ~1.2 KB of rustls state in `Parts`) and the session at once; a fresh
+/// task per stream type holds only the session it runs (idle memory: docs/benchmarks.md measures it
+/// per connection).
 fn start_session(
     tracker: &TaskTracker,
     hub: Arc<Hub>,
@@ -275,7 +276,7 @@ fn too_many(refusal: PerIpRefusal) -> Response<Body> {
 }
 
 /// Maps `/app/{key}?protocol=7&client=..&version=..` to an app or a Pusher close code
-/// (pusher-protocol.md §1-2).
+/// (the connection URL and close codes of the Pusher Channels Protocol page).
 fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
     let Some(key) = path.strip_prefix("/app/").filter(|k| !k.is_empty() && !k.contains('/')) else {
         return Target::Refuse(CloseCode::PathNotFound);

@@ -1,4 +1,4 @@
-//! The Pusher Channels HTTP API (pusher-protocol.md §10): publish, batch publish, channel
+//! The Pusher Channels HTTP API (Pusher's HTTP API reference): publish, batch publish, channel
 //! queries, presence users and user termination, every request signed.
 //!
 //! A publish answered with 200 has been handed to the hub: its frames are in every local

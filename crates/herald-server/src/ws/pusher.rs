@@ -27,10 +27,10 @@ use tokio::time::{Instant, Sleep};
 use super::socket::{Event, Socket};
 use super::rate::TokenBucket;
 
-/// The server's keep-alive probe (pusher-protocol.md §3); the client answers `pusher:pong`.
+/// The server's keep-alive probe; the client answers `pusher:pong`.
 const PING: &[u8] = br#"{"event":"pusher:ping","data":"{}"}"#;
 
-/// The watchlist length hosted Pusher accepts (pusher-protocol.md §7).
+/// The watchlist length hosted Pusher accepts (Pusher's watchlist docs).
 const MAX_WATCHLIST: usize = 100;
 
 /// One subscription of this connection.
@@ -59,7 +59,7 @@ struct Session {
 /// Runs a Pusher session on an upgraded socket until it closes.
 // A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
 // argument twice in its state (the argument and the local it is moved into), and this future
-// is what every idle connection's task holds (issue 3, idle memory).
+// is what every idle connection's task holds (docs/benchmarks.md measures idle memory).
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 pub(crate) fn run<S>(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot, mut socket: Socket<S>) -> impl Future<Output = ()>
 where

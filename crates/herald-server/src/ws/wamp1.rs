@@ -2,8 +2,8 @@
 //!
 //! WELCOME goes out as soon as the socket is open. PREFIX, SUBSCRIBE and UNSUBSCRIBE are never
 //! answered; PUBLISH fans out through the hub; CALL is answered with CALLERROR unless a profile
-//! provides the procedure. Any malformed message closes the socket with 1007, as Ratchet does
-//! (wamp-espocrm-oro.md W5).
+//! provides the procedure. Any malformed message closes the socket with 1007, as Ratchet's
+//! `WampServer` does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,8 @@ pub(crate) const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_
 /// What herald calls itself in WELCOME.
 const SERVER_IDENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
 
-/// The v1 session id of a connection: 20 decimal digits (W4: 16-32 chars of `[0-9a-z]`), and
+/// The v1 session id of a connection: 20 decimal digits (clients treat ids as
+/// opaque strings; Ratchet's are ~30 characters of `[0-9a-f]`), and
 /// reversible, so exclude/eligible lists map back to WAMP session numbers.
 pub(crate) fn session_id(conn: &Conn) -> String {
     format!("{:020}", conn.session)
@@ -49,7 +50,7 @@ struct Session {
 /// Runs a WAMP v1 session for `app` until it ends.
 // A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
 // argument twice in its state (the argument and the local it is moved into), and this future
-// is what every idle connection's task holds (issue 3, idle memory).
+// is what every idle connection's task holds (docs/benchmarks.md measures idle memory).
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
     hub: Arc<Hub>,
@@ -94,7 +95,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         socket.queue(ws::encode_ping(b"herald"));
                         timer.as_mut().reset(at);
                     }
-                    // Ratchet's keepalive closes with 1000 (W10 a).
+                    // Ratchet's keepalive closes with 1000 (`WsConnection::close()`).
                     Tick::Expired => break Some(ws::encode_close(1000, "")),
                 }
                 continue;
@@ -114,7 +115,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         break Some(ws::encode_close(code, ""));
                     }
                 }
-                // W3: text frames only; Ratchet's JSON decoding fails on binary input.
+                // Text frames only: Ratchet's JSON decoding fails on binary input.
                 Message::Binary(_) => break Some(ws::encode_close(1007, "")),
                 Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
                 Message::Pong(_) => {}
@@ -167,7 +168,7 @@ impl Session {
 
     fn subscribe(&mut self, topic: &str) {
         let Some(channel) = self.channel(Action::Subscribe, topic) else { return };
-        // Idempotent and unanswered (W7): a second SUBSCRIBE is simply refused by the hub.
+        // WAMP v1 never answers SUBSCRIBE, and a second SUBSCRIBE is simply refused by the hub.
         if self.hub.subscribe(&self.app, &self.conn, &channel, None, |_| {}).is_ok() {
             self.topics.push(channel);
         }
@@ -191,7 +192,7 @@ impl Session {
             }
         }
         let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
-        // W8: empty eligible means everyone.
+        // An empty eligible list means everyone, as in Ratchet's `Topic::broadcast`.
         let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);
         let filter = (!p.exclude.is_empty() || eligible.is_some())
             .then(|| WampFilter { exclude: ids(&p.exclude), eligible });

@@ -1,12 +1,12 @@
 //! One EspoCRM browser connection: the owner task of its socket, speaking WAMP v1 the way
-//! EspoCRM >= 9.2's `websocket.php` does (spec §2.3, checklist E3–E5, E7, E10–E12).
+//! EspoCRM >= 9.2's `websocket.php` does (`Core/WebSocket/Pusher.php` on Ratchet 0.4).
 //!
-//! The socket opens unauthenticated: WELCOME `[0,"<sid>",1]` goes out only once
-//! `AuthTokenCheck` grants the query's `authToken`/`userId`; a refusal closes it the way
-//! EspoCRM's code closes connections (W10 b). A SUBSCRIBE joins the hub channel of the topic
-//! only after its category's access check grants it, so events (ZeroMQ, Pusher, WAMP v2
-//! publishers alike) reach approved subscriptions only. Checks run on a `JoinSet` owned by the
-//! session: when the socket goes, its pending checks (and their PHP processes) go with it.
+//! The socket opens unauthenticated: WELCOME `[0,"<sid>",1]` goes out only once `AuthTokenCheck`
+//! grants the query's `authToken`/`userId`; a refusal closes it the way EspoCRM's code closes
+//! connections (`$conn->close()`). A SUBSCRIBE joins the hub channel of the topic only after its
+//! category's access check grants it, so events (ZeroMQ, Pusher, WAMP v2 publishers alike) reach
+//! approved subscriptions only. Checks run on a `JoinSet` owned by the session: when the socket
+//! goes, its pending checks (and their PHP processes) go with it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::ws::socket::{Event, Socket};
 
 /// Longest topic accepted.
 const MAX_TOPIC: usize = 512;
-/// EspoCRM's answer to any CALL (spec §2.3).
+/// EspoCRM's answer to any CALL.
 const NO_CALLS: &str = "You are not allowed to make calls";
 
 /// A finished check, back on the session task.
@@ -71,7 +71,8 @@ struct Session {
     checks: JoinSet<Done>,
 }
 
-/// The `userId` and `authToken` of the upgrade's query, sanitised like EspoCRM (E3).
+/// The `userId` and `authToken` of the upgrade's query, sanitised like EspoCRM: only
+/// `[A-Za-z0-9-]` is kept, and an empty value closes the connection.
 fn credentials(query: &str) -> Option<(String, String)> {
     let mut user = None;
     let mut token = None;
@@ -131,7 +132,7 @@ where
     let frame = match end {
         End::Close(frame) => frame,
         End::AppClose => match espo.settings.app_close {
-            // Ratchet's `close(null)`: status 0 on the wire (W10 b).
+            // Ratchet's `close(null)`: status 0 on the wire.
             AppClose::Status0 => Some(ws::encode_close(0, "")),
             AppClose::Normal => Some(ws::encode_close(1000, "")),
             AppClose::Fin => None,
@@ -178,7 +179,7 @@ impl Session {
                 }
                 None => {
                     if unanswered.is_some() {
-                        // Ratchet's keepalive closes with 1000 (W10 a).
+                        // Ratchet's keepalive closes with 1000 (`WsConnection::close()`).
                         return End::Close(Some(ws::encode_close(1000, "")));
                     }
                     pings += 1;
@@ -203,7 +204,7 @@ impl Session {
                         return end;
                     }
                 }
-                // Ratchet fails JSON decoding of binary input: 1007 (W5).
+                // Ratchet fails JSON decoding of binary input: 1007.
                 Message::Binary(_) => return End::Close(Some(ws::encode_close(1007, ""))),
                 Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
                 Message::Pong(p) => {
@@ -216,7 +217,7 @@ impl Session {
         }
     }
 
-    /// One WAMP v1 message (spec §2.3).
+    /// One WAMP v1 message.
     fn on_text<S: AsyncRead + AsyncWrite + Unpin>(&mut self, text: &[u8], socket: &mut Socket<S>) -> Result<(), End> {
         let close_1007 = |_| End::Close(Some(ws::encode_close(1007, "")));
         let msg = parse_v1(text).map_err(close_1007)?;
@@ -233,7 +234,8 @@ impl Session {
                 self.unsubscribe(&topic);
                 Ok(())
             }
-            // The browser's keepalive `[7,"",""]` is ignored; any real PUBLISH closes (E10).
+            // The browser's keepalive `[7,"",""]` is ignored; any real PUBLISH closes, as
+            // EspoCRM's `Pusher::onPublish` does.
             V1ClientMsg::Publish(p) if p.topic.is_empty() => Ok(()),
             V1ClientMsg::Publish(_) => Err(End::AppClose),
             V1ClientMsg::Call { call_id, proc_uri, .. } => {
@@ -253,7 +255,7 @@ impl Session {
                 self.conn.bind_user(&user);
                 self.espo.add_user(&user, self.conn.session);
                 self.user = Some(user);
-                // The generic v1 listener's session id format (W4), so ids look alike across listeners.
+                // The generic v1 listener's session id format, so ids look alike across listeners.
                 let sid = format!("{:020}", self.conn.session);
                 socket.queue(ws::encode_text(&v1::welcome(&sid, None)));
                 debug.line(format_args!("{id}: user {} subscribed", self.claimed));
@@ -281,7 +283,7 @@ impl Session {
     }
 
     fn subscribe(&mut self, topic: String) {
-        // E5: nothing is kept for a connection that is not authenticated yet.
+        // Nothing is kept for a connection that is not authenticated yet.
         let Some(user) = self.user.clone() else { return };
         if self.subs.contains_key(&topic) || !self.espo.categories.is_allowed(&topic) {
             return;

@@ -92,7 +92,9 @@ struct EspoFile {
     categories: Option<toml::Table>,
 }
 
-/// How herald closes a connection where EspoCRM's code calls `$conn->close()` (W10 b).
+/// How herald closes a connection where EspoCRM's code calls `$conn->close()`. Ratchet's
+/// `WampConnection::close()` sends a close frame with status 0 there; browsers treat it as a lost
+/// connection and reconnect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AppClose {
     /// Ratchet's bytes: a close frame with status 0 (`88 02 00 00`), then FIN.
@@ -114,7 +116,7 @@ pub(crate) enum OutputRule {
     ExitCode,
 }
 
-/// Native TLS files (E1), checked to exist and be readable.
+/// Native TLS files (`webSocketUseSecureServer`), checked to exist and be readable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TlsFiles {
     /// PEM certificate chain (`webSocketSslCertificateFile`).
@@ -139,7 +141,7 @@ pub(crate) struct EspoSettings {
     pub(crate) zmq_endpoint: String,
     /// Native TLS, when `webSocketUseSecureServer` is true.
     pub(crate) tls: Option<TlsFiles>,
-    /// `webSocketDebugMode`: per-connection lines on stdout (E13).
+    /// `webSocketDebugMode`: per-connection lines on stdout.
     pub(crate) debug: bool,
     /// The EspoCRM directory holding `command.php`; the checks run there.
     pub(crate) root: PathBuf,
@@ -155,7 +157,8 @@ pub(crate) struct EspoSettings {
     pub(crate) auth_cache_ttl: Duration,
     /// How long an AclCheck verdict is reused for the same command (0: never, like EspoCRM).
     pub(crate) acl_cache_ttl: Duration,
-    /// Ratchet keepalive period: ping every period, close who did not pong the last ping (E12).
+    /// Ratchet keepalive period: ping every period, close who did not pong the last ping
+    /// (Ratchet's `WsServer::enableKeepAlive`, 60 s in EspoCRM).
     pub(crate) keepalive: Duration,
     /// Close behaviour where EspoCRM closes a connection.
     pub(crate) app_close: AppClose,

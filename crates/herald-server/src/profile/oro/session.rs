@@ -1,8 +1,8 @@
 //! One Oro connection, from the raw upgrade to the last frame: the owner task of its socket.
 //!
-//! Order, as GOS/Ratchet do it (§3.3, §3.4): origin check → 101 + WELCOME in one write (O4) →
-//! ticket check (O5) → on failure the `HTTP/1.0 403 Forbidden` text frame and an
-//! application close (O6) → otherwise WAMP v1 with Oro's routes (O7, O8, O9). Nothing is sent
+//! Order, as GOS/Ratchet do it: origin check → 101 + WELCOME in one write → ticket check → on
+//! failure the `HTTP/1.0 403 Forbidden` text frame and an application close → otherwise WAMP v1
+//! with Oro's routes, per-user topics and publishing rules. Nothing is sent
 //! between WELCOME and the client's first message unless the ticket fails. Messages the client
 //! sends while its ticket is being checked wait in the socket and are handled after the check.
 
@@ -29,12 +29,12 @@ use crate::ws::socket::{Event, Socket};
 const MAX_TOPIC: usize = 512;
 /// The error URI of a CALL on a topic route (Oro serves no procedures).
 const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_procedure";
-/// Ratchet's "application" close: a close frame with status 0 (W10 b).
+/// Ratchet's "application" close (`WampConnection::close()`): a close frame with status 0.
 const STATUS_0_CLOSE: &[u8] = &[0x88, 0x02, 0x00, 0x00];
 
 /// Serves one accepted TCP connection of an Oro listener.
 pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: CancellationToken) {
-    // The 101 + WELCOME write must not wait for Nagle (O4).
+    // The 101 + WELCOME write must not wait for Nagle: Oro's backend client reads for one burst.
     let _ = stream.set_nodelay(true);
     let head = tokio::select! {
         () = stop.cancelled() => return,
@@ -85,7 +85,8 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
 }
 
 /// The session id sent in WELCOME: the WAMP session number in 20 decimal digits, so that
-/// exclude/eligible lists map back to hub sessions (W4).
+/// exclude/eligible lists map back to hub sessions. Ratchet's ids are ~30 characters of
+/// `[0-9a-f]`; clients only treat them as opaque strings.
 fn session_id(conn: &Conn) -> String {
     format!("{:020}", conn.session)
 }
@@ -96,7 +97,7 @@ async fn refuse(mut stream: TcpStream, refusal: Refusal) {
     let _ = stream.shutdown().await;
 }
 
-/// The close frame of an application-level close (W10 b), or `None` for a bare FIN.
+/// The close frame of an application-level close, or `None` for a bare FIN.
 fn application_close(style: AppClose) -> Option<Bytes> {
     match style {
         AppClose::Status0 => Some(Bytes::from_static(STATUS_0_CLOSE)),
@@ -105,7 +106,8 @@ fn application_close(style: AppClose) -> Option<Bytes> {
     }
 }
 
-/// The text frame Oro sends on a bad ticket: a Symfony 403 `Response` as a string (§3.3).
+/// The text frame Oro sends on a bad ticket: a Symfony 403 `Response` as a string (what Oro's
+/// `ClientEventListener` sends).
 fn forbidden_text(now: i64) -> String {
     format!("HTTP/1.0 403 Forbidden\r\nCache-Control: no-cache, private\r\nDate:          {}\r\n\r\n", http_date(now))
 }
@@ -167,7 +169,7 @@ impl Session {
                         return Some(ws::encode_close(code, ""));
                     }
                 }
-                // Ratchet's JSON decoding fails on binary input (W3, W5).
+                // Ratchet's JSON decoding fails on binary input: 1007.
                 Message::Binary(_) => return Some(ws::encode_close(1007, "")),
                 Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
                 Message::Pong(_) => {}
@@ -182,13 +184,13 @@ impl Session {
         let Some(msg) = self.prefixes.apply(msg).map_err(|e| e.v1_close_code())? else {
             return Ok(());
         };
-        // GOS's router throws on a topic without a route; Ratchet closes with 1007 (O7).
+        // GOS's router throws on a topic without a route; Ratchet closes with 1007.
         let no_route = 1007;
         match msg {
             V1ClientMsg::Prefix { .. } => {}
             V1ClientMsg::Subscribe { topic } => match self.decide_subscribe(&topic) {
                 (Decision::Allow, Some(channel)) => {
-                    // Idempotent and unanswered (W7): a second SUBSCRIBE is refused by the hub.
+                    // WAMP v1 never answers SUBSCRIBE, and a second SUBSCRIBE is refused by the hub.
                     if self.oro.hub.subscribe(&self.oro.app, &self.conn, &channel, None, |_| {}).is_ok() {
                         self.topics.push(channel);
                     }
@@ -234,7 +236,8 @@ impl Session {
         (self.oro.policy.subscribe(&self.identity, topic), channel)
     }
 
-    /// Broadcasts to the topic's subscribers with WAMP exclude/eligible (O9, W8).
+    /// Broadcasts to the topic's subscribers with WAMP exclude/eligible (an empty
+    /// eligible list means everybody, as in Ratchet).
     fn publish(&self, channel: ChannelName, p: V1Publish) {
         let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
         let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);

@@ -1,6 +1,7 @@
 //! The Oro profile's configuration: the `[oro]` file section, Oro's own environment variables
-//! (O1, O14) and `--profile oro` with `--host/-a`, `--port/-p` (O13), validated into
-//! [`OroSettings`] and a listener before anything binds.
+//! (`ORO_WEBSOCKET_*_DSN`, `ORO_SECRET`, `ORO_DB_DSN`) and `--profile oro` with `--host/-a`,
+//! `--port/-p` (the `gos:websocket:server` options), validated into [`OroSettings`] and a
+//! listener before anything binds.
 //!
 //! Precedence follows herald's rule: defaults < `[oro]` < environment (`ORO_*`) < command line.
 
@@ -15,7 +16,7 @@ use super::routes::{RouteConfig, Routes};
 use crate::cli::ServeArgs;
 use crate::config::{ConfigError, ListenerSettings, Profile};
 
-/// Oro's default bind (`websocket_server_dsn` default, §3.8).
+/// Oro's default bind (`websocket_server_dsn` default).
 const DEFAULT_SERVER_DSN: &str = "//0.0.0.0:8080";
 /// Port when a DSN names none (Oro's `DsnBasedParameters`).
 const DEFAULT_PORT: u16 = 8080;
@@ -54,7 +55,7 @@ pub(crate) struct OroFile {
     routes: Vec<RouteConfig>,
 }
 
-/// Who may PUBLISH on Oro topics (O9).
+/// Who may PUBLISH on Oro topics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Publishers {
@@ -65,7 +66,8 @@ pub(crate) enum Publishers {
 }
 
 /// How the server ends a connection where Ratchet's application code calls
-/// `$conn->close()` (W10 b), e.g. after a bad ticket.
+/// `$conn->close()`, e.g. after a bad ticket (Ratchet sends a close frame with status 0
+/// there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum AppClose {
@@ -300,7 +302,7 @@ pub(crate) fn configure(
     Ok(Some(ListenerSettings { host, port, profile: Profile::Oro(std::sync::Arc::new(settings)), tls: None }))
 }
 
-/// `tracing` filter directives for Oro's log levels (§3.8, O13), or `None` when no listener
+/// `tracing` filter directives for Oro's log levels, or `None` when no listener
 /// runs the Oro profile. prod: WARNING, `-v` NOTICE, `-vv` INFO, `-vvv` DEBUG, quiet ERROR;
 /// dev: INFO, `-v` and up DEBUG. tracing has no NOTICE: `-v` shows the Oro profile's own
 /// info lines (start-up, configuration reloads) and warnings from everything else.
