@@ -45,16 +45,6 @@ pub struct ChannelKind {
     pub cache: bool,
 }
 
-impl ChannelKind {
-    /// Whether subscribing needs an `auth` signature (private, encrypted and presence channels).
-    pub fn requires_signature(self) -> bool {
-        matches!(
-            self.access,
-            Access::Private | Access::PrivateEncrypted | Access::Presence
-        )
-    }
-}
-
 /// Prefixes in match order: longer prefixes that share a start with shorter ones come first.
 const PREFIXES: [(&str, Access, bool); 7] = [
     ("private-encrypted-cache-", Access::PrivateEncrypted, true),

@@ -90,11 +90,6 @@ impl CloseCode {
             CloseCode::WatchlistLimit => "Watchlist limit exceeded",
         }
     }
-
-    /// The code with this numeric value, if it is one of Pusher's codes.
-    pub fn from_code(code: u16) -> Option<CloseCode> {
-        CloseCode::ALL.into_iter().find(|c| c.code() == code)
-    }
 }
 
 impl fmt::Display for CloseCode {
@@ -108,19 +103,16 @@ mod tests {
     use super::CloseCode;
 
     #[test]
-    fn codes_round_trip_and_match_spec_values() {
+    fn codes_match_pusher_values_and_reasons_fit_a_close_frame() {
         assert_eq!(CloseCode::TlsOnly.code(), 4000);
         assert_eq!(CloseCode::Unauthorized.code(), 4009);
         assert_eq!(CloseCode::ReconnectNow.code(), 4200);
         assert_eq!(CloseCode::WatchlistLimit.code(), 4302);
         for c in CloseCode::ALL {
-            assert_eq!(CloseCode::from_code(c.code()), Some(c));
             assert!(
                 c.reason().len() < 123,
                 "{c:?} reason too long for a close frame"
             );
         }
-        assert_eq!(CloseCode::from_code(4002), None);
-        assert_eq!(CloseCode::from_code(4300), None);
     }
 }

@@ -71,14 +71,6 @@ pub fn check(uri: &str, rule: UriRule, components: Components) -> Result<(), Wam
     }
 }
 
-/// Whether `uri` sits in the `wamp.` namespace, which applications must not use for their own
-/// topics and procedures (WAMP2 "Reserved URIs"). Routers decide what to do with it (refuse a
-/// REGISTER, allow a SUBSCRIBE to meta events...), so this is a query, not a check.
-#[must_use]
-pub fn is_reserved(uri: &str) -> bool {
-    uri.split('.').next() == Some("wamp")
-}
-
 /// How a v2 subscription's topic selects published topics (`SUBSCRIBE.Options.match`,
 /// WAMP advanced profile "Pattern-based Subscription"; the broker advertises
 /// `pattern_based_subscription`).

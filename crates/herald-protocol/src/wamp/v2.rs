@@ -45,8 +45,6 @@ pub mod reason {
     pub const TIMEOUT: &str = "wamp.error.timeout";
     /// GOODBYE reason when the router shuts down.
     pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
-    /// GOODBYE reason for leaving the realm.
-    pub const CLOSE_REALM: &str = "wamp.close.close_realm";
     /// GOODBYE reason of the reply to a GOODBYE.
     pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
 }

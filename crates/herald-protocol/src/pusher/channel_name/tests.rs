@@ -145,23 +145,6 @@ fn client_events_only_on_private_and_presence() {
 }
 
 #[test]
-fn signature_requirement_by_kind() {
-    for (name, signed) in [
-        ("a", false),
-        ("private-a", true),
-        ("private-encrypted-a", true),
-        ("presence-a", true),
-        ("#server-to-user-a", false),
-    ] {
-        assert_eq!(
-            parse(name).map(|c| c.kind().requires_signature()),
-            Ok(signed),
-            "{name}"
-        );
-    }
-}
-
-#[test]
 fn borrows_as_str_for_map_lookups() {
     use std::collections::HashSet;
     let mut set = HashSet::new();

@@ -54,12 +54,6 @@ impl Integer {
         u64::try_from(self.0).ok()
     }
 
-    /// The value as `i64`, if it fits.
-    #[must_use]
-    pub fn as_i64(self) -> Option<i64> {
-        i64::try_from(self.0).ok()
-    }
-
     /// `Ok` with the value when it is non-negative, `Err` with it when negative: the two
     /// encodings both serializers have.
     pub(crate) fn split(self) -> Result<u64, i64> {
