@@ -5,6 +5,7 @@
 //! here is deterministic, so it is tested with table tests and fuzzed.
 
 pub mod espo;
+mod json_text;
 pub mod oro;
 pub mod pusher;
 pub mod wamp;

@@ -19,7 +19,6 @@ pub mod server_msg;
 pub mod socket_auth;
 
 mod field_reader;
-mod json_writer;
 
 pub use channel_name::{Access, ChannelKind, ChannelName};
 pub use client_msg::{ClientMsg, parse_client_msg};

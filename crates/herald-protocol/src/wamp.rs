@@ -13,7 +13,6 @@
 //! ratchetphp/Ratchet 0.4.4, `src/Ratchet/Wamp/*`.
 
 mod error;
-mod json_text;
 pub mod auth;
 pub mod uri;
 pub mod v1;

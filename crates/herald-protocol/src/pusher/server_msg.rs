@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::json_writer::JsonWriter;
+use crate::json_text::JsonWriter;
 
 /// Payload of an application event: whatever JSON or text the publisher gave.
 #[derive(Debug, Clone, Copy)]

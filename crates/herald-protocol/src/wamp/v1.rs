@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::{Number, error::Category};
 
 use super::WampError;
-use super::json_text::push_str;
+use crate::json_text::push_str;
 
 pub use curie::{CurieRule, MAX_PREFIXES, Prefixes};
 pub use server_msg::{
@@ -426,7 +426,7 @@ fn php_truthy(raw: &RawValue) -> bool {
 fn frame_start(code: u64, extra: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + extra);
     out.push(b'[');
-    super::json_text::push_u64(&mut out, code);
+    crate::json_text::push_u64(&mut out, code);
     out.push(b',');
     out
 }

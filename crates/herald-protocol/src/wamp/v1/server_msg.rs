@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 
 use super::{CallId, Fields, RawJson, code, elements, finish, first, frame_start, type_code};
 use crate::wamp::WampError;
-use crate::wamp::json_text::{push_str, push_u64};
+use crate::json_text::{push_str, push_u64};
 
 /// The server ident stock Ratchet 0.4.4 puts in WELCOME, which Oro clients see.
 pub const RATCHET_SERVER_IDENT: &str = "Ratchet/0.4.4";
