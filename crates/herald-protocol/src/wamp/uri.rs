@@ -7,6 +7,11 @@
 
 use super::WampError;
 
+/// Longest topic or procedure URI herald accepts, in bytes, from any WAMP client (v1 or v2,
+/// and the EspoCRM and Oro profiles' v1 listeners). Neither WAMP version sets a limit; this one
+/// bounds what one subscription or publication keeps in memory.
+pub const MAX_URI_LEN: usize = 512;
+
 /// How strictly v2 URI components are checked (WAMP2 "Identifiers / URIs").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UriRule {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use herald_core::{App, AppConfig, Hub, Publication, PublicationData, WampFilter};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use parking_lot::Mutex;
 
 use crate::config::{ConfigError, ListenerSettings, Profile};
@@ -168,7 +169,7 @@ impl Espo {
             tracing::warn!(topic = %sub.topic, "dropping an EspoCRM submission for a topic that is not a category");
             return 0;
         }
-        let channel = match ChannelName::topic(&sub.topic, 512) {
+        let channel = match ChannelName::topic(&sub.topic, MAX_URI_LEN) {
             Ok(c) if c.kind().access == Access::Public => c,
             _ => {
                 tracing::warn!(topic = %sub.topic, "dropping an EspoCRM submission with an unusable topic");

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use herald_core::authorize::{Action, Authorizer};
 use herald_core::{App, Conn, Hub, Publication, PublicationData};
 use herald_protocol::pusher::channel_name::ChannelName;
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::RATCHET_SERVER_IDENT;
 use parking_lot::RwLock;
 use serde_json::value::RawValue;
@@ -284,7 +285,7 @@ fn warn_about_backend_dsn(settings: &OroSettings, listener: &TcpListener) {
 async fn keepalive(oro: Arc<Oro>, stop: CancellationToken) {
     let period = oro.settings.ping_interval;
     let (Ok(channel), Ok(payload)) =
-        (ChannelName::topic(PING_TOPIC, 64), RawValue::from_string(PING_PAYLOAD.to_owned()))
+        (ChannelName::topic(PING_TOPIC, MAX_URI_LEN), RawValue::from_string(PING_PAYLOAD.to_owned()))
     else {
         return;
     };

@@ -13,6 +13,7 @@ use herald_core::authorize::Action;
 use herald_core::outbox::CloseRequest;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, WampFilter, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg, V1Publish};
 use herald_protocol::wamp::{Prefixes, parse_v1};
 use herald_protocol::ws::{self, Message};
@@ -22,8 +23,6 @@ use tokio::time::Instant;
 use super::keepalive::{KeepAlive, Tick};
 use super::socket::{Event, Socket};
 
-/// Longest topic accepted.
-const MAX_TOPIC: usize = 512;
 /// The error URI of a CALL nobody provides.
 pub(crate) const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_procedure";
 /// What herald calls itself in WELCOME.
@@ -155,7 +154,7 @@ impl Session {
 
     /// A hub channel for `topic` when the session may use it for `action`; `None` means ignore.
     fn channel(&self, action: Action, topic: &str) -> Option<ChannelName> {
-        let channel = ChannelName::topic(topic, MAX_TOPIC).ok()?;
+        let channel = ChannelName::topic(topic, MAX_URI_LEN).ok()?;
         // Pusher's signed channel kinds are never open to WAMP (docs/wamp.md).
         if channel.kind().access != Access::Public {
             return None;

@@ -15,7 +15,7 @@ use herald_core::hub::dealer::v2_frame;
 use herald_core::outbox::CloseRequest;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, WampFilter, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
-use herald_protocol::wamp::uri::{self, Components, MatchPolicy, UriRule};
+use herald_protocol::wamp::uri::{self, Components, MAX_URI_LEN, MatchPolicy, UriRule};
 use herald_protocol::wamp::v2::{
     CallOptions, Dict, Id, Payload, PublishOptions, SubscribeOptions, V2Msg, Value, code, reason, welcome_details,
 };
@@ -40,8 +40,6 @@ const AUTHORIZE_PREFIX: &str = "herald.";
 const RATE_LIMITED: &str = "herald.error.rate_limited";
 /// How long a client may take to send HELLO.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest topic or procedure URI accepted.
-const MAX_URI: usize = 512;
 /// What herald calls itself in WELCOME.
 const AGENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
 
@@ -438,7 +436,7 @@ impl Session {
     /// signature; then the app's authorizer (a drop-in profile's rules) has the last word.
     fn allowed(&self, action: Action, uri: &str) -> bool {
         let grant = self.identity.decide(&self.app, action, uri);
-        let pusher_signed = ChannelName::topic(uri, MAX_URI).is_ok_and(|c| c.kind().access != Access::Public);
+        let pusher_signed = ChannelName::topic(uri, MAX_URI_LEN).is_ok_and(|c| c.kind().access != Access::Public);
         let hub_name = matches!(action, Action::Subscribe | Action::Publish);
         let ok = if hub_name && pusher_signed {
             grant.explicit || (action == Action::Subscribe && self.signed_channels.iter().any(|(c, _)| c.as_str() == uri))
@@ -551,7 +549,7 @@ impl Session {
             }
             return self.send(&V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(id) });
         }
-        let Ok(channel) = ChannelName::topic(topic, MAX_URI) else {
+        let Ok(channel) = ChannelName::topic(topic, MAX_URI_LEN) else {
             return self.error(code::SUBSCRIBE, request, reason::INVALID_URI);
         };
         let member = match self.presence_member(&channel) {
@@ -617,7 +615,7 @@ impl Session {
             }
             return;
         }
-        let channel = ChannelName::topic(&topic, MAX_URI);
+        let channel = ChannelName::topic(&topic, MAX_URI_LEN);
         if channel.is_err() || uri::check(&topic, UriRule::Loose, Components::NonEmpty).is_err() {
             if opts.acknowledge {
                 self.error(code::PUBLISH, request, reason::INVALID_URI);
@@ -737,7 +735,7 @@ impl Session {
             return self.error(code::CALL, request, reason::INVALID_ARGUMENT);
         };
         let data = text(2);
-        let Ok(name) = ChannelName::topic(channel, MAX_URI) else {
+        let Ok(name) = ChannelName::topic(channel, MAX_URI_LEN) else {
             return self.error(code::CALL, request, reason::INVALID_ARGUMENT);
         };
         let presence = matches!(name.kind().access, Access::Presence);

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use herald_core::outbox::CloseRequest;
 use herald_core::{App, Conn, Hub, Outbox, OutboxLimits, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg};
 use herald_protocol::wamp::{Prefixes, parse_v1};
 use herald_protocol::ws::{self, Message};
@@ -27,8 +28,6 @@ use super::check::Verdict;
 use super::settings::AppClose;
 use crate::ws::socket::{Event, Socket};
 
-/// Longest topic accepted.
-const MAX_TOPIC: usize = 512;
 /// EspoCRM's answer to any CALL.
 const NO_CALLS: &str = "You are not allowed to make calls";
 
@@ -290,7 +289,7 @@ impl Session {
         }
         // Not the app's authorizer: that one judges sessions without an EspoCRM identity; this
         // one has a user, whose AclCheck below decides.
-        let Ok(channel) = ChannelName::topic(&topic, MAX_TOPIC) else { return };
+        let Ok(channel) = ChannelName::topic(&topic, MAX_URI_LEN) else { return };
         if channel.kind().access != Access::Public {
             return;
         }
@@ -308,7 +307,7 @@ impl Session {
     }
 
     fn activate(&mut self, topic: String) {
-        let Ok(channel) = ChannelName::topic(&topic, MAX_TOPIC) else { return };
+        let Ok(channel) = ChannelName::topic(&topic, MAX_URI_LEN) else { return };
         // Already in the channel can only mean a race we lost harmlessly: keep one membership.
         let _ = self.hub.subscribe(&self.app, &self.conn, &channel, None, |_| {});
         self.espo.debug.line(format_args!("{}: add topic {topic} for user {}", self.conn.id.0, self.claimed));

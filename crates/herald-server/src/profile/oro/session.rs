@@ -13,6 +13,7 @@ use bytes::Bytes;
 use herald_core::outbox::CloseRequest;
 use herald_core::{Conn, Publication, PublicationData, WampFilter, Wire};
 use herald_protocol::pusher::channel_name::ChannelName;
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg, V1Publish};
 use herald_protocol::wamp::{Prefixes, parse_v1};
 use herald_protocol::ws::{self, Message};
@@ -25,8 +26,6 @@ use super::settings::AppClose;
 use super::{Decision, Identity, Oro, SERVER_IDENT};
 use crate::ws::socket::{Event, Socket};
 
-/// Longest topic accepted.
-const MAX_TOPIC: usize = 512;
 /// The error URI of a CALL on a topic route (Oro serves no procedures).
 const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_procedure";
 /// Ratchet's "application" close (`WampConnection::close()`): a close frame with status 0.
@@ -212,7 +211,7 @@ impl Session {
                 }
             }
             V1ClientMsg::Publish(p) => {
-                let channel = ChannelName::topic(&p.topic, MAX_TOPIC).map_err(|_| no_route)?;
+                let channel = ChannelName::topic(&p.topic, MAX_URI_LEN).map_err(|_| no_route)?;
                 match self.oro.policy.publish(&self.identity, &p.topic) {
                     Decision::Allow => self.publish(channel, p),
                     Decision::NoRoute => return Err(no_route),
@@ -232,7 +231,7 @@ impl Session {
     }
 
     fn decide_subscribe(&self, topic: &str) -> (Decision, Option<ChannelName>) {
-        let channel = ChannelName::topic(topic, MAX_TOPIC).ok();
+        let channel = ChannelName::topic(topic, MAX_URI_LEN).ok();
         (self.oro.policy.subscribe(&self.identity, topic), channel)
     }
 
