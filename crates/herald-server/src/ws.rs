@@ -13,7 +13,6 @@
 mod echo;
 mod keepalive;
 mod pusher;
-mod rate;
 pub(crate) mod socket;
 mod wamp1;
 mod wamp2;

@@ -121,7 +121,7 @@ fn body_limit(app: &App) -> usize {
 
 /// Charges a validated request to the app's backend event budget, before anything is published.
 fn charge(app: &App, deliveries: usize) -> Result<(), ApiError> {
-    app.charge_backend_events(deliveries, std::time::Instant::now()).map_err(ApiError::RateLimited)
+    app.charge_backend_events(deliveries, tokio::time::Instant::now()).map_err(ApiError::RateLimited)
 }
 
 fn decode(segment: &str) -> String {

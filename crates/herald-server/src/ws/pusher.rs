@@ -12,6 +12,7 @@ use bytes::Bytes;
 use herald_core::app::ConnectionSlot;
 use herald_core::authorize::Action;
 use herald_core::outbox::CloseRequest;
+use herald_core::rate::TokenBucket;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::client_msg::{ClientMsg, parse_client_msg};
@@ -25,7 +26,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
 use super::socket::{Event, Socket};
-use super::rate::TokenBucket;
 
 /// The server's keep-alive probe; the client answers `pusher:pong`.
 const PING: &[u8] = br#"{"event":"pusher:ping","data":"{}"}"#;
@@ -351,7 +351,7 @@ impl Session {
         if data.get().len() > cfg.max_event_data_bytes {
             return reject(socket, "Client event data is too large");
         }
-        if !self.client_events.take(Instant::now()) {
+        if self.client_events.take(1, Instant::now()).is_err() {
             return reject(socket, "Client event rejected due to rate limit");
         }
         let publication = Publication::new(sub.channel.clone(), event, PublicationData::Json(data))

@@ -11,6 +11,7 @@ use std::time::Duration;
 use herald_core::app::ConnectionSlot;
 use herald_core::authorize::Action;
 use herald_core::outbox::CloseRequest;
+use herald_core::rate::TokenBucket;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, WampFilter, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::wamp::uri::MAX_URI_LEN;
@@ -43,7 +44,7 @@ struct Session {
     prefixes: Prefixes,
     topics: Vec<ChannelName>,
     /// `wamp_max_publishes_per_second`, made at the first publish.
-    publish_budget: Option<Box<herald_core::rate::EventBudget>>,
+    publish_budget: Option<Box<TokenBucket>>,
 }
 
 /// Runs a WAMP v1 session for `app` until it ends.
@@ -185,8 +186,8 @@ impl Session {
         if per_second > 0 {
             let budget = self
                 .publish_budget
-                .get_or_insert_with(|| Box::new(herald_core::rate::EventBudget::per_second(per_second)));
-            if budget.take(1, std::time::Instant::now()).is_err() {
+                .get_or_insert_with(|| Box::new(TokenBucket::per_second(per_second)));
+            if budget.take(1, Instant::now()).is_err() {
                 return;
             }
         }

@@ -13,6 +13,7 @@ use herald_core::authorize::Action;
 use herald_core::hub::SubscribeError;
 use herald_core::hub::dealer::v2_frame;
 use herald_core::outbox::CloseRequest;
+use herald_core::rate::TokenBucket;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, WampFilter, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::wamp::uri::{self, Components, MAX_URI_LEN, MatchPolicy, UriRule};
@@ -63,7 +64,7 @@ struct Session {
     /// presence `channel_data` that was signed.
     signed_channels: Vec<(ChannelName, Option<String>)>,
     /// `wamp_max_publishes_per_second`, made at the first publish.
-    publish_budget: Option<Box<herald_core::rate::EventBudget>>,
+    publish_budget: Option<Box<TokenBucket>>,
     _slot: herald_core::app::ConnectionSlot,
 }
 
@@ -703,8 +704,8 @@ impl Session {
         }
         let budget = self
             .publish_budget
-            .get_or_insert_with(|| Box::new(herald_core::rate::EventBudget::per_second(per_second)));
-        budget.take(1, std::time::Instant::now()).is_ok()
+            .get_or_insert_with(|| Box::new(TokenBucket::per_second(per_second)));
+        budget.take(1, Instant::now()).is_ok()
     }
 
     /// The presence member this session joins `channel` as: from the signed `channel_data`, or
