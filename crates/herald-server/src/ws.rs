@@ -11,7 +11,7 @@
 //! address over its per-address limits (429, `listen/per_ip.rs`).
 
 mod echo;
-mod keepalive;
+pub(crate) mod keepalive;
 mod pusher;
 pub(crate) mod socket;
 mod wamp1;

@@ -23,8 +23,9 @@ use herald_protocol::pusher::socket_auth::{
 };
 use herald_protocol::ws::{self, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use super::keepalive::{KeepAlive, Tick};
 use super::socket::{Event, Socket};
 
 /// The server's keep-alive probe; the client answers `pusher:pong`.
@@ -83,12 +84,11 @@ where
             user: None,
         };
 
-        // One timer for keep-alive: armed for `activity` after the last client frame, then for
-        // `pong_wait` after our ping. Re-armed lazily so busy sockets do not touch the timer wheel
-        // on every frame.
-        let mut last_seen = Instant::now();
-        let mut pinged = false;
-        let timer: Sleep = tokio::time::sleep(activity);
+        // One timer for keep-alive: due `activity` after the last client frame, then `pong_wait`
+        // after our ping. Re-armed only when it fires, so busy sockets do not touch the timer
+        // wheel on every frame.
+        let mut keepalive = KeepAlive::new(activity, pong_wait, Instant::now());
+        let timer = tokio::time::sleep_until(keepalive.deadline());
         tokio::pin!(timer);
 
         let mut slow = false;
@@ -101,26 +101,20 @@ where
             })
             .await;
             let Some(event) = next else {
-                let idle = last_seen.elapsed();
-                if !pinged && idle < activity {
-                    timer.as_mut().reset(last_seen + activity);
-                } else if !pinged {
-                    pinged = true;
-                    socket.queue(frame(Bytes::from_static(PING)));
-                    timer.as_mut().reset(Instant::now() + pong_wait);
-                } else {
-                    break Some(close(CloseCode::PongNotReceived));
+                match keepalive.tick(Instant::now()) {
+                    Tick::Wait(at) => timer.as_mut().reset(at),
+                    Tick::Ping(at) => {
+                        socket.queue(frame(Bytes::from_static(PING)));
+                        timer.as_mut().reset(at);
+                    }
+                    Tick::Expired => break Some(close(CloseCode::PongNotReceived)),
                 }
                 continue;
             };
             match event {
                 Event::Message(msg) => {
                     session.app.stats.message_in(herald_core::stats::Protocol::Pusher);
-                    last_seen = Instant::now();
-                    if pinged {
-                        pinged = false;
-                        timer.as_mut().reset(last_seen + activity);
-                    }
+                    keepalive.seen(Instant::now());
                     match msg {
                         Message::Text(text) => session.on_text(&text, &mut socket),
                         Message::Binary(_) => socket.queue(frame(server_msg::error(

@@ -22,10 +22,12 @@ use herald_protocol::wamp::{Prefixes, parse_v1};
 use herald_protocol::ws::{self, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::Espo;
 use super::check::Verdict;
 use super::settings::AppClose;
+use crate::ws::keepalive::{KeepAlive, Tick};
 use crate::ws::socket::{Event, Socket};
 
 /// EspoCRM's answer to any CALL.
@@ -146,10 +148,13 @@ where
 impl Session {
     /// The event loop: socket, finished checks and the keepalive tick.
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, socket: &mut Socket<S>) -> End {
+        // Ratchet's keepalive: a ping every period whatever the traffic; a connection that did
+        // not answer the previous one with a pong carrying its payload is closed.
         let period = self.espo.settings.keepalive;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Ratchet's keepalive: the payload of the ping not yet answered by a matching pong.
+        let mut keepalive = KeepAlive::new(period, period, Instant::now());
+        // Boxed: the session future stays as small as with an `Interval`, which boxes its timer.
+        let mut timer = Box::pin(tokio::time::sleep_until(keepalive.deadline()));
+        // The payload of the ping not yet answered by a matching pong.
         let mut unanswered: Option<Bytes> = None;
         let mut pings = 0u64;
         let conn = Arc::clone(&self.conn);
@@ -165,7 +170,7 @@ impl Session {
                         return Poll::Ready(Some(Err(done)));
                     }
                 }
-                tick.poll_tick(cx).map(|_| None)
+                timer.as_mut().poll(cx).map(|()| None)
             })
             .await;
             let event = match wake {
@@ -177,14 +182,18 @@ impl Session {
                     continue;
                 }
                 None => {
-                    if unanswered.is_some() {
+                    match keepalive.tick(Instant::now()) {
+                        Tick::Wait(at) => timer.as_mut().reset(at),
+                        Tick::Ping(at) => {
+                            pings += 1;
+                            let payload = Bytes::from(format!("herald-{pings}"));
+                            socket.queue(ws::encode_ping(&payload));
+                            unanswered = Some(payload);
+                            timer.as_mut().reset(at);
+                        }
                         // Ratchet's keepalive closes with 1000 (`WsConnection::close()`).
-                        return End::Close(Some(ws::encode_close(1000, "")));
+                        Tick::Expired => return End::Close(Some(ws::encode_close(1000, ""))),
                     }
-                    pings += 1;
-                    let payload = Bytes::from(format!("herald-{pings}"));
-                    socket.queue(ws::encode_ping(&payload));
-                    unanswered = Some(payload);
                     continue;
                 }
             };
@@ -209,6 +218,7 @@ impl Session {
                 Message::Pong(p) => {
                     if unanswered.as_deref() == Some(&p[..]) {
                         unanswered = None;
+                        keepalive.answered();
                     }
                 }
                 Message::Close(frame) => return End::Close(Some(ws::encode_close_reply(frame.as_ref()))),
