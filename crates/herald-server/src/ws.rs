@@ -378,6 +378,5 @@ where
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut socket: Socket<S>, code: CloseCode) {
     tracing::debug!(code = code.code(), "refusing pusher connection");
     socket.queue(codec::encode_text(&server_msg::error(Some(code.code()), code.reason())));
-    let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
-    socket.close(Some(pusher::close(code)), &outbox, false).await;
+    socket.refuse(Some(pusher::close(code))).await;
 }

@@ -60,13 +60,11 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
     async move {
         if !app.config.enabled {
             // A disabled app serves no session: policy-violation close, no WELCOME.
-            let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
-            return socket.close(Some(ws::encode_close(1008, "app disabled")), &outbox, false).await;
+            return socket.refuse(Some(ws::encode_close(1008, "app disabled"))).await;
         }
         let Some(slot) = app.try_connect() else {
             // 1013 "try again later": over the app's max_connections.
-            let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
-            return socket.close(Some(ws::encode_close(1013, "over capacity")), &outbox, false).await;
+            return socket.refuse(Some(ws::encode_close(1013, "over capacity"))).await;
         };
         let conn = hub.connect(Wire::WampV1);
         socket.queue(ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT))));

@@ -14,7 +14,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use herald_core::outbox::CloseRequest;
-use herald_core::{App, Conn, Hub, Outbox, OutboxLimits, Wire};
+use herald_core::{App, Conn, Hub, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg};
@@ -102,8 +102,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let Some(slot) = app.try_connect() else {
-        let outbox = Outbox::new(OutboxLimits::default());
-        return socket.close(Some(ws::encode_close(1013, "over capacity")), &outbox, false).await;
+        return socket.refuse(Some(ws::encode_close(1013, "over capacity"))).await;
     };
     let conn = hub.connect(Wire::WampV1);
     let debug = espo.debug;
