@@ -14,7 +14,7 @@ mod echo;
 pub(crate) mod keepalive;
 mod pusher;
 pub(crate) mod socket;
-mod wamp1;
+pub(crate) mod wamp1;
 mod wamp2;
 
 use std::borrow::Cow;

@@ -29,9 +29,10 @@ pub(crate) const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_
 /// What herald calls itself in WELCOME.
 const SERVER_IDENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
 
-/// The v1 session id of a connection: 20 decimal digits (clients treat ids as
-/// opaque strings; Ratchet's are ~30 characters of `[0-9a-f]`), and
-/// reversible, so exclude/eligible lists map back to WAMP session numbers.
+/// The v1 session id of a connection, on every WAMP v1 listener (the EspoCRM and Oro profiles'
+/// too): the WAMP session number in 20 decimal digits, so exclude/eligible lists map back to
+/// session numbers. Ratchet's ids are ~30 characters of `[0-9a-f]`; clients treat ids as opaque
+/// strings.
 pub(crate) fn session_id(conn: &Conn) -> String {
     format!("{:020}", conn.session)
 }

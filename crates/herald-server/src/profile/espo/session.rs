@@ -29,6 +29,7 @@ use super::check::Verdict;
 use super::settings::AppClose;
 use crate::ws::keepalive::{KeepAlive, Tick};
 use crate::ws::socket::{Event, Socket};
+use crate::ws::wamp1::session_id;
 
 /// EspoCRM's answer to any CALL.
 const NO_CALLS: &str = "You are not allowed to make calls";
@@ -263,8 +264,7 @@ impl Session {
                 self.conn.bind_user(&user);
                 self.espo.add_user(&user, self.conn.session);
                 self.user = Some(user);
-                // The generic v1 listener's session id format, so ids look alike across listeners.
-                let sid = format!("{:020}", self.conn.session);
+                let sid = session_id(&self.conn);
                 socket.queue(ws::encode_text(&v1::welcome(&sid, None)));
                 debug.line(format_args!("{id}: user {} subscribed", self.claimed));
                 Ok(())

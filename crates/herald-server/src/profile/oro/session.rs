@@ -25,9 +25,8 @@ use super::handshake::{self, HEAD_TIMEOUT, Refusal};
 use super::settings::AppClose;
 use super::{Decision, Identity, Oro, SERVER_IDENT};
 use crate::ws::socket::{Event, Socket};
+use crate::ws::wamp1::{NO_SUCH_PROCEDURE, session_id};
 
-/// The error URI of a CALL on a topic route (Oro serves no procedures).
-const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_procedure";
 /// Ratchet's "application" close (`WampConnection::close()`): a close frame with status 0.
 const STATUS_0_CLOSE: &[u8] = &[0x88, 0x02, 0x00, 0x00];
 
@@ -81,13 +80,6 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
     session.leave();
     socket.close(close, &session.conn.outbox, false).await;
     drop(slot);
-}
-
-/// The session id sent in WELCOME: the WAMP session number in 20 decimal digits, so that
-/// exclude/eligible lists map back to hub sessions. Ratchet's ids are ~30 characters of
-/// `[0-9a-f]`; clients only treat them as opaque strings.
-fn session_id(conn: &Conn) -> String {
-    format!("{:020}", conn.session)
 }
 
 /// Answers a refused request with a bare HTTP response and closes.
