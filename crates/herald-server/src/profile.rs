@@ -1,6 +1,7 @@
 //! Drop-in profiles: listeners that behave like a given application's own WebSocket daemon
 //! (EspoCRM's `websocket.php`, Oro's `gos:websocket:server`) on top of the shared hub.
 
+pub(crate) mod app_close;
 pub(crate) mod espo;
 pub(crate) mod oro;
 

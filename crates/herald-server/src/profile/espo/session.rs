@@ -26,7 +26,6 @@ use tokio::time::Instant;
 
 use super::Espo;
 use super::check::Verdict;
-use super::settings::AppClose;
 use crate::ws::keepalive::{KeepAlive, Tick};
 use crate::ws::socket::{Event, Socket};
 use crate::ws::wamp1::session_id;
@@ -132,12 +131,7 @@ where
     };
     let frame = match end {
         End::Close(frame) => frame,
-        End::AppClose => match espo.settings.app_close {
-            // Ratchet's `close(null)`: status 0 on the wire.
-            AppClose::Status0 => Some(ws::encode_close(0, "")),
-            AppClose::Normal => Some(ws::encode_close(1000, "")),
-            AppClose::Fin => None,
-        },
+        End::AppClose => espo.settings.app_close.frame(),
     };
     session.leave();
     debug.line(format_args!("{id}: close"));

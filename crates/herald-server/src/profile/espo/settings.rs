@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::profile::app_close::AppClose;
+
 /// Prefix of the docker images' config variables (`ESPOCRM_CONFIG_WEB_SOCKET_PORT`...).
 const ENV_PREFIX: &str = "ESPOCRM_CONFIG_";
 /// EspoCRM's default PULL endpoint (`ZeroMQSubscriber`).
@@ -90,19 +92,6 @@ struct EspoFile {
     check_output: Option<String>,
     share_broadcasts: Option<bool>,
     categories: Option<toml::Table>,
-}
-
-/// How herald closes a connection where EspoCRM's code calls `$conn->close()`. Ratchet's
-/// `WampConnection::close()` sends a close frame with status 0 there; browsers treat it as a lost
-/// connection and reconnect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AppClose {
-    /// Ratchet's bytes: a close frame with status 0 (`88 02 00 00`), then FIN.
-    Status0,
-    /// A close frame with 1000.
-    Normal,
-    /// FIN without a close frame.
-    Fin,
 }
 
 /// What a check command must print besides exiting with 0.
@@ -325,11 +314,9 @@ impl EspoFile {
         if max_concurrent_checks == 0 {
             return Err(bad("max_concurrent_checks", "must be at least 1"));
         }
-        let app_close = match self.application_close.as_deref().unwrap_or("status-0") {
-            "status-0" => AppClose::Status0,
-            "normal" => AppClose::Normal,
-            "fin" => AppClose::Fin,
-            other => return Err(bad("application_close", format!("{other:?} is not \"status-0\", \"normal\" or \"fin\""))),
+        let app_close = match self.application_close.as_deref() {
+            None => AppClose::Status0,
+            Some(name) => AppClose::from_name(name).ok_or_else(|| bad("application_close", AppClose::unknown(name)))?,
         };
         let output_rule = match self.check_output.as_deref().unwrap_or("last-line") {
             "last-line" => OutputRule::LastLine,

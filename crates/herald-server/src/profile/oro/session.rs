@@ -22,13 +22,9 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::handshake::{self, HEAD_TIMEOUT, Refusal};
-use super::settings::AppClose;
 use super::{Decision, Identity, Oro, SERVER_IDENT};
 use crate::ws::socket::{Event, Socket};
 use crate::ws::wamp1::{NO_SUCH_PROCEDURE, session_id};
-
-/// Ratchet's "application" close (`WampConnection::close()`): a close frame with status 0.
-const STATUS_0_CLOSE: &[u8] = &[0x88, 0x02, 0x00, 0x00];
 
 /// Serves one accepted TCP connection of an Oro listener.
 pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: CancellationToken) {
@@ -69,7 +65,7 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
                 _ => tracing::info!(error = %e, "oro: ticket refused"),
             }
             socket.queue(ws::encode_text(forbidden_text(now_unix()).as_bytes()));
-            socket.close(application_close(oro.settings.application_close), &conn.outbox, false).await;
+            socket.close(oro.settings.application_close.frame(), &conn.outbox, false).await;
             oro.hub.disconnect(&conn);
             return;
         }
@@ -86,15 +82,6 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
 async fn refuse(mut stream: TcpStream, refusal: Refusal) {
     let _ = stream.write_all(&refusal.response()).await;
     let _ = stream.shutdown().await;
-}
-
-/// The close frame of an application-level close, or `None` for a bare FIN.
-fn application_close(style: AppClose) -> Option<Bytes> {
-    match style {
-        AppClose::Status0 => Some(Bytes::from_static(STATUS_0_CLOSE)),
-        AppClose::Normal => Some(ws::encode_close(1000, "")),
-        AppClose::Fin => None,
-    }
 }
 
 /// The text frame Oro sends on a bad ticket: a Symfony 403 `Response` as a string (what Oro's

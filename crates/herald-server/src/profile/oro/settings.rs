@@ -15,6 +15,7 @@ use super::dsn::Dsn;
 use super::routes::{RouteConfig, Routes};
 use crate::cli::ServeArgs;
 use crate::config::{ConfigError, ListenerSettings, Profile};
+use crate::profile::app_close::AppClose;
 
 /// Oro's default bind (`websocket_server_dsn` default).
 const DEFAULT_SERVER_DSN: &str = "//0.0.0.0:8080";
@@ -63,20 +64,6 @@ pub(crate) enum Publishers {
     Any,
     /// Only connections with the anonymous backend ticket (`ORO_SECRET`).
     Backend,
-}
-
-/// How the server ends a connection where Ratchet's application code calls
-/// `$conn->close()`, e.g. after a bad ticket (Ratchet sends a close frame with status 0
-/// there).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum AppClose {
-    /// Ratchet's bytes: a close frame with status 0 (`88 02 00 00`), then FIN.
-    Status0,
-    /// A close frame with 1000.
-    Normal,
-    /// No close frame, only FIN.
-    Fin,
 }
 
 /// A string that never shows in `Debug` output.
@@ -154,11 +141,7 @@ impl OroSettings {
             Publishers::Any => "any",
             Publishers::Backend => "backend",
         };
-        let close = match self.application_close {
-            AppClose::Status0 => "status-0",
-            AppClose::Normal => "normal",
-            AppClose::Fin => "fin",
-        };
+        let close = self.application_close.name();
         let _ = writeln!(out, "publishers = {publishers:?}\nshare_broadcasts = {}", self.share_broadcasts);
         let _ = writeln!(out, "application_close = {close:?}\n# {} route(s) besides Oro's", self.routes.len());
     }
