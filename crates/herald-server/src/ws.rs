@@ -101,10 +101,7 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
         Profile::Wamp1 { app, strict_subprotocol } => {
             let wamp = offered.iter().any(|p| p == "wamp");
             if *strict_subprotocol && !wamp {
-                // Ratchet's strict WsServer answers 426 when `wamp` is not offered.
-                let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
-                resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
-                return resp;
+                return wamp_required();
             }
             let Some(app) = state.hub.apps().by_id(app) else {
                 return text_response(StatusCode::NOT_FOUND, "Unknown app");
@@ -112,11 +109,9 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             (Target::Wamp1(Arc::clone(app)), wamp.then_some("wamp"))
         }
         Profile::Espo(espo) => {
-            // EspoCRM runs Ratchet's strict WsServer: no `wamp` offered, no upgrade (426).
+            // EspoCRM runs Ratchet's strict WsServer.
             if !offered.iter().any(|p| p == "wamp") {
-                let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
-                resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
-                return resp;
+                return wamp_required();
             }
             let Some(app) = state.hub.apps().by_id(espo.app()) else {
                 return text_response(StatusCode::NOT_FOUND, "Unknown app");
@@ -259,6 +254,13 @@ fn check_origin(hub: &Hub, target: &Target, origin: Option<&str>) -> Result<(), 
         }
         Target::Echo | Target::Refuse(_) => Ok(()),
     }
+}
+
+/// The 426 answer of Ratchet's strict WsServer to an upgrade that does not offer `wamp`.
+fn wamp_required() -> Response<Body> {
+    let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
+    resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
+    resp
 }
 
 /// The 429 answer to a client over its per-address limits.

@@ -37,6 +37,21 @@ pub(crate) fn session_id(conn: &Conn) -> String {
     format!("{:020}", conn.session)
 }
 
+/// The hub publication of a v1 PUBLISH from `conn` on `channel`, for every v1 listener (the
+/// EspoCRM and Oro profiles' too). Exclude and eligible lists name v1 session ids, which
+/// [`session_id`] makes WAMP session numbers; an empty eligible list means everyone, as in
+/// Ratchet's `Topic::broadcast`.
+pub(crate) fn publication(channel: ChannelName, p: V1Publish, conn: &Conn) -> Publication {
+    let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
+    let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);
+    let filter =
+        (!p.exclude.is_empty() || eligible.is_some()).then(|| WampFilter { exclude: ids(&p.exclude), eligible });
+    Publication::new(channel, p.topic.as_str(), PublicationData::Json(p.event.into_raw()))
+        .from_wamp()
+        .excluding(p.exclude_me.then_some(conn.socket_id.as_str()))
+        .with_filter(filter)
+}
+
 /// State of one WAMP v1 session.
 struct Session {
     hub: Arc<Hub>,
@@ -190,16 +205,7 @@ impl Session {
                 return;
             }
         }
-        let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
-        // An empty eligible list means everyone, as in Ratchet's `Topic::broadcast`.
-        let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);
-        let filter = (!p.exclude.is_empty() || eligible.is_some())
-            .then(|| WampFilter { exclude: ids(&p.exclude), eligible });
-        let publication = Publication::new(channel, p.topic.as_str(), PublicationData::Json(p.event.into_raw()))
-            .from_wamp()
-            .excluding(p.exclude_me.then_some(self.conn.socket_id.as_str()))
-            .with_filter(filter);
-        self.hub.publish(&self.app, publication);
+        self.hub.publish(&self.app, publication(channel, p, &self.conn));
     }
 
     fn leave(&mut self) {

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use herald_core::outbox::CloseRequest;
-use herald_core::{Conn, Publication, PublicationData, WampFilter, Wire};
+use herald_core::{Conn, Wire};
 use herald_protocol::pusher::channel_name::ChannelName;
 use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg, V1Publish};
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::handshake::{self, HEAD_TIMEOUT, Refusal};
 use super::{Decision, Identity, Oro, SERVER_IDENT};
 use crate::ws::socket::{Event, Socket};
-use crate::ws::wamp1::{NO_SUCH_PROCEDURE, session_id};
+use crate::ws::wamp1::{self, NO_SUCH_PROCEDURE, session_id};
 
 /// Serves one accepted TCP connection of an Oro listener.
 pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: CancellationToken) {
@@ -217,15 +217,7 @@ impl Session {
     /// Broadcasts to the topic's subscribers with WAMP exclude/eligible (an empty
     /// eligible list means everybody, as in Ratchet).
     fn publish(&self, channel: ChannelName, p: V1Publish) {
-        let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
-        let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);
-        let filter = (!p.exclude.is_empty() || eligible.is_some())
-            .then(|| WampFilter { exclude: ids(&p.exclude), eligible });
-        let publication = Publication::new(channel, p.topic.as_str(), PublicationData::Json(p.event.into_raw()))
-            .from_wamp()
-            .excluding(p.exclude_me.then_some(self.conn.socket_id.as_str()))
-            .with_filter(filter);
-        self.oro.hub.publish(&self.oro.app, publication);
+        self.oro.hub.publish(&self.oro.app, wamp1::publication(channel, p, &self.conn));
     }
 
     fn leave(&mut self) {
