@@ -10,7 +10,7 @@
 //!
 //! What is not kept: MessagePack `float32` is widened to `f64` (same number, re-encoded as
 //! `float64`); extension types and non-string map keys are refused at decode time
-//! ([`WampError::UnsupportedValue`](crate::wamp::WampError::UnsupportedValue)); JSON integers
+//! ([`WampError::UnsupportedValue`]); JSON integers
 //! beyond the 64-bit range arrive as floats, as serde_json reads them.
 
 use bytes::Bytes;
