@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of every fuzz target: valid messages of each protocol, built here from
-the specs (shared/specs/pusher-protocol.md, wamp-espocrm-oro.md, RFC 6455), so libFuzzer starts
-from inputs that reach deep into each parser instead of bouncing off the first byte.
+the protocol documents (the Pusher Channels docs, the WAMP v1 spec and WAMP v2 Basic Profile,
+EspoCRM's and Oro's PHP sources, RFC 6455), so libFuzzer starts from inputs that reach deep into
+each parser instead of bouncing off the first byte.
 
 Usage: fuzz/seeds.py CORPUS_DIR  -> CORPUS_DIR/<target>/seed-<sha1> (idempotent; stdlib only).
 The input layouts match the targets' doc comments (fuzz/fuzz_targets/*.rs).

@@ -3,6 +3,10 @@
 //! Publishers stamp each payload with this clock and subscribers subtract the stamp from the
 //! time their read returned, so publisher and subscribers must live in one process (they do:
 //! a fan-out run is one generator process).
+#![allow(
+    clippy::disallowed_types,
+    reason = "a load generator measures wall-clock latency; nothing here runs on paused time"
+)]
 
 use std::sync::OnceLock;
 use std::time::Instant;

@@ -1,5 +1,5 @@
 //! The Pusher side of the generator: a subscriber's opening dialogue over WebSocket and the
-//! body of an HTTP API publish (pusher-protocol.md §1–3, §10).
+//! body of an HTTP API publish (the Pusher Channels Protocol page and HTTP API reference).
 
 use serde::Deserialize;
 use serde_json::Value;

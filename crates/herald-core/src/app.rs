@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::authorize::principal::WampAuthConfig;
 use crate::authorize::role::{self, Role};
@@ -18,6 +19,7 @@ use crate::hub::dealer::Dealer;
 use crate::hub::pattern::Patterns;
 use crate::hub::shard::ChannelShards;
 use crate::hub::users::UserIndex;
+use crate::rate::{OverBudget, TokenBucket};
 
 /// The settings of one app, as declared in the config file (`[[apps]]`).
 ///
@@ -243,8 +245,9 @@ pub struct App {
     authorizer: RwLock<Arc<dyn Authorizer>>,
     /// Open connections, for `max_connections`.
     connections: AtomicUsize,
-    /// `max_backend_events_per_second`; `None` when unlimited.
-    backend_events: Option<crate::rate::EventBudget>,
+    /// `max_backend_events_per_second`, shared by every API request of the app; `None` when
+    /// unlimited.
+    backend_events: Option<Mutex<TokenBucket>>,
     /// Message and latency counters for metrics.
     pub stats: crate::stats::AppStats,
 }
@@ -268,7 +271,7 @@ impl App {
             Arc::new(AllowAll)
         };
         let per_second = config.max_backend_events_per_second;
-        let backend_events = (per_second > 0).then(|| crate::rate::EventBudget::per_second(per_second));
+        let backend_events = (per_second > 0).then(|| Mutex::new(TokenBucket::per_second(per_second)));
         Self {
             authorizer: RwLock::new(authorizer),
             config,
@@ -322,9 +325,9 @@ impl App {
     /// Charges `events` (events × channels) to `max_backend_events_per_second` at `now`.
     ///
     /// # Errors
-    /// [`crate::rate::OverBudget`] when the budget is spent; nothing is charged then.
-    pub fn charge_backend_events(&self, events: usize, now: std::time::Instant) -> Result<(), crate::rate::OverBudget> {
-        self.backend_events.as_ref().map_or(Ok(()), |b| b.take(events, now))
+    /// [`OverBudget`] when the budget is spent; nothing is charged then.
+    pub fn charge_backend_events(&self, events: usize, now: Instant) -> Result<(), OverBudget> {
+        self.backend_events.as_ref().map_or(Ok(()), |b| b.lock().take(events, now))
     }
 }
 

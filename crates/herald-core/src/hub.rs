@@ -35,7 +35,7 @@ use presence::Presence;
 use shard::{Channel, Subscriber};
 
 /// Above this many subscribers, `subscription_count` events go out at most every 5 s
-/// (pusher-protocol.md §3).
+/// (the throttle Pusher's "Events" docs describe for the hosted service).
 const COUNT_THROTTLE_ABOVE: usize = 100;
 const COUNT_THROTTLE: Duration = Duration::from_secs(5);
 

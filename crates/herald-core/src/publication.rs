@@ -5,7 +5,7 @@
 //! The first subscriber of each format pays for the encoding; every other one gets a clone of
 //! the same `Bytes` (a reference count, no copy).
 //!
-//! The Pusher <-> WAMP mapping (docs/wamp.md) lives in [`payload`]: Pusher `data` strings become
+//! The Pusher <-> WAMP mapping (docs/wamp.md) lives in `publication/payload.rs`: Pusher `data` strings become
 //! a WAMP payload value, WAMP arguments become Pusher `data`.
 
 mod payload;

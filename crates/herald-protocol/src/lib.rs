@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod espo;
+mod json_text;
 pub mod oro;
 pub mod pusher;
 pub mod wamp;

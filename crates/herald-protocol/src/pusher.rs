@@ -1,4 +1,10 @@
-//! The Pusher Channels protocol v7 wire format, sans-IO (spec: shared/specs/pusher-protocol.md).
+//! The Pusher Channels protocol v7 wire format, sans-IO.
+//!
+//! The public documents it follows, named by their titles in the Pusher Channels docs
+//! (<https://pusher.com/docs/channels/>): "Pusher Channels Protocol" (frames, events, close and
+//! error codes), "Channels" (naming), "Auth signatures", "Presence channels", "Client events",
+//! "User authentication", "Cache channels" and the "HTTP API reference". Where the hosted
+//! service or pusher-js does something the docs leave out, the item's comment says so.
 //!
 //! Owns decoding of client frames, encoding of server frames, channel-name rules, close codes,
 //! and the HMAC signatures of socket auth and of the HTTP API. It must not do I/O, read the
@@ -13,7 +19,6 @@ pub mod server_msg;
 pub mod socket_auth;
 
 mod field_reader;
-mod json_writer;
 
 pub use channel_name::{Access, ChannelKind, ChannelName};
 pub use client_msg::{ClientMsg, parse_client_msg};

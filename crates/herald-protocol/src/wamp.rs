@@ -8,11 +8,11 @@
 //! - [`v2`]: [`V2Msg`], the opaque payload [`Value`], serializers, option dictionaries.
 //! - [`WampError`]: every rejection, with what a v1 or v2 adapter must do about it.
 //!
-//! Spec references (`§`) point into `specs/wamp-espocrm-oro.md`; "WAMP2" points at the Basic
-//! Profile text of wamp-proto/wamp-proto (`rfc/text/basic/*`).
+//! "The WAMP v1 spec" is the archived <http://wamp.ws/spec/wamp1/> page; "WAMP2" is the Basic
+//! Profile text of wamp-proto/wamp-proto (`rfc/text/basic/*`). Ratchet's behaviour is that of
+//! ratchetphp/Ratchet 0.4.4, `src/Ratchet/Wamp/*`.
 
 mod error;
-mod json_text;
 pub mod auth;
 pub mod uri;
 pub mod v1;

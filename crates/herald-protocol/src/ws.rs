@@ -1,6 +1,6 @@
-//! The RFC 6455 WebSocket codec, sans-IO: frame decoding for both roles, frame encoding, the
-//! opening-handshake accept key, and write batching. It owns no socket and never allocates for
-//! a connection that is idle.
+//! The RFC 6455 WebSocket codec, sans-IO: frame decoding for both roles, frame encoding and the
+//! opening-handshake accept key. It owns no socket and never allocates for a connection that is
+//! idle.
 //!
 //! # Shape
 //!
@@ -9,10 +9,8 @@
 //! - [`encode_frame`] and friends build one complete server frame (header and payload in one
 //!   contiguous [`Bytes`]). Server frames are not masked (RFC 6455 §5.1), so the same `Bytes`
 //!   can be cloned into every recipient's queue: a publication is encoded once, not once per
-//!   subscriber. [`FrameBuilder`] lets a serializer write the payload straight into the frame.
-//! - [`WriteBatch`] queues frames for one socket and exposes them as a [`bytes::Buf`] whose
-//!   `chunks_vectored` yields one slice per frame, so the socket task sends all queued frames in
-//!   one vectored write.
+//!   subscriber. Coalescing queued frames into one vectored write is the socket's job
+//!   (`herald-server`'s `ws/socket.rs`).
 //!
 //! # Memory contract
 //!
@@ -30,6 +28,8 @@
 //! for a receiver. The decoder accepts a longer-than-needed encoding (for example 5 in the
 //! 16-bit form): rejecting it protects nothing, and some clients in the wild pad lengths.
 //! Every other rule of §5 is enforced.
+//!
+//! Bare section numbers (`§5.5.1`) here and in the submodules are those of RFC 6455.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -42,7 +42,6 @@ mod error;
 mod head;
 mod mask;
 mod utf8;
-mod write_batch;
 
 #[cfg(test)]
 mod tests;
@@ -50,11 +49,9 @@ mod tests;
 pub use close::{encode_close, encode_close_reply, is_valid_close_code};
 pub use decoder::{Decoder, DecoderConfig};
 pub use encode::{
-    FrameBuilder, encode_binary, encode_client_frame, encode_frame, encode_ping, encode_pong,
-    encode_text,
+    encode_binary, encode_client_frame, encode_frame, encode_ping, encode_pong, encode_text,
 };
 pub use error::WsError;
-pub use write_batch::WriteBatch;
 
 /// The GUID that RFC 6455 §1.3 appends to the client's key before hashing.
 const HANDSHAKE_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

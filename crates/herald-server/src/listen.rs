@@ -105,7 +105,8 @@ pub(crate) struct OriginalPath(pub(crate) String);
 /// Accepts connections until `stop` is cancelled.
 pub(crate) async fn accept_loop(listener: TcpListener, state: HttpState, stop: CancellationToken) {
     if let crate::config::Profile::Oro(oro) = &*state.profile {
-        // Oro needs the 101 and the WELCOME in one write, which hyper cannot do (O4).
+        // Oro needs the 101 and the WELCOME in one write, which hyper cannot do
+        // (profile/oro/handshake.rs says why).
         let oro = std::sync::Arc::clone(oro);
         return crate::profile::oro::serve(listener, oro, state, stop).await;
     }

@@ -1,6 +1,7 @@
 //! Drop-in profiles: listeners that behave like a given application's own WebSocket daemon
 //! (EspoCRM's `websocket.php`, Oro's `gos:websocket:server`) on top of the shared hub.
 
+pub(crate) mod app_close;
 pub(crate) mod espo;
 pub(crate) mod oro;
 
@@ -51,8 +52,9 @@ impl Authorizer for Closed {
     }
 }
 
-/// Binds the ZeroMQ ingress of every EspoCRM listener, before any "listening" line is printed
-/// (a bind failure stops herald, E14), and adds the bound endpoint to the listener's label.
+/// Binds the ZeroMQ ingress of every EspoCRM listener, before any "listening" line is printed (a
+/// bind failure stops herald, as it stops EspoCRM's `websocket.php`), and adds the bound endpoint
+/// to the listener's label.
 ///
 /// # Errors
 /// [`StartError::Bind`] naming the endpoint that could not be bound.

@@ -122,8 +122,8 @@ pub fn restart(pid_file: Option<&Path>, wait: Option<Duration>) -> Result<(i32, 
     let pid = running_pid(path)?;
     signal_drain(pid)?;
     let Some(wait) = wait else { return Ok((pid, false)) };
-    let deadline = std::time::Instant::now() + wait;
-    while std::time::Instant::now() < deadline {
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
         if !is_herald(pid) {
             return Ok((pid, true));
         }

@@ -1,6 +1,6 @@
 //! Shutdown: the signals that start it and the drain that follows.
 //!
-//! Order (STYLE.md §3.4): stop accepting, ask every session to close with its protocol's
+//! Order: stop accepting, ask every session to close with its protocol's
 //! goodbye (Pusher 4200: reconnect now), then wait for the tracked tasks, at most the grace
 //! period. A second signal exits at once.
 
@@ -62,7 +62,7 @@ pub(crate) struct Drain<'a> {
     pub(crate) grace: Duration,
 }
 
-/// Drains the server within `grace` (STYLE.md §3.4):
+/// Drains the server within `grace`:
 /// 1. `/ready` fails and the listeners stop accepting (what the kernel queued is still served);
 /// 2. HTTP requests in flight finish, so a publish answered 200 is in the subscribers' outboxes
 ///    before they are told to close (at most half the grace period);

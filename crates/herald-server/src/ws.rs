@@ -11,11 +11,10 @@
 //! address over its per-address limits (429, `listen/per_ip.rs`).
 
 mod echo;
-mod keepalive;
+pub(crate) mod keepalive;
 mod pusher;
-mod rate;
 pub(crate) mod socket;
-mod wamp1;
+pub(crate) mod wamp1;
 mod wamp2;
 
 use std::borrow::Cow;
@@ -102,10 +101,7 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
         Profile::Wamp1 { app, strict_subprotocol } => {
             let wamp = offered.iter().any(|p| p == "wamp");
             if *strict_subprotocol && !wamp {
-                // Ratchet's strict WsServer answers 426 when `wamp` is not offered (spec E2).
-                let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
-                resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
-                return resp;
+                return wamp_required();
             }
             let Some(app) = state.hub.apps().by_id(app) else {
                 return text_response(StatusCode::NOT_FOUND, "Unknown app");
@@ -113,11 +109,9 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             (Target::Wamp1(Arc::clone(app)), wamp.then_some("wamp"))
         }
         Profile::Espo(espo) => {
-            // Ratchet's strict WsServer (spec E2): no `wamp` offered, no upgrade.
+            // EspoCRM runs Ratchet's strict WsServer.
             if !offered.iter().any(|p| p == "wamp") {
-                let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
-                resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
-                return resp;
+                return wamp_required();
             }
             let Some(app) = state.hub.apps().by_id(espo.app()) else {
                 return text_response(StatusCode::NOT_FOUND, "Unknown app");
@@ -175,10 +169,11 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
 
 /// Starts the session in a task of its own, typed by the concrete stream.
 ///
-/// The upgrade task ends here. A task is as large as the largest state of its future, so
-/// awaiting the session inside the upgrade task would make every connection carry hyper's
-/// request, the largest stream type (TLS, ~1.2 KB of rustls state in `Parts`) and the session at
-/// once; a fresh task per stream type holds only the session it runs (idle memory, issue 3).
+/// The upgrade task ends here. A task is as large as the largest state of its future, so awaiting
+/// the session inside the upgrade task would make every connection carry hyper's request, the
+/// largest stream type (TLS, ~1.2 KB of rustls state in `Parts`) and the session at once; a fresh
+/// task per stream type holds only the session it runs (idle memory: docs/benchmarks.md measures it
+/// per connection).
 fn start_session(
     tracker: &TaskTracker,
     hub: Arc<Hub>,
@@ -261,6 +256,13 @@ fn check_origin(hub: &Hub, target: &Target, origin: Option<&str>) -> Result<(), 
     }
 }
 
+/// The 426 answer of Ratchet's strict WsServer to an upgrade that does not offer `wamp`.
+fn wamp_required() -> Response<Body> {
+    let mut resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint requires the wamp subprotocol");
+    resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
+    resp
+}
+
 /// The 429 answer to a client over its per-address limits.
 fn too_many(refusal: PerIpRefusal) -> Response<Body> {
     let (text, retry_after) = match refusal {
@@ -275,7 +277,7 @@ fn too_many(refusal: PerIpRefusal) -> Response<Body> {
 }
 
 /// Maps `/app/{key}?protocol=7&client=..&version=..` to an app or a Pusher close code
-/// (pusher-protocol.md §1-2).
+/// (the connection URL and close codes of the Pusher Channels Protocol page).
 fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
     let Some(key) = path.strip_prefix("/app/").filter(|k| !k.is_empty() && !k.contains('/')) else {
         return Target::Refuse(CloseCode::PathNotFound);
@@ -378,6 +380,5 @@ where
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut socket: Socket<S>, code: CloseCode) {
     tracing::debug!(code = code.code(), "refusing pusher connection");
     socket.queue(codec::encode_text(&server_msg::error(Some(code.code()), code.reason())));
-    let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
-    socket.close(Some(pusher::close(code)), &outbox, false).await;
+    socket.refuse(Some(pusher::close(code))).await;
 }

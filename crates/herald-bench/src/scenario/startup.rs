@@ -6,6 +6,10 @@
 //! accepting (Crossbar answers `/` with its own page, Pusher servers with 200). The command runs
 //! in its own process group so a server with worker processes is stopped whole, with SIGTERM
 //! first and SIGKILL if it lingers.
+#![allow(
+    clippy::disallowed_types,
+    reason = "it times real server processes; nothing here runs on paused time"
+)]
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Members of a presence channel: distinct users, however many sockets each has open.
 //!
 //! Pusher counts users, not sockets: `member_added` goes out for a user's first socket and
-//! `member_removed` for its last (pusher-protocol.md §5).
+//! `member_removed` for its last (Pusher's "Presence channels" docs).
 
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
 //! Signed-in users: which connections each user has, and who watches whom.
 //!
-//! A user is online while at least one connection is signed in as them (pusher-protocol.md §7).
+//! A user is online while at least one connection is signed in as them (Pusher's watchlist docs).
 //! Watchers are connections whose `user_data.watchlist` names the user; they get
 //! `online`/`offline` events when the user's first connection signs in or last one leaves.
 

@@ -1,4 +1,4 @@
-//! What EspoCRM's `Submission::submit()` sends over ZeroMQ (spec §2.6): one JSON object with
+//! What EspoCRM's `Submission::submit()` sends over ZeroMQ: one JSON object with
 //! the data fields, an optional `userId` and a `topicId`. Anything else is refused here and
 //! dropped by the caller with a log line (EspoCRM's own daemon crashes on invalid JSON).
 

@@ -1,5 +1,5 @@
-//! Oro sync tickets (wamp-espocrm-oro.md §3.4, O5): reading the `ticket` query parameter,
-//! splitting it, the ±30 s / TTL window and the digest, as pure functions.
+//! Oro sync tickets (OroPlatform's `SyncBundle/Authentication`): reading the `ticket` query
+//! parameter, splitting it, the ±30 s / TTL window and the digest, as pure functions.
 //!
 //! No I/O and no clock here: the caller passes "now" and the password (the user's stored hash
 //! from Oro's database, or `ORO_SECRET` itself for anonymous backend tickets).

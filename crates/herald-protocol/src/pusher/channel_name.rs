@@ -1,4 +1,4 @@
-//! Validated Pusher channel names and their kind, derived from the name prefix (spec §4).
+//! Validated Pusher channel names and their kind, derived from the name prefix (Pusher's "Channels" docs).
 //!
 //! After [`ChannelName::parse`] nothing else should look at prefixes: ask [`ChannelName::kind`].
 //! Whether a given socket may use a channel (auth, sign-in) is not decided here.
@@ -9,18 +9,18 @@ use std::sync::Arc;
 
 use super::ProtocolError;
 
-/// herald's default channel-name length limit: pusher-http-node's 200 rather than the docs' 164
-/// (spec §4), so names accepted by the official server libraries are never refused.
+/// herald's default channel-name length limit: pusher-http-node's 200 rather than the docs' 164,
+/// so names accepted by the official server libraries are never refused.
 pub const DEFAULT_MAX_LEN: usize = 200;
 
-/// The only `#` channel that exists (spec §4, §7).
+/// The only `#` channel that exists (server-to-user messages, for signed-in users).
 const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
 
 /// A channel name that passed [`ChannelName::parse`]. Cheap to clone (shared string).
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct ChannelName(Arc<str>);
 
-/// Who may subscribe to a channel, by name prefix (spec §4).
+/// Who may subscribe to a channel, by name prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
     /// No prefix (or `cache-`): anyone may subscribe.
@@ -31,11 +31,11 @@ pub enum Access {
     PrivateEncrypted,
     /// `presence-`: signed with `channel_data` naming the member.
     Presence,
-    /// `#server-to-user-<id>`: only a socket signed in as `<id>` may subscribe (spec §7).
+    /// `#server-to-user-<id>`: only a socket signed in as `<id>` may subscribe.
     ServerToUser,
 }
 
-/// Access class plus whether the channel is a cache channel (spec §4, §8).
+/// Access class plus whether the channel is a cache channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChannelKind {
     /// Who may subscribe.
@@ -43,16 +43,6 @@ pub struct ChannelKind {
     /// `cache-`, `private-cache-`, `private-encrypted-cache-` or `presence-cache-`: the last event
     /// is kept and replayed to new subscribers.
     pub cache: bool,
-}
-
-impl ChannelKind {
-    /// Whether subscribing needs an `auth` signature (private, encrypted and presence channels).
-    pub fn requires_signature(self) -> bool {
-        matches!(
-            self.access,
-            Access::Private | Access::PrivateEncrypted | Access::Presence
-        )
-    }
 }
 
 /// Prefixes in match order: longer prefixes that share a start with shorter ones come first.
@@ -71,7 +61,7 @@ fn is_name_byte(b: u8) -> bool {
 }
 
 impl ChannelName {
-    /// Validates a channel name (spec §4): one or more of `[A-Za-z0-9_\-=@,.;]`, at most
+    /// Validates a channel name: one or more of `[A-Za-z0-9_\-=@,.;]`, at most
     /// `max_len` characters; a leading `#` is allowed only as `#server-to-user-<id>` with a
     /// non-empty `<id>` from the same character set. herald's default limit is
     /// [`DEFAULT_MAX_LEN`].
@@ -149,7 +139,7 @@ impl ChannelName {
         self.0.strip_prefix(SERVER_TO_USER_PREFIX)
     }
 
-    /// Whether `client-*` events may be sent on this channel (spec §6): private and presence
+    /// Whether `client-*` events may be sent on this channel: private and presence
     /// channels, cache variants included, but not `private-encrypted-*` (the server cannot
     /// check what it cannot read, and pusher-js refuses them there anyway).
     pub fn allows_client_events(&self) -> bool {

@@ -1,4 +1,4 @@
-//! Decoding of the frames a Pusher client sends (spec §1, §3, §6, §7).
+//! Decoding of the frames a Pusher client sends.
 //!
 //! This only checks the shape of a message. Channel-name rules, signatures, membership and rate
 //! limits are checked by the caller with [`ChannelName`](super::ChannelName) and
@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use super::ProtocolError;
 use super::field_reader::{non_null, opt_string, read_fields, req_string, string};
 
-/// Prefix every client event name must carry (spec §6).
+/// Prefix every client event name must carry (Pusher's "Client events" docs).
 pub const CLIENT_EVENT_PREFIX: &str = "client-";
 
 /// One decoded client frame.
@@ -19,7 +19,7 @@ pub enum ClientMsg {
     Ping,
     /// `pusher:pong`, the answer to a server `pusher:ping`. Any `data` is ignored.
     Pong,
-    /// `pusher:subscribe` (spec §3, §4).
+    /// `pusher:subscribe`.
     Subscribe {
         /// The channel, not yet validated.
         channel: String,
@@ -33,14 +33,14 @@ pub enum ClientMsg {
         /// The channel, not yet validated.
         channel: String,
     },
-    /// `pusher:signin` (spec §7).
+    /// `pusher:signin`.
     Signin {
         /// `"<key>:<signature>"`.
         auth: String,
         /// User JSON, kept as the exact string that was signed.
         user_data: String,
     },
-    /// A `client-*` event to relay to the channel's other subscribers (spec §6).
+    /// A `client-*` event to relay to the channel's other subscribers.
     ClientEvent {
         /// Event name, starting with [`CLIENT_EVENT_PREFIX`].
         event: String,
@@ -56,7 +56,7 @@ pub enum ClientMsg {
     },
 }
 
-/// Parses one client frame (a UTF-8 JSON text frame, spec §1).
+/// Parses one client frame (a UTF-8 JSON text frame).
 ///
 /// `data` of `pusher:*` events is an object (pusher-js) but is also accepted as a JSON string
 /// holding an object, since some clients double-encode. A `null` optional field counts as absent.

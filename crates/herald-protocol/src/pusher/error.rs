@@ -3,7 +3,7 @@
 //! Only the problem is named here; which close code or `pusher:error` a server answers with is
 //! decided at the edge, not in this module.
 
-/// Something a Pusher client sent could not be understood (spec §1, §3–§5, §7).
+/// Something a Pusher client sent could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     /// The bytes are not UTF-8 JSON (syntax error, truncated input or trailing garbage).
@@ -21,13 +21,13 @@ pub enum ProtocolError {
     /// A string field that must carry a value is empty.
     #[error("field `{0}` must not be empty")]
     EmptyField(&'static str),
-    /// A channel name is empty or contains a character outside `[A-Za-z0-9_\-=@,.;]` (spec §4).
+    /// A channel name is empty or contains a character outside `[A-Za-z0-9_\-=@,.;]`.
     #[error("invalid channel name: only letters, digits and _ - = @ , . ; are allowed")]
     InvalidChannelName,
-    /// A channel name starts with `#` but is not `#server-to-user-<id>` (spec §4, §7).
+    /// A channel name starts with `#` but is not `#server-to-user-<id>`.
     #[error("channel names starting with # are reserved; only #server-to-user-<id> exists")]
     ReservedChannelName,
-    /// A channel name is longer than the configured limit (spec §4, §9).
+    /// A channel name is longer than the configured limit.
     #[error("channel name is {len} characters long, the limit is {max}")]
     ChannelNameTooLong {
         /// Length of the rejected name, in characters.
@@ -35,7 +35,7 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
-    /// A presence `user_id` is longer than 128 characters (spec §5).
+    /// A presence `user_id` is longer than 128 characters (the hosted service's limit).
     #[error("user_id is {len} characters long, the limit is {max}")]
     UserIdTooLong {
         /// Length of the rejected id, in characters.

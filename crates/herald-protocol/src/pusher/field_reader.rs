@@ -71,7 +71,7 @@ pub(super) fn req_string(
 }
 
 /// Decodes a user id given as a string or an integer; integers become their decimal text,
-/// verbatim, so ids beyond 2^53 keep every digit (spec §5).
+/// verbatim, so ids beyond 2^53 keep every digit (presence `user_id`s may be either).
 ///
 /// # Errors
 /// [`ProtocolError::WrongType`] for anything else, fractions and exponents included.

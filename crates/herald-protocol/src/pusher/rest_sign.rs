@@ -1,4 +1,4 @@
-//! Signing and verification of Pusher HTTP API requests (spec §10), both sides.
+//! Signing and verification of Pusher HTTP API requests ("Authentication" in Pusher's HTTP API reference), both sides.
 //!
 //! Verification is pure: the current time is a parameter and the app secret comes from a
 //! caller-supplied lookup. Mapping a failure to an HTTP status (401, 400) happens at the edge.
@@ -10,10 +10,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 
 use super::socket_auth::{sign, signature_matches};
 
-/// The only `auth_version` there is (spec §10).
+/// The only `auth_version` there is.
 pub const AUTH_VERSION: &str = "1.0";
 
-/// `auth_timestamp` must be less than this many seconds away from the server clock (spec §9, §10).
+/// `auth_timestamp` must be less than this many seconds away from the server clock, the window
+/// the hosted service enforces.
 pub const TIMESTAMP_WINDOW_S: u64 = 600;
 
 /// Query characters [`sign_request`] leaves unescaped: RFC 3986 unreserved ones.
@@ -36,7 +37,7 @@ pub struct RestRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// Why an HTTP API request was refused. The texts follow the hosted service (spec §10).
+/// Why an HTTP API request was refused. The texts follow the hosted service.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestAuthError {
     /// A required query parameter is absent (`body_md5` is required only with a body).
@@ -139,7 +140,7 @@ pub fn precheck(query: &str, key_known: impl FnOnce(&str) -> bool, now_unix: i64
     Ok(())
 }
 
-/// Verifies a signed HTTP API request (spec §10) and returns its decoded query.
+/// Verifies a signed HTTP API request and returns its decoded query.
 ///
 /// Checks, in order: the `auth_*` parameters are present; `auth_key` is known
 /// (`secret_for_key` returns its secret); `auth_version` is `1.0`; `|now_unix − auth_timestamp|`
@@ -258,7 +259,7 @@ pub fn sign_request(
     query
 }
 
-/// Lowercase hex MD5 of a request body, the `body_md5` parameter (spec §10).
+/// Lowercase hex MD5 of a request body, the `body_md5` parameter.
 pub fn body_md5_hex(body: &[u8]) -> String {
     hex::encode(Md5::digest(body))
 }

@@ -1,17 +1,17 @@
-//! Encoding of the messages a Pusher server sends (spec §1–§3, §5, §7, §8).
+//! Encoding of the messages a Pusher server sends (the Pusher Channels Protocol page's event list).
 //!
 //! Each function returns the JSON text of one message as [`Bytes`], ready to be put into a
 //! WebSocket text frame by the caller (no framing here). `data` is double-encoded, i.e. a JSON
-//! string holding JSON (spec §1), except for `pusher:error`, whose `data` is an object like the
-//! hosted service sends (spec §2), and application events, whose `data` is what the publisher
+//! string holding JSON, except for `pusher:error`, whose `data` is an object like the
+//! hosted service sends, and application events, whose `data` is what the publisher
 //! gave. Frames are written by hand: [`event`] runs once per publication on the publish path.
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::json_writer::JsonWriter;
+use crate::json_text::JsonWriter;
 
-/// Payload of an application event (spec §3, last row).
+/// Payload of an application event: whatever JSON or text the publisher gave.
 #[derive(Debug, Clone, Copy)]
 pub enum EventData<'a> {
     /// A string, as the HTTP API delivers it; emitted as a JSON string.
@@ -20,7 +20,7 @@ pub enum EventData<'a> {
     Raw(&'a RawValue),
 }
 
-/// `pusher:connection_established`, the first message on every connection (spec §1).
+/// `pusher:connection_established`, the first message on every connection.
 /// pusher-js refuses the handshake if `activity_timeout_s` is 0.
 pub fn connection_established(socket_id: &str, activity_timeout_s: u32) -> Bytes {
     let mut data = JsonWriter::with_capacity(48 + socket_id.len());
@@ -33,7 +33,7 @@ pub fn connection_established(socket_id: &str, activity_timeout_s: u32) -> Bytes
 }
 
 /// `pusher:error` with `data` as an object `{"message":..,"code":..}`; `code` is `null` for
-/// non-fatal problems (spec §2).
+/// non-fatal problems.
 pub fn error(code: Option<u16>, message: &str) -> Bytes {
     let mut w = JsonWriter::with_capacity(64 + message.len());
     w.raw(r#"{"event":"pusher:error","data":{"message":"#)
@@ -47,13 +47,13 @@ pub fn error(code: Option<u16>, message: &str) -> Bytes {
     w.into_bytes()
 }
 
-/// `pusher:pong`, the answer to a client's `pusher:ping` (spec §3).
+/// `pusher:pong`, the answer to a client's `pusher:ping`.
 pub fn pong() -> Bytes {
     Bytes::from_static(br#"{"event":"pusher:pong","data":"{}"}"#)
 }
 
 /// `pusher_internal:subscription_succeeded` for a non-presence channel, with `data` `"{}"`
-/// exactly as the hosted service sends it (spec §3, §12 item 7).
+/// exactly as the hosted service sends it (some clients parse it).
 pub fn subscription_succeeded(channel: &str) -> Bytes {
     envelope(
         "pusher_internal:subscription_succeeded",
@@ -62,7 +62,7 @@ pub fn subscription_succeeded(channel: &str) -> Bytes {
     )
 }
 
-/// `pusher_internal:subscription_succeeded` for a presence channel (spec §3, §5):
+/// `pusher_internal:subscription_succeeded` for a presence channel:
 /// `{"presence":{"ids":[..],"hash":{id:info|null},"count":n}}`, string-encoded. `members` must
 /// hold distinct user ids; a member without `user_info` is listed with `null`.
 pub fn presence_subscription_succeeded<'a>(
@@ -99,7 +99,7 @@ pub fn presence_subscription_succeeded<'a>(
     )
 }
 
-/// `pusher_internal:member_added` (spec §3, §5); `user_info` is left out when the member has none.
+/// `pusher_internal:member_added`; `user_info` is left out when the member has none.
 pub fn member_added(channel: &str, user_id: &str, user_info: Option<&RawValue>) -> Bytes {
     let info_len = user_info.map_or(0, |i| i.get().len());
     let mut data = JsonWriter::with_capacity(32 + user_id.len() + info_len);
@@ -111,7 +111,7 @@ pub fn member_added(channel: &str, user_id: &str, user_info: Option<&RawValue>) 
     envelope("pusher_internal:member_added", Some(channel), data.as_str())
 }
 
-/// `pusher_internal:member_removed` (spec §3, §5).
+/// `pusher_internal:member_removed`.
 pub fn member_removed(channel: &str, user_id: &str) -> Bytes {
     let mut data = JsonWriter::with_capacity(16 + user_id.len());
     data.raw(r#"{"user_id":"#).string(user_id).raw("}");
@@ -123,7 +123,7 @@ pub fn member_removed(channel: &str, user_id: &str) -> Bytes {
 }
 
 /// `pusher:cache_miss`, sent after `subscription_succeeded` on an empty cache channel; it has no
-/// `data` (spec §3, §8).
+/// `data` (cache channels).
 pub fn cache_miss(channel: &str) -> Bytes {
     let mut w = JsonWriter::with_capacity(48 + channel.len());
     w.raw(r#"{"event":"pusher:cache_miss","channel":"#)
@@ -132,14 +132,14 @@ pub fn cache_miss(channel: &str) -> Bytes {
     w.into_bytes()
 }
 
-/// `pusher:signin_success` carrying the signed `user_data` string back (spec §3, §7).
+/// `pusher:signin_success` carrying the signed `user_data` string back.
 pub fn signin_success(user_data: &str) -> Bytes {
     let mut data = JsonWriter::with_capacity(20 + user_data.len() * 9 / 8);
     data.raw(r#"{"user_data":"#).string(user_data).raw("}");
     envelope("pusher:signin_success", None, data.as_str())
 }
 
-/// `pusher_internal:watchlist_events` (spec §3, §7): each entry is an event name (`"online"` or
+/// `pusher_internal:watchlist_events`: each entry is an event name (`"online"` or
 /// `"offline"`) with the user ids it concerns.
 pub fn watchlist_events(events: &[(&str, &[&str])]) -> Bytes {
     let mut data = JsonWriter::with_capacity(16 + events.len() * 48);
@@ -161,7 +161,7 @@ pub fn watchlist_events(events: &[(&str, &[&str])]) -> Bytes {
     envelope("pusher_internal:watchlist_events", None, data.as_str())
 }
 
-/// `pusher_internal:subscription_count` (spec §3).
+/// `pusher_internal:subscription_count`.
 pub fn subscription_count(channel: &str, count: usize) -> Bytes {
     let mut data = JsonWriter::with_capacity(32);
     data.raw(r#"{"subscription_count":"#)
@@ -175,7 +175,7 @@ pub fn subscription_count(channel: &str, count: usize) -> Bytes {
 }
 
 /// `pusher:subscription_error` on `channel` with `{"type":"AuthError","error":..,"status":..}`,
-/// the shape pusher-js itself emits when authorization fails (spec §3).
+/// the shape pusher-js itself emits when authorization fails.
 pub fn subscription_error(channel: &str, status: u16, message: &str) -> Bytes {
     let mut data = JsonWriter::with_capacity(48 + message.len());
     data.raw(r#"{"type":"AuthError","error":"#)
@@ -186,7 +186,7 @@ pub fn subscription_error(channel: &str, status: u16, message: &str) -> Bytes {
     envelope("pusher:subscription_error", Some(channel), data.as_str())
 }
 
-/// An application or client event on `channel` (spec §3, §6). `user_id` is set for client
+/// An application or client event on `channel`. `user_id` is set for client
 /// events on presence channels, naming the sender.
 pub fn event(event: &str, channel: &str, data: EventData<'_>, user_id: Option<&str>) -> Bytes {
     let data_len = match data {

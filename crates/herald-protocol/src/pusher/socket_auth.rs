@@ -1,5 +1,6 @@
 //! Socket signatures of private/presence subscriptions and user sign-in, and the JSON they
-//! sign: presence `channel_data` and sign-in `user_data` (spec §4, §5, §7).
+//! sign: presence `channel_data` and sign-in `user_data` (Pusher's "Auth signatures" and
+//! "User authentication" docs).
 //!
 //! Signatures are verified in constant time (HMAC `verify_slice`, never `==` on strings). Which
 //! app key and secret apply, and whether a socket may subscribe at all, is the caller's business.
@@ -13,7 +14,7 @@ use super::field_reader::{id_string, non_null, read_fields, req_string};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Longest presence `user_id` accepted, in characters (spec §5).
+/// Longest presence `user_id` accepted, in characters (the hosted service's limit).
 pub const MAX_USER_ID_LEN: usize = 128;
 
 /// Why a socket signature was refused.
@@ -28,7 +29,7 @@ pub enum AuthError {
     /// The key before the `:` is not this app's key.
     #[error("Invalid app key in auth signature")]
     WrongKey,
-    /// The signature does not match; the text is the one the hosted service sends (spec §2).
+    /// The signature does not match; the text is the one the hosted service sends.
     #[error(
         "Invalid signature: Expected HMAC SHA256 hex digest of {expected_string}, but got {got}"
     )]
@@ -40,7 +41,7 @@ pub enum AuthError {
     },
 }
 
-/// A presence channel member, from a subscription's `channel_data` (spec §5).
+/// A presence channel member, from a subscription's `channel_data`.
 #[derive(Debug, Clone)]
 pub struct PresenceMember {
     /// The user id; numeric ids are kept as their decimal text.
@@ -49,7 +50,7 @@ pub struct PresenceMember {
     pub user_info: Option<Box<RawValue>>,
 }
 
-/// A signed-in user, from `pusher:signin`'s `user_data` (spec §7).
+/// A signed-in user, from `pusher:signin`'s `user_data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserData {
     /// The user id (non-empty).
@@ -58,14 +59,14 @@ pub struct UserData {
     pub watchlist: Vec<String>,
 }
 
-/// Lowercase hex HMAC-SHA256 of `string_to_sign` keyed with `secret` (spec §4, §10).
+/// Lowercase hex HMAC-SHA256 of `string_to_sign` keyed with `secret`.
 pub fn sign(secret: &str, string_to_sign: &str) -> String {
     let mut mac = keyed_mac(secret.as_bytes());
     mac.update(string_to_sign.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The string signed for a channel subscription (spec §4): `<socket_id>:<channel>` plus
+/// The string signed for a channel subscription: `<socket_id>:<channel>` plus
 /// `:<channel_data>` when given (presence channels).
 pub fn channel_string_to_sign(
     socket_id: &str,
@@ -78,7 +79,7 @@ pub fn channel_string_to_sign(
     }
 }
 
-/// The string signed for a user sign-in (spec §4): `<socket_id>::user::<user_data>`.
+/// The string signed for a user sign-in: `<socket_id>::user::<user_data>`.
 pub fn signin_string_to_sign(socket_id: &str, user_data: &str) -> String {
     format!("{socket_id}::user::{user_data}")
 }
@@ -106,7 +107,7 @@ pub fn signin_auth(app_key: &str, secret: &str, socket_id: &str, user_data: &str
     )
 }
 
-/// Checks the `auth` of a `pusher:subscribe` (spec §4). Pass `channel_data` exactly as the
+/// Checks the `auth` of a `pusher:subscribe`. Pass `channel_data` exactly as the
 /// client sent it, and only for presence channels.
 ///
 /// # Errors
@@ -124,7 +125,7 @@ pub fn verify_channel_auth(
     })
 }
 
-/// Checks the `auth` of a `pusher:signin` (spec §4, §7).
+/// Checks the `auth` of a `pusher:signin`.
 ///
 /// # Errors
 /// [`AuthError`] says what is wrong with `auth`.
@@ -140,7 +141,7 @@ pub fn verify_signin(
     })
 }
 
-/// Parses presence `channel_data` (spec §5): `{"user_id": string|integer, "user_info": any?}`.
+/// Parses presence `channel_data`: `{"user_id": string|integer, "user_info": any?}`.
 ///
 /// # Errors
 /// [`ProtocolError`] for invalid JSON, a missing, mistyped or empty `user_id`, or one longer
@@ -165,7 +166,7 @@ pub fn parse_presence_member(channel_data: &str) -> Result<PresenceMember, Proto
     })
 }
 
-/// Parses sign-in `user_data` (spec §7): a non-empty string `id` is required (pusher-js insists
+/// Parses sign-in `user_data`: a non-empty string `id` is required (pusher-js insists
 /// on it too); `watchlist` is an optional array of ids, strings or integers.
 ///
 /// # Errors

@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 /// WebSocket close code for any malformed WAMP v1 message: Ratchet's `WampServer` closes with
-/// 1007 on every exception raised while decoding (§1.2 "Parsing", checklist W5).
+/// 1007 on every exception raised while decoding.
 pub const V1_CLOSE_CODE: u16 = 1007;
 
 /// Why a WAMP message was rejected.
@@ -119,7 +119,7 @@ pub enum WampError {
 
 impl WampError {
     /// Close code a WAMP v1 server sends for this error: always [`V1_CLOSE_CODE`], because
-    /// Ratchet treats every decoding problem alike (§1.2).
+    /// Ratchet treats every decoding problem alike.
     #[must_use]
     pub fn v1_close_code(&self) -> u16 {
         V1_CLOSE_CODE

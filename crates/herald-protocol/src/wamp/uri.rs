@@ -2,10 +2,15 @@
 //! subscription index lives here.
 //!
 //! WAMP v1 has no URI rules worth checking: a topic is any string, either an absolute URI or a
-//! CURIE that [`Prefixes`](super::Prefixes) resolves (§1.1), and Espo even uses `""` as a
-//! keepalive topic (§2.7). So only v2 URIs are validated.
+//! CURIE that [`Prefixes`](super::Prefixes) resolves, and Espo's browser client even uses `""`
+//! as a keepalive topic. So only v2 URIs are validated.
 
 use super::WampError;
+
+/// Longest topic or procedure URI herald accepts, in bytes, from any WAMP client (v1 or v2,
+/// and the EspoCRM and Oro profiles' v1 listeners). Neither WAMP version sets a limit; this one
+/// bounds what one subscription or publication keeps in memory.
+pub const MAX_URI_LEN: usize = 512;
 
 /// How strictly v2 URI components are checked (WAMP2 "Identifiers / URIs").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,14 +74,6 @@ pub fn check(uri: &str, rule: UriRule, components: Components) -> Result<(), Wam
             uri: uri.to_owned(),
         })
     }
-}
-
-/// Whether `uri` sits in the `wamp.` namespace, which applications must not use for their own
-/// topics and procedures (WAMP2 "Reserved URIs"). Routers decide what to do with it (refuse a
-/// REGISTER, allow a SUBSCRIBE to meta events...), so this is a query, not a check.
-#[must_use]
-pub fn is_reserved(uri: &str) -> bool {
-    uri.split('.').next() == Some("wamp")
 }
 
 /// How a v2 subscription's topic selects published topics (`SUBSCRIBE.Options.match`,

@@ -1,5 +1,5 @@
 //! WAMP v1 messages as Ratchet 0.4's `ServerProtocol` accepts them and AutobahnJS 0.8 /
-//! autobahn-espo send them (§1.1, §1.2), and the JSON text of what the server sends back.
+//! autobahn-espo send them (the WAMP v1 spec, and Ratchet's `ServerProtocol::onMessage`), and the JSON text of what the server sends back.
 //!
 //! Every message is a JSON array in a text frame, `[type, ...]`. Parsing is lenient exactly
 //! where Ratchet is (numbers where strings are expected, extra trailing elements ignored,
@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::{Number, error::Category};
 
 use super::WampError;
-use super::json_text::push_str;
+use crate::json_text::push_str;
 
 pub use curie::{CurieRule, MAX_PREFIXES, Prefixes};
 pub use server_msg::{
@@ -23,7 +23,7 @@ pub use server_msg::{
     parse_v1_server, welcome,
 };
 
-/// Message type codes of WAMP v1 (§1.1).
+/// Message type codes of WAMP v1 (the WAMP v1 spec).
 pub mod code {
     /// `[0, sessionId, protocolVersion, serverIdent]`, server to client.
     pub const WELCOME: u64 = 0;
@@ -115,7 +115,7 @@ impl PartialEq for RawJson {
     }
 }
 
-/// A message a v1 client sends (§1.1, Ratchet `ServerProtocol::onMessage`).
+/// A message a v1 client sends (Ratchet's `ServerProtocol::onMessage`).
 ///
 /// URIs are as sent: run them through [`Prefixes::apply`] to record PREFIX mappings and resolve
 /// CURIEs the way the connection's [`CurieRule`] says.
@@ -139,21 +139,22 @@ pub enum V1ClientMsg {
         /// application's business, so it is not done here.)
         args: Vec<RawJson>,
     },
-    /// `[5, topicUri]`: never acknowledged (W7).
+    /// `[5, topicUri]`: never acknowledged, and a repeat is a no-op.
     Subscribe {
         /// Topic URI or CURIE.
         topic: String,
     },
-    /// `[6, topicUri]`: never acknowledged (W7).
+    /// `[6, topicUri]`: never acknowledged, and a repeat is a no-op.
     Unsubscribe {
         /// Topic URI or CURIE.
         topic: String,
     },
-    /// `[7, topicUri, event, ...]` in any of its forms (W8).
+    /// `[7, topicUri, event, ...]` in any of its forms (3, 4 or 5 elements).
     Publish(V1Publish),
 }
 
-/// A v1 PUBLISH with its receiver filter normalised (§1.2 "PUBLISH", W8).
+/// A v1 PUBLISH with its receiver filter normalised (Ratchet's: a truthy non-array slot 3
+/// excludes the publisher, and an empty eligible list means everybody).
 #[derive(Debug, Clone, PartialEq)]
 pub struct V1Publish {
     /// Topic URI or CURIE.
@@ -195,7 +196,7 @@ impl V1Publish {
 /// ignored. Server-to-client types (0, 3, 4, 8) are rejected like unknown ones.
 ///
 /// # Errors
-/// Any [`WampError`] except the v2-only ones; every one of them means "close with 1007" (W5).
+/// Any [`WampError`] except the v2-only ones; every one of them means "close with 1007".
 pub fn parse_v1(frame: &[u8]) -> Result<V1ClientMsg, WampError> {
     let items = elements(frame)?;
     let code = type_code(first(&items)?)?;
@@ -425,7 +426,7 @@ fn php_truthy(raw: &RawValue) -> bool {
 fn frame_start(code: u64, extra: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + extra);
     out.push(b'[');
-    super::json_text::push_u64(&mut out, code);
+    crate::json_text::push_u64(&mut out, code);
     out.push(b',');
     out
 }

@@ -1,4 +1,4 @@
-//! WAMP v2 Basic Profile on the router side (WAMP2 `messages.md`, §1.3): the two serializers,
+//! WAMP v2 Basic Profile on the router side (WAMP2 `messages.md`): the two serializers,
 //! parsing what clients send, encoding what the router sends, and the WELCOME role
 //! announcement. Broker and dealer logic (subscription index, call routing, timeouts) live in
 //! the core; this module only knows bytes and messages.
@@ -45,8 +45,6 @@ pub mod reason {
     pub const TIMEOUT: &str = "wamp.error.timeout";
     /// GOODBYE reason when the router shuts down.
     pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
-    /// GOODBYE reason for leaving the realm.
-    pub const CLOSE_REALM: &str = "wamp.close.close_realm";
     /// GOODBYE reason of the reply to a GOODBYE.
     pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
 }

@@ -132,14 +132,6 @@ impl Decoder {
         }
     }
 
-    /// Whether the decoder is between messages: no frame whose header it has read is still
-    /// waiting for payload, and no fragmented message is open. An idle decoder owns no heap
-    /// memory; if the caller's buffer is also empty, the connection holds nothing for reading.
-    /// (A frame whose header is still incomplete lives only in the caller's buffer.)
-    pub fn is_idle(&self) -> bool {
-        self.pending.is_none() && self.message.is_none()
-    }
-
     /// Consumes complete frames from the front of `buf` and returns the next complete message.
     ///
     /// `buf` holds the peer's bytes exactly as read from the socket: it may end in the middle

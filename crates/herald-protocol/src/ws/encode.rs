@@ -1,10 +1,10 @@
 //! Encoding whole frames: unmasked server frames shared by every recipient, and masked client
 //! frames for tests and the load generator.
 
-use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::OpCode;
-use super::head::{self, MAX_CONTROL_PAYLOAD, MAX_HEAD, MAX_UNMASKED_HEAD};
+use super::head::{self, MAX_CONTROL_PAYLOAD, MAX_HEAD};
 use super::mask;
 
 /// Encodes one unfragmented (FIN set), unmasked frame: header and payload in one contiguous
@@ -67,83 +67,5 @@ fn control_sized(opcode: OpCode, payload: &[u8]) -> &[u8] {
         payload.get(..MAX_CONTROL_PAYLOAD).unwrap_or(payload)
     } else {
         payload
-    }
-}
-
-/// Builds one unmasked frame whose payload is written in place, so a serializer can write a
-/// publication straight into its wire frame with no copy afterwards:
-///
-/// ```
-/// # use herald_protocol::ws::{FrameBuilder, OpCode, encode_text};
-/// use std::io::Write as _;
-/// let mut frame = FrameBuilder::with_capacity(OpCode::Text, 64);
-/// write!(frame, r#"{{"event":"ping"}}"#).unwrap();
-/// assert_eq!(frame.finish(), encode_text(br#"{"event":"ping"}"#));
-/// ```
-///
-/// The header's size depends on the payload's length, which is unknown until the payload is
-/// written, so the builder reserves room for the longest unmasked header up front and
-/// [`finish`](Self::finish) writes the header right before the payload, skipping the unused
-/// bytes. At most 8 bytes of the allocation go unused.
-#[derive(Debug)]
-pub struct FrameBuilder {
-    /// The frame: `MAX_UNMASKED_HEAD` placeholder bytes, then the payload written so far.
-    buf: BytesMut,
-    /// The frame's opcode, written into the header by `finish`.
-    opcode: OpCode,
-}
-
-impl FrameBuilder {
-    /// Starts a frame with no payload capacity reserved.
-    pub fn new(opcode: OpCode) -> Self {
-        Self::with_capacity(opcode, 0)
-    }
-
-    /// Starts a frame with room for `payload_capacity` payload bytes before it reallocates.
-    pub fn with_capacity(opcode: OpCode, payload_capacity: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(MAX_UNMASKED_HEAD.saturating_add(payload_capacity));
-        buf.put_bytes(0, MAX_UNMASKED_HEAD);
-        Self { buf, opcode }
-    }
-
-    /// Appends payload bytes.
-    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// The number of payload bytes written so far.
-    pub fn payload_len(&self) -> usize {
-        self.buf.len() - MAX_UNMASKED_HEAD
-    }
-
-    /// Writes the header (FIN set) and returns the complete frame.
-    ///
-    /// A control frame's payload beyond 125 bytes is dropped, as in [`encode_frame`].
-    pub fn finish(mut self) -> Bytes {
-        if self.opcode.is_control() {
-            self.buf.truncate(MAX_UNMASKED_HEAD + MAX_CONTROL_PAYLOAD);
-        }
-        let mut header = [0u8; MAX_HEAD];
-        let n = head::write(&mut header, self.opcode.bits(), None, self.payload_len());
-        let start = MAX_UNMASKED_HEAD - n;
-        self.buf[start..MAX_UNMASKED_HEAD].copy_from_slice(&header[..n]);
-        self.buf.advance(start);
-        self.buf.freeze()
-    }
-}
-
-impl std::io::Write for FrameBuilder {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

@@ -17,8 +17,6 @@ pub(super) const LEN_16: u8 = 126;
 pub(super) const LEN_64: u8 = 127;
 /// Longest payload of a control frame, which also fits the 7-bit length (§5.5).
 pub(super) const MAX_CONTROL_PAYLOAD: usize = 125;
-/// Longest header without a masking key, as servers send.
-pub(super) const MAX_UNMASKED_HEAD: usize = 10;
 /// Longest header of all: 64-bit length plus masking key.
 pub(super) const MAX_HEAD: usize = 14;
 

@@ -1,8 +1,4 @@
-//! Encoder, handshake, close-code and write-batch tests. Decoder cases are in `decoder/tests.rs`.
-
-use std::io::{IoSlice, Write as _};
-
-use bytes::{Buf as _, Bytes};
+//! Encoder, handshake and close-code tests. Decoder cases are in `decoder/tests.rs`.
 
 use super::*;
 
@@ -152,65 +148,4 @@ fn opcode_bits_round_trip_and_reserved_values_have_none() {
             None => assert!(matches!(bits, 3..=7 | 0xB..=0xF), "{bits:#x}"),
         }
     }
-}
-
-#[test]
-fn frame_builder_matches_encode_frame() {
-    for len in [0, 1, 125, 126, 65535, 65536] {
-        let payload: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-        let mut builder = FrameBuilder::new(OpCode::Binary);
-        let (a, b) = payload.split_at(len / 3);
-        builder.write_all(a).expect("in memory");
-        builder.extend_from_slice(b);
-        assert_eq!(builder.payload_len(), len);
-        assert_eq!(builder.finish(), encode_binary(&payload), "len {len}");
-    }
-    let mut ping = FrameBuilder::with_capacity(OpCode::Ping, 200);
-    ping.extend_from_slice(&[9; 200]);
-    assert_eq!(ping.finish(), encode_ping(&[9; 125]));
-}
-
-#[test]
-fn write_batch_yields_one_slice_per_frame_and_survives_partial_writes() {
-    let mut batch = WriteBatch::new();
-    batch.push(Bytes::from_static(b"abc"));
-    batch.push(Bytes::new());
-    batch.push(Bytes::from_static(b"de"));
-    batch.push(Bytes::from_static(b"fghi"));
-    assert_eq!(batch.frames(), 3);
-    assert_eq!(batch.remaining(), 9);
-
-    let mut slices = [IoSlice::new(&[]); 8];
-    let n = batch.chunks_vectored(&mut slices);
-    let seen: Vec<&[u8]> = slices[..n].iter().map(|s| &s[..]).collect();
-    assert_eq!(seen, [&b"abc"[..], b"de", b"fghi"]);
-    let mut two = [IoSlice::new(&[]); 2];
-    assert_eq!(batch.chunks_vectored(&mut two), 2);
-
-    // A write that stops inside the second frame.
-    batch.advance(4);
-    assert_eq!(batch.chunk(), b"e");
-    assert_eq!(batch.remaining(), 5);
-    assert_eq!(batch.frames(), 2);
-    batch.advance(1);
-    assert_eq!(batch.chunk(), b"fghi");
-    batch.advance(4);
-    assert!(batch.is_empty());
-    assert_eq!(batch.chunk(), b"");
-
-    // Over-advancing drains instead of panicking.
-    batch.push(Bytes::from_static(b"xy"));
-    batch.advance(10);
-    assert!(batch.is_empty());
-    assert_eq!(batch.frames(), 0);
-}
-
-#[test]
-fn one_encoded_frame_is_shared_not_copied() {
-    let frame = encode_text(br#"{"event":"x"}"#);
-    let mut first = WriteBatch::new();
-    let mut second = WriteBatch::new();
-    first.push(frame.clone());
-    second.push(frame.clone());
-    assert_eq!(first.chunk().as_ptr(), second.chunk().as_ptr());
 }

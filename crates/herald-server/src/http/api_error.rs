@@ -1,6 +1,6 @@
 //! Everything the Pusher HTTP API can refuse, and the HTTP status each maps to.
 //!
-//! The mapping lives here and only here (pusher-protocol.md §10: 400, 401, 403, 404, 413;
+//! The mapping lives here and only here (Pusher's HTTP API reference: 400, 401, 403, 404, 413;
 //! herald adds 429 and 503 with `Retry-After` for its flood bounds).
 //! Bodies are JSON `{"error": "..."}` with a message a developer can act on.
 

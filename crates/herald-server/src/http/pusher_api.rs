@@ -1,4 +1,4 @@
-//! The Pusher Channels HTTP API (pusher-protocol.md §10): publish, batch publish, channel
+//! The Pusher Channels HTTP API (Pusher's HTTP API reference): publish, batch publish, channel
 //! queries, presence users and user termination, every request signed.
 //!
 //! A publish answered with 200 has been handed to the hub: its frames are in every local
@@ -121,7 +121,7 @@ fn body_limit(app: &App) -> usize {
 
 /// Charges a validated request to the app's backend event budget, before anything is published.
 fn charge(app: &App, deliveries: usize) -> Result<(), ApiError> {
-    app.charge_backend_events(deliveries, std::time::Instant::now()).map_err(ApiError::RateLimited)
+    app.charge_backend_events(deliveries, tokio::time::Instant::now()).map_err(ApiError::RateLimited)
 }
 
 fn decode(segment: &str) -> String {

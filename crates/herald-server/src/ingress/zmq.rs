@@ -1,5 +1,5 @@
 //! ZeroMQ PULL ingress: binds an endpoint that libzmq PUSH peers (php-zmq, pyzmq) connect to,
-//! and hands every single-part message to a sink (EspoCRM's `ZeroMQSender`, spec §2.6).
+//! and hands every single-part message to a sink (EspoCRM's `ZeroMQSender`).
 //!
 //! The sink runs on the receive task and must not block: the EspoCRM sink publishes to the hub,
 //! which only queues frames. Multi-part messages are dropped with a log line.

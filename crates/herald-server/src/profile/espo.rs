@@ -1,5 +1,6 @@
-//! The EspoCRM profile: herald in place of EspoCRM's `websocket.php` (spec §2, checklist
-//! E1–E14), with EspoCRM itself unchanged.
+//! The EspoCRM profile: herald in place of EspoCRM's `websocket.php` (EspoCRM >= 9.2's
+//! `Core/WebSocket/*` on Ratchet 0.4), with EspoCRM itself unchanged. docs/espocrm.md lists what
+//! herald reproduces and how it is configured.
 //!
 //! One `[espocrm]` config section gives one WAMP v1 listener (browsers, [`session`]) and one
 //! ZeroMQ PULL socket (EspoCRM's PHP side, `crate::ingress::zmq`), sharing an [`Espo`]: the
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use herald_core::{App, AppConfig, Hub, Publication, PublicationData, WampFilter};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use parking_lot::Mutex;
 
 use crate::config::{ConfigError, ListenerSettings, Profile};
@@ -78,7 +80,8 @@ pub(crate) struct Espo {
     pub(crate) checks: Checks,
     /// `webSocketDebugMode` output.
     pub(crate) debug: DebugLog,
-    /// Authenticated user id -> WAMP session numbers of their connections (E9 targeting).
+    /// Authenticated user id -> WAMP session numbers of their connections, for submissions
+    /// that carry a `userId`.
     users: Mutex<HashMap<Box<str>, Vec<u64>>>,
 }
 
@@ -104,10 +107,10 @@ pub(crate) fn listener(
     if let Some(app) = apps.iter_mut().find(|a| a.id == settings.app) {
         app.profile_only = !settings.share_broadcasts;
     }
-    // Native TLS (E1 secure mode) through the listeners' TLS support. PHP's `local_cert` may
-    // hold the key too, so without `webSocketSslCertificateLocalPrivateKey` the key is read
-    // from the certificate file. `webSocketSslAllowSelfSigned` concerns verifying peers, which
-    // a server without client certificates never does.
+    // Native TLS (`webSocketUseSecureServer`) through the listeners' TLS support. PHP's
+    // `local_cert` may hold the key too, so without `webSocketSslCertificateLocalPrivateKey` the
+    // key is read from the certificate file. `webSocketSslAllowSelfSigned` concerns verifying
+    // peers, which a server without client certificates never does.
     let tls = settings.tls.as_ref().map(|t| crate::tls::TlsFiles {
         cert: t.cert.clone(),
         key: t.key.clone().unwrap_or_else(|| t.cert.clone()),
@@ -150,7 +153,7 @@ impl Espo {
         }
     }
 
-    /// Routes one ZeroMQ message (E9): drops what is invalid or not a category with a log
+    /// Routes one ZeroMQ message: drops what is invalid or not a category with a log
     /// line; publishes the rest to the topic's approved subscribers, only to `userId`'s
     /// connections when it is set. Returns the number of connections it was queued for.
     pub(crate) fn submit(&self, hub: &Hub, app: &App, bytes: &[u8]) -> usize {
@@ -166,7 +169,7 @@ impl Espo {
             tracing::warn!(topic = %sub.topic, "dropping an EspoCRM submission for a topic that is not a category");
             return 0;
         }
-        let channel = match ChannelName::topic(&sub.topic, 512) {
+        let channel = match ChannelName::topic(&sub.topic, MAX_URI_LEN) {
             Ok(c) if c.kind().access == Access::Public => c,
             _ => {
                 tracing::warn!(topic = %sub.topic, "dropping an EspoCRM submission with an unusable topic");

@@ -1,5 +1,6 @@
 //! The Oro drop-in profile: herald in place of OroPlatform's `gos:websocket:server`
-//! (wamp-espocrm-oro.md §3, O1–O14).
+//! (OroPlatform's SyncBundle on GeniusesOfSymfony's WebSocketBundle and Ratchet 0.4). docs/oro.md
+//! lists what herald reproduces and how it is configured.
 //!
 //! An Oro listener runs its own accept loop ([`serve`]), because Oro's PHP backend needs the
 //! 101 response and the WAMP v1 WELCOME in one write, which hyper cannot do. Each connection
@@ -7,7 +8,7 @@
 //! table and per-user topic security, publishing through the shared hub. Oro's topics belong
 //! to one herald app, so WAMP v2 sessions of that app on the main listener see the same events
 //! (when `share_broadcasts` lets them subscribe). Two background tasks per listener: the
-//! `oro/ping` keepalive event (O10) and the watch on Oro's server-state table (O12).
+//! `oro/ping` keepalive event and the watch on Oro's server-state table.
 //!
 //! Must not: read the process environment (config does that), or block the runtime (ticket
 //! digests run on the blocking pool).
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use herald_core::authorize::{Action, Authorizer};
 use herald_core::{App, Conn, Hub, Publication, PublicationData};
 use herald_protocol::pusher::channel_name::ChannelName;
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::RATCHET_SERVER_IDENT;
 use parking_lot::RwLock;
 use serde_json::value::RawValue;
@@ -42,7 +44,7 @@ pub use settings::{OroSettings, log_directives};
 pub(crate) use settings::{OroFile, configure, enabled};
 
 /// What the server calls itself in WELCOME and `X-Powered-By`: Ratchet's own ident, as the
-/// PHP daemon sends it (O4).
+/// PHP daemon sends it (Oro's backend client looks for it in the first read).
 pub(crate) const SERVER_IDENT: &str = RATCHET_SERVER_IDENT;
 /// The keepalive event's payload (Oro `WebsocketPingTopic`).
 const PING_PAYLOAD: &str = "\"Connection keep alive\"";
@@ -80,11 +82,11 @@ pub(crate) enum AuthError {
 pub(crate) enum Decision {
     /// Go ahead.
     Allow,
-    /// Secured topic of another user: tell the client, keep the connection (O8).
+    /// Secured topic of another user: tell the client, keep the connection.
     Deny,
     /// Nothing to do (publishes to `oro/ping`, or from users when only the backend publishes).
     Ignore,
-    /// No route: close with 1007 (O7).
+    /// No route: close with 1007 (GOS's router throws, and Ratchet closes with 1007).
     NoRoute,
 }
 
@@ -161,7 +163,7 @@ pub(crate) struct Oro {
 }
 
 impl Oro {
-    /// Whether the `Origin` header passes Oro's origin check (O3).
+    /// Whether the `Origin` header passes Oro's origin check.
     pub(crate) fn origin_allowed(&self, origin: Option<&str>) -> bool {
         if !self.settings.origin_check {
             return true;
@@ -182,7 +184,7 @@ impl Oro {
         *self.origins.write() = hosts;
     }
 
-    /// Verifies the ticket of a request's query string (O5).
+    /// Verifies the ticket of a request's query string.
     ///
     /// # Errors
     /// [`AuthError`] for any refusal.
@@ -278,11 +280,12 @@ fn warn_about_backend_dsn(settings: &OroSettings, listener: &TcpListener) {
     }
 }
 
-/// Sends `"Connection keep alive"` to `oro/ping` every interval while it has subscribers (O10).
+/// Sends `"Connection keep alive"` to `oro/ping` every interval while it has subscribers, as
+/// Oro's `WebsocketPingTopic` timer does (Oro sends no WebSocket pings).
 async fn keepalive(oro: Arc<Oro>, stop: CancellationToken) {
     let period = oro.settings.ping_interval;
     let (Ok(channel), Ok(payload)) =
-        (ChannelName::topic(PING_TOPIC, 64), RawValue::from_string(PING_PAYLOAD.to_owned()))
+        (ChannelName::topic(PING_TOPIC, MAX_URI_LEN), RawValue::from_string(PING_PAYLOAD.to_owned()))
     else {
         return;
     };
@@ -301,7 +304,7 @@ async fn keepalive(oro: Arc<Oro>, stop: CancellationToken) {
 }
 
 /// Reads `oro_ui.application_url` from Oro's database (unless fixed in the config) and watches
-/// `oro_sync_websocket_server_state` (O12). Where Oro's PHP server stops itself on a change so
+/// `oro_sync_websocket_server_state`. Where Oro's PHP server stops itself on a change so
 /// that its supervisor restarts it with fresh configuration, herald reloads what it uses of
 /// that configuration, the allowed origins, and keeps its connections.
 async fn watch_config(oro: Arc<Oro>, stop: CancellationToken) {

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use herald_core::app::ConnectionSlot;
 use herald_core::authorize::Action;
 use herald_core::outbox::CloseRequest;
+use herald_core::rate::TokenBucket;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::client_msg::{ClientMsg, parse_client_msg};
@@ -22,15 +23,15 @@ use herald_protocol::pusher::socket_auth::{
 };
 use herald_protocol::ws::{self, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use super::keepalive::{KeepAlive, Tick};
 use super::socket::{Event, Socket};
-use super::rate::TokenBucket;
 
-/// The server's keep-alive probe (pusher-protocol.md §3); the client answers `pusher:pong`.
+/// The server's keep-alive probe; the client answers `pusher:pong`.
 const PING: &[u8] = br#"{"event":"pusher:ping","data":"{}"}"#;
 
-/// The watchlist length hosted Pusher accepts (pusher-protocol.md §7).
+/// The watchlist length hosted Pusher accepts (Pusher's watchlist docs).
 const MAX_WATCHLIST: usize = 100;
 
 /// One subscription of this connection.
@@ -59,7 +60,7 @@ struct Session {
 /// Runs a Pusher session on an upgraded socket until it closes.
 // A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
 // argument twice in its state (the argument and the local it is moved into), and this future
-// is what every idle connection's task holds (issue 3, idle memory).
+// is what every idle connection's task holds (docs/benchmarks.md measures idle memory).
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 pub(crate) fn run<S>(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot, mut socket: Socket<S>) -> impl Future<Output = ()>
 where
@@ -83,12 +84,11 @@ where
             user: None,
         };
 
-        // One timer for keep-alive: armed for `activity` after the last client frame, then for
-        // `pong_wait` after our ping. Re-armed lazily so busy sockets do not touch the timer wheel
-        // on every frame.
-        let mut last_seen = Instant::now();
-        let mut pinged = false;
-        let timer: Sleep = tokio::time::sleep(activity);
+        // One timer for keep-alive: due `activity` after the last client frame, then `pong_wait`
+        // after our ping. Re-armed only when it fires, so busy sockets do not touch the timer
+        // wheel on every frame.
+        let mut keepalive = KeepAlive::new(activity, pong_wait, Instant::now());
+        let timer = tokio::time::sleep_until(keepalive.deadline());
         tokio::pin!(timer);
 
         let mut slow = false;
@@ -101,26 +101,20 @@ where
             })
             .await;
             let Some(event) = next else {
-                let idle = last_seen.elapsed();
-                if !pinged && idle < activity {
-                    timer.as_mut().reset(last_seen + activity);
-                } else if !pinged {
-                    pinged = true;
-                    socket.queue(frame(Bytes::from_static(PING)));
-                    timer.as_mut().reset(Instant::now() + pong_wait);
-                } else {
-                    break Some(close(CloseCode::PongNotReceived));
+                match keepalive.tick(Instant::now()) {
+                    Tick::Wait(at) => timer.as_mut().reset(at),
+                    Tick::Ping(at) => {
+                        socket.queue(frame(Bytes::from_static(PING)));
+                        timer.as_mut().reset(at);
+                    }
+                    Tick::Expired => break Some(close(CloseCode::PongNotReceived)),
                 }
                 continue;
             };
             match event {
                 Event::Message(msg) => {
                     session.app.stats.message_in(herald_core::stats::Protocol::Pusher);
-                    last_seen = Instant::now();
-                    if pinged {
-                        pinged = false;
-                        timer.as_mut().reset(last_seen + activity);
-                    }
+                    keepalive.seen(Instant::now());
                     match msg {
                         Message::Text(text) => session.on_text(&text, &mut socket),
                         Message::Binary(_) => socket.queue(frame(server_msg::error(
@@ -351,7 +345,7 @@ impl Session {
         if data.get().len() > cfg.max_event_data_bytes {
             return reject(socket, "Client event data is too large");
         }
-        if !self.client_events.take(Instant::now()) {
+        if self.client_events.take(1, Instant::now()).is_err() {
             return reject(socket, "Client event rejected due to rate limit");
         }
         let publication = Publication::new(sub.channel.clone(), event, PublicationData::Json(data))

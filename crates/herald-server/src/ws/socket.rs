@@ -228,27 +228,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                 .await;
                 self.out.extend(pending);
             }
-            if let Some(f) = close_frame {
-                self.out.push_back(f);
-            }
-            let flushed =
-                tokio::time::timeout(CLOSE_FLUSH, std::future::poll_fn(|cx| self.poll_flush_out(cx))).await;
-            if !matches!(flushed, Ok(Ok(()))) {
-                return;
-            }
-            let _ = self.io.shutdown().await;
-            if self.read_closed {
-                return;
-            }
-            let _ = tokio::time::timeout(CLOSE_LINGER, async {
-                let mut sink = [0u8; 512];
-                while let Ok(n) = self.io.read(&mut sink).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            })
-            .await;
+            self.finish(close_frame).await;
         })
+    }
+
+    /// Closes a socket that no session took on (a refused upgrade): sends what
+    /// [`queue`](Self::queue) holds and `close_frame`, then closes like [`close`](Self::close).
+    /// There is no outbox to drain, so none is needed.
+    pub(crate) fn refuse(self, close_frame: Option<Bytes>) -> Pin<Box<impl Future<Output = ()>>> {
+        Box::pin(self.finish(close_frame))
+    }
+
+    /// Writes the queued frames and `close_frame`, shuts down our side and lingers for the
+    /// client's FIN.
+    async fn finish(mut self, close_frame: Option<Bytes>) {
+        if let Some(f) = close_frame {
+            self.out.push_back(f);
+        }
+        let flushed =
+            tokio::time::timeout(CLOSE_FLUSH, std::future::poll_fn(|cx| self.poll_flush_out(cx))).await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            return;
+        }
+        let _ = self.io.shutdown().await;
+        if self.read_closed {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            let mut sink = [0u8; 512];
+            while let Ok(n) = self.io.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }

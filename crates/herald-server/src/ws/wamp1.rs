@@ -2,8 +2,8 @@
 //!
 //! WELCOME goes out as soon as the socket is open. PREFIX, SUBSCRIBE and UNSUBSCRIBE are never
 //! answered; PUBLISH fans out through the hub; CALL is answered with CALLERROR unless a profile
-//! provides the procedure. Any malformed message closes the socket with 1007, as Ratchet does
-//! (wamp-espocrm-oro.md W5).
+//! provides the procedure. Any malformed message closes the socket with 1007, as Ratchet's
+//! `WampServer` does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +11,10 @@ use std::time::Duration;
 use herald_core::app::ConnectionSlot;
 use herald_core::authorize::Action;
 use herald_core::outbox::CloseRequest;
+use herald_core::rate::TokenBucket;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, WampFilter, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg, V1Publish};
 use herald_protocol::wamp::{Prefixes, parse_v1};
 use herald_protocol::ws::{self, Message};
@@ -22,17 +24,32 @@ use tokio::time::Instant;
 use super::keepalive::{KeepAlive, Tick};
 use super::socket::{Event, Socket};
 
-/// Longest topic accepted.
-const MAX_TOPIC: usize = 512;
 /// The error URI of a CALL nobody provides.
 pub(crate) const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_procedure";
 /// What herald calls itself in WELCOME.
 const SERVER_IDENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
 
-/// The v1 session id of a connection: 20 decimal digits (W4: 16-32 chars of `[0-9a-z]`), and
-/// reversible, so exclude/eligible lists map back to WAMP session numbers.
+/// The v1 session id of a connection, on every WAMP v1 listener (the EspoCRM and Oro profiles'
+/// too): the WAMP session number in 20 decimal digits, so exclude/eligible lists map back to
+/// session numbers. Ratchet's ids are ~30 characters of `[0-9a-f]`; clients treat ids as opaque
+/// strings.
 pub(crate) fn session_id(conn: &Conn) -> String {
     format!("{:020}", conn.session)
+}
+
+/// The hub publication of a v1 PUBLISH from `conn` on `channel`, for every v1 listener (the
+/// EspoCRM and Oro profiles' too). Exclude and eligible lists name v1 session ids, which
+/// [`session_id`] makes WAMP session numbers; an empty eligible list means everyone, as in
+/// Ratchet's `Topic::broadcast`.
+pub(crate) fn publication(channel: ChannelName, p: V1Publish, conn: &Conn) -> Publication {
+    let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
+    let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);
+    let filter =
+        (!p.exclude.is_empty() || eligible.is_some()).then(|| WampFilter { exclude: ids(&p.exclude), eligible });
+    Publication::new(channel, p.topic.as_str(), PublicationData::Json(p.event.into_raw()))
+        .from_wamp()
+        .excluding(p.exclude_me.then_some(conn.socket_id.as_str()))
+        .with_filter(filter)
 }
 
 /// State of one WAMP v1 session.
@@ -43,13 +60,13 @@ struct Session {
     prefixes: Prefixes,
     topics: Vec<ChannelName>,
     /// `wamp_max_publishes_per_second`, made at the first publish.
-    publish_budget: Option<Box<herald_core::rate::EventBudget>>,
+    publish_budget: Option<Box<TokenBucket>>,
 }
 
 /// Runs a WAMP v1 session for `app` until it ends.
 // A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
 // argument twice in its state (the argument and the local it is moved into), and this future
-// is what every idle connection's task holds (issue 3, idle memory).
+// is what every idle connection's task holds (docs/benchmarks.md measures idle memory).
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
 pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
     hub: Arc<Hub>,
@@ -59,13 +76,11 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
     async move {
         if !app.config.enabled {
             // A disabled app serves no session: policy-violation close, no WELCOME.
-            let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
-            return socket.close(Some(ws::encode_close(1008, "app disabled")), &outbox, false).await;
+            return socket.refuse(Some(ws::encode_close(1008, "app disabled"))).await;
         }
         let Some(slot) = app.try_connect() else {
             // 1013 "try again later": over the app's max_connections.
-            let outbox = herald_core::Outbox::new(herald_core::OutboxLimits::default());
-            return socket.close(Some(ws::encode_close(1013, "over capacity")), &outbox, false).await;
+            return socket.refuse(Some(ws::encode_close(1013, "over capacity"))).await;
         };
         let conn = hub.connect(Wire::WampV1);
         socket.queue(ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT))));
@@ -94,7 +109,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         socket.queue(ws::encode_ping(b"herald"));
                         timer.as_mut().reset(at);
                     }
-                    // Ratchet's keepalive closes with 1000 (W10 a).
+                    // Ratchet's keepalive closes with 1000 (`WsConnection::close()`).
                     Tick::Expired => break Some(ws::encode_close(1000, "")),
                 }
                 continue;
@@ -114,7 +129,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         break Some(ws::encode_close(code, ""));
                     }
                 }
-                // W3: text frames only; Ratchet's JSON decoding fails on binary input.
+                // Text frames only: Ratchet's JSON decoding fails on binary input.
                 Message::Binary(_) => break Some(ws::encode_close(1007, "")),
                 Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
                 Message::Pong(_) => {}
@@ -154,7 +169,7 @@ impl Session {
 
     /// A hub channel for `topic` when the session may use it for `action`; `None` means ignore.
     fn channel(&self, action: Action, topic: &str) -> Option<ChannelName> {
-        let channel = ChannelName::topic(topic, MAX_TOPIC).ok()?;
+        let channel = ChannelName::topic(topic, MAX_URI_LEN).ok()?;
         // Pusher's signed channel kinds are never open to WAMP (docs/wamp.md).
         if channel.kind().access != Access::Public {
             return None;
@@ -167,7 +182,7 @@ impl Session {
 
     fn subscribe(&mut self, topic: &str) {
         let Some(channel) = self.channel(Action::Subscribe, topic) else { return };
-        // Idempotent and unanswered (W7): a second SUBSCRIBE is simply refused by the hub.
+        // WAMP v1 never answers SUBSCRIBE, and a second SUBSCRIBE is simply refused by the hub.
         if self.hub.subscribe(&self.app, &self.conn, &channel, None, |_| {}).is_ok() {
             self.topics.push(channel);
         }
@@ -185,21 +200,12 @@ impl Session {
         if per_second > 0 {
             let budget = self
                 .publish_budget
-                .get_or_insert_with(|| Box::new(herald_core::rate::EventBudget::per_second(per_second)));
-            if budget.take(1, std::time::Instant::now()).is_err() {
+                .get_or_insert_with(|| Box::new(TokenBucket::per_second(per_second)));
+            if budget.take(1, Instant::now()).is_err() {
                 return;
             }
         }
-        let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
-        // W8: empty eligible means everyone.
-        let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);
-        let filter = (!p.exclude.is_empty() || eligible.is_some())
-            .then(|| WampFilter { exclude: ids(&p.exclude), eligible });
-        let publication = Publication::new(channel, p.topic.as_str(), PublicationData::Json(p.event.into_raw()))
-            .from_wamp()
-            .excluding(p.exclude_me.then_some(self.conn.socket_id.as_str()))
-            .with_filter(filter);
-        self.hub.publish(&self.app, publication);
+        self.hub.publish(&self.app, publication(channel, p, &self.conn));
     }
 
     fn leave(&mut self) {

@@ -13,9 +13,10 @@ use herald_core::authorize::Action;
 use herald_core::hub::SubscribeError;
 use herald_core::hub::dealer::v2_frame;
 use herald_core::outbox::CloseRequest;
+use herald_core::rate::TokenBucket;
 use herald_core::{App, Conn, Hub, Publication, PublicationData, WampFilter, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
-use herald_protocol::wamp::uri::{self, Components, MatchPolicy, UriRule};
+use herald_protocol::wamp::uri::{self, Components, MAX_URI_LEN, MatchPolicy, UriRule};
 use herald_protocol::wamp::v2::{
     CallOptions, Dict, Id, Payload, PublishOptions, SubscribeOptions, V2Msg, Value, code, reason, welcome_details,
 };
@@ -40,8 +41,6 @@ const AUTHORIZE_PREFIX: &str = "herald.";
 const RATE_LIMITED: &str = "herald.error.rate_limited";
 /// How long a client may take to send HELLO.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest topic or procedure URI accepted.
-const MAX_URI: usize = 512;
 /// What herald calls itself in WELCOME.
 const AGENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
 
@@ -76,7 +75,7 @@ struct Extras {
     /// presence `channel_data` that was signed.
     signed_channels: Vec<(ChannelName, Option<String>)>,
     /// `wamp_max_publishes_per_second`, made at the first publish.
-    publish_budget: Option<herald_core::rate::EventBudget>,
+    publish_budget: Option<TokenBucket>,
 }
 
 /// A handshake waiting for AUTHENTICATE or for the dynamic authenticator.
@@ -448,7 +447,7 @@ impl Session {
     /// signature; then the app's authorizer (a drop-in profile's rules) has the last word.
     fn allowed(&self, action: Action, uri: &str) -> bool {
         let grant = self.decide(action, uri);
-        let pusher_signed = ChannelName::topic(uri, MAX_URI).is_ok_and(|c| c.kind().access != Access::Public);
+        let pusher_signed = ChannelName::topic(uri, MAX_URI_LEN).is_ok_and(|c| c.kind().access != Access::Public);
         let hub_name = matches!(action, Action::Subscribe | Action::Publish);
         let ok = if hub_name && pusher_signed {
             grant.explicit || (action == Action::Subscribe && self.signed_channels().iter().any(|(c, _)| c.as_str() == uri))
@@ -596,7 +595,7 @@ impl Session {
             }
             return self.send(&V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(id) });
         }
-        let Ok(channel) = ChannelName::topic(topic, MAX_URI) else {
+        let Ok(channel) = ChannelName::topic(topic, MAX_URI_LEN) else {
             return self.error(code::SUBSCRIBE, request, reason::INVALID_URI);
         };
         let member = match self.presence_member(&channel) {
@@ -662,7 +661,7 @@ impl Session {
             }
             return;
         }
-        let channel = ChannelName::topic(&topic, MAX_URI);
+        let channel = ChannelName::topic(&topic, MAX_URI_LEN);
         if channel.is_err() || uri::check(&topic, UriRule::Loose, Components::NonEmpty).is_err() {
             if opts.acknowledge {
                 self.error(code::PUBLISH, request, reason::INVALID_URI);
@@ -750,8 +749,8 @@ impl Session {
             return true;
         }
         let extras = self.extras.get_or_insert_with(Box::default);
-        let budget = extras.publish_budget.get_or_insert_with(|| herald_core::rate::EventBudget::per_second(per_second));
-        budget.take(1, std::time::Instant::now()).is_ok()
+        let budget = extras.publish_budget.get_or_insert_with(|| TokenBucket::per_second(per_second));
+        budget.take(1, Instant::now()).is_ok()
     }
 
     /// The presence member this session joins `channel` as: from the signed `channel_data`, or
@@ -782,7 +781,7 @@ impl Session {
             return self.error(code::CALL, request, reason::INVALID_ARGUMENT);
         };
         let data = text(2);
-        let Ok(name) = ChannelName::topic(channel, MAX_URI) else {
+        let Ok(name) = ChannelName::topic(channel, MAX_URI_LEN) else {
             return self.error(code::CALL, request, reason::INVALID_ARGUMENT);
         };
         let presence = matches!(name.kind().access, Access::Presence);

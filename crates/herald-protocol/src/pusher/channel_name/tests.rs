@@ -1,4 +1,4 @@
-//! Table tests of channel-name validation and kinds (spec §4, §6).
+//! Table tests of channel-name validation and kinds.
 
 use super::{Access, ChannelKind, ChannelName, DEFAULT_MAX_LEN};
 use crate::pusher::ProtocolError;
@@ -139,23 +139,6 @@ fn client_events_only_on_private_and_presence() {
         assert_eq!(
             parse(name).map(|c| c.allows_client_events()),
             Ok(allowed),
-            "{name}"
-        );
-    }
-}
-
-#[test]
-fn signature_requirement_by_kind() {
-    for (name, signed) in [
-        ("a", false),
-        ("private-a", true),
-        ("private-encrypted-a", true),
-        ("presence-a", true),
-        ("#server-to-user-a", false),
-    ] {
-        assert_eq!(
-            parse(name).map(|c| c.kind().requires_signature()),
-            Ok(signed),
             "{name}"
         );
     }

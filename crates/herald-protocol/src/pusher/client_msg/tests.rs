@@ -1,4 +1,4 @@
-//! Table tests of client frame parsing (spec §1, §3, §6, §7), malformed input included.
+//! Table tests of client frame parsing, malformed input included.
 
 use super::{ClientMsg, parse_client_msg};
 use crate::pusher::ProtocolError;

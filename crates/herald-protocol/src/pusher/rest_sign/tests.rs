@@ -1,8 +1,8 @@
-//! HTTP API signing tests: the published worked vector, the timestamp window, arrays (spec §10).
+//! HTTP API signing tests: the published worked vector, the timestamp window, arrays.
 
 use super::*;
 
-// Worked vector of the HTTP API reference (spec §10).
+// Worked vector of Pusher's HTTP API reference ("Authentication" section).
 const KEY: &str = "278d425bdf160c739803";
 const SECRET: &str = "7ad3773142a6692b25b8";
 const TS: i64 = 1_353_088_179;

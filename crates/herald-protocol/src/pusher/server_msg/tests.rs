@@ -1,4 +1,4 @@
-//! Every server frame parses as JSON, with `data` double-encoded where the spec says so (spec §1–§3).
+//! Every server frame parses as JSON, with `data` double-encoded where the Pusher protocol docs say so.
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -11,7 +11,7 @@ fn json(frame: &Bytes) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(frame)))
 }
 
-/// The message's `data`, which must be a string holding JSON (double encoding, spec §1).
+/// The message's `data`, which must be a string holding JSON (double encoding).
 fn inner(frame: &Bytes) -> Value {
     let outer = json(frame);
     let Some(Value::String(data)) = outer.get("data") else {

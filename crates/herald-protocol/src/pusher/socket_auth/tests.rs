@@ -1,10 +1,10 @@
-//! Socket signature tests: the published vectors, bit flips, presence and user data (spec §4, §5, §7).
+//! Socket signature tests: the published vectors, bit flips, presence and user data.
 
 use super::*;
 
-// Published vectors (spec §4, P-SIG). The presence vector signs "Mr. Pusher": spec §4 prints
-// "Mr. Channels", but the published digest is over "Mr. Pusher" (as every client library's test
-// of this vector has it).
+// The vectors published in Pusher's "Auth signatures" docs. The presence vector signs
+// "Mr. Pusher": the page prints "Mr. Channels", but the published digest is over "Mr. Pusher"
+// (as every client library's test of this vector has it).
 const KEY: &str = "278d425bdf160c739803";
 const SECRET: &str = "7ad3773142a6692b25b8";
 const SOCKET: &str = "1234.1234";

@@ -58,14 +58,6 @@ fn check_reports_the_uri() {
 }
 
 #[test]
-fn reserved_namespace() {
-    assert!(is_reserved("wamp.session.on_join"));
-    assert!(is_reserved("wamp"));
-    assert!(!is_reserved("wampy.topic"));
-    assert!(!is_reserved("com.wamp"));
-}
-
-#[test]
 fn match_policy_table() {
     use MatchPolicy::{Exact, Prefix, Wildcard};
     // Examples from the advanced profile's pattern-based subscription section.

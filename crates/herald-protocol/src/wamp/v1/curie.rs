@@ -1,6 +1,6 @@
 //! The per-connection CURIE table of WAMP v1 (PREFIX) and the two ways of resolving a CURIE:
-//! Ratchet's, which both target apps were built against, and the WAMP v1 spec's (§1.1, §1.2
-//! "CURIE quirk", checklist W6).
+//! Ratchet's, which both target apps were built against, and the WAMP v1 spec's. Ratchet
+//! resolves `p:x` to `prefixes[p] . '#' . x`, adding a `#` the spec does not.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! What a WAMP v1 server sends: WELCOME, CALLRESULT, CALLERROR and EVENT (§1.1). Encoders
+//! What a WAMP v1 server sends: WELCOME, CALLRESULT, CALLERROR and EVENT. Encoders
 //! write the JSON text directly; [`parse_v1_server`] reads the same messages back for test
 //! clients and conformance tools.
 
@@ -7,16 +7,16 @@ use serde_json::value::RawValue;
 
 use super::{CallId, Fields, RawJson, code, elements, finish, first, frame_start, type_code};
 use crate::wamp::WampError;
-use crate::wamp::json_text::{push_str, push_u64};
+use crate::json_text::{push_str, push_u64};
 
-/// The server ident stock Ratchet 0.4.4 puts in WELCOME, which Oro clients see (§3.3).
+/// The server ident stock Ratchet 0.4.4 puts in WELCOME, which Oro clients see.
 pub const RATCHET_SERVER_IDENT: &str = "Ratchet/0.4.4";
 
 /// WAMP protocol version announced in WELCOME.
 pub const PROTOCOL_VERSION: u64 = 1;
 
 /// `[0,"<sessionId>",1,"<serverIdent>"]`, or `[0,"<sessionId>",1]` when `server_ident` is
-/// `None`, which is what Espo ≥ 9.2 sends after authentication (§2.1).
+/// `None`, which is what Espo ≥ 9.2 sends after authentication.
 #[must_use]
 pub fn welcome(session_id: &str, server_ident: Option<&str>) -> Bytes {
     let mut out = frame_start(code::WELCOME, session_id.len() + 24);
@@ -44,7 +44,7 @@ pub fn call_result(call_id: &CallId, result: &RawValue) -> Bytes {
 /// given. Like Ratchet, pass `None` rather than a JSON `null` to leave details out.
 ///
 /// Espo answers every CALL with `call_error(id, proc_uri, "You are not allowed to make calls",
-/// None)` (§2.3).
+/// None)`, as its `websocket.php` does.
 #[must_use]
 pub fn call_error(
     call_id: &CallId,
@@ -66,7 +66,7 @@ pub fn call_error(
     finish(out)
 }
 
-/// `[8,"<topic>",<payload>]` (W9). The same bytes go to every subscriber of the topic, so call
+/// `[8,"<topic>",<payload>]`, the topic being the resolved URI. The same bytes go to every subscriber of the topic, so call
 /// this once per publication; `payload` is written as is, without re-serialising.
 #[must_use]
 pub fn encode_event_v1(topic: &str, payload: &RawValue) -> Bytes {

@@ -82,12 +82,12 @@ fn client_messages_from_the_spec() {
 
 #[test]
 fn publish_forms() {
-    // Espo's keepalive (§2.7).
+    // Espo's keepalive (`client/src/web-socket-manager.js` publishes it).
     let p = publish(r#"[7,"",""]"#);
     assert_eq!((p.topic.as_str(), p.event.get()), ("", r#""""#));
     assert!(!p.exclude_me && p.exclude.is_empty() && p.eligible.is_none());
 
-    // Oro's backend form (§3.3): empty lists mean everybody.
+    // Oro's backend form (its PHP `WampClient` publishes it): empty lists mean everybody.
     let p = publish(r#"[7,"oro/data/update",[{"username":null,"tagname":"x"}],[],[]]"#);
     assert_eq!(p.event.get(), r#"[{"username":null,"tagname":"x"}]"#);
     assert!(!p.exclude_me && p.exclude.is_empty() && p.eligible.is_none());
@@ -124,7 +124,7 @@ fn publish_forms() {
 
 #[test]
 fn publish_admits_like_topic_broadcast() {
-    // Three subscribers a, b, c; publisher a (W8).
+    // Three subscribers a, b, c; publisher a.
     let cases: &[(&str, [bool; 3])] = &[
         (r#"[7,"t",1]"#, [true, true, true]),
         (r#"[7,"t",1,true]"#, [false, true, true]),

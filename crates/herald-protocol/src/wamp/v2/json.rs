@@ -15,7 +15,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use super::layout::Elem;
 use super::value::{Dict, Value};
 use crate::wamp::WampError;
-use crate::wamp::json_text::{push_f64, push_i64, push_str, push_u64};
+use crate::json_text::{push_f64, push_i64, push_str, push_u64};
 
 /// Decodes a frame that must hold one JSON array.
 pub(super) fn decode(frame: &[u8]) -> Result<Vec<Value>, WampError> {

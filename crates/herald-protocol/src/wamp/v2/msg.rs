@@ -1,4 +1,4 @@
-//! [`V2Msg`], the twenty WAMP v2 Basic Profile messages (WAMP2 `messages.md`, §1.3), with
+//! [`V2Msg`], the twenty WAMP v2 Basic Profile messages (WAMP2 `messages.md`), with
 //! their type codes, [`Id`] and [`Payload`]. How each maps to an array is in
 //! [`super::layout`].
 

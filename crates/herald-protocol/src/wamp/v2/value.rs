@@ -10,7 +10,7 @@
 //!
 //! What is not kept: MessagePack `float32` is widened to `f64` (same number, re-encoded as
 //! `float64`); extension types and non-string map keys are refused at decode time
-//! ([`WampError::UnsupportedValue`](crate::wamp::WampError::UnsupportedValue)); JSON integers
+//! ([`WampError::UnsupportedValue`]); JSON integers
 //! beyond the 64-bit range arrive as floats, as serde_json reads them.
 
 use bytes::Bytes;
@@ -52,12 +52,6 @@ impl Integer {
     #[must_use]
     pub fn as_u64(self) -> Option<u64> {
         u64::try_from(self.0).ok()
-    }
-
-    /// The value as `i64`, if it fits.
-    #[must_use]
-    pub fn as_i64(self) -> Option<i64> {
-        i64::try_from(self.0).ok()
     }
 
     /// `Ok` with the value when it is non-negative, `Err` with it when negative: the two

@@ -1,4 +1,4 @@
-//! EspoCRM's topic categories (`app.webSocket.categories`, spec §2.5): which topics exist, and
+//! EspoCRM's topic categories (`app.webSocket.categories` metadata): which topics exist, and
 //! the access-check command of each.
 //!
 //! The table starts from EspoCRM's built-in categories, then merges the metadata files of the

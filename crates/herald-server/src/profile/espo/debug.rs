@@ -1,4 +1,4 @@
-//! `webSocketDebugMode` output (E13): timestamped lines on standard output, in the spirit of
+//! `webSocketDebugMode` output: timestamped lines on standard output, in the spirit of
 //! EspoCRM's daemon (`[2026-07-02 10:00:00] 12: open`). Off, it costs one branch per event.
 
 use std::fmt::Arguments;

@@ -1,12 +1,12 @@
 //! One EspoCRM browser connection: the owner task of its socket, speaking WAMP v1 the way
-//! EspoCRM >= 9.2's `websocket.php` does (spec §2.3, checklist E3–E5, E7, E10–E12).
+//! EspoCRM >= 9.2's `websocket.php` does (`Core/WebSocket/Pusher.php` on Ratchet 0.4).
 //!
-//! The socket opens unauthenticated: WELCOME `[0,"<sid>",1]` goes out only once
-//! `AuthTokenCheck` grants the query's `authToken`/`userId`; a refusal closes it the way
-//! EspoCRM's code closes connections (W10 b). A SUBSCRIBE joins the hub channel of the topic
-//! only after its category's access check grants it, so events (ZeroMQ, Pusher, WAMP v2
-//! publishers alike) reach approved subscriptions only. Checks run on a `JoinSet` owned by the
-//! session: when the socket goes, its pending checks (and their PHP processes) go with it.
+//! The socket opens unauthenticated: WELCOME `[0,"<sid>",1]` goes out only once `AuthTokenCheck`
+//! grants the query's `authToken`/`userId`; a refusal closes it the way EspoCRM's code closes
+//! connections (`$conn->close()`). A SUBSCRIBE joins the hub channel of the topic only after its
+//! category's access check grants it, so events (ZeroMQ, Pusher, WAMP v2 publishers alike) reach
+//! approved subscriptions only. Checks run on a `JoinSet` owned by the session: when the socket
+//! goes, its pending checks (and their PHP processes) go with it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,22 +14,23 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use herald_core::outbox::CloseRequest;
-use herald_core::{App, Conn, Hub, Outbox, OutboxLimits, Wire};
+use herald_core::{App, Conn, Hub, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg};
 use herald_protocol::wamp::{Prefixes, parse_v1};
 use herald_protocol::ws::{self, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::Espo;
 use super::check::Verdict;
-use super::settings::AppClose;
+use crate::ws::keepalive::{KeepAlive, Tick};
 use crate::ws::socket::{Event, Socket};
+use crate::ws::wamp1::session_id;
 
-/// Longest topic accepted.
-const MAX_TOPIC: usize = 512;
-/// EspoCRM's answer to any CALL (spec §2.3).
+/// EspoCRM's answer to any CALL.
 const NO_CALLS: &str = "You are not allowed to make calls";
 
 /// A finished check, back on the session task.
@@ -71,7 +72,8 @@ struct Session {
     checks: JoinSet<Done>,
 }
 
-/// The `userId` and `authToken` of the upgrade's query, sanitised like EspoCRM (E3).
+/// The `userId` and `authToken` of the upgrade's query, sanitised like EspoCRM: only
+/// `[A-Za-z0-9-]` is kept, and an empty value closes the connection.
 fn credentials(query: &str) -> Option<(String, String)> {
     let mut user = None;
     let mut token = None;
@@ -100,8 +102,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let Some(slot) = app.try_connect() else {
-        let outbox = Outbox::new(OutboxLimits::default());
-        return socket.close(Some(ws::encode_close(1013, "over capacity")), &outbox, false).await;
+        return socket.refuse(Some(ws::encode_close(1013, "over capacity"))).await;
     };
     let conn = hub.connect(Wire::WampV1);
     let debug = espo.debug;
@@ -130,12 +131,7 @@ where
     };
     let frame = match end {
         End::Close(frame) => frame,
-        End::AppClose => match espo.settings.app_close {
-            // Ratchet's `close(null)`: status 0 on the wire (W10 b).
-            AppClose::Status0 => Some(ws::encode_close(0, "")),
-            AppClose::Normal => Some(ws::encode_close(1000, "")),
-            AppClose::Fin => None,
-        },
+        End::AppClose => espo.settings.app_close.frame(),
     };
     session.leave();
     debug.line(format_args!("{id}: close"));
@@ -146,10 +142,13 @@ where
 impl Session {
     /// The event loop: socket, finished checks and the keepalive tick.
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, socket: &mut Socket<S>) -> End {
+        // Ratchet's keepalive: a ping every period whatever the traffic; a connection that did
+        // not answer the previous one with a pong carrying its payload is closed.
         let period = self.espo.settings.keepalive;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Ratchet's keepalive: the payload of the ping not yet answered by a matching pong.
+        let mut keepalive = KeepAlive::new(period, period, Instant::now());
+        // Boxed: the session future stays as small as with an `Interval`, which boxes its timer.
+        let mut timer = Box::pin(tokio::time::sleep_until(keepalive.deadline()));
+        // The payload of the ping not yet answered by a matching pong.
         let mut unanswered: Option<Bytes> = None;
         let mut pings = 0u64;
         let conn = Arc::clone(&self.conn);
@@ -165,7 +164,7 @@ impl Session {
                         return Poll::Ready(Some(Err(done)));
                     }
                 }
-                tick.poll_tick(cx).map(|_| None)
+                timer.as_mut().poll(cx).map(|()| None)
             })
             .await;
             let event = match wake {
@@ -177,14 +176,18 @@ impl Session {
                     continue;
                 }
                 None => {
-                    if unanswered.is_some() {
-                        // Ratchet's keepalive closes with 1000 (W10 a).
-                        return End::Close(Some(ws::encode_close(1000, "")));
+                    match keepalive.tick(Instant::now()) {
+                        Tick::Wait(at) => timer.as_mut().reset(at),
+                        Tick::Ping(at) => {
+                            pings += 1;
+                            let payload = Bytes::from(format!("herald-{pings}"));
+                            socket.queue(ws::encode_ping(&payload));
+                            unanswered = Some(payload);
+                            timer.as_mut().reset(at);
+                        }
+                        // Ratchet's keepalive closes with 1000 (`WsConnection::close()`).
+                        Tick::Expired => return End::Close(Some(ws::encode_close(1000, ""))),
                     }
-                    pings += 1;
-                    let payload = Bytes::from(format!("herald-{pings}"));
-                    socket.queue(ws::encode_ping(&payload));
-                    unanswered = Some(payload);
                     continue;
                 }
             };
@@ -203,12 +206,13 @@ impl Session {
                         return end;
                     }
                 }
-                // Ratchet fails JSON decoding of binary input: 1007 (W5).
+                // Ratchet fails JSON decoding of binary input: 1007.
                 Message::Binary(_) => return End::Close(Some(ws::encode_close(1007, ""))),
                 Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
                 Message::Pong(p) => {
                     if unanswered.as_deref() == Some(&p[..]) {
                         unanswered = None;
+                        keepalive.answered();
                     }
                 }
                 Message::Close(frame) => return End::Close(Some(ws::encode_close_reply(frame.as_ref()))),
@@ -216,7 +220,7 @@ impl Session {
         }
     }
 
-    /// One WAMP v1 message (spec §2.3).
+    /// One WAMP v1 message.
     fn on_text<S: AsyncRead + AsyncWrite + Unpin>(&mut self, text: &[u8], socket: &mut Socket<S>) -> Result<(), End> {
         let close_1007 = |_| End::Close(Some(ws::encode_close(1007, "")));
         let msg = parse_v1(text).map_err(close_1007)?;
@@ -233,7 +237,8 @@ impl Session {
                 self.unsubscribe(&topic);
                 Ok(())
             }
-            // The browser's keepalive `[7,"",""]` is ignored; any real PUBLISH closes (E10).
+            // The browser's keepalive `[7,"",""]` is ignored; any real PUBLISH closes, as
+            // EspoCRM's `Pusher::onPublish` does.
             V1ClientMsg::Publish(p) if p.topic.is_empty() => Ok(()),
             V1ClientMsg::Publish(_) => Err(End::AppClose),
             V1ClientMsg::Call { call_id, proc_uri, .. } => {
@@ -253,8 +258,7 @@ impl Session {
                 self.conn.bind_user(&user);
                 self.espo.add_user(&user, self.conn.session);
                 self.user = Some(user);
-                // The generic v1 listener's session id format (W4), so ids look alike across listeners.
-                let sid = format!("{:020}", self.conn.session);
+                let sid = session_id(&self.conn);
                 socket.queue(ws::encode_text(&v1::welcome(&sid, None)));
                 debug.line(format_args!("{id}: user {} subscribed", self.claimed));
                 Ok(())
@@ -281,14 +285,14 @@ impl Session {
     }
 
     fn subscribe(&mut self, topic: String) {
-        // E5: nothing is kept for a connection that is not authenticated yet.
+        // Nothing is kept for a connection that is not authenticated yet.
         let Some(user) = self.user.clone() else { return };
         if self.subs.contains_key(&topic) || !self.espo.categories.is_allowed(&topic) {
             return;
         }
         // Not the app's authorizer: that one judges sessions without an EspoCRM identity; this
         // one has a user, whose AclCheck below decides.
-        let Ok(channel) = ChannelName::topic(&topic, MAX_TOPIC) else { return };
+        let Ok(channel) = ChannelName::topic(&topic, MAX_URI_LEN) else { return };
         if channel.kind().access != Access::Public {
             return;
         }
@@ -306,7 +310,7 @@ impl Session {
     }
 
     fn activate(&mut self, topic: String) {
-        let Ok(channel) = ChannelName::topic(&topic, MAX_TOPIC) else { return };
+        let Ok(channel) = ChannelName::topic(&topic, MAX_URI_LEN) else { return };
         // Already in the channel can only mean a race we lost harmlessly: keep one membership.
         let _ = self.hub.subscribe(&self.app, &self.conn, &channel, None, |_| {});
         self.espo.debug.line(format_args!("{}: add topic {topic} for user {}", self.conn.id.0, self.claimed));

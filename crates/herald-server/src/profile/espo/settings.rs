@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::profile::app_close::AppClose;
+
 /// Prefix of the docker images' config variables (`ESPOCRM_CONFIG_WEB_SOCKET_PORT`...).
 const ENV_PREFIX: &str = "ESPOCRM_CONFIG_";
 /// EspoCRM's default PULL endpoint (`ZeroMQSubscriber`).
@@ -92,17 +94,6 @@ struct EspoFile {
     categories: Option<toml::Table>,
 }
 
-/// How herald closes a connection where EspoCRM's code calls `$conn->close()` (W10 b).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AppClose {
-    /// Ratchet's bytes: a close frame with status 0 (`88 02 00 00`), then FIN.
-    Status0,
-    /// A close frame with 1000.
-    Normal,
-    /// FIN without a close frame.
-    Fin,
-}
-
 /// What a check command must print besides exiting with 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum OutputRule {
@@ -114,7 +105,7 @@ pub(crate) enum OutputRule {
     ExitCode,
 }
 
-/// Native TLS files (E1), checked to exist and be readable.
+/// Native TLS files (`webSocketUseSecureServer`), checked to exist and be readable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TlsFiles {
     /// PEM certificate chain (`webSocketSslCertificateFile`).
@@ -139,7 +130,7 @@ pub(crate) struct EspoSettings {
     pub(crate) zmq_endpoint: String,
     /// Native TLS, when `webSocketUseSecureServer` is true.
     pub(crate) tls: Option<TlsFiles>,
-    /// `webSocketDebugMode`: per-connection lines on stdout (E13).
+    /// `webSocketDebugMode`: per-connection lines on stdout.
     pub(crate) debug: bool,
     /// The EspoCRM directory holding `command.php`; the checks run there.
     pub(crate) root: PathBuf,
@@ -155,7 +146,8 @@ pub(crate) struct EspoSettings {
     pub(crate) auth_cache_ttl: Duration,
     /// How long an AclCheck verdict is reused for the same command (0: never, like EspoCRM).
     pub(crate) acl_cache_ttl: Duration,
-    /// Ratchet keepalive period: ping every period, close who did not pong the last ping (E12).
+    /// Ratchet keepalive period: ping every period, close who did not pong the last ping
+    /// (Ratchet's `WsServer::enableKeepAlive`, 60 s in EspoCRM).
     pub(crate) keepalive: Duration,
     /// Close behaviour where EspoCRM closes a connection.
     pub(crate) app_close: AppClose,
@@ -322,11 +314,9 @@ impl EspoFile {
         if max_concurrent_checks == 0 {
             return Err(bad("max_concurrent_checks", "must be at least 1"));
         }
-        let app_close = match self.application_close.as_deref().unwrap_or("status-0") {
-            "status-0" => AppClose::Status0,
-            "normal" => AppClose::Normal,
-            "fin" => AppClose::Fin,
-            other => return Err(bad("application_close", format!("{other:?} is not \"status-0\", \"normal\" or \"fin\""))),
+        let app_close = match self.application_close.as_deref() {
+            None => AppClose::Status0,
+            Some(name) => AppClose::from_name(name).ok_or_else(|| bad("application_close", AppClose::unknown(name)))?,
         };
         let output_rule = match self.check_output.as_deref().unwrap_or("last-line") {
             "last-line" => OutputRule::LastLine,

@@ -1,5 +1,6 @@
-//! Oro's PostgreSQL database, read-only: the user a ticket names (O5), the
-//! `oro_ui.application_url` setting (O3) and `oro_sync_websocket_server_state` (O12).
+//! Oro's PostgreSQL database, read-only: the user a ticket names, the
+//! `oro_ui.application_url` setting (for the origin check) and `oro_sync_websocket_server_state`
+//! (system configuration changes).
 //!
 //! One connection, opened on first use and reopened after it breaks; queries are pipelined on
 //! it by tokio-postgres. Every query is bounded by [`QUERY_TIMEOUT`], so a stuck database
@@ -17,7 +18,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a failed connect, queries fail at once for this long instead of queueing behind new
 /// connect attempts (a database outage must not turn into minutes of waiting per handshake).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// Oro's state row for system configuration changes (§3.7).
+/// Oro's state row for system configuration changes (Oro's
+/// SyncBundle updates it).
 const STATE_QUERY: &str = "SELECT updated_at::text FROM oro_sync_websocket_server_state WHERE id = 'system_config'";
 
 /// Why the database could not answer.

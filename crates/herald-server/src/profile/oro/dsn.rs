@@ -1,5 +1,5 @@
 //! Oro's DSN strings (`ORO_WEBSOCKET_*_DSN`, `ORO_DB_DSN`), split the way PHP's `parse_url`
-//! splits them (§3.8: "scheme default `tcp`, host default `""`, port default 8080").
+//! splits them, with Oro's defaults: scheme `tcp`, host `""`, port 8080.
 //!
 //! Only the shapes Oro documents are promised: `//host:port/path?query`,
 //! `scheme://user:pass@host:port/path?query`, `[v6]` hosts and the bare `host:port` that

@@ -1,10 +1,11 @@
-//! The Oro listener's own HTTP/1.1 upgrade (O2, O3, O4): read one request, check it the way
+//! The Oro listener's own HTTP/1.1 upgrade: read one request, check it the way
 //! Ratchet's `HttpServer` → GOS `OriginCheck` → `WsServer` stack does, and build the bytes of
 //! the answer.
 //!
-//! hyper cannot be used here: it writes the `101` itself, while Oro's PHP backend client reads
-//! for one second, stops at the first empty read after any data, and needs the WELCOME in that
-//! same burst (§3.5). So the 101 and the WELCOME are built here and go out in one write.
+//! hyper cannot be used here: it writes the `101` itself, while Oro's PHP backend client reads for
+//! one second, stops at the first empty read after any data, and needs the WELCOME in that same
+//! burst (OroPlatform's `SyncBundle/Client/Wamp/WampClient.php`). So the 101 and the WELCOME are
+//! built here and go out in one write.
 
 use std::time::Duration;
 
@@ -135,7 +136,7 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, Option<Refusal>> {
 }
 
 impl Upgrade {
-    /// The 101 response followed by `first_frame`, as one buffer for one write (O4). No header
+    /// The 101 response followed by `first_frame`, as one buffer for one write. No header
     /// contains `[` or `]`, since Oro's client takes the WELCOME from the first `[`.
     pub(crate) fn switching_protocols(&self, accept: &str, first_frame: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(192 + first_frame.len());

@@ -1,4 +1,5 @@
-//! Oro's WebSocket route table (§3.6, O7): which topics exist and who may subscribe to them.
+//! Oro's WebSocket route table (the bundles' `websocket_routing.yml`): which topics exist and
+//! who may subscribe to them.
 //!
 //! A route is a channel pattern with `{param}` placeholders, each with a regex requirement,
 //! matched against the whole topic (GOS PubSubRouter semantics). Oro's built-in routes come
@@ -7,7 +8,7 @@
 use regex::Regex;
 use serde::Deserialize;
 
-/// The keepalive topic (O10).
+/// The keepalive topic: the server publishes to it, clients' publishes are ignored.
 pub(crate) const PING_TOPIC: &str = "oro/ping";
 
 /// What kind of topic handler a route has, which decides subscription rights.

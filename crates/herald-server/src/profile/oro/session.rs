@@ -1,8 +1,8 @@
 //! One Oro connection, from the raw upgrade to the last frame: the owner task of its socket.
 //!
-//! Order, as GOS/Ratchet do it (§3.3, §3.4): origin check → 101 + WELCOME in one write (O4) →
-//! ticket check (O5) → on failure the `HTTP/1.0 403 Forbidden` text frame and an
-//! application close (O6) → otherwise WAMP v1 with Oro's routes (O7, O8, O9). Nothing is sent
+//! Order, as GOS/Ratchet do it: origin check → 101 + WELCOME in one write → ticket check → on
+//! failure the `HTTP/1.0 403 Forbidden` text frame and an application close → otherwise WAMP v1
+//! with Oro's routes, per-user topics and publishing rules. Nothing is sent
 //! between WELCOME and the client's first message unless the ticket fails. Messages the client
 //! sends while its ticket is being checked wait in the socket and are handled after the check.
 
@@ -11,8 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use herald_core::outbox::CloseRequest;
-use herald_core::{Conn, Publication, PublicationData, WampFilter, Wire};
+use herald_core::{Conn, Wire};
 use herald_protocol::pusher::channel_name::ChannelName;
+use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg, V1Publish};
 use herald_protocol::wamp::{Prefixes, parse_v1};
 use herald_protocol::ws::{self, Message};
@@ -21,20 +22,13 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::handshake::{self, HEAD_TIMEOUT, Refusal};
-use super::settings::AppClose;
 use super::{Decision, Identity, Oro, SERVER_IDENT};
 use crate::ws::socket::{Event, Socket};
-
-/// Longest topic accepted.
-const MAX_TOPIC: usize = 512;
-/// The error URI of a CALL on a topic route (Oro serves no procedures).
-const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_procedure";
-/// Ratchet's "application" close: a close frame with status 0 (W10 b).
-const STATUS_0_CLOSE: &[u8] = &[0x88, 0x02, 0x00, 0x00];
+use crate::ws::wamp1::{self, NO_SUCH_PROCEDURE, session_id};
 
 /// Serves one accepted TCP connection of an Oro listener.
 pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: CancellationToken) {
-    // The 101 + WELCOME write must not wait for Nagle (O4).
+    // The 101 + WELCOME write must not wait for Nagle: Oro's backend client reads for one burst.
     let _ = stream.set_nodelay(true);
     let head = tokio::select! {
         () = stop.cancelled() => return,
@@ -71,7 +65,7 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
                 _ => tracing::info!(error = %e, "oro: ticket refused"),
             }
             socket.queue(ws::encode_text(forbidden_text(now_unix()).as_bytes()));
-            socket.close(application_close(oro.settings.application_close), &conn.outbox, false).await;
+            socket.close(oro.settings.application_close.frame(), &conn.outbox, false).await;
             oro.hub.disconnect(&conn);
             return;
         }
@@ -84,28 +78,14 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
     drop(slot);
 }
 
-/// The session id sent in WELCOME: the WAMP session number in 20 decimal digits, so that
-/// exclude/eligible lists map back to hub sessions (W4).
-fn session_id(conn: &Conn) -> String {
-    format!("{:020}", conn.session)
-}
-
 /// Answers a refused request with a bare HTTP response and closes.
 async fn refuse(mut stream: TcpStream, refusal: Refusal) {
     let _ = stream.write_all(&refusal.response()).await;
     let _ = stream.shutdown().await;
 }
 
-/// The close frame of an application-level close (W10 b), or `None` for a bare FIN.
-fn application_close(style: AppClose) -> Option<Bytes> {
-    match style {
-        AppClose::Status0 => Some(Bytes::from_static(STATUS_0_CLOSE)),
-        AppClose::Normal => Some(ws::encode_close(1000, "")),
-        AppClose::Fin => None,
-    }
-}
-
-/// The text frame Oro sends on a bad ticket: a Symfony 403 `Response` as a string (§3.3).
+/// The text frame Oro sends on a bad ticket: a Symfony 403 `Response` as a string (what Oro's
+/// `ClientEventListener` sends).
 fn forbidden_text(now: i64) -> String {
     format!("HTTP/1.0 403 Forbidden\r\nCache-Control: no-cache, private\r\nDate:          {}\r\n\r\n", http_date(now))
 }
@@ -167,7 +147,7 @@ impl Session {
                         return Some(ws::encode_close(code, ""));
                     }
                 }
-                // Ratchet's JSON decoding fails on binary input (W3, W5).
+                // Ratchet's JSON decoding fails on binary input: 1007.
                 Message::Binary(_) => return Some(ws::encode_close(1007, "")),
                 Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
                 Message::Pong(_) => {}
@@ -182,13 +162,13 @@ impl Session {
         let Some(msg) = self.prefixes.apply(msg).map_err(|e| e.v1_close_code())? else {
             return Ok(());
         };
-        // GOS's router throws on a topic without a route; Ratchet closes with 1007 (O7).
+        // GOS's router throws on a topic without a route; Ratchet closes with 1007.
         let no_route = 1007;
         match msg {
             V1ClientMsg::Prefix { .. } => {}
             V1ClientMsg::Subscribe { topic } => match self.decide_subscribe(&topic) {
                 (Decision::Allow, Some(channel)) => {
-                    // Idempotent and unanswered (W7): a second SUBSCRIBE is refused by the hub.
+                    // WAMP v1 never answers SUBSCRIBE, and a second SUBSCRIBE is refused by the hub.
                     if self.oro.hub.subscribe(&self.oro.app, &self.conn, &channel, None, |_| {}).is_ok() {
                         self.topics.push(channel);
                     }
@@ -210,7 +190,7 @@ impl Session {
                 }
             }
             V1ClientMsg::Publish(p) => {
-                let channel = ChannelName::topic(&p.topic, MAX_TOPIC).map_err(|_| no_route)?;
+                let channel = ChannelName::topic(&p.topic, MAX_URI_LEN).map_err(|_| no_route)?;
                 match self.oro.policy.publish(&self.identity, &p.topic) {
                     Decision::Allow => self.publish(channel, p),
                     Decision::NoRoute => return Err(no_route),
@@ -230,21 +210,14 @@ impl Session {
     }
 
     fn decide_subscribe(&self, topic: &str) -> (Decision, Option<ChannelName>) {
-        let channel = ChannelName::topic(topic, MAX_TOPIC).ok();
+        let channel = ChannelName::topic(topic, MAX_URI_LEN).ok();
         (self.oro.policy.subscribe(&self.identity, topic), channel)
     }
 
-    /// Broadcasts to the topic's subscribers with WAMP exclude/eligible (O9, W8).
+    /// Broadcasts to the topic's subscribers with WAMP exclude/eligible (an empty
+    /// eligible list means everybody, as in Ratchet).
     fn publish(&self, channel: ChannelName, p: V1Publish) {
-        let ids = |list: &[String]| list.iter().filter_map(|s| s.parse::<u64>().ok()).collect::<Vec<_>>();
-        let eligible = p.eligible.as_deref().filter(|e| !e.is_empty()).map(ids);
-        let filter = (!p.exclude.is_empty() || eligible.is_some())
-            .then(|| WampFilter { exclude: ids(&p.exclude), eligible });
-        let publication = Publication::new(channel, p.topic.as_str(), PublicationData::Json(p.event.into_raw()))
-            .from_wamp()
-            .excluding(p.exclude_me.then_some(self.conn.socket_id.as_str()))
-            .with_filter(filter);
-        self.oro.hub.publish(&self.oro.app, publication);
+        self.oro.hub.publish(&self.oro.app, wamp1::publication(channel, p, &self.conn));
     }
 
     fn leave(&mut self) {

@@ -1,6 +1,7 @@
 //! The Oro profile's configuration: the `[oro]` file section, Oro's own environment variables
-//! (O1, O14) and `--profile oro` with `--host/-a`, `--port/-p` (O13), validated into
-//! [`OroSettings`] and a listener before anything binds.
+//! (`ORO_WEBSOCKET_*_DSN`, `ORO_SECRET`, `ORO_DB_DSN`) and `--profile oro` with `--host/-a`,
+//! `--port/-p` (the `gos:websocket:server` options), validated into [`OroSettings`] and a
+//! listener before anything binds.
 //!
 //! Precedence follows herald's rule: defaults < `[oro]` < environment (`ORO_*`) < command line.
 
@@ -14,8 +15,9 @@ use super::dsn::Dsn;
 use super::routes::{RouteConfig, Routes};
 use crate::cli::ServeArgs;
 use crate::config::{ConfigError, ListenerSettings, Profile};
+use crate::profile::app_close::AppClose;
 
-/// Oro's default bind (`websocket_server_dsn` default, §3.8).
+/// Oro's default bind (`websocket_server_dsn` default).
 const DEFAULT_SERVER_DSN: &str = "//0.0.0.0:8080";
 /// Port when a DSN names none (Oro's `DsnBasedParameters`).
 const DEFAULT_PORT: u16 = 8080;
@@ -54,7 +56,7 @@ pub(crate) struct OroFile {
     routes: Vec<RouteConfig>,
 }
 
-/// Who may PUBLISH on Oro topics (O9).
+/// Who may PUBLISH on Oro topics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Publishers {
@@ -62,19 +64,6 @@ pub(crate) enum Publishers {
     Any,
     /// Only connections with the anonymous backend ticket (`ORO_SECRET`).
     Backend,
-}
-
-/// How the server ends a connection where Ratchet's application code calls
-/// `$conn->close()` (W10 b), e.g. after a bad ticket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum AppClose {
-    /// Ratchet's bytes: a close frame with status 0 (`88 02 00 00`), then FIN.
-    Status0,
-    /// A close frame with 1000.
-    Normal,
-    /// No close frame, only FIN.
-    Fin,
 }
 
 /// A string that never shows in `Debug` output.
@@ -152,11 +141,7 @@ impl OroSettings {
             Publishers::Any => "any",
             Publishers::Backend => "backend",
         };
-        let close = match self.application_close {
-            AppClose::Status0 => "status-0",
-            AppClose::Normal => "normal",
-            AppClose::Fin => "fin",
-        };
+        let close = self.application_close.name();
         let _ = writeln!(out, "publishers = {publishers:?}\nshare_broadcasts = {}", self.share_broadcasts);
         let _ = writeln!(out, "application_close = {close:?}\n# {} route(s) besides Oro's", self.routes.len());
     }
@@ -300,7 +285,7 @@ pub(crate) fn configure(
     Ok(Some(ListenerSettings { host, port, profile: Profile::Oro(std::sync::Arc::new(settings)), tls: None }))
 }
 
-/// `tracing` filter directives for Oro's log levels (§3.8, O13), or `None` when no listener
+/// `tracing` filter directives for Oro's log levels, or `None` when no listener
 /// runs the Oro profile. prod: WARNING, `-v` NOTICE, `-vv` INFO, `-vvv` DEBUG, quiet ERROR;
 /// dev: INFO, `-v` and up DEBUG. tracing has no NOTICE: `-v` shows the Oro profile's own
 /// info lines (start-up, configuration reloads) and warnings from everything else.
