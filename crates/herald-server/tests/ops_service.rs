@@ -22,8 +22,8 @@ impl Drop for Supervisord {
         // SIGTERM lets supervisord stop its programs (herald drains); SIGKILL alone would leave
         // the herald child running as an orphan.
         let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while std::time::Instant::now() < deadline {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
                 return;
             }

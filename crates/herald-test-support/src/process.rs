@@ -210,12 +210,12 @@ impl Herald {
 
     /// Waits until a stderr line contains `needle`; returns that line.
     pub fn wait_log(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + WAIT;
         if let Some(line) = self.stderr().lines().find(|l| l.contains(needle)) {
             return line.to_owned();
         }
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.stderr_lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
@@ -234,12 +234,12 @@ impl Drop for Herald {
 
 /// Polls a child for exit (std offers no exit event to wait on with a deadline).
 pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return status.code();
         }
-        if std::time::Instant::now() > deadline {
+        if tokio::time::Instant::now() > deadline {
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
