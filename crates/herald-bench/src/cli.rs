@@ -90,23 +90,13 @@ impl TargetArgs {
         Target {
             server: self.server,
             protocol: self.protocol,
-            app: AppCreds {
-                id: self.app_id.clone(),
-                key: self.key.clone(),
-                secret: self.secret.clone(),
-            },
-            ws_path: self.ws_path.clone().unwrap_or_else(|| {
-                if pusher {
-                    target::pusher_path(&self.key)
-                } else {
-                    "/".into()
-                }
-            }),
-            realm: self.realm.clone().unwrap_or_else(|| self.app_id.clone()),
-            channel: self
-                .channel
+            app: AppCreds { id: self.app_id.clone(), key: self.key.clone(), secret: self.secret.clone() },
+            ws_path: self
+                .ws_path
                 .clone()
-                .unwrap_or_else(|| if pusher { "bench" } else { "com.bench.topic" }.into()),
+                .unwrap_or_else(|| if pusher { target::pusher_path(&self.key) } else { "/".into() }),
+            realm: self.realm.clone().unwrap_or_else(|| self.app_id.clone()),
+            channel: self.channel.clone().unwrap_or_else(|| if pusher { "bench" } else { "com.bench.topic" }.into()),
             sources: target::loopback_sources(self.sources),
             server_pid: self.server_pid,
             labels: Labels {
@@ -119,10 +109,7 @@ impl TargetArgs {
 
     /// The ramp limits these options describe.
     pub fn ramp(&self) -> RampLimits {
-        RampLimits {
-            in_flight: self.in_flight,
-            rate: Some(self.connect_rate),
-        }
+        RampLimits { in_flight: self.in_flight, rate: Some(self.connect_rate) }
     }
 }
 

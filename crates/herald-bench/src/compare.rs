@@ -31,10 +31,7 @@ pub fn render(records: &[Record]) -> String {
             k.0,
             protocol_name(k.1),
             fmt(rows.median("startup", None, |r| r.startup_ms), 1),
-            fmt(
-                rows.median("idle", None, |r| r.rss_base_kb.map(|v| v as f64 / 1024.0)),
-                0
-            ),
+            fmt(rows.median("idle", None, |r| r.rss_base_kb.map(|v| v as f64 / 1024.0)), 0),
             fmt(rows.median("idle", Some("1000"), |r| r.rss_kb_per_conn), 2),
             fmt(rows.median("idle", Some("10000"), |r| r.rss_kb_per_conn), 2),
             fmt(rows.median("idle", Some("18000"), |r| r.rss_kb_per_conn), 2),
@@ -49,16 +46,9 @@ pub fn render(records: &[Record]) -> String {
         let rows = Rows { records, key: k };
         // The kernel's floor (`write_floor`) fills the fan-out columns of its own row.
         let fan = |step: &str, field: fn(&Record) -> Option<f64>| {
-            rows.median("fanout", Some(step), field)
-                .or_else(|| rows.median("write_floor", Some(step), field))
+            rows.median("fanout", Some(step), field).or_else(|| rows.median("write_floor", Some(step), field))
         };
-        let pair = |step: &str| {
-            format!(
-                "{} / {}",
-                fmt(fan(step, |r| r.p50_ms), 2),
-                fmt(fan(step, |r| r.p99_ms), 2)
-            )
-        };
+        let pair = |step: &str| format!("{} / {}", fmt(fan(step, |r| r.p50_ms), 2), fmt(fan(step, |r| r.p99_ms), 2));
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
@@ -96,16 +86,9 @@ pub fn render(records: &[Record]) -> String {
             r.note.as_deref().unwrap_or("").replace('|', "/"),
         );
     }
-    let skipped: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.scenario == "cross_node")
-        .collect();
+    let skipped: Vec<&Record> = records.iter().filter(|r| r.scenario == "cross_node").collect();
     if let Some(r) = skipped.first() {
-        let _ = writeln!(
-            out,
-            "\ncross-node: {}",
-            r.note.as_deref().unwrap_or("no result")
-        );
+        let _ = writeln!(out, "\ncross-node: {}", r.note.as_deref().unwrap_or("no result"));
     }
     out
 }
@@ -120,16 +103,12 @@ impl Rows<'_> {
     /// Median over repetitions of `field` taken from each run's best `max` step (highest
     /// deliveries/s among the steps that count, see [`counts_for_max`]).
     fn median_best_max(&self, field: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
-        let mine = self
-            .records
-            .iter()
-            .filter(|r| r.server == self.key.0 && r.protocol == self.key.1 && counts_for_max(r));
+        let mine =
+            self.records.iter().filter(|r| r.server == self.key.0 && r.protocol == self.key.1 && counts_for_max(r));
         // Runs are told apart by their step sequence: a new run starts where a step name repeats.
         let mut runs: Vec<Vec<&Record>> = Vec::new();
         for r in mine {
-            let repeated = runs
-                .last()
-                .is_some_and(|run| run.iter().any(|x| x.step == r.step));
+            let repeated = runs.last().is_some_and(|run| run.iter().any(|x| x.step == r.step));
             if runs.is_empty() || repeated {
                 runs.push(Vec::new());
             }
@@ -141,9 +120,7 @@ impl Rows<'_> {
         let mut v: Vec<f64> = runs
             .iter()
             .filter_map(|run| {
-                let best = run
-                    .iter()
-                    .max_by(|a, b| delivered(a).total_cmp(&delivered(b)))?;
+                let best = run.iter().max_by(|a, b| delivered(a).total_cmp(&delivered(b)))?;
                 field(best)
             })
             .collect();
@@ -155,18 +132,11 @@ impl Rows<'_> {
     }
 
     /// Median of `field` over this key's records of `scenario` (and `step`, when given).
-    fn median(
-        &self,
-        scenario: &str,
-        step: Option<&str>,
-        field: impl Fn(&Record) -> Option<f64>,
-    ) -> Option<f64> {
+    fn median(&self, scenario: &str, step: Option<&str>, field: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
         let mut v: Vec<f64> = self
             .records
             .iter()
-            .filter(|r| {
-                r.server == self.key.0 && r.protocol == self.key.1 && r.scenario == scenario
-            })
+            .filter(|r| r.server == self.key.0 && r.protocol == self.key.1 && r.scenario == scenario)
             .filter(|r| step.is_none_or(|s| r.step.as_deref() == Some(s)))
             .filter_map(field)
             .collect();
@@ -223,10 +193,7 @@ mod tests {
             ..Record::default()
         };
         let table = render(&[mk(3.0), mk(9.0), mk(4.0)]);
-        assert!(
-            table.contains("| herald | pusher | 1.00 / 4.00 | — / — |"),
-            "{table}"
-        );
+        assert!(table.contains("| herald | pusher | 1.00 / 4.00 | — / — |"), "{table}");
     }
 
     #[test]
@@ -249,10 +216,7 @@ mod tests {
             step("c", 900.0, 0.5),
         ];
         let key = ("s".to_owned(), None);
-        let rows = Rows {
-            records: &records,
-            key: &key,
-        };
+        let rows = Rows { records: &records, key: &key };
         // Per run: 200 and 300; the median of two picks the upper one.
         assert_eq!(rows.median_best_max(|r| r.delivered_per_s), Some(300.0));
     }

@@ -65,12 +65,7 @@ pub struct Fleet {
 impl Fleet {
     /// An empty fleet for `target`.
     pub fn new(target: Rc<Target>) -> Self {
-        Self {
-            target,
-            tasks: Vec::new(),
-            next_index: 0,
-            deliveries: Rc::new(Deliveries::default()),
-        }
+        Self { target, tasks: Vec::new(), next_index: 0, deliveries: Rc::new(Deliveries::default()) }
     }
 
     /// The delivery counters of this fleet.
@@ -127,13 +122,8 @@ impl Fleet {
             }));
         }
         drop(tx);
-        let mut outcome = RampOutcome {
-            opened: 0,
-            failed: 0,
-            first_error: None,
-            seconds: 0.0,
-            open_time: Percentiles::default(),
-        };
+        let mut outcome =
+            RampOutcome { opened: 0, failed: 0, first_error: None, seconds: 0.0, open_time: Percentiles::default() };
         let mut hist = new_histogram();
         while let Some(r) = rx.recv().await {
             match r {
@@ -180,13 +170,7 @@ pub async fn open(target: &Target, index: usize) -> Result<WsConn, BenchError> {
             Ok(conn)
         }
         Protocol::Wamp2 => {
-            let mut conn = WsConn::connect(
-                target.server,
-                source,
-                &target.ws_path,
-                Some(wamp::SUBPROTOCOL),
-            )
-            .await?;
+            let mut conn = WsConn::connect(target.server, source, &target.ws_path, Some(wamp::SUBPROTOCOL)).await?;
             wamp::join(&mut conn, &target.realm).await?;
             wamp::subscribe(&mut conn, &target.channel).await?;
             Ok(conn)
@@ -201,13 +185,8 @@ async fn receive(mut conn: WsConn, protocol: Protocol, deliveries: &Deliveries) 
             return deliveries.connection_lost();
         };
         if let Some(stamp) = payload::find(&frame) {
-            deliveries.record(
-                stamp.phase,
-                conn.last_read_us().saturating_sub(stamp.sent_us),
-            );
-        } else if protocol == Protocol::Pusher
-            && pusher::is_ping(&frame)
-            && conn.send_text(pusher::PONG).await.is_err()
+            deliveries.record(stamp.phase, conn.last_read_us().saturating_sub(stamp.sent_us));
+        } else if protocol == Protocol::Pusher && pusher::is_ping(&frame) && conn.send_text(pusher::PONG).await.is_err()
         {
             return deliveries.connection_lost();
         }

@@ -16,13 +16,8 @@ fn main() -> anyhow::Result<()> {
     if let Scenario::Compare { files } = &cli.scenario {
         let mut records: Vec<Record> = Vec::new();
         for f in files {
-            let text =
-                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-            records.extend(
-                text.lines()
-                    .filter(|l| l.starts_with('{'))
-                    .filter_map(|l| serde_json::from_str(l).ok()),
-            );
+            let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            records.extend(text.lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()));
         }
         print!("{}", compare::render(&records));
         return Ok(());
@@ -40,27 +35,17 @@ fn main() -> anyhow::Result<()> {
         _ => 0,
     };
     if sockets > MAX_SOCKETS_PER_PROCESS {
-        bail!(
-            "{sockets} sockets exceed {MAX_SOCKETS_PER_PROCESS} per generator process (fd limit 20,000)"
-        );
+        bail!("{sockets} sockets exceed {MAX_SOCKETS_PER_PROCESS} per generator process (fd limit 20,000)");
     }
     clock::base();
-    let ctx = Ctx {
-        target: Rc::new(cli.target.target()),
-        ramp: cli.target.ramp(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let ctx = Ctx { target: Rc::new(cli.target.target()), ramp: cli.target.ramp() };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     let deadline = Duration::from_secs(cli.deadline);
     if let Scenario::ReferenceServer { port } = cli.scenario {
         return local.block_on(&runtime, async move {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-            println!(
-                "herald-bench reference server listening on {}",
-                listener.local_addr()?
-            );
+            println!("herald-bench reference server listening on {}", listener.local_addr()?);
             tokio::time::timeout(deadline, reference_server::serve(listener))
                 .await
                 .unwrap_or(Ok(()))

@@ -42,10 +42,7 @@ pub fn find(frame: &[u8]) -> Option<Stamp> {
     let rest = frame.get(at + MARKER.len()..)?;
     let (phase, rest) = parse_field(rest)?;
     let (sent_us, _) = parse_field(rest)?;
-    Some(Stamp {
-        phase: u32::try_from(phase).ok()?,
-        sent_us,
-    })
+    Some(Stamp { phase: u32::try_from(phase).ok()?, sent_us })
 }
 
 /// Parses decimal digits up to a `:` and returns the value and what follows the colon.
@@ -73,13 +70,7 @@ mod tests {
         let data = stamp(3, 1_234_567, 100);
         assert_eq!(data.len(), 100);
         let frame = format!(r#"{{"channel":"bench","event":"bench","data":"{data}"}}"#);
-        assert_eq!(
-            find(frame.as_bytes()),
-            Some(Stamp {
-                phase: 3,
-                sent_us: 1_234_567
-            })
-        );
+        assert_eq!(find(frame.as_bytes()), Some(Stamp { phase: 3, sent_us: 1_234_567 }));
     }
 
     #[test]

@@ -52,45 +52,25 @@ pub fn sample_tree(root: u32) -> io::Result<TreeSample> {
     let mut stats: HashMap<u32, (u32, u64)> = HashMap::new();
     for entry in fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if let Some(st) = fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .as_deref()
-            .and_then(parse_stat)
-        {
+        if let Some(st) = fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parse_stat) {
             stats.insert(pid, st);
         }
     }
     if !stats.contains_key(&root) {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("process {root} is gone"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("process {root} is gone")));
     }
     let mut tree = vec![root];
     let mut i = 0;
     while let Some(&pid) = tree.get(i) {
-        tree.extend(
-            stats
-                .iter()
-                .filter(|(_, (ppid, _))| *ppid == pid)
-                .map(|(child, _)| *child),
-        );
+        tree.extend(stats.iter().filter(|(_, (ppid, _))| *ppid == pid).map(|(child, _)| *child));
         i += 1;
     }
     let mut sample = TreeSample::default();
     for pid in tree {
-        let Some(rss) = fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .as_deref()
-            .and_then(parse_rss)
-        else {
+        let Some(rss) = fs::read_to_string(format!("/proc/{pid}/status")).ok().as_deref().and_then(parse_rss) else {
             continue;
         };
         sample.rss_kb += rss;
@@ -102,20 +82,12 @@ pub fn sample_tree(root: u32) -> io::Result<TreeSample> {
 
 /// CPU ticks the generator process has used so far (0 if `/proc/self/stat` is unreadable).
 pub fn self_cpu_ticks() -> u64 {
-    fs::read_to_string("/proc/self/stat")
-        .ok()
-        .as_deref()
-        .and_then(parse_stat)
-        .map_or(0, |s| s.1)
+    fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(parse_stat).map_or(0, |s| s.1)
 }
 
 /// The generator's own VmRSS in KiB (0 if unreadable).
 pub fn self_rss_kb() -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .as_deref()
-        .and_then(parse_rss)
-        .unwrap_or(0)
+    fs::read_to_string("/proc/self/status").ok().as_deref().and_then(parse_rss).unwrap_or(0)
 }
 
 /// Kernel memory held by TCP sockets, in KiB (`mem` of the `TCP:` line of
@@ -152,10 +124,7 @@ mod tests {
 
     #[test]
     fn rss_line() {
-        assert_eq!(
-            parse_rss("Name:\tx\nVmRSS:\t  12345 kB\nThreads: 1\n"),
-            Some(12345)
-        );
+        assert_eq!(parse_rss("Name:\tx\nVmRSS:\t  12345 kB\nThreads: 1\n"), Some(12345));
     }
 
     #[test]

@@ -126,12 +126,7 @@ impl Publisher {
     ///
     /// # Errors
     /// The connection failed or the server refused the publish.
-    pub async fn publish(
-        &mut self,
-        channel: &str,
-        phase: u32,
-        size: usize,
-    ) -> Result<(), BenchError> {
+    pub async fn publish(&mut self, channel: &str, phase: u32, size: usize) -> Result<(), BenchError> {
         match self {
             Self::Http(p) => p.publish(channel, phase, size).await,
             Self::Wamp(p) => p.publish(channel, phase, size),
@@ -141,13 +136,7 @@ impl Publisher {
 
 /// Drives `pool` until `pacer` runs out of slots: each publisher claims a slot, sleeps until it
 /// is due and publishes.
-pub async fn run(
-    pool: &mut [Publisher],
-    pacer: &Pacer,
-    channel: &str,
-    phase: u32,
-    size: usize,
-) -> PublishStats {
+pub async fn run(pool: &mut [Publisher], pacer: &Pacer, channel: &str, phase: u32, size: usize) -> PublishStats {
     let stats = PublishStats::default();
     let drivers = pool.iter_mut().map(|p| async {
         while let Some(due) = pacer.claim() {
@@ -156,17 +145,11 @@ pub async fn run(
             match p.publish(channel, phase, size).await {
                 Ok(()) => {
                     stats.sent.set(stats.sent.get() + 1);
-                    stats
-                        .response
-                        .borrow_mut()
-                        .saturating_record((clock::now_us() - t0).max(1));
+                    stats.response.borrow_mut().saturating_record((clock::now_us() - t0).max(1));
                 }
                 Err(e) => {
                     stats.errors.set(stats.errors.get() + 1);
-                    stats
-                        .first_error
-                        .borrow_mut()
-                        .get_or_insert_with(|| e.to_string());
+                    stats.first_error.borrow_mut().get_or_insert_with(|| e.to_string());
                 }
             }
         }
@@ -195,13 +178,7 @@ impl HttpPublisher {
     /// A publisher that connects on first use.
     pub fn new(target: Rc<Target>, id: usize) -> Self {
         let path = format!("/apps/{}/events", target.app.id);
-        Self {
-            target,
-            id,
-            sender: None,
-            connects: 0,
-            path,
-        }
+        Self { target, id, sender: None, connects: 0, path }
     }
 
     /// Connections this publisher has opened (more than one: the server closed keep-alive).
@@ -219,8 +196,7 @@ impl HttpPublisher {
             let source = self.target.source_for(self.id + 7 * self.connects);
             self.connects += 1;
             let stream = tcp_connect(self.target.server, source).await?;
-            let (sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::task::spawn_local(async move {
                 let _ = conn.await;
             });
@@ -233,21 +209,14 @@ impl HttpPublisher {
     ///
     /// # Errors
     /// The connection failed or the status was not 200.
-    pub async fn publish(
-        &mut self,
-        channel: &str,
-        phase: u32,
-        size: usize,
-    ) -> Result<(), BenchError> {
+    pub async fn publish(&mut self, channel: &str, phase: u32, size: usize) -> Result<(), BenchError> {
         let host = self.target.server.to_string();
         let (key, secret) = (self.target.app.key.clone(), self.target.app.secret.clone());
         let path = self.path.clone();
         let sender = self.ready().await?;
         let data = payload::stamp(phase, clock::now_us(), size);
         let body = pusher::event_body(channel, "bench", &data);
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let query = sign_request("POST", &path, &[], &body, &key, &secret, now_unix as i64);
         let req = hyper::Request::post(format!("{path}?{query}"))
             .header(hyper::header::HOST, host)
@@ -262,11 +231,7 @@ impl HttpPublisher {
         };
         let status = resp.status();
         resp.into_body().collect().await?;
-        if status == hyper::StatusCode::OK {
-            Ok(())
-        } else {
-            Err(BenchError::HttpStatus(status.as_u16()))
-        }
+        if status == hyper::StatusCode::OK { Ok(()) } else { Err(BenchError::HttpStatus(status.as_u16())) }
     }
 }
 
@@ -287,13 +252,7 @@ impl WampPublisher {
     /// # Errors
     /// The connection or HELLO failed.
     pub async fn open(target: &Target) -> Result<Self, BenchError> {
-        let mut conn = WsConn::connect(
-            target.server,
-            None,
-            &target.ws_path,
-            Some(wamp::SUBPROTOCOL),
-        )
-        .await?;
+        let mut conn = WsConn::connect(target.server, None, &target.ws_path, Some(wamp::SUBPROTOCOL)).await?;
         wamp::join(&mut conn, &target.realm).await?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         tokio::task::spawn_local(async move {
@@ -317,8 +276,6 @@ impl WampPublisher {
     pub fn publish(&mut self, topic: &str, phase: u32, size: usize) -> Result<(), BenchError> {
         self.request += 1;
         let data = payload::stamp(phase, clock::now_us(), size);
-        self.tx
-            .send(wamp::publish_message(self.request, topic, &data))
-            .map_err(|_| BenchError::Closed)
+        self.tx.send(wamp::publish_message(self.request, topic, &data)).map_err(|_| BenchError::Closed)
     }
 }

@@ -30,10 +30,7 @@ pub async fn subscribe(conn: &mut WsConn, channel: &str) -> Result<(), BenchErro
     expect(conn, |m| m.event == "pusher:connection_established").await?;
     let msg = serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel}});
     conn.send_text(msg.to_string().as_bytes()).await?;
-    expect(conn, |m| {
-        m.event == "pusher_internal:subscription_succeeded" && m.channel.as_deref() == Some(channel)
-    })
-    .await
+    expect(conn, |m| m.event == "pusher_internal:subscription_succeeded" && m.channel.as_deref() == Some(channel)).await
 }
 
 /// Reads messages until one satisfies `wanted`, answering pings and failing on errors.
@@ -61,7 +58,5 @@ pub fn is_ping(frame: &[u8]) -> bool {
 
 /// The JSON body of `POST /apps/{id}/events` carrying `data` as event `name` on `channel`.
 pub fn event_body(channel: &str, name: &str, data: &str) -> Vec<u8> {
-    serde_json::json!({"name": name, "channel": channel, "data": data})
-        .to_string()
-        .into_bytes()
+    serde_json::json!({"name": name, "channel": channel, "data": data}).to_string().into_bytes()
 }

@@ -54,11 +54,7 @@ async fn connection(mut stream: TcpStream, subs: Subscribers) -> io::Result<()> 
     let head_end = read_head(&mut stream, &mut buf).await?;
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     if head.contains("upgrade: websocket") {
-        let key = header(
-            &String::from_utf8_lossy(&buf[..head_end]),
-            "sec-websocket-key",
-        )
-        .unwrap_or_default();
+        let key = header(&String::from_utf8_lossy(&buf[..head_end]), "sec-websocket-key").unwrap_or_default();
         buf.advance(head_end);
         return websocket(stream, buf, &key, subs).await;
     }
@@ -86,24 +82,17 @@ fn header(head: &str, name: &str) -> Option<String> {
 }
 
 /// A Pusher WebSocket session: greet, confirm subscriptions, keep reading until the end.
-async fn websocket(
-    mut stream: TcpStream,
-    mut buf: BytesMut,
-    key: &str,
-    subs: Subscribers,
-) -> io::Result<()> {
+async fn websocket(mut stream: TcpStream, mut buf: BytesMut, key: &str, subs: Subscribers) -> io::Result<()> {
     let accept = ws::accept_key(key.as_bytes());
     let reply = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
     stream.write_all(reply.as_bytes()).await?;
-    let hello = r#"{"event":"pusher:connection_established","data":"{\"socket_id\":\"1.1\",\"activity_timeout\":120}"}"#;
+    let hello =
+        r#"{"event":"pusher:connection_established","data":"{\"socket_id\":\"1.1\",\"activity_timeout\":120}"}"#;
     stream.write_all(&ws::encode_text(hello.as_bytes())).await?;
     let mut decoder = Decoder::new(DecoderConfig::default());
-    let sub = Rc::new(Subscriber {
-        stream,
-        pending: RefCell::new(Vec::new()),
-    });
+    let sub = Rc::new(Subscriber { stream, pending: RefCell::new(Vec::new()) });
     let result = loop {
         let msg = match decoder.decode(&mut buf) {
             Ok(Some(m)) => m,
@@ -134,17 +123,10 @@ async fn websocket(
 }
 
 /// Keep-alive HTTP: every `POST` is a publish to all subscribers, answered `200 {}`.
-async fn http(
-    mut stream: TcpStream,
-    mut buf: BytesMut,
-    mut head_end: usize,
-    subs: Subscribers,
-) -> io::Result<()> {
+async fn http(mut stream: TcpStream, mut buf: BytesMut, mut head_end: usize, subs: Subscribers) -> io::Result<()> {
     loop {
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let len: usize = header(&head, "content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let len: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         while buf.len() < head_end + len {
             if stream.read_buf(&mut buf).await? == 0 {
                 return Ok(());
@@ -154,11 +136,7 @@ async fn http(
         if head.starts_with("POST") {
             publish(&body, &subs);
         }
-        stream
-            .write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
-            )
-            .await?;
+        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}").await?;
         head_end = read_head(&mut stream, &mut buf).await?;
     }
 }

@@ -125,12 +125,7 @@ impl Record {
 
     /// One line for a person: the scenario, the step and whichever figures it has.
     pub fn readable(&self) -> String {
-        let mut s = format!(
-            "{:<10} {:<12} {:<18}",
-            self.server,
-            self.scenario,
-            self.step.as_deref().unwrap_or("")
-        );
+        let mut s = format!("{:<10} {:<12} {:<18}", self.server, self.scenario, self.step.as_deref().unwrap_or(""));
         let mut add = |label: &str, v: Option<String>| {
             if let Some(v) = v {
                 s.push_str(&format!(" {label}={v}"));
@@ -144,24 +139,15 @@ impl Record {
         add("deliv", self.delivered_per_s.map(|v| format!("{v:.0}/s")));
         add("ratio", self.ratio.map(|v| format!("{v:.4}")));
         add("srv_cpu", self.server_cpu_pct.map(|v| format!("{v:.0}%")));
-        add(
-            "us/deliv",
-            self.server_us_per_delivery.map(|v| format!("{v:.2}")),
-        );
+        add("us/deliv", self.server_us_per_delivery.map(|v| format!("{v:.2}")));
         add("gen_cpu", self.gen_cpu_pct.map(|v| format!("{v:.0}%")));
         add("rss", self.rss_kb.map(|v| format!("{}MB", v / 1024)));
         add("KB/conn", self.rss_kb_per_conn.map(|v| format!("{v:.2}")));
-        add(
-            "tcp_mem",
-            self.tcp_mem_kb.map(|v| format!("{}MB", v / 1024)),
-        );
+        add("tcp_mem", self.tcp_mem_kb.map(|v| format!("{}MB", v / 1024)));
         add("conn/s", self.connects_per_s.map(|v| format!("{v:.0}")));
         add("req/s", self.requests_per_s.map(|v| format!("{v:.0}")));
         add("startup", self.startup_ms.map(|v| format!("{v:.1}ms")));
-        add(
-            "failed",
-            self.failed.filter(|f| *f > 0).map(|v| v.to_string()),
-        );
+        add("failed", self.failed.filter(|f| *f > 0).map(|v| v.to_string()));
         add("note", self.note.clone());
         s
     }

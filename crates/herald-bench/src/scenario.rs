@@ -43,9 +43,7 @@ impl Ctx {
 
     /// The server tree right now, if a pid was given and it is alive.
     pub fn server_sample(&self) -> Option<TreeSample> {
-        self.target
-            .server_pid
-            .and_then(|pid| procfs::sample_tree(pid).ok())
+        self.target.server_pid.and_then(|pid| procfs::sample_tree(pid).ok())
     }
 }
 
@@ -78,21 +76,14 @@ pub struct WindowEnd {
 impl Window {
     /// Takes the opening readings.
     pub fn open(ctx: &Ctx) -> Self {
-        Self {
-            start_us: clock::now_us(),
-            server: ctx.server_sample(),
-            gen_ticks: procfs::self_cpu_ticks(),
-        }
+        Self { start_us: clock::now_us(), server: ctx.server_sample(), gen_ticks: procfs::self_cpu_ticks() }
     }
 
     /// Takes the closing readings.
     pub fn close(&self, ctx: &Ctx) -> WindowEnd {
         let seconds = (clock::now_us() - self.start_us) as f64 / 1e6;
         let server = ctx.server_sample();
-        let ticks = self
-            .server
-            .zip(server)
-            .map(|(a, b)| b.cpu_ticks.saturating_sub(a.cpu_ticks));
+        let ticks = self.server.zip(server).map(|(a, b)| b.cpu_ticks.saturating_sub(a.cpu_ticks));
         WindowEnd {
             seconds,
             server_cpu_pct: ticks.map(|t| procfs::cpu_pct(0, t, seconds)),
@@ -117,23 +108,12 @@ pub fn round2(v: f64) -> f64 {
 pub async fn run(ctx: &Ctx, scenario: Scenario) {
     match scenario {
         Scenario::Idle { points, settle } => {
-            idle::run(
-                ctx,
-                &idle::IdleOpts {
-                    points,
-                    settle_s: settle,
-                },
-            )
-            .await;
+            idle::run(ctx, &idle::IdleOpts { points, settle_s: settle }).await;
         }
         Scenario::Fanout { subs, rates, step } => {
             fanout::run(ctx, &fanout_opts(subs, rates, &step, "fanout")).await;
         }
-        Scenario::Max {
-            subs,
-            targets,
-            step,
-        } => {
+        Scenario::Max { subs, targets, step } => {
             let rates = targets.iter().map(|t| t / subs.max(1) as f64).collect();
             let opts = fanout_opts(subs, rates, &step, "max");
             let steps = fanout::run(ctx, &opts).await;
@@ -142,26 +122,13 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) {
         Scenario::Connect { conns } => {
             connect::run(ctx, conns).await;
         }
-        Scenario::HttpPublish {
-            conns,
-            duration,
-            payload,
-        } => {
+        Scenario::HttpPublish { conns, duration, payload } => {
             http_publish::run(ctx, conns, duration, payload).await;
         }
         Scenario::Startup { runs, command } => {
             startup::run(ctx, &startup::StartupOpts { runs, command }).await;
         }
-        Scenario::Soak {
-            conns,
-            channels,
-            rate,
-            minutes,
-            sample,
-            payload,
-            publishers,
-            drain,
-        } => {
+        Scenario::Soak { conns, channels, rate, minutes, sample, payload, publishers, drain } => {
             let opts = soak::SoakOpts {
                 conns,
                 channels,
@@ -174,12 +141,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) {
             };
             soak::run(ctx, &opts).await;
         }
-        Scenario::SlowConsumer {
-            subs,
-            stalled,
-            rate,
-            step,
-        } => {
+        Scenario::SlowConsumer { subs, stalled, rate, step } => {
             let opts = slow_consumer::SlowConsumerOpts {
                 stalled,
                 rate,
@@ -187,31 +149,13 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) {
             };
             slow_consumer::run(ctx, &opts).await;
         }
-        Scenario::CrossNode {
-            publish_to,
-            subs,
-            rates,
-            step,
-        } => {
+        Scenario::CrossNode { publish_to, subs, rates, step } => {
             let opts = fanout_opts(subs, rates, &step, "cross_node");
             cross_node::run(ctx, &opts, publish_to).await;
         }
-        Scenario::WriteFloor {
-            conns,
-            rates,
-            frame,
-            writer_cpu,
-            warmup,
-            duration,
-        } => {
-            let opts = write_floor::FloorOpts {
-                conns,
-                rates,
-                frame,
-                writer_cpu,
-                warmup_s: warmup,
-                duration_s: duration,
-            };
+        Scenario::WriteFloor { conns, rates, frame, writer_cpu, warmup, duration } => {
+            let opts =
+                write_floor::FloorOpts { conns, rates, frame, writer_cpu, warmup_s: warmup, duration_s: duration };
             write_floor::run(ctx, &opts).await;
         }
         Scenario::Compare { .. } | Scenario::ReferenceServer { .. } => {}

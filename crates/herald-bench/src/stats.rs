@@ -14,8 +14,7 @@ const MAX_TRACKED_US: u64 = 60_000_000;
 /// A new latency histogram: 1 µs to 60 s at 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     // The bounds are constants that satisfy the constructor (low ≥ 1, high ≥ 2·low, sigfig ≤ 5).
-    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3)
-        .unwrap_or_else(|_| unreachable!("valid constant bounds"))
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).unwrap_or_else(|_| unreachable!("valid constant bounds"))
 }
 
 /// Deliveries of one phase.
@@ -44,10 +43,7 @@ impl Deliveries {
         let phase = phase as usize;
         let mut phases = self.phases.borrow_mut();
         if phases.len() <= phase {
-            phases.resize_with(phase + 1, || Phase {
-                count: 0,
-                latency: new_histogram(),
-            });
+            phases.resize_with(phase + 1, || Phase { count: 0, latency: new_histogram() });
         }
         let p = &mut phases[phase];
         p.count += 1;
@@ -62,23 +58,14 @@ impl Deliveries {
 
     /// Deliveries recorded for `phase` so far.
     pub fn count(&self, phase: u32) -> u64 {
-        self.phases
-            .borrow()
-            .get(phase as usize)
-            .map_or(0, |p| p.count)
+        self.phases.borrow().get(phase as usize).map_or(0, |p| p.count)
     }
 
     /// A copy of `phase`'s counters (empty if nothing arrived).
     pub fn snapshot(&self, phase: u32) -> Phase {
         self.phases.borrow().get(phase as usize).map_or_else(
-            || Phase {
-                count: 0,
-                latency: new_histogram(),
-            },
-            |p| Phase {
-                count: p.count,
-                latency: p.latency.clone(),
-            },
+            || Phase { count: 0, latency: new_histogram() },
+            |p| Phase { count: p.count, latency: p.latency.clone() },
         )
     }
 
@@ -132,10 +119,7 @@ mod tests {
         d.record(1, 500);
         d.record(1, 1500);
         d.record(3, 10);
-        assert_eq!(
-            (d.count(0), d.count(1), d.count(3), d.total()),
-            (0, 2, 1, 3)
-        );
+        assert_eq!((d.count(0), d.count(1), d.count(3), d.total()), (0, 2, 1, 3));
         let p = Percentiles::of(&d.snapshot(1).latency);
         assert!((p.max_ms - 1.5).abs() < 0.01, "{p:?}");
     }

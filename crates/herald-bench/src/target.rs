@@ -4,9 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The wire protocol the subscribers and the publisher speak.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// Pusher Channels protocol 7: subscribe over WebSocket, publish through the signed HTTP API.
@@ -63,26 +61,17 @@ pub struct Labels {
 impl Target {
     /// The source address for the `i`-th client socket: round-robin over [`Self::sources`].
     pub fn source_for(&self, i: usize) -> Option<IpAddr> {
-        if self.sources.is_empty() {
-            None
-        } else {
-            Some(self.sources[i % self.sources.len()])
-        }
+        if self.sources.is_empty() { None } else { Some(self.sources[i % self.sources.len()]) }
     }
 }
 
 /// The source addresses `127.0.0.2 ..= 127.0.0.(1+count)`, each giving its own 28k ephemeral
 /// ports towards one server address.
 pub fn loopback_sources(count: u8) -> Vec<IpAddr> {
-    (0..count)
-        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
-        .collect()
+    (0..count).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i))).collect()
 }
 
 /// The Pusher WebSocket path for an app key.
 pub fn pusher_path(key: &str) -> String {
-    format!(
-        "/app/{key}?protocol=7&client=herald-bench&version={}&flash=false",
-        env!("CARGO_PKG_VERSION")
-    )
+    format!("/app/{key}?protocol=7&client=herald-bench&version={}&flash=false", env!("CARGO_PKG_VERSION"))
 }

@@ -62,9 +62,7 @@ pub async fn subscribe(conn: &mut WsConn, topic: &str) -> Result<u64, BenchError
 
 /// A PUBLISH of one positional argument, unacknowledged (the router sends nothing back).
 pub fn publish_message(request: u64, topic: &str, arg: &str) -> Vec<u8> {
-    serde_json::json!([PUBLISH, request, {}, topic, [arg]])
-        .to_string()
-        .into_bytes()
+    serde_json::json!([PUBLISH, request, {}, topic, [arg]]).to_string().into_bytes()
 }
 
 /// The next WAMP message as JSON.

@@ -49,15 +49,8 @@ pub struct WsConn {
 ///
 /// # Errors
 /// Socket creation, bind or connect failures.
-pub async fn tcp_connect(
-    server: SocketAddr,
-    source: Option<IpAddr>,
-) -> Result<TcpStream, BenchError> {
-    let socket = if server.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+pub async fn tcp_connect(server: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream, BenchError> {
+    let socket = if server.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
@@ -111,17 +104,10 @@ impl WsConn {
         };
         check_upgrade(&head[..end], &ws::accept_key(key.as_bytes()))?;
         let leftover = head.split_off(end);
-        let config = DecoderConfig {
-            max_message_size: MAX_MESSAGE,
-            max_frame_size: MAX_MESSAGE,
-        };
+        let config = DecoderConfig { max_message_size: MAX_MESSAGE, max_frame_size: MAX_MESSAGE };
         Ok(Self {
             stream,
-            inbuf: if leftover.is_empty() {
-                BytesMut::new()
-            } else {
-                leftover
-            },
+            inbuf: if leftover.is_empty() { BytesMut::new() } else { leftover },
             decoder: Decoder::new_client(config),
             last_read_us: clock::now_us(),
         })
@@ -168,16 +154,15 @@ impl WsConn {
                 }
             }
             self.stream.readable().await?;
-            let read =
-                SCRATCH_BUF.with_borrow_mut(|scratch| match self.stream.try_read(scratch) {
-                    Ok(0) => Err(BenchError::Closed),
-                    Ok(n) => {
-                        self.inbuf.extend_from_slice(&scratch[..n]);
-                        Ok(true)
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                    Err(e) => Err(e.into()),
-                })?;
+            let read = SCRATCH_BUF.with_borrow_mut(|scratch| match self.stream.try_read(scratch) {
+                Ok(0) => Err(BenchError::Closed),
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&scratch[..n]);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) => Err(e.into()),
+            })?;
             if read {
                 self.last_read_us = clock::now_us();
             }
@@ -215,17 +200,10 @@ fn check_upgrade(head: &[u8], expected_accept: &str) -> Result<(), BenchError> {
     if status.split_whitespace().nth(1) != Some("101") {
         return Err(BenchError::UpgradeRefused(status.to_owned()));
     }
-    let accept_ok = lines
-        .filter_map(|l| l.split_once(':'))
-        .any(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("sec-websocket-accept")
-                && value.trim() == expected_accept
-        });
-    if accept_ok {
-        Ok(())
-    } else {
-        Err(BenchError::BadUpgrade)
-    }
+    let accept_ok = lines.filter_map(|l| l.split_once(':')).any(|(name, value)| {
+        name.trim().eq_ignore_ascii_case("sec-websocket-accept") && value.trim() == expected_accept
+    });
+    if accept_ok { Ok(()) } else { Err(BenchError::BadUpgrade) }
 }
 
 #[cfg(test)]
@@ -236,14 +214,8 @@ mod tests {
     fn upgrade_head_needs_status_and_key() {
         let ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nsec-websocket-accept: abc\r\n\r\n";
         assert!(check_upgrade(ok.as_bytes(), "abc").is_ok());
-        assert!(matches!(
-            check_upgrade(ok.as_bytes(), "abd"),
-            Err(BenchError::BadUpgrade)
-        ));
+        assert!(matches!(check_upgrade(ok.as_bytes(), "abd"), Err(BenchError::BadUpgrade)));
         let refused = "HTTP/1.1 429 Too Many Requests\r\n\r\n";
-        assert!(matches!(
-            check_upgrade(refused.as_bytes(), "abc"),
-            Err(BenchError::UpgradeRefused(_))
-        ));
+        assert!(matches!(check_upgrade(refused.as_bytes(), "abc"), Err(BenchError::UpgradeRefused(_))));
     }
 }

@@ -153,9 +153,7 @@ impl AppConfig {
     /// The first invalid key.
     pub fn validate(&self, index: usize) -> Result<(), InvalidApp> {
         let bad = |field: &str, problem| InvalidApp { key: format!("apps[{index}].{field}"), problem };
-        let token = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        };
+        let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !token(&self.id) {
             return Err(bad("id", "must be non-empty letters, digits, '-', '_' or '.'"));
         }
@@ -210,7 +208,10 @@ impl AppConfig {
         }
         let role_exists = |name: &str| role::builtin(name).is_some() || self.wamp_roles.iter().any(|r| r.name == name);
         if !self.wamp_anonymous_role.is_empty() && !role_exists(&self.wamp_anonymous_role) {
-            return Err(bad("wamp_anonymous_role", "must be \"anonymous\", \"trusted\", \"\" or the name of a wamp_roles entry"));
+            return Err(bad(
+                "wamp_anonymous_role",
+                "must be \"anonymous\", \"trusted\", \"\" or the name of a wamp_roles entry",
+            ));
         }
         for (key, name) in self.wamp_auth.role_refs() {
             if !role_exists(name) {

@@ -136,7 +136,9 @@ impl Authorizer for RuleList {
     /// under it (which the pattern would otherwise deliver).
     fn authorize_pattern(&self, conn: &Conn, literal: &str) -> bool {
         let refuses_under = |r: &Rule| {
-            !r.allow && matches!(action_named(&r.action), Some(Action::Subscribe) | None) && (r.uri == "*" || r.uri.starts_with(literal))
+            !r.allow
+                && matches!(action_named(&r.action), Some(Action::Subscribe) | None)
+                && (r.uri == "*" || r.uri.starts_with(literal))
         };
         self.authorize(conn, Action::Subscribe, literal) && !self.rules.iter().any(refuses_under)
     }

@@ -318,8 +318,7 @@ impl Hub {
             notify_watchers(users.watchers_of(&user.id), "online", &user.id);
         }
         users.watch(&user.watchlist, conn);
-        let (online, offline) =
-            user.watchlist.iter().cloned().partition(|id| users.is_online(id));
+        let (online, offline) = user.watchlist.iter().cloned().partition(|id| users.is_online(id));
         Ok((online, offline))
     }
 
@@ -348,10 +347,7 @@ impl Hub {
         for shard in app.channels.all() {
             let shard = shard.read();
             out.extend(
-                shard
-                    .iter()
-                    .filter(|(name, _)| name.as_str().starts_with(prefix))
-                    .map(|(name, ch)| summary(name, ch)),
+                shard.iter().filter(|(name, _)| name.as_str().starts_with(prefix)).map(|(name, ch)| summary(name, ch)),
             );
         }
         out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));

@@ -65,7 +65,9 @@ impl OriginPattern {
     pub fn parse(entry: &str) -> Option<Self> {
         let entry = entry.trim();
         let (scheme, rest) = match entry.split_once("://") {
-            Some((s, r)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()) => (Some(s.to_ascii_lowercase()), r),
+            Some((s, r)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                (Some(s.to_ascii_lowercase()), r)
+            }
             Some(_) => return None,
             None => (None, entry),
         };

@@ -106,9 +106,7 @@ impl Outbox {
             if s.closed || s.close.is_some() {
                 return Err(PushError::Closed);
             }
-            if s.frames.len() >= self.limits.max_frames
-                || s.bytes + frame.len() > self.limits.max_bytes
-            {
+            if s.frames.len() >= self.limits.max_frames || s.bytes + frame.len() > self.limits.max_bytes {
                 s.close = Some(CloseRequest::SlowConsumer);
                 crate::stats::slow_consumer_marked();
                 let w = s.waker.take();
@@ -258,10 +256,7 @@ mod tests {
         assert_eq!(ob.push(Bytes::from_static(b"3")), Err(PushError::Full));
         assert_eq!(ob.push(Bytes::from_static(b"4")), Err(PushError::Closed));
         let mut q = VecDeque::new();
-        assert_eq!(
-            ob.poll_drain(&mut cx(), &mut q),
-            Poll::Ready(Drained::Close(CloseRequest::SlowConsumer))
-        );
+        assert_eq!(ob.poll_drain(&mut cx(), &mut q), Poll::Ready(Drained::Close(CloseRequest::SlowConsumer)));
         assert_eq!(q.len(), 2, "frames accepted before the overflow are still written");
     }
 

@@ -11,10 +11,9 @@ use bytes::Bytes;
 /// How each byte below 0x20 is written inside a JSON string: the short escape where JSON has
 /// one, `\u00XX` otherwise (lowercase hex, as serde_json writes it).
 const CONTROL: [&str; 32] = [
-    "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
-    "\\b", "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f",
-    "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017",
-    "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+    "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007", "\\b", "\\t", "\\n",
+    "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015",
+    "\\u0016", "\\u0017", "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
 ];
 
 /// Hands `s` to `emit` piece by piece as the contents of a JSON string (without the quotes):
@@ -175,11 +174,7 @@ mod tests {
         }
         for f in [0.1, -0.0, 1.0, 1e21, 1e-7, f64::MAX] {
             let t = text(|o| push_f64(o, f));
-            assert_eq!(
-                serde_json::from_str::<f64>(&t).unwrap().to_bits(),
-                f.to_bits(),
-                "{t}"
-            );
+            assert_eq!(serde_json::from_str::<f64>(&t).unwrap().to_bits(), f.to_bits(), "{t}");
         }
         assert_eq!(text(|o| push_f64(o, f64::NAN)), "null");
     }

@@ -12,8 +12,8 @@
 //! Profile text of wamp-proto/wamp-proto (`rfc/text/basic/*`). Ratchet's behaviour is that of
 //! ratchetphp/Ratchet 0.4.4, `src/Ratchet/Wamp/*`.
 
-mod error;
 pub mod auth;
+mod error;
 pub mod uri;
 pub mod v1;
 pub mod v2;

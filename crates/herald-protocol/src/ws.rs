@@ -48,9 +48,7 @@ mod tests;
 
 pub use close::{encode_close, encode_close_reply, is_valid_close_code};
 pub use decoder::{Decoder, DecoderConfig};
-pub use encode::{
-    encode_binary, encode_client_frame, encode_frame, encode_ping, encode_pong, encode_text,
-};
+pub use encode::{encode_binary, encode_client_frame, encode_frame, encode_ping, encode_pong, encode_text};
 pub use error::WsError;
 
 /// The GUID that RFC 6455 §1.3 appends to the client's key before hashing.
@@ -70,9 +68,7 @@ pub fn accept_key(sec_websocket_key: &[u8]) -> String {
 
 /// Whether a `Sec-WebSocket-Key` is what RFC 6455 §4.2.1 requires: base64 of 16 bytes.
 pub fn is_valid_key(sec_websocket_key: &[u8]) -> bool {
-    base64::engine::general_purpose::STANDARD
-        .decode(sec_websocket_key)
-        .is_ok_and(|k| k.len() == 16)
+    base64::engine::general_purpose::STANDARD.decode(sec_websocket_key).is_ok_and(|k| k.len() == 16)
 }
 
 /// A frame opcode that RFC 6455 §5.2 defines. The reserved values (3–7, 0xB–0xF) have no

@@ -117,7 +117,9 @@ impl RedisBackend {
         let url = redact_url(url);
         match (&publisher, &subscriber) {
             // The node id in hex, as refusals of other nodes' envelopes name it.
-            (Ok(_), Ok(_)) => tracing::info!(node = %format_args!("{node:016x}"), %url, "scale-out: connected to redis"),
+            (Ok(_), Ok(_)) => {
+                tracing::info!(node = %format_args!("{node:016x}"), %url, "scale-out: connected to redis")
+            }
             (Err(e), _) | (_, Err(e)) => tracing::warn!(
                 %url, error = %e,
                 "scale-out: redis unreachable at start; HTTP publishes get 503 until it is back"

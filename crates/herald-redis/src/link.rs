@@ -62,8 +62,10 @@ impl RedisLink {
             .iter()
             .filter_map(|(id, ch)| hub.apps().by_id(id).map(|a| (Arc::clone(ch), Arc::clone(a))))
             .collect();
-        let publisher = Publisher::new(self.client.clone(), self.publisher, self.rx, self.node, Arc::clone(&self.state));
-        let subscriber = Subscriber { client: self.client, apps, inbound: Inbound::new(self.node), state: self.state, hub };
+        let publisher =
+            Publisher::new(self.client.clone(), self.publisher, self.rx, self.node, Arc::clone(&self.state));
+        let subscriber =
+            Subscriber { client: self.client, apps, inbound: Inbound::new(self.node), state: self.state, hub };
         RunningLink {
             publisher: tokio::spawn(publisher.run(stop.clone())),
             subscriber: tokio::spawn(subscriber.run(self.subscriber, stop.clone())),

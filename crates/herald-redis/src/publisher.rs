@@ -168,8 +168,10 @@ impl Publisher {
         })
         .await;
         if sent != Ok(true) {
-            tracing::warn!(publications = total, "scale-out: redis unreachable at shutdown; queued publications not forwarded");
+            tracing::warn!(
+                publications = total,
+                "scale-out: redis unreachable at shutdown; queued publications not forwarded"
+            );
         }
     }
 }
-

@@ -210,9 +210,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         host = Some(h);
     }
     if let Some(p) = env("HERALD__SERVER__PORT") {
-        port = p
-            .parse()
-            .map_err(|_| invalid("environment", "HERALD__SERVER__PORT", format!("{p:?} is not a port")))?;
+        port = p.parse().map_err(|_| invalid("environment", "HERALD__SERVER__PORT", format!("{p:?} is not a port")))?;
     }
     // With the Oro profile on, --host/--port are gos:websocket:server's: they move Oro's listener.
     let oro_on = crate::profile::oro::enabled(args, file.oro.as_ref());
@@ -250,8 +248,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     }
     let app_origin = if args.config.is_some() && !dev_credentials { origin.as_str() } else { "environment" };
     for (i, app) in apps.iter().enumerate() {
-        app.validate(i)
-            .map_err(|e| invalid(app_origin, &e.key, e.problem.to_owned()))?;
+        app.validate(i).map_err(|e| invalid(app_origin, &e.key, e.problem.to_owned()))?;
     }
     herald_core::AppRegistry::new(apps.clone())
         .map_err(|e| invalid(app_origin, &format!("apps[{}].{}", e.index, e.field), e.to_string()))?;
@@ -322,8 +319,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
 }
 

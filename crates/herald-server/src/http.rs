@@ -71,8 +71,7 @@ pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>)
 pub(crate) fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 

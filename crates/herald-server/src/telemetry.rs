@@ -17,9 +17,7 @@ pub fn init_with(verbose: u8, rust_log: Option<String>, format: crate::cli::LogF
         2 => "info,herald_server=trace,herald_core=trace",
         _ => "trace",
     };
-    let filter = rust_log
-        .and_then(|s| EnvFilter::try_new(s).ok())
-        .unwrap_or_else(|| EnvFilter::new(directives));
+    let filter = rust_log.and_then(|s| EnvFilter::try_new(s).ok()).unwrap_or_else(|| EnvFilter::new(directives));
     // Colours only on a terminal: journald, supervisor log files and pipes get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);

@@ -42,10 +42,10 @@ use socket::Socket;
 /// Whether the request asks for a WebSocket upgrade.
 pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     let has_token = |name: header::HeaderName, token: &str| {
-        req.headers().get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
+        req.headers()
+            .get_all(name)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
     };
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
@@ -88,7 +88,10 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
     let version_ok = req.headers().get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY).filter(|k| codec::is_valid_key(k.as_bytes()));
     let Some(key) = key.filter(|_| version_ok && request_ok) else {
-        let mut resp = text_response(StatusCode::BAD_REQUEST, "A WebSocket upgrade needs HTTP/1.1, Host, Sec-WebSocket-Version: 13 and a valid Sec-WebSocket-Key");
+        let mut resp = text_response(
+            StatusCode::BAD_REQUEST,
+            "A WebSocket upgrade needs HTTP/1.1, Host, Sec-WebSocket-Version: 13 and a valid Sec-WebSocket-Key",
+        );
         resp.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         return resp;
     };

@@ -79,7 +79,11 @@ async fn wamp1_listener_upgrades_follow_their_apps_list() {
 
 #[tokio::test]
 async fn wamp2_upgrades_are_refused_when_no_realm_admits_the_origin() {
-    let realm = |id: &str, key: &str, origin: &str| AppConfig { wamp: true, allowed_origins: vec![origin.into()], ..app(id, key) };
+    let realm = |id: &str, key: &str, origin: &str| AppConfig {
+        wamp: true,
+        allowed_origins: vec![origin.into()],
+        ..app(id, key)
+    };
     let apps = vec![
         realm("1", "k1", GOOD),
         realm("2", "k2", "https://other.example.com"),

@@ -83,9 +83,9 @@ async fn drain_gives_every_client_its_goodbye_and_loses_no_accepted_publication(
             for i in 0..10_000 {
                 let Ok(Ok(code)) = tokio::time::timeout(
                     WAIT,
-                    tokio::spawn(
-                        async move { publish_data(main, ("1", "key", "key-secret"), "news", &format!("m{i}")).await },
-                    ),
+                    tokio::spawn(async move {
+                        publish_data(main, ("1", "key", "key-secret"), "news", &format!("m{i}")).await
+                    }),
                 )
                 .await
                 else {

@@ -51,9 +51,13 @@ async fn nth_listening(log: &Path, n: usize) -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn supervisor_runs_and_gracefully_restarts_herald() {
-    let Some(bin) = ["/usr/bin/supervisord", "/usr/local/bin/supervisord"].iter().map(PathBuf::from).find(|p| p.exists())
+    let Some(bin) =
+        ["/usr/bin/supervisord", "/usr/local/bin/supervisord"].iter().map(PathBuf::from).find(|p| p.exists())
     else {
-        assert!(std::env::var_os("HERALD_REQUIRE_OPS_TOOLS").is_none(), "supervisor is required (apt-get install supervisor)");
+        assert!(
+            std::env::var_os("HERALD_REQUIRE_OPS_TOOLS").is_none(),
+            "supervisor is required (apt-get install supervisor)"
+        );
         eprintln!("skipped: supervisor is not installed");
         return;
     };
@@ -63,7 +67,9 @@ async fn supervisor_runs_and_gracefully_restarts_herald() {
         "herald.toml",
         "[server]\nhost = \"127.0.0.1\"\nport = 0\nshutdown_grace = 5\n\n[[apps]]\nid = \"1\"\nkey = \"key\"\nsecret = \"service-test-secret-0123\"\n",
     );
-    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/supervisor/herald.conf")).unwrap();
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/supervisor/herald.conf"))
+            .unwrap();
     for needle in ["/usr/local/bin/herald", "/etc/herald/herald.toml", "user=herald", "/var/log/herald/herald.log"] {
         assert!(shipped.contains(needle), "the shipped entry changed: {needle}");
     }

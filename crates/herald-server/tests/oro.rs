@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use futures_util::{SinkExt, StreamExt};
-use herald_test_support::oro::client::{Client, Frame, Upgrade, php_welcome, refused, upgrade_one_read};
 use herald_test_support::WAIT;
+use herald_test_support::oro::client::{Client, Frame, Upgrade, php_welcome, refused, upgrade_one_read};
 use herald_test_support::oro::{OroServer, SECRET, backend_query, php_backend, php_ticket, ticket_query};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -39,7 +39,8 @@ async fn o3_origin_check_allows_loopback_app_url_and_extras_only() {
     )
     .await;
     let path = format!("/ws{}", backend_query());
-    for ok in ["127.0.0.1", "localhost", "http://localhost:3000", "https://oro.example.test", "https://CRM.example.com"] {
+    for ok in ["127.0.0.1", "localhost", "http://localhost:3000", "https://oro.example.test", "https://CRM.example.com"]
+    {
         let (_, first) = upgrade_one_read(s.addr, &Upgrade { path: &path, origin: Some(ok), wamp: true }).await;
         assert!(first.starts_with(b"HTTP/1.1 101 "), "{ok}: {}", String::from_utf8_lossy(&first));
     }
@@ -260,7 +261,11 @@ async fn pusher_connect(s: &OroServer) -> (Ws, Value) {
 async fn the_oro_app_is_closed_to_pusher_and_wamp_v2_unless_shared() {
     let s = OroServer::start(&oro_app(""), &[]).await;
     let (mut ws, first) = pusher_connect(&s).await;
-    assert_eq!((first["event"].clone(), first["data"]["code"].clone()), (json!("pusher:error"), json!(4001)), "{first}");
+    assert_eq!(
+        (first["event"].clone(), first["data"]["code"].clone()),
+        (json!("pusher:error"), json!(4001)),
+        "{first}"
+    );
     let close = tokio::time::timeout(WAIT, ws.next()).await.expect("the close in time");
     match close {
         Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4001, "app not found, like an unknown key"),
@@ -308,7 +313,11 @@ async fn nothing_but_an_oro_ticket_publishes_into_oro_topics_even_when_shared() 
         .unwrap();
     let refused = next_value(&mut v2).await;
     let reason = refused.as_array().map(|a| a.iter().take(5).cloned().collect::<Vec<_>>());
-    assert_eq!(reason, Some(vec![json!(8), json!(16), json!(7), json!({}), json!("wamp.error.not_authorized")]), "{refused}");
+    assert_eq!(
+        reason,
+        Some(vec![json!(8), json!(16), json!(7), json!({}), json!("wamp.error.not_authorized")]),
+        "{refused}"
+    );
 
     // Pusher: an Oro topic is no Pusher channel name, and client events need a subscription.
     let (mut pusher, first) = pusher_connect(&s).await;
@@ -325,7 +334,9 @@ async fn nothing_but_an_oro_ticket_publishes_into_oro_topics_even_when_shared() 
         .unwrap();
     loop {
         let answer = next_value(&mut pusher).await;
-        if answer["event"] == "pusher:error" && answer["data"]["message"].as_str().is_some_and(|m| m.contains("Client event")) {
+        if answer["event"] == "pusher:error"
+            && answer["data"]["message"].as_str().is_some_and(|m| m.contains("Client event"))
+        {
             break;
         }
     }

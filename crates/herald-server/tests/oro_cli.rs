@@ -87,17 +87,22 @@ async fn o13_log_levels_follow_oro_prod_and_dev() {
 }
 
 async fn refused_start(args: &[&str], vars: &[(&str, &str)]) -> String {
-    let (code, stderr) = Herald::spawn_clean_env(args, &environment(vars), 1).err().expect("herald must refuse to start");
+    let (code, stderr) =
+        Herald::spawn_clean_env(args, &environment(vars), 1).err().expect("herald must refuse to start");
     assert_eq!(code, Some(64), "config errors exit 64");
     stderr
 }
 
 #[tokio::test]
 async fn o1_o14_no_host_or_no_secret_refuses_to_start() {
-    let err = refused_start(&["serve", "--profile", "oro"], &[("ORO_SECRET", SECRET), ("ORO_WEBSOCKET_SERVER_DSN", ":8080")]).await;
+    let err =
+        refused_start(&["serve", "--profile", "oro"], &[("ORO_SECRET", SECRET), ("ORO_WEBSOCKET_SERVER_DSN", ":8080")])
+            .await;
     assert!(err.contains("ORO_WEBSOCKET_SERVER_DSN") && err.contains("no host"), "{err}");
     let err = refused_start(&["serve", "--profile", "oro"], &[]).await;
     assert!(err.contains("ORO_SECRET"), "{err}");
-    let err = refused_start(&["serve", "--profile", "oro"], &[("ORO_SECRET", SECRET), ("ORO_DB_DSN", "mysql://u@db/oro")]).await;
+    let err =
+        refused_start(&["serve", "--profile", "oro"], &[("ORO_SECRET", SECRET), ("ORO_DB_DSN", "mysql://u@db/oro")])
+            .await;
     assert!(err.contains("ORO_DB_DSN"), "{err}");
 }

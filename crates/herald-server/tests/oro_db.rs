@@ -28,7 +28,8 @@ async fn o5_user_tickets_verify_against_the_stored_password_hash() {
     let mut admin = Client::with_query(s.addr, &user_query("admin", ADMIN_HASH, &[])).await;
     admin.subscribe("oro/email_event/7/1").await;
     // Oro's UserLoader falls back to the email (case-insensitive here).
-    let mut by_email = Client::with_query(s.addr, &user_query("admin@example.com", ADMIN_HASH, &["--offset=-200"])).await;
+    let mut by_email =
+        Client::with_query(s.addr, &user_query("admin@example.com", ADMIN_HASH, &["--offset=-200"])).await;
     by_email.subscribe("oro/reminder_remind/7").await;
     assert_eq!(s.subscribers("oro/email_event/7/1"), 1);
     assert_eq!(s.subscribers("oro/reminder_remind/7"), 1);
@@ -59,7 +60,8 @@ async fn o8_secured_topics_are_for_their_user_only_and_denial_keeps_the_connecti
     let mut admin = Client::with_query(s.addr, &user_query("admin", ADMIN_HASH, &[])).await;
     admin.subscribe("oro/email_event/7/1").await;
     admin.subscribe("oro/imap_sync_fail/*").await;
-    for foreign in ["oro/email_event/8/1", "oro/reminder_remind/8", "oro/imap_sync_fail/8", "oro/attribute_import/8/3"] {
+    for foreign in ["oro/email_event/8/1", "oro/reminder_remind/8", "oro/imap_sync_fail/8", "oro/attribute_import/8/3"]
+    {
         admin.send(&json!([5, foreign]).to_string()).await;
         assert_eq!(admin.text().await, format!("You are not allowed to subscribe on topic \"{foreign}\"."));
         assert_eq!(s.subscribers(foreign), 0);

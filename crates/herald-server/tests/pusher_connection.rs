@@ -5,8 +5,8 @@
 
 use herald_core::{AppConfig, OutboxLimits, Publication, PublicationData};
 use herald_protocol::pusher::channel_name::ChannelName;
-use serde_json::json;
 use herald_test_support::*;
+use serde_json::json;
 
 async fn close_code_for(server: &TestServer, path: &str) -> u16 {
     let mut ws = server.ws(path).await;
@@ -143,7 +143,8 @@ async fn shutdown_closes_every_session_with_4200() {
 async fn malformed_frames_get_an_error_and_the_socket_keeps_working() {
     let server = TestServer::start(settings(vec![app("1", "key")])).await;
     let (mut ws, _) = server.pusher("key").await;
-    for bad in ["not json", "[1,2]", r#"{"data":{}}"#, r#"{"event":"pusher:subscribe","data":{"channel":"bad name!"}}"#] {
+    for bad in ["not json", "[1,2]", r#"{"data":{}}"#, r#"{"event":"pusher:subscribe","data":{"channel":"bad name!"}}"#]
+    {
         ws.send(tokio_tungstenite::tungstenite::Message::text(bad)).await.unwrap();
         let mut got = next_json(&mut ws).await;
         if got["event"] == "pusher:subscription_error" {

@@ -13,8 +13,8 @@ use herald_protocol::cluster::{Envelope, VERSION};
 use herald_protocol::pusher::channel_name::ChannelName;
 use herald_test_support::http::publish;
 use herald_test_support::redis::{RedisServer, await_health, health, node_settings, redis_publish};
-use serde_json::{Value, json};
 use herald_test_support::{TestServer, WAIT, Ws, next_json, send_json, subscribe};
+use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

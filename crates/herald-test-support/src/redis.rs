@@ -132,5 +132,8 @@ pub async fn redis_publish(redis: &RedisServer, channel: &str, payload: &[u8]) -
         reply.push(byte[0]);
     }
     let text = String::from_utf8(reply).unwrap();
-    text.trim_end().strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("PUBLISH answered {text:?}"))
+    text.trim_end()
+        .strip_prefix(':')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("PUBLISH answered {text:?}"))
 }

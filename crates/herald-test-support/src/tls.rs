@@ -135,4 +135,3 @@ pub fn peer_cn(s: &tokio_rustls::client::TlsStream<TcpStream>) -> String {
         .map(|s| (*s).to_owned())
         .unwrap_or_default()
 }
-

@@ -12,15 +12,7 @@ use crate::scenario::{Ctx, Window, round2};
 pub async fn run(ctx: &Ctx, conns: usize) -> Record {
     let mut fleet = Fleet::new(Rc::clone(&ctx.target));
     let window = Window::open(ctx);
-    let ramp = fleet
-        .grow(
-            conns,
-            RampLimits {
-                in_flight: ctx.ramp.in_flight,
-                rate: None,
-            },
-        )
-        .await;
+    let ramp = fleet.grow(conns, RampLimits { in_flight: ctx.ramp.in_flight, rate: None }).await;
     let end = window.close(ctx);
     let mut r = ctx.record("connect");
     r.step = Some(format!("{conns}"));

@@ -70,11 +70,7 @@ pub async fn run(ctx: &Ctx, opts: &FanoutOpts) -> Vec<Record> {
 /// Opens the subscribers on the target and the publishers on `publish_to` (the same server, or
 /// another node in `cross_node`), then lets the server settle for a second. A failure is
 /// reported as the scenario's only record, already emitted.
-pub async fn open(
-    ctx: &Ctx,
-    opts: &FanoutOpts,
-    publish_to: &Rc<Target>,
-) -> Result<(Fleet, Vec<Publisher>), Record> {
+pub async fn open(ctx: &Ctx, opts: &FanoutOpts, publish_to: &Rc<Target>) -> Result<(Fleet, Vec<Publisher>), Record> {
     let mut fleet = Fleet::new(Rc::clone(&ctx.target));
     let ramp = fleet.grow(opts.subs, ctx.ramp).await;
     if ramp.opened < opts.subs {
@@ -82,10 +78,7 @@ pub async fn open(
         r.step = Some("ramp".into());
         r.subs = Some(ramp.opened as u64);
         r.failed = Some(ramp.failed as u64);
-        r.note = ramp.first_error.or(Some(format!(
-            "not every subscriber opened on {}",
-            ctx.target.server
-        )));
+        r.note = ramp.first_error.or(Some(format!("not every subscriber opened on {}", ctx.target.server)));
         r.emit();
         return Err(r);
     }
@@ -104,37 +97,16 @@ pub async fn open(
 }
 
 /// One step: warm-up, measured window, drain (also the windows of `slow_consumer`).
-pub async fn step(
-    ctx: &Ctx,
-    opts: &FanoutOpts,
-    fleet: &Fleet,
-    pool: &mut [Publisher],
-    k: u32,
-    rate: f64,
-) -> Record {
+pub async fn step(ctx: &Ctx, opts: &FanoutOpts, fleet: &Fleet, pool: &mut [Publisher], k: u32, rate: f64) -> Record {
     let channel = ctx.target.channel.clone();
     let deliveries = Rc::clone(fleet.deliveries());
     let (warm, measured) = (2 * k, 2 * k + 1);
     if opts.warmup_s > 0.0 {
-        publisher::run(
-            pool,
-            &Pacer::new(rate, opts.warmup_s),
-            &channel,
-            warm,
-            opts.payload,
-        )
-        .await;
+        publisher::run(pool, &Pacer::new(rate, opts.warmup_s), &channel, warm, opts.payload).await;
     }
     let window = Window::open(ctx);
     let total_before = deliveries.total();
-    let stats = publisher::run(
-        pool,
-        &Pacer::new(rate, opts.duration_s),
-        &channel,
-        measured,
-        opts.payload,
-    )
-    .await;
+    let stats = publisher::run(pool, &Pacer::new(rate, opts.duration_s), &channel, measured, opts.payload).await;
     let end = window.close(ctx);
     let in_window = deliveries.total() - total_before;
 
@@ -167,10 +139,7 @@ pub async fn step(
     r.delivered_per_s = Some(round2(in_window as f64 / end.seconds.max(1e-6)));
     r.ratio = (expected > 0).then(|| (phase.count as f64 / expected as f64 * 1e4).round() / 1e4);
     r.server_cpu_pct = end.server_cpu_pct.map(round2);
-    r.server_us_per_delivery = end
-        .server_cpu_s
-        .filter(|_| in_window > 0)
-        .map(|s| round2(s * 1e6 / in_window as f64));
+    r.server_us_per_delivery = end.server_cpu_s.filter(|_| in_window > 0).map(|s| round2(s * 1e6 / in_window as f64));
     r.gen_cpu_pct = Some(round2(end.gen_cpu_pct));
     r.rss_kb = end.server_rss_kb;
     let lost = deliveries.lost();
@@ -186,9 +155,7 @@ pub async fn step(
         Publisher::Http(h) if h.connects() > 1 => Some(h.connects()),
         _ => None,
     }) {
-        notes.push(format!(
-            "server closed keep-alive: {p} connections by publisher 0"
-        ));
+        notes.push(format!("server closed keep-alive: {p} connections by publisher 0"));
     }
     r.note = (!notes.is_empty()).then(|| notes.join("; "));
     r
@@ -209,9 +176,7 @@ const MIN_RATE_SHARE: f64 = 0.9;
 fn passed(opts: &FanoutOpts, r: &Record) -> bool {
     r.ratio.is_some_and(|x| x >= opts.stop_ratio)
         && r.p99_ms.is_some_and(|p| p <= opts.stop_p99_ms)
-        && r.rate_achieved
-            .zip(r.rate_target)
-            .is_some_and(|(a, t)| a >= MIN_RATE_SHARE * t)
+        && r.rate_achieved.zip(r.rate_target).is_some_and(|(a, t)| a >= MIN_RATE_SHARE * t)
 }
 
 /// The `max` summary: the step with the most deliveries/s among those that delivered at least
@@ -219,15 +184,12 @@ fn passed(opts: &FanoutOpts, r: &Record) -> bool {
 pub fn summarize_max(ctx: &Ctx, opts: &FanoutOpts, steps: &[Record]) -> Record {
     // A step whose publishers fell behind still counts if everything arrived in time: the
     // server slowed its publishers down, and what it delivered then is its capacity.
-    let ok = |r: &&Record| {
-        r.ratio.is_some_and(|x| x >= opts.stop_ratio)
-            && r.p99_ms.is_some_and(|p| p <= opts.stop_p99_ms)
-    };
-    let best = steps.iter().filter(ok).max_by(|a, b| {
-        a.delivered_per_s
-            .unwrap_or(0.0)
-            .total_cmp(&b.delivered_per_s.unwrap_or(0.0))
-    });
+    let ok =
+        |r: &&Record| r.ratio.is_some_and(|x| x >= opts.stop_ratio) && r.p99_ms.is_some_and(|p| p <= opts.stop_p99_ms);
+    let best = steps
+        .iter()
+        .filter(ok)
+        .max_by(|a, b| a.delivered_per_s.unwrap_or(0.0).total_cmp(&b.delivered_per_s.unwrap_or(0.0)));
     let mut r = ctx.record("max");
     r.step = Some("summary".into());
     r.subs = Some(opts.subs as u64);
@@ -255,15 +217,9 @@ pub fn summarize_max(ctx: &Ctx, opts: &FanoutOpts, steps: &[Record]) -> Record {
             n(l.gen_cpu_pct)
         )
     });
-    let mut note =
-        limited_by.unwrap_or_else(|| "every step passed: the top target was not enough".into());
-    if let Some(g) = best
-        .and_then(|b| b.gen_cpu_pct)
-        .filter(|g| *g >= GEN_SATURATED_PCT)
-    {
-        note.push_str(&format!(
-            "; generator at {g:.0}% CPU: harness-limited, a lower bound"
-        ));
+    let mut note = limited_by.unwrap_or_else(|| "every step passed: the top target was not enough".into());
+    if let Some(g) = best.and_then(|b| b.gen_cpu_pct).filter(|g| *g >= GEN_SATURATED_PCT) {
+        note.push_str(&format!("; generator at {g:.0}% CPU: harness-limited, a lower bound"));
     }
     r.note = Some(note);
     r.emit();

@@ -21,20 +21,12 @@ pub async fn run(ctx: &Ctx, conns: usize, duration_s: f64, payload: usize) -> Re
         r.emit();
         return r;
     }
-    let mut pool: Vec<Publisher> = (0..conns.max(1))
-        .map(|id| Publisher::Http(HttpPublisher::new(ctx.target.clone(), id)))
-        .collect();
+    let mut pool: Vec<Publisher> =
+        (0..conns.max(1)).map(|id| Publisher::Http(HttpPublisher::new(ctx.target.clone(), id))).collect();
     // One untimed request per connection so connection setup is not measured.
     publisher::run(&mut pool, &Pacer::new(UNLIMITED, 0.2), CHANNEL, 0, payload).await;
     let window = Window::open(ctx);
-    let stats = publisher::run(
-        &mut pool,
-        &Pacer::new(UNLIMITED, duration_s),
-        CHANNEL,
-        1,
-        payload,
-    )
-    .await;
+    let stats = publisher::run(&mut pool, &Pacer::new(UNLIMITED, duration_s), CHANNEL, 1, payload).await;
     let end = window.close(ctx);
     let pct = Percentiles::of(&stats.response.borrow());
     r.step = Some(format!("{conns} conns"));
@@ -50,10 +42,7 @@ pub async fn run(ctx: &Ctx, conns: usize, duration_s: f64, payload: usize) -> Re
     if let Some(Publisher::Http(h)) = pool.first().filter(|_| r.note.is_none())
         && h.connects() > 2
     {
-        r.note = Some(format!(
-            "server closed keep-alive: publisher 0 opened {} connections",
-            h.connects()
-        ));
+        r.note = Some(format!("server closed keep-alive: publisher 0 opened {} connections", h.connects()));
     }
     r.emit();
     r

@@ -36,10 +36,8 @@ pub async fn run(ctx: &Ctx, opts: &IdleOpts) -> Vec<Record> {
         r.subs = Some(open as u64);
         r.rss_kb = rss;
         r.rss_base_kb = base;
-        r.rss_kb_per_conn = base
-            .zip(rss)
-            .filter(|_| open > 0)
-            .map(|(b, now)| round2((now as f64 - b as f64) / open as f64));
+        r.rss_kb_per_conn =
+            base.zip(rss).filter(|_| open > 0).map(|(b, now)| round2((now as f64 - b as f64) / open as f64));
         r.tcp_mem_kb = procfs::tcp_mem_kb();
         r.connect_s = Some(round2(ramp.seconds));
         r.connects_per_s = Some(round2(ramp.opened as f64 / ramp.seconds.max(1e-6)));

@@ -60,10 +60,7 @@ pub async fn run(ctx: &Ctx, opts: &SlowConsumerOpts) {
     }
     let mut loaded = fanout::step(ctx, fo, &fleet, &mut pool, 1, opts.rate).await;
     loaded.scenario = "slow_consumer".into();
-    loaded.step = Some(format!(
-        "{} readers + {} stalled x {}/s",
-        fo.subs, opts.stalled, opts.rate
-    ));
+    loaded.step = Some(format!("{} readers + {} stalled x {}/s", fo.subs, opts.stalled, opts.rate));
     loaded.emit();
 
     let mut ends = (0usize, 0usize, 0usize, 0usize);
@@ -86,10 +83,7 @@ pub async fn run(ctx: &Ctx, opts: &SlowConsumerOpts) {
     r.p99_ms = loaded.p99_ms;
     r.rss_base_kb = base_rss;
     r.rss_kb = loaded.rss_kb;
-    let ratio = base
-        .p99_ms
-        .zip(loaded.p99_ms)
-        .map(|(b, l)| round2(l / b.max(1e-3)));
+    let ratio = base.p99_ms.zip(loaded.p99_ms).map(|(b, l)| round2(l / b.max(1e-3)));
     r.note = Some(format!(
         "p99 {} -> {} ms (x{}, bound x2); delivery ratio {} -> {}; server RSS {} -> {} -> {} KB \
          (before, baseline window, stalled window); {} stalled: {} closed 4100, {} other close, \
@@ -132,7 +126,5 @@ async fn read_to_end(mut conn: WsConn) -> End {
             }
         }
     };
-    tokio::time::timeout(STALLED_READ, read)
-        .await
-        .unwrap_or(End::Open)
+    tokio::time::timeout(STALLED_READ, read).await.unwrap_or(End::Open)
 }

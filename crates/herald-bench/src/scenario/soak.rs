@@ -131,10 +131,7 @@ pub async fn run(ctx: &Ctx, opts: &SoakOpts) -> Record {
         r.emit();
         return r;
     }
-    eprintln!(
-        "soak: {} subscribers on {channels} channels opened in {ramp_s:.1}s",
-        subs.iter().sum::<u64>()
-    );
+    eprintln!("soak: {} subscribers on {channels} channels opened in {ramp_s:.1}s", subs.iter().sum::<u64>());
 
     let mut pool = match Publisher::open_pool(&ctx.target, opts.publishers).await {
         Ok(pool) => pool,
@@ -155,9 +152,7 @@ pub async fn run(ctx: &Ctx, opts: &SoakOpts) -> Record {
     let pacer = Pacer::new(opts.rate, opts.duration_s);
     let start_us = clock::now_us();
     let done = Cell::new(false);
-    let drivers = pool
-        .iter_mut()
-        .map(|p| drive(p, &pacer, &gate, &ledger, opts.payload));
+    let drivers = pool.iter_mut().map(|p| drive(p, &pacer, &gate, &ledger, opts.payload));
     let publishing = async {
         futures_util::future::join_all(drivers).await;
         done.set(true);
@@ -174,13 +169,7 @@ pub async fn run(ctx: &Ctx, opts: &SoakOpts) -> Record {
 
 /// One publisher: claims slots from the pacer and publishes each to the next channel in turn,
 /// holding the gate open (a read guard) for the length of the request.
-async fn drive(
-    p: &mut Publisher,
-    pacer: &Pacer,
-    gate: &RwLock<()>,
-    ledger: &Ledger,
-    payload: usize,
-) {
+async fn drive(p: &mut Publisher, pacer: &Pacer, gate: &RwLock<()>, ledger: &Ledger, payload: usize) {
     let channels = ledger.accepted.borrow().len() as u64;
     while let Some(due) = pacer.claim() {
         tokio::time::sleep_until(clock::instant_at(due).into()).await;
@@ -192,10 +181,7 @@ async fn drive(
             Ok(()) => ledger.accepted.borrow_mut()[c] += 1,
             Err(e) => {
                 ledger.errors.set(ledger.errors.get() + 1);
-                ledger
-                    .first_error
-                    .borrow_mut()
-                    .get_or_insert_with(|| e.to_string());
+                ledger.first_error.borrow_mut().get_or_insert_with(|| e.to_string());
             }
         }
     }
@@ -272,11 +258,7 @@ async fn sample_loop(
             gen_rss_kb: crate::procfs::self_rss_kb(),
         };
         emit(&sample);
-        readings.push(Reading {
-            rss_kb: sample.rss_kb,
-            fds,
-            exact: off == 0,
-        });
+        readings.push(Reading { rss_kb: sample.rss_kb, fds, exact: off == 0 });
         if last {
             return readings;
         }
@@ -286,12 +268,7 @@ async fn sample_loop(
 
 /// Waits until every channel has exactly its expected deliveries, or until they stop arriving
 /// for a second, or `drain_s`; returns (delivered, expected, channels that do not match).
-async fn settle(
-    fleets: &[Fleet],
-    subs: &[u64],
-    ledger: &Ledger,
-    drain_s: f64,
-) -> (u64, u64, usize) {
+async fn settle(fleets: &[Fleet], subs: &[u64], ledger: &Ledger, drain_s: f64) -> (u64, u64, usize) {
     let until = clock::now_us() + (drain_s * 1e6) as u64;
     let mut last = (u64::MAX, clock::now_us());
     loop {
@@ -390,9 +367,7 @@ fn ratio(delivered: u64, expected: u64) -> f64 {
 
 /// Open descriptors of `pid` (entries of `/proc/<pid>/fd`), if readable.
 fn count_fds(pid: u32) -> Option<usize> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()
-        .map(|d| d.count())
+    std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| d.count())
 }
 
 /// Prints a sample's JSON line on stdout and a readable line on stderr.

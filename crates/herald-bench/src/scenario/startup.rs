@@ -6,10 +6,7 @@
 //! accepting (Crossbar answers `/` with its own page, Pusher servers with 200). The command runs
 //! in its own process group so a server with worker processes is stopped whole, with SIGTERM
 //! first and SIGKILL if it lingers.
-#![allow(
-    clippy::disallowed_types,
-    reason = "it times real server processes; nothing here runs on paused time"
-)]
+#![allow(clippy::disallowed_types, reason = "it times real server processes; nothing here runs on paused time")]
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -96,10 +93,7 @@ async fn answers(ctx: &Ctx) -> bool {
     let Ok(mut s) = TcpStream::connect(ctx.target.server).await else {
         return false;
     };
-    let req = format!(
-        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        ctx.target.server
-    );
+    let req = format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", ctx.target.server);
     if s.write_all(req.as_bytes()).await.is_err() {
         return false;
     }
@@ -115,18 +109,11 @@ async fn stop(child: &mut Child) {
     let signal = |sig: &'static str| {
         let group = group.clone();
         async move {
-            let _ = Command::new("kill")
-                .args([sig, "--", &group])
-                .stderr(Stdio::null())
-                .status()
-                .await;
+            let _ = Command::new("kill").args([sig, "--", &group]).stderr(Stdio::null()).status().await;
         }
     };
     signal("-TERM").await;
-    if tokio::time::timeout(STOP_LIMIT, child.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(STOP_LIMIT, child.wait()).await.is_err() {
         signal("-KILL").await;
         let _ = child.wait().await;
     }

@@ -54,10 +54,7 @@ struct WriterPhase {
 /// Runs every step; returns their records.
 pub async fn run(ctx: &Ctx, opts: &FloorOpts) -> Vec<Record> {
     // No protocol is spoken: the frames are raw bytes.
-    let record = || Record {
-        protocol: None,
-        ..ctx.record("write_floor")
-    };
+    let record = || Record { protocol: None, ..ctx.record("write_floor") };
     let fail = |e: BenchError| {
         let mut r = record();
         r.note = Some(format!("setup: {e}"));
@@ -107,11 +104,9 @@ pub async fn run(ctx: &Ctx, opts: &FloorOpts) -> Vec<Record> {
                 r.p99_ms = Some(pct.p99_ms);
                 r.max_ms = Some(pct.max_ms);
                 r.delivered_per_s = Some(round2(w.writes as f64 / w.wall_s.max(1e-6)));
-                r.ratio = (expected > 0)
-                    .then(|| (phase.count as f64 / expected as f64 * 1e4).round() / 1e4);
+                r.ratio = (expected > 0).then(|| (phase.count as f64 / expected as f64 * 1e4).round() / 1e4);
                 r.server_cpu_pct = Some(round2(w.cpu_s * 100.0 / w.wall_s.max(1e-6)));
-                r.server_us_per_delivery =
-                    (w.writes > 0).then(|| round2(w.cpu_s * 1e6 / w.writes as f64));
+                r.server_us_per_delivery = (w.writes > 0).then(|| round2(w.cpu_s * 1e6 / w.writes as f64));
             }
             Err(e) => r.note = Some(format!("write: {e}")),
         }
@@ -123,19 +118,12 @@ pub async fn run(ctx: &Ctx, opts: &FloorOpts) -> Vec<Record> {
 
 /// Opens `conns` loopback connections: the accepted ends (blocking, for the writer) are
 /// returned; each connecting end gets a reader task that records every frame's latency.
-async fn connect(
-    ctx: &Ctx,
-    opts: &FloorOpts,
-    deliveries: &Rc<Deliveries>,
-) -> Result<Vec<StdTcpStream>, BenchError> {
+async fn connect(ctx: &Ctx, opts: &FloorOpts, deliveries: &Rc<Deliveries>) -> Result<Vec<StdTcpStream>, BenchError> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr: SocketAddr = listener.local_addr()?;
     let mut accepted = Vec::with_capacity(opts.conns);
     for i in 0..opts.conns {
-        let (client, server) = tokio::join!(
-            tcp_connect(addr, ctx.target.source_for(i)),
-            listener.accept()
-        );
+        let (client, server) = tokio::join!(tcp_connect(addr, ctx.target.source_for(i)), listener.accept());
         let client = client?;
         let (server, _) = server?;
         server.set_nodelay(true)?;
@@ -153,12 +141,8 @@ async fn read_frames(mut conn: TcpStream, frame: usize, deliveries: Rc<Deliverie
     while conn.read_exact(&mut buf).await.is_ok() {
         let now = clock::now_us();
         let (Some(sent), Some(phase)) = (
-            buf.get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes),
-            buf.get(8..12)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes),
+            buf.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes),
+            buf.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes),
         ) else {
             return;
         };

@@ -97,8 +97,7 @@ impl Dealer {
             payload,
         };
         push(&reg.callee, &msg);
-        self.invocations
-            .insert(invocation, Invocation { caller: Arc::clone(caller), request, callee: reg.callee.id });
+        self.invocations.insert(invocation, Invocation { caller: Arc::clone(caller), request, callee: reg.callee.id });
         Ok(invocation)
     }
 
@@ -131,8 +130,7 @@ impl Dealer {
     /// Forgets a session: drops its registrations, fails calls it was serving, drops its own calls.
     pub(crate) fn leave(&mut self, conn: ConnId) {
         self.procedures.retain(|_, r| r.callee.id != conn);
-        let served: Vec<u64> =
-            self.invocations.iter().filter(|(_, i)| i.callee == conn).map(|(id, _)| *id).collect();
+        let served: Vec<u64> = self.invocations.iter().filter(|(_, i)| i.callee == conn).map(|(id, _)| *id).collect();
         for id in served {
             self.fail(None, id, CANCELED, Payload::default());
         }

@@ -63,10 +63,7 @@ pub(crate) struct ChannelShards {
 
 impl Default for ChannelShards {
     fn default() -> Self {
-        Self {
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-        }
+        Self { hasher: RandomState::new(), shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect() }
     }
 }
 

@@ -110,12 +110,8 @@ impl Hub {
     pub fn leave_wamp(&self, app: &App, conn: &Conn) {
         app.dealer.lock().leave(conn.id);
         let mut patterns = app.patterns.write();
-        let ids: Vec<u64> = patterns
-            .subs
-            .iter()
-            .filter(|s| s.subscribers.contains_key(&conn.id))
-            .map(|s| s.id)
-            .collect();
+        let ids: Vec<u64> =
+            patterns.subs.iter().filter(|s| s.subscribers.contains_key(&conn.id)).map(|s| s.id).collect();
         for id in ids {
             patterns.unsubscribe(conn.id, id);
         }

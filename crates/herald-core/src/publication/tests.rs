@@ -1,6 +1,6 @@
 use herald_protocol::pusher::channel_name::ChannelName;
-use herald_protocol::wamp::v2::{Dict, Value};
 use herald_protocol::wamp::v2::decode_v2;
+use herald_protocol::wamp::v2::{Dict, Value};
 use herald_protocol::wamp::{Serializer, V2Msg};
 use serde_json::{Value as Json, json};
 
@@ -82,10 +82,8 @@ fn wamp_string_argument_reaches_pusher_as_that_string() {
 
 #[test]
 fn wamp_several_arguments_reach_pusher_and_v1_as_args_and_kwargs() {
-    let data = PublicationData::Wamp {
-        args: vec![Value::from(1u64), Value::from(2u64)],
-        kwargs: Dict::new().with("k", "v"),
-    };
+    let data =
+        PublicationData::Wamp { args: vec![Value::from(1u64), Value::from(2u64)], kwargs: Dict::new().with("k", "v") };
     let p = Publication::new(channel(), "news", data).from_wamp();
     let pusher: Json = serde_json::from_str(json_of(p.frame(Wire::Pusher, 1))["data"].as_str().unwrap()).unwrap();
     assert_eq!(pusher, json!({"args": [1, 2], "kwargs": {"k": "v"}}));

@@ -131,9 +131,7 @@ pub enum Data<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     /// Written by a node that speaks another format version; its bytes are not read further.
-    #[error(
-        "an envelope of format version {version} from node {node:016x}: this node speaks version {VERSION}"
-    )]
+    #[error("an envelope of format version {version} from node {node:016x}: this node speaks version {VERSION}")]
     Version {
         /// The version the sender wrote.
         version: u8,
@@ -280,7 +278,19 @@ impl<'a> Envelope<'a> {
             KIND_JSON => Data::Json(json(utf8(raw)?)?),
             _ => wamp_data(raw)?,
         };
-        Ok(Envelope { node, seq, id, wamp: flags & FLAG_WAMP != 0, channel, event, exclude, user_id, filter, publisher, data })
+        Ok(Envelope {
+            node,
+            seq,
+            id,
+            wamp: flags & FLAG_WAMP != 0,
+            channel,
+            event,
+            exclude,
+            user_id,
+            filter,
+            publisher,
+            data,
+        })
     }
 }
 

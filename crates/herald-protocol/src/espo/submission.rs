@@ -47,14 +47,12 @@ struct Envelope {
 /// # Errors
 /// [`SubmissionError`] for anything EspoCRM's daemon would not route.
 pub fn parse(bytes: &[u8]) -> Result<Submission, SubmissionError> {
-    let payload: Box<RawValue> =
-        serde_json::from_slice(bytes).map_err(|_| SubmissionError::NotJson)?;
+    let payload: Box<RawValue> = serde_json::from_slice(bytes).map_err(|_| SubmissionError::NotJson)?;
     // A JSON array would otherwise deserialize into the envelope positionally.
     if !payload.get().starts_with('{') {
         return Err(SubmissionError::NotObject);
     }
-    let env: Envelope =
-        serde_json::from_str(payload.get()).map_err(|_| SubmissionError::NotObject)?;
+    let env: Envelope = serde_json::from_str(payload.get()).map_err(|_| SubmissionError::NotObject)?;
     // A raw value and the ignored envelope fields skip number range checks, so `1e400` would be
     // relayed as is: subscribers read Infinity or fail, and EspoCRM's own daemon cannot
     // re-encode it either. Submissions are rare, so a second, full parse is cheap (fuzz finding F3).
@@ -75,11 +73,7 @@ pub fn parse(bytes: &[u8]) -> Result<Submission, SubmissionError> {
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(_) => return Err(SubmissionError::BadUser),
     };
-    Ok(Submission {
-        topic,
-        user,
-        payload,
-    })
+    Ok(Submission { topic, user, payload })
 }
 
 #[cfg(test)]
@@ -89,71 +83,27 @@ mod tests {
     #[test]
     fn espo_submissions_parse_and_keep_their_bytes() {
         let s = parse(br#"{"userId":"6627a","topicId":"newNotification"}"#).unwrap();
-        assert_eq!(
-            (s.topic.as_str(), s.user.as_deref()),
-            ("newNotification", Some("6627a"))
-        );
-        assert_eq!(
-            s.payload.get(),
-            r#"{"userId":"6627a","topicId":"newNotification"}"#
-        );
-        let s = parse(br#"{"createdById":"u1","noteId":"n1","pin":false,"topicId":"streamUpdate.Account.a1"}"#).unwrap();
-        assert_eq!(
-            (s.topic.as_str(), s.user),
-            ("streamUpdate.Account.a1", None)
-        );
-        assert_eq!(
-            parse(br#"{"topicId":"x","userId":null}"#).unwrap().user,
-            None
-        );
+        assert_eq!((s.topic.as_str(), s.user.as_deref()), ("newNotification", Some("6627a")));
+        assert_eq!(s.payload.get(), r#"{"userId":"6627a","topicId":"newNotification"}"#);
+        let s =
+            parse(br#"{"createdById":"u1","noteId":"n1","pin":false,"topicId":"streamUpdate.Account.a1"}"#).unwrap();
+        assert_eq!((s.topic.as_str(), s.user), ("streamUpdate.Account.a1", None));
+        assert_eq!(parse(br#"{"topicId":"x","userId":null}"#).unwrap().user, None);
         assert_eq!(parse(br#"{"topicId":"x","userId":""}"#).unwrap().user, None);
-        assert_eq!(
-            parse(br#"{"topicId":"x","userId":7}"#)
-                .unwrap()
-                .user
-                .as_deref(),
-            Some("7")
-        );
+        assert_eq!(parse(br#"{"topicId":"x","userId":7}"#).unwrap().user.as_deref(), Some("7"));
     }
 
     #[test]
     fn malformed_submissions_are_refused() {
         assert_eq!(parse(b"not json").unwrap_err(), SubmissionError::NotJson);
-        assert_eq!(
-            parse(b"{\"topicId\":\"x\"").unwrap_err(),
-            SubmissionError::NotJson
-        );
-        assert_eq!(
-            parse(br#"{"topicId":"x","n":5e27278}"#).unwrap_err(),
-            SubmissionError::NotJson
-        );
-        assert_eq!(
-            parse(br#"["newNotification","u1"]"#).unwrap_err(),
-            SubmissionError::NotObject
-        );
-        assert_eq!(
-            parse(b"\"newNotification\"").unwrap_err(),
-            SubmissionError::NotObject
-        );
-        assert_eq!(
-            parse(br#"{"userId":"u1"}"#).unwrap_err(),
-            SubmissionError::NoTopic
-        );
-        assert_eq!(
-            parse(br#"{"topicId":""}"#).unwrap_err(),
-            SubmissionError::NoTopic
-        );
-        assert_eq!(
-            parse(br#"{"topicId":5}"#).unwrap_err(),
-            SubmissionError::NoTopic
-        );
-        assert_eq!(
-            parse(br#"{"topicId":"x","topicId":"y"}"#).unwrap_err(),
-            SubmissionError::NotObject
-        );
-        assert_eq!(
-            parse(br#"{"topicId":"x","userId":["u1"]}"#).unwrap_err(),
-            SubmissionError::BadUser
-        );
+        assert_eq!(parse(b"{\"topicId\":\"x\"").unwrap_err(), SubmissionError::NotJson);
+        assert_eq!(parse(br#"{"topicId":"x","n":5e27278}"#).unwrap_err(), SubmissionError::NotJson);
+        assert_eq!(parse(br#"["newNotification","u1"]"#).unwrap_err(), SubmissionError::NotObject);
+        assert_eq!(parse(b"\"newNotification\"").unwrap_err(), SubmissionError::NotObject);
+        assert_eq!(parse(br#"{"userId":"u1"}"#).unwrap_err(), SubmissionError::NoTopic);
+        assert_eq!(parse(br#"{"topicId":""}"#).unwrap_err(), SubmissionError::NoTopic);
+        assert_eq!(parse(br#"{"topicId":5}"#).unwrap_err(), SubmissionError::NoTopic);
+        assert_eq!(parse(br#"{"topicId":"x","topicId":"y"}"#).unwrap_err(), SubmissionError::NotObject);
+        assert_eq!(parse(br#"{"topicId":"x","userId":["u1"]}"#).unwrap_err(), SubmissionError::BadUser);
     }
 }

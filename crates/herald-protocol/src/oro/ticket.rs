@@ -71,12 +71,7 @@ impl Ticket {
         }
         let mut parts = text.split(';').map(str::to_owned);
         let mut next = || parts.next().unwrap_or_default();
-        Ok(Self {
-            digest: next(),
-            username: next(),
-            nonce: next(),
-            created: next(),
-        })
+        Ok(Self { digest: next(), username: next(), nonce: next(), created: next() })
     }
 
     /// Whether the creation time lies in `[now - ttl, now + 30 s]`.
@@ -132,21 +127,15 @@ pub fn digest(nonce: &str, created: &str, password: &str, secret: &str) -> Strin
 /// followed by two hex digits stays as it is.
 fn form_decode(s: &str) -> Vec<u8> {
     // Literal `+` first: a `%2B` must come out as `+`, not as a space.
-    let spaced: Vec<u8> = s
-        .bytes()
-        .map(|b| if b == b'+' { b' ' } else { b })
-        .collect();
+    let spaced: Vec<u8> = s.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
     percent_encoding::percent_decode(&spaced).collect()
 }
 
 /// PHP's non-strict `base64_decode`: characters outside the alphabet are skipped, padding is
 /// optional, and a dangling sixth bit group is dropped.
 fn lenient_base64(s: &[u8]) -> Vec<u8> {
-    let mut clean: Vec<u8> = s
-        .iter()
-        .copied()
-        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
-        .collect();
+    let mut clean: Vec<u8> =
+        s.iter().copied().filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/').collect();
     if clean.len() % 4 == 1 {
         clean.pop();
     }
@@ -166,9 +155,7 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = s.get(from..from + len)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
     };
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
@@ -178,12 +165,7 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
     }
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let mut rest = &s[19..];
@@ -199,11 +181,7 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
                 return None;
             }
             let h: i64 = digits[..2].parse().ok()?;
-            let m: i64 = if digits.len() == 4 {
-                digits[2..].parse().ok()?
-            } else {
-                0
-            };
+            let m: i64 = if digits.len() == 4 { digits[2..].parse().ok()? } else { 0 };
             let secs = h * 3600 + m * 60;
             if *sign == b'+' { secs } else { -secs }
         }

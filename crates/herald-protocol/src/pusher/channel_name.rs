@@ -83,10 +83,7 @@ impl ChannelName {
         }
         // Every accepted byte is ASCII, so the byte length is the character count.
         if s.len() > max_len {
-            return Err(ProtocolError::ChannelNameTooLong {
-                len: s.len(),
-                max: max_len,
-            });
+            return Err(ProtocolError::ChannelNameTooLong { len: s.len(), max: max_len });
         }
         Ok(ChannelName(Arc::from(s)))
     }
@@ -117,21 +114,12 @@ impl ChannelName {
     /// The channel's access class and cache flag, from its prefix.
     pub fn kind(&self) -> ChannelKind {
         if self.0.starts_with(SERVER_TO_USER_PREFIX) {
-            return ChannelKind {
-                access: Access::ServerToUser,
-                cache: false,
-            };
+            return ChannelKind { access: Access::ServerToUser, cache: false };
         }
-        PREFIXES
-            .iter()
-            .find(|(prefix, _, _)| self.0.starts_with(prefix))
-            .map_or(
-                ChannelKind {
-                    access: Access::Public,
-                    cache: false,
-                },
-                |&(_, access, cache)| ChannelKind { access, cache },
-            )
+        PREFIXES.iter().find(|(prefix, _, _)| self.0.starts_with(prefix)).map_or(
+            ChannelKind { access: Access::Public, cache: false },
+            |&(_, access, cache)| ChannelKind { access, cache },
+        )
     }
 
     /// The user id of a `#server-to-user-<id>` channel, `None` for every other channel.

@@ -73,37 +73,24 @@ pub fn parse_client_msg(frame: &[u8]) -> Result<ClientMsg, ProtocolError> {
     match event.as_str() {
         "pusher:ping" => Ok(ClientMsg::Ping),
         "pusher:pong" => Ok(ClientMsg::Pong),
-        "pusher:subscribe" => with_data_fields(
-            data,
-            &["channel", "auth", "channel_data"],
-            |[ch, auth, cd]| {
-                Ok(ClientMsg::Subscribe {
-                    channel: req_string(ch, "channel")?,
-                    auth: opt_string(auth, "auth")?,
-                    channel_data: opt_string(cd, "channel_data")?,
-                })
-            },
-        ),
-        "pusher:unsubscribe" => with_data_fields(data, &["channel"], |[ch]| {
-            Ok(ClientMsg::Unsubscribe {
+        "pusher:subscribe" => with_data_fields(data, &["channel", "auth", "channel_data"], |[ch, auth, cd]| {
+            Ok(ClientMsg::Subscribe {
                 channel: req_string(ch, "channel")?,
+                auth: opt_string(auth, "auth")?,
+                channel_data: opt_string(cd, "channel_data")?,
             })
         }),
+        "pusher:unsubscribe" => with_data_fields(data, &["channel"], |[ch]| {
+            Ok(ClientMsg::Unsubscribe { channel: req_string(ch, "channel")? })
+        }),
         "pusher:signin" => with_data_fields(data, &["auth", "user_data"], |[auth, ud]| {
-            Ok(ClientMsg::Signin {
-                auth: req_string(auth, "auth")?,
-                user_data: req_string(ud, "user_data")?,
-            })
+            Ok(ClientMsg::Signin { auth: req_string(auth, "auth")?, user_data: req_string(ud, "user_data")? })
         }),
         name if name.starts_with(CLIENT_EVENT_PREFIX) => {
             let channel = req_string(channel, "channel")?;
             // `null` is a legitimate payload for a relayed event, so only absence is an error.
             let data = data.ok_or(ProtocolError::MissingField("data"))?.to_owned();
-            Ok(ClientMsg::ClientEvent {
-                event,
-                channel,
-                data,
-            })
+            Ok(ClientMsg::ClientEvent { event, channel, data })
         }
         _ => Ok(ClientMsg::Other { event }),
     }

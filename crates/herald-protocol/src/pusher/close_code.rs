@@ -109,10 +109,7 @@ mod tests {
         assert_eq!(CloseCode::ReconnectNow.code(), 4200);
         assert_eq!(CloseCode::WatchlistLimit.code(), 4302);
         for c in CloseCode::ALL {
-            assert!(
-                c.reason().len() < 123,
-                "{c:?} reason too long for a close frame"
-            );
+            assert!(c.reason().len() < 123, "{c:?} reason too long for a close frame");
         }
     }
 }

@@ -22,10 +22,10 @@ pub(super) fn read_fields<'a, const N: usize>(
     names: &[&'static str; N],
 ) -> Result<[Option<&'a RawValue>; N], ProtocolError> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let fields = FieldsSeed { names }
-        .deserialize(&mut de)
-        .and_then(|fields| de.end().map(|()| fields))
-        .map_err(|e| match e.classify() {
+    let fields =
+        FieldsSeed { names }.deserialize(&mut de).and_then(|fields| de.end().map(|()| fields)).map_err(|e| match e
+            .classify()
+        {
             serde_json::error::Category::Data => ProtocolError::NotAnObject,
             _ => ProtocolError::NotJson,
         })?;
@@ -49,10 +49,7 @@ pub(super) fn string(raw: &RawValue, name: &'static str) -> Result<String, Proto
 ///
 /// # Errors
 /// As [`string`].
-pub(super) fn opt_string(
-    raw: Option<&RawValue>,
-    name: &'static str,
-) -> Result<Option<String>, ProtocolError> {
+pub(super) fn opt_string(raw: Option<&RawValue>, name: &'static str) -> Result<Option<String>, ProtocolError> {
     non_null(raw).map(|r| string(r, name)).transpose()
 }
 
@@ -60,14 +57,8 @@ pub(super) fn opt_string(
 ///
 /// # Errors
 /// [`ProtocolError::MissingField`] if absent or `null`, otherwise as [`string`].
-pub(super) fn req_string(
-    raw: Option<&RawValue>,
-    name: &'static str,
-) -> Result<String, ProtocolError> {
-    string(
-        non_null(raw).ok_or(ProtocolError::MissingField(name))?,
-        name,
-    )
+pub(super) fn req_string(raw: Option<&RawValue>, name: &'static str) -> Result<String, ProtocolError> {
+    string(non_null(raw).ok_or(ProtocolError::MissingField(name))?, name)
 }
 
 /// Decodes a user id given as a string or an integer; integers become their decimal text,

@@ -18,11 +18,7 @@ pub const AUTH_VERSION: &str = "1.0";
 pub const TIMESTAMP_WINDOW_S: u64 = 600;
 
 /// Query characters [`sign_request`] leaves unescaped: RFC 3986 unreserved ones.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// The parts of an HTTP API request that the signature covers.
 #[derive(Debug, Clone, Copy)]
@@ -95,18 +91,12 @@ pub struct QueryParams {
 impl QueryParams {
     /// The first value of parameter `k` (lower-case name).
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
 
     /// Every value given for `k` or `k[]`, in query order.
     pub fn get_all<'q>(&'q self, k: &'q str) -> impl Iterator<Item = &'q str> + 'q {
-        self.params
-            .iter()
-            .filter(move |(key, _)| base_key(key) == k)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().filter(move |(key, _)| base_key(key) == k).map(|(_, v)| v.as_str())
     }
 
     /// All parameters in query order, `auth_*` included.
@@ -159,26 +149,18 @@ pub fn verify_request<'s>(
 ) -> Result<QueryParams, RestAuthError> {
     let params = parse_query(req.query)?;
     let key = unique_param(&params, "auth_key")?.ok_or(RestAuthError::MissingParam("auth_key"))?;
-    let timestamp = unique_param(&params, "auth_timestamp")?
-        .ok_or(RestAuthError::MissingParam("auth_timestamp"))?;
-    let version = unique_param(&params, "auth_version")?
-        .ok_or(RestAuthError::MissingParam("auth_version"))?;
-    let signature = unique_param(&params, "auth_signature")?
-        .ok_or(RestAuthError::MissingParam("auth_signature"))?;
+    let timestamp = unique_param(&params, "auth_timestamp")?.ok_or(RestAuthError::MissingParam("auth_timestamp"))?;
+    let version = unique_param(&params, "auth_version")?.ok_or(RestAuthError::MissingParam("auth_version"))?;
+    let signature = unique_param(&params, "auth_signature")?.ok_or(RestAuthError::MissingParam("auth_signature"))?;
     let body_md5 = unique_param(&params, "body_md5")?;
 
     let secret = secret_for_key(key).ok_or(RestAuthError::UnknownKey)?;
     if version != AUTH_VERSION {
         return Err(RestAuthError::UnsupportedVersion);
     }
-    let given: i64 = timestamp
-        .parse()
-        .map_err(|_| RestAuthError::MalformedQuery)?;
+    let given: i64 = timestamp.parse().map_err(|_| RestAuthError::MalformedQuery)?;
     if now_unix.abs_diff(given) >= TIMESTAMP_WINDOW_S {
-        return Err(RestAuthError::TimestampExpired {
-            given,
-            now: now_unix,
-        });
+        return Err(RestAuthError::TimestampExpired { given, now: now_unix });
     }
     if !req.body.is_empty() || body_md5.is_some() {
         let sent = body_md5.ok_or(RestAuthError::MissingParam("body_md5"))?;
@@ -187,11 +169,8 @@ pub fn verify_request<'s>(
         }
     }
 
-    let signed: Vec<(&str, &str)> = params
-        .iter()
-        .filter(|(k, _)| k != "auth_signature")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let signed: Vec<(&str, &str)> =
+        params.iter().filter(|(k, _)| k != "auth_signature").map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let head = format!("{}\n{}\n", req.method.to_ascii_uppercase(), req.path);
     let as_sent = format!("{head}{}", canonical_query(&signed));
     if signature_matches(secret, &as_sent, signature) {
@@ -202,10 +181,7 @@ pub fn verify_request<'s>(
     {
         return Ok(QueryParams { params });
     }
-    Err(RestAuthError::BadSignature {
-        string_to_sign: as_sent,
-        sent: signature.to_owned(),
-    })
+    Err(RestAuthError::BadSignature { string_to_sign: as_sent, sent: signature.to_owned() })
 }
 
 /// Signs a request as a Pusher server library does and returns the whole query string to
@@ -223,32 +199,17 @@ pub fn sign_request(
 ) -> String {
     let timestamp = now_unix.to_string();
     let md5 = (!body.is_empty()).then(|| body_md5_hex(body));
-    let lowered: Vec<(String, &str)> = extra_params
-        .iter()
-        .map(|&(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+    let lowered: Vec<(String, &str)> = extra_params.iter().map(|&(k, v)| (k.to_ascii_lowercase(), v)).collect();
     let mut params: Vec<(&str, &str)> = lowered.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    params.extend([
-        ("auth_key", key),
-        ("auth_timestamp", &timestamp),
-        ("auth_version", AUTH_VERSION),
-    ]);
+    params.extend([("auth_key", key), ("auth_timestamp", &timestamp), ("auth_version", AUTH_VERSION)]);
     if let Some(md5) = &md5 {
         params.push(("body_md5", md5));
     }
     sort_params(&mut params);
-    let string_to_sign = format!(
-        "{}\n{}\n{}",
-        method.to_ascii_uppercase(),
-        path,
-        canonical_query(&params)
-    );
+    let string_to_sign = format!("{}\n{}\n{}", method.to_ascii_uppercase(), path, canonical_query(&params));
     let signature = sign(secret, &string_to_sign);
     let mut query = String::with_capacity(string_to_sign.len() + 96);
-    for (k, v) in params
-        .iter()
-        .chain([&("auth_signature", signature.as_str())])
-    {
+    for (k, v) in params.iter().chain([&("auth_signature", signature.as_str())]) {
         if !query.is_empty() {
             query.push('&');
         }
@@ -272,32 +233,19 @@ fn parse_query(query: &str) -> Result<Vec<(String, String)>, RestAuthError> {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((
-                decode_component(k)?.to_ascii_lowercase(),
-                decode_component(v)?,
-            ))
+            Ok((decode_component(k)?.to_ascii_lowercase(), decode_component(v)?))
         })
         .collect()
 }
 
 fn decode_component(s: &str) -> Result<String, RestAuthError> {
-    let spaced: Cow<'_, str> = if s.contains('+') {
-        Cow::Owned(s.replace('+', " "))
-    } else {
-        Cow::Borrowed(s)
-    };
-    percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(Cow::into_owned)
-        .map_err(|_| RestAuthError::MalformedQuery)
+    let spaced: Cow<'_, str> = if s.contains('+') { Cow::Owned(s.replace('+', " ")) } else { Cow::Borrowed(s) };
+    percent_decode_str(&spaced).decode_utf8().map(Cow::into_owned).map_err(|_| RestAuthError::MalformedQuery)
 }
 
 /// The single value of a parameter that must not repeat (a repeat could smuggle a second,
 /// unchecked value past code that reads the other one).
-fn unique_param<'p>(
-    params: &'p [(String, String)],
-    name: &str,
-) -> Result<Option<&'p str>, RestAuthError> {
+fn unique_param<'p>(params: &'p [(String, String)], name: &str) -> Result<Option<&'p str>, RestAuthError> {
     let mut found = params.iter().filter(|(k, _)| k == name);
     match (found.next(), found.next()) {
         (None, _) => Ok(None),
@@ -337,9 +285,7 @@ fn comma_joined_query(params: &[(&str, &str)]) -> Option<String> {
     let mut sorted = params.to_vec();
     sort_params(&mut sorted);
     let has_array = sorted.iter().any(|(k, _)| k.ends_with("[]"))
-        || sorted
-            .windows(2)
-            .any(|w| base_key(w[0].0) == base_key(w[1].0));
+        || sorted.windows(2).any(|w| base_key(w[0].0) == base_key(w[1].0));
     if !has_array {
         return None;
     }

@@ -36,9 +36,7 @@ pub fn connection_established(socket_id: &str, activity_timeout_s: u32) -> Bytes
 /// non-fatal problems.
 pub fn error(code: Option<u16>, message: &str) -> Bytes {
     let mut w = JsonWriter::with_capacity(64 + message.len());
-    w.raw(r#"{"event":"pusher:error","data":{"message":"#)
-        .string(message)
-        .raw(r#","code":"#);
+    w.raw(r#"{"event":"pusher:error","data":{"message":"#).string(message).raw(r#","code":"#);
     match code {
         Some(code) => w.uint(u64::from(code)),
         None => w.raw("null"),
@@ -55,11 +53,7 @@ pub fn pong() -> Bytes {
 /// `pusher_internal:subscription_succeeded` for a non-presence channel, with `data` `"{}"`
 /// exactly as the hosted service sends it (some clients parse it).
 pub fn subscription_succeeded(channel: &str) -> Bytes {
-    envelope(
-        "pusher_internal:subscription_succeeded",
-        Some(channel),
-        "{}",
-    )
+    envelope("pusher_internal:subscription_succeeded", Some(channel), "{}")
 }
 
 /// `pusher_internal:subscription_succeeded` for a presence channel:
@@ -79,9 +73,7 @@ pub fn presence_subscription_succeeded<'a>(
             hash.raw(",");
         }
         ids.string(id);
-        hash.string(id)
-            .raw(":")
-            .raw(info.map_or("null", RawValue::get));
+        hash.string(id).raw(":").raw(info.map_or("null", RawValue::get));
         count += 1;
     }
     let mut data = JsonWriter::with_capacity(48 + ids.len() + hash.len());
@@ -92,11 +84,7 @@ pub fn presence_subscription_succeeded<'a>(
         .raw(r#"},"count":"#)
         .uint(count)
         .raw("}}");
-    envelope(
-        "pusher_internal:subscription_succeeded",
-        Some(channel),
-        data.as_str(),
-    )
+    envelope("pusher_internal:subscription_succeeded", Some(channel), data.as_str())
 }
 
 /// `pusher_internal:member_added`; `user_info` is left out when the member has none.
@@ -115,20 +103,14 @@ pub fn member_added(channel: &str, user_id: &str, user_info: Option<&RawValue>) 
 pub fn member_removed(channel: &str, user_id: &str) -> Bytes {
     let mut data = JsonWriter::with_capacity(16 + user_id.len());
     data.raw(r#"{"user_id":"#).string(user_id).raw("}");
-    envelope(
-        "pusher_internal:member_removed",
-        Some(channel),
-        data.as_str(),
-    )
+    envelope("pusher_internal:member_removed", Some(channel), data.as_str())
 }
 
 /// `pusher:cache_miss`, sent after `subscription_succeeded` on an empty cache channel; it has no
 /// `data` (cache channels).
 pub fn cache_miss(channel: &str) -> Bytes {
     let mut w = JsonWriter::with_capacity(48 + channel.len());
-    w.raw(r#"{"event":"pusher:cache_miss","channel":"#)
-        .string(channel)
-        .raw("}");
+    w.raw(r#"{"event":"pusher:cache_miss","channel":"#).string(channel).raw("}");
     w.into_bytes()
 }
 
@@ -164,25 +146,15 @@ pub fn watchlist_events(events: &[(&str, &[&str])]) -> Bytes {
 /// `pusher_internal:subscription_count`.
 pub fn subscription_count(channel: &str, count: usize) -> Bytes {
     let mut data = JsonWriter::with_capacity(32);
-    data.raw(r#"{"subscription_count":"#)
-        .uint(u64::try_from(count).unwrap_or(u64::MAX))
-        .raw("}");
-    envelope(
-        "pusher_internal:subscription_count",
-        Some(channel),
-        data.as_str(),
-    )
+    data.raw(r#"{"subscription_count":"#).uint(u64::try_from(count).unwrap_or(u64::MAX)).raw("}");
+    envelope("pusher_internal:subscription_count", Some(channel), data.as_str())
 }
 
 /// `pusher:subscription_error` on `channel` with `{"type":"AuthError","error":..,"status":..}`,
 /// the shape pusher-js itself emits when authorization fails.
 pub fn subscription_error(channel: &str, status: u16, message: &str) -> Bytes {
     let mut data = JsonWriter::with_capacity(48 + message.len());
-    data.raw(r#"{"type":"AuthError","error":"#)
-        .string(message)
-        .raw(r#","status":"#)
-        .uint(u64::from(status))
-        .raw("}");
+    data.raw(r#"{"type":"AuthError","error":"#).string(message).raw(r#","status":"#).uint(u64::from(status)).raw("}");
     envelope("pusher:subscription_error", Some(channel), data.as_str())
 }
 
@@ -193,14 +165,9 @@ pub fn event(event: &str, channel: &str, data: EventData<'_>, user_id: Option<&s
         EventData::Str(s) => s.len() + s.len() / 8 + 2,
         EventData::Raw(raw) => raw.get().len(),
     };
-    let capacity =
-        40 + event.len() + channel.len() + data_len + user_id.map_or(0, |u| u.len() + 16);
+    let capacity = 40 + event.len() + channel.len() + data_len + user_id.map_or(0, |u| u.len() + 16);
     let mut w = JsonWriter::with_capacity(capacity);
-    w.raw(r#"{"event":"#)
-        .string(event)
-        .raw(r#","channel":"#)
-        .string(channel)
-        .raw(r#","data":"#);
+    w.raw(r#"{"event":"#).string(event).raw(r#","channel":"#).string(channel).raw(r#","data":"#);
     match data {
         EventData::Str(s) => w.string(s),
         EventData::Raw(raw) => w.raw(raw.get()),

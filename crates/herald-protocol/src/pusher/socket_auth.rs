@@ -30,9 +30,7 @@ pub enum AuthError {
     #[error("Invalid app key in auth signature")]
     WrongKey,
     /// The signature does not match; the text is the one the hosted service sends.
-    #[error(
-        "Invalid signature: Expected HMAC SHA256 hex digest of {expected_string}, but got {got}"
-    )]
+    #[error("Invalid signature: Expected HMAC SHA256 hex digest of {expected_string}, but got {got}")]
     BadSignature {
         /// The string the signature must be computed over, reported to help debugging.
         expected_string: String,
@@ -68,11 +66,7 @@ pub fn sign(secret: &str, string_to_sign: &str) -> String {
 
 /// The string signed for a channel subscription: `<socket_id>:<channel>` plus
 /// `:<channel_data>` when given (presence channels).
-pub fn channel_string_to_sign(
-    socket_id: &str,
-    channel: &str,
-    channel_data: Option<&str>,
-) -> String {
+pub fn channel_string_to_sign(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
     match channel_data {
         Some(data) => format!("{socket_id}:{channel}:{data}"),
         None => format!("{socket_id}:{channel}"),
@@ -85,26 +79,14 @@ pub fn signin_string_to_sign(socket_id: &str, user_data: &str) -> String {
 }
 
 /// The `auth` value an auth endpoint returns for a subscription: `<app_key>:<signature>`.
-pub fn channel_auth(
-    app_key: &str,
-    secret: &str,
-    socket_id: &str,
-    channel: &str,
-    channel_data: Option<&str>,
-) -> String {
-    let signature = sign(
-        secret,
-        &channel_string_to_sign(socket_id, channel, channel_data),
-    );
+pub fn channel_auth(app_key: &str, secret: &str, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+    let signature = sign(secret, &channel_string_to_sign(socket_id, channel, channel_data));
     format!("{app_key}:{signature}")
 }
 
 /// The `auth` value an auth endpoint returns for a sign-in: `<app_key>:<signature>`.
 pub fn signin_auth(app_key: &str, secret: &str, socket_id: &str, user_data: &str) -> String {
-    format!(
-        "{app_key}:{}",
-        sign(secret, &signin_string_to_sign(socket_id, user_data))
-    )
+    format!("{app_key}:{}", sign(secret, &signin_string_to_sign(socket_id, user_data)))
 }
 
 /// Checks the `auth` of a `pusher:subscribe`. Pass `channel_data` exactly as the
@@ -120,9 +102,7 @@ pub fn verify_channel_auth(
     channel_data: Option<&str>,
     auth: &str,
 ) -> Result<(), AuthError> {
-    verify(app_key, secret, auth, || {
-        channel_string_to_sign(socket_id, channel, channel_data)
-    })
+    verify(app_key, secret, auth, || channel_string_to_sign(socket_id, channel, channel_data))
 }
 
 /// Checks the `auth` of a `pusher:signin`.
@@ -136,9 +116,7 @@ pub fn verify_signin(
     user_data: &str,
     auth: &str,
 ) -> Result<(), AuthError> {
-    verify(app_key, secret, auth, || {
-        signin_string_to_sign(socket_id, user_data)
-    })
+    verify(app_key, secret, auth, || signin_string_to_sign(socket_id, user_data))
 }
 
 /// Parses presence `channel_data`: `{"user_id": string|integer, "user_info": any?}`.
@@ -155,15 +133,9 @@ pub fn parse_presence_member(channel_data: &str) -> Result<PresenceMember, Proto
     }
     let len = user_id.chars().count();
     if len > MAX_USER_ID_LEN {
-        return Err(ProtocolError::UserIdTooLong {
-            len,
-            max: MAX_USER_ID_LEN,
-        });
+        return Err(ProtocolError::UserIdTooLong { len, max: MAX_USER_ID_LEN });
     }
-    Ok(PresenceMember {
-        user_id,
-        user_info: non_null(user_info).map(ToOwned::to_owned),
-    })
+    Ok(PresenceMember { user_id, user_info: non_null(user_info).map(ToOwned::to_owned) })
 }
 
 /// Parses sign-in `user_data`: a non-empty string `id` is required (pusher-js insists
@@ -209,12 +181,7 @@ pub(super) fn signature_matches(secret: &str, string_to_sign: &str, signature_he
     mac.verify_slice(&expected).is_ok()
 }
 
-fn verify(
-    app_key: &str,
-    secret: &str,
-    auth: &str,
-    string_to_sign: impl FnOnce() -> String,
-) -> Result<(), AuthError> {
+fn verify(app_key: &str, secret: &str, auth: &str, string_to_sign: impl FnOnce() -> String) -> Result<(), AuthError> {
     if auth.is_empty() {
         return Err(AuthError::Missing);
     }
@@ -227,10 +194,7 @@ fn verify(
     if signature_matches(secret, &expected_string, signature) {
         Ok(())
     } else {
-        Err(AuthError::BadSignature {
-            expected_string,
-            got: auth.to_owned(),
-        })
+        Err(AuthError::BadSignature { expected_string, got: auth.to_owned() })
     }
 }
 

@@ -32,11 +32,7 @@ pub enum AuthFailure {
 /// # Errors
 /// [`AuthFailure::WrongTicket`] when the tickets differ.
 pub fn verify_ticket(expected: &str, presented: &str) -> Result<(), AuthFailure> {
-    if bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
-        Ok(())
-    } else {
-        Err(AuthFailure::WrongTicket)
-    }
+    if bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) { Ok(()) } else { Err(AuthFailure::WrongTicket) }
 }
 
 /// The fields a WAMP-CRA challenge string carries.
@@ -92,7 +88,13 @@ pub fn cra_key(secret: &str, salt: Option<&CraSalt>) -> Vec<u8> {
     let Some(s) = salt else { return secret.as_bytes().to_vec() };
     let iterations = std::num::NonZeroU32::new(s.iterations).unwrap_or(std::num::NonZeroU32::MIN);
     let mut derived = vec![0u8; s.keylen.clamp(1, 1024) as usize];
-    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, iterations, s.salt.as_bytes(), secret.as_bytes(), &mut derived);
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        s.salt.as_bytes(),
+        secret.as_bytes(),
+        &mut derived,
+    );
     BASE64.encode(derived).into_bytes()
 }
 

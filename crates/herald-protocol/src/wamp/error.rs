@@ -129,10 +129,7 @@ impl WampError {
     /// request with `ERROR` and carries on (WAMP2 basic profile: incorrect URIs get `ERROR`).
     #[must_use]
     pub fn is_protocol_violation(&self) -> bool {
-        !matches!(
-            self,
-            WampError::InvalidUri { .. } | WampError::InvalidOption { .. }
-        )
+        !matches!(self, WampError::InvalidUri { .. } | WampError::InvalidOption { .. })
     }
 
     /// The URI a v2 router puts in its `ABORT` reason or `ERROR` error field.

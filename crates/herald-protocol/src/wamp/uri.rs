@@ -67,13 +67,7 @@ pub fn is_valid(uri: &str, rule: UriRule, components: Components) -> bool {
 /// # Errors
 /// [`WampError::InvalidUri`] carrying `uri` when it breaks `rule`.
 pub fn check(uri: &str, rule: UriRule, components: Components) -> Result<(), WampError> {
-    if is_valid(uri, rule, components) {
-        Ok(())
-    } else {
-        Err(WampError::InvalidUri {
-            uri: uri.to_owned(),
-        })
-    }
+    if is_valid(uri, rule, components) { Ok(()) } else { Err(WampError::InvalidUri { uri: uri.to_owned() }) }
 }
 
 /// How a v2 subscription's topic selects published topics (`SUBSCRIBE.Options.match`,

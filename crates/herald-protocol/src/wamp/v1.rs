@@ -19,8 +19,8 @@ use crate::json_text::push_str;
 
 pub use curie::{CurieRule, MAX_PREFIXES, Prefixes};
 pub use server_msg::{
-    PROTOCOL_VERSION, RATCHET_SERVER_IDENT, V1ServerMsg, call_error, call_result, encode_event_v1,
-    parse_v1_server, welcome,
+    PROTOCOL_VERSION, RATCHET_SERVER_IDENT, V1ServerMsg, call_error, call_result, encode_event_v1, parse_v1_server,
+    welcome,
 };
 
 /// Message type codes of WAMP v1 (the WAMP v1 spec).
@@ -77,9 +77,7 @@ impl RawJson {
     /// # Errors
     /// [`WampError::InvalidJson`] otherwise.
     pub fn from_slice(json: &[u8]) -> Result<RawJson, WampError> {
-        serde_json::from_slice::<&RawValue>(json)
-            .map(|raw| RawJson(raw.to_owned()))
-            .map_err(WampError::InvalidJson)
+        serde_json::from_slice::<&RawValue>(json).map(|raw| RawJson(raw.to_owned())).map_err(WampError::InvalidJson)
     }
 
     /// The JSON text.
@@ -182,9 +180,7 @@ impl V1Publish {
         if self.exclude.iter().any(|id| id == subscriber) {
             return false;
         }
-        self.eligible
-            .as_ref()
-            .is_none_or(|ids| ids.iter().any(|id| id == subscriber))
+        self.eligible.as_ref().is_none_or(|ids| ids.iter().any(|id| id == subscriber))
     }
 }
 
@@ -211,30 +207,16 @@ pub fn parse_v1(frame: &[u8]) -> Result<V1ClientMsg, WampError> {
         }
         other => return Err(WampError::UnknownType(other)),
     };
-    let fields = Fields {
-        name,
-        items: &items,
-    };
+    let fields = Fields { name, items: &items };
     Ok(match code {
-        code::PREFIX => V1ClientMsg::Prefix {
-            prefix: fields.text(1)?,
-            uri: fields.string(2)?,
-        },
+        code::PREFIX => V1ClientMsg::Prefix { prefix: fields.text(1)?, uri: fields.string(2)? },
         code::CALL => V1ClientMsg::Call {
             call_id: fields.call_id(1)?,
             proc_uri: fields.text(2)?,
-            args: items
-                .iter()
-                .skip(3)
-                .map(|raw| RawJson((*raw).to_owned()))
-                .collect(),
+            args: items.iter().skip(3).map(|raw| RawJson((*raw).to_owned())).collect(),
         },
-        code::SUBSCRIBE => V1ClientMsg::Subscribe {
-            topic: fields.text(1)?,
-        },
-        code::UNSUBSCRIBE => V1ClientMsg::Unsubscribe {
-            topic: fields.text(1)?,
-        },
+        code::SUBSCRIBE => V1ClientMsg::Subscribe { topic: fields.text(1)? },
+        code::UNSUBSCRIBE => V1ClientMsg::Unsubscribe { topic: fields.text(1)? },
         _ => V1ClientMsg::Publish(fields.publish()?),
     })
 }
@@ -321,18 +303,11 @@ struct Fields<'a, 'f> {
 
 impl<'f> Fields<'_, 'f> {
     fn get(&self, index: usize) -> Result<&'f RawValue, WampError> {
-        self.items.get(index).copied().ok_or(WampError::WrongArity {
-            message: self.name,
-            len: self.items.len(),
-        })
+        self.items.get(index).copied().ok_or(WampError::WrongArity { message: self.name, len: self.items.len() })
     }
 
     fn wrong(&self, index: usize, expected: &'static str) -> WampError {
-        WampError::WrongType {
-            message: self.name,
-            index,
-            expected,
-        }
+        WampError::WrongType { message: self.name, index, expected }
     }
 
     /// A string, or a number taken as its text (Ratchet's "string or numeric").
@@ -353,9 +328,7 @@ impl<'f> Fields<'_, 'f> {
         let wrong = || self.wrong(index, "a string or a number");
         match kind(raw) {
             Kind::Str => text(raw).map(CallId::Str).ok_or_else(wrong),
-            Kind::Num => serde_json::from_str(raw.get())
-                .map(CallId::Num)
-                .map_err(|_| wrong()),
+            Kind::Num => serde_json::from_str(raw.get()).map(CallId::Num).map_err(|_| wrong()),
             _ => Err(wrong()),
         }
     }
@@ -379,21 +352,14 @@ impl<'f> Fields<'_, 'f> {
             },
         };
         let eligible = (!eligible.is_empty()).then_some(eligible);
-        Ok(V1Publish {
-            topic,
-            event,
-            exclude_me,
-            exclude,
-            eligible,
-        })
+        Ok(V1Publish { topic, event, exclude_me, exclude, eligible })
     }
 
     /// A list of session ids. A JSON object counts as the list of its values, as it does for
     /// PHP's decoded arrays; entries that are neither strings nor numbers can never equal a
     /// session id and are dropped.
     fn session_ids(&self, raw: &RawValue, index: usize) -> Result<Vec<String>, WampError> {
-        let value: serde_json::Value =
-            serde_json::from_str(raw.get()).map_err(|_| self.wrong(index, "an array"))?;
+        let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| self.wrong(index, "an array"))?;
         let entries: Vec<serde_json::Value> = match value {
             serde_json::Value::Array(items) => items,
             serde_json::Value::Object(map) => map.into_iter().map(|(_, v)| v).collect(),

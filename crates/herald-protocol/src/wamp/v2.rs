@@ -74,9 +74,7 @@ impl Serializer {
     /// The serializer a subprotocol token names (batched variants are not supported).
     #[must_use]
     pub fn from_subprotocol(token: &str) -> Option<Serializer> {
-        Serializer::ALL
-            .into_iter()
-            .find(|s| s.subprotocol() == token)
+        Serializer::ALL.into_iter().find(|s| s.subprotocol() == token)
     }
 
     /// Whether frames go in binary WebSocket messages rather than text.
@@ -121,10 +119,7 @@ pub fn parse_v2(ser: Serializer, frame: &[u8]) -> Result<V2Msg, WampError> {
         | V2Msg::Register { .. }
         | V2Msg::Unregister { .. }
         | V2Msg::Yield { .. } => Ok(msg),
-        V2Msg::Error {
-            request_type: code::INVOCATION,
-            ..
-        } => Ok(msg),
+        V2Msg::Error { request_type: code::INVOCATION, .. } => Ok(msg),
         other => Err(WampError::UnexpectedType(other.type_code())),
     }
 }
@@ -177,20 +172,13 @@ fn encode_elements(ser: Serializer, elems: &[Elem<'_>]) -> Bytes {
 #[must_use]
 pub fn router_roles() -> Dict {
     let feature_set = |names: &[&str]| {
-        let features: Dict = names
-            .iter()
-            .map(|name| ((*name).to_owned(), Value::Bool(true)))
-            .collect();
+        let features: Dict = names.iter().map(|name| ((*name).to_owned(), Value::Bool(true))).collect();
         Dict::new().with("features", features)
     };
     Dict::new()
         .with(
             "broker",
-            feature_set(&[
-                "publisher_exclusion",
-                "subscriber_blackwhite_listing",
-                "pattern_based_subscription",
-            ]),
+            feature_set(&["publisher_exclusion", "subscriber_blackwhite_listing", "pattern_based_subscription"]),
         )
         .with("dealer", feature_set(&["call_timeout"]))
 }
@@ -199,9 +187,7 @@ pub fn router_roles() -> Dict {
 /// `authid`, `authrole`... with [`Dict::insert`] when the session has them.
 #[must_use]
 pub fn welcome_details(agent: &str) -> Dict {
-    Dict::new()
-        .with("roles", router_roles())
-        .with("agent", agent)
+    Dict::new().with("roles", router_roles()).with("agent", agent)
 }
 
 #[cfg(test)]

@@ -28,21 +28,14 @@ pub const fn is_valid_close_code(code: u16) -> bool {
 /// [`is_valid_close_code`] rejects; [`WsError::InvalidCloseReason`] if the reason is not UTF-8.
 pub(super) fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, WsError> {
     let Some((code, reason)) = payload.split_first_chunk::<2>() else {
-        return if payload.is_empty() {
-            Ok(None)
-        } else {
-            Err(WsError::BadClosePayload)
-        };
+        return if payload.is_empty() { Ok(None) } else { Err(WsError::BadClosePayload) };
     };
     let code = u16::from_be_bytes(*code);
     if !is_valid_close_code(code) {
         return Err(WsError::BadClosePayload);
     }
     let reason = std::str::from_utf8(reason).map_err(|_| WsError::InvalidCloseReason)?;
-    Ok(Some(CloseFrame {
-        code,
-        reason: reason.to_owned(),
-    }))
+    Ok(Some(CloseFrame { code, reason: reason.to_owned() }))
 }
 
 /// Encodes a Close frame with `code` and `reason`. A reason longer than the 123 bytes a control

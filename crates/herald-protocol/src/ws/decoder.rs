@@ -21,10 +21,7 @@ impl Default for DecoderConfig {
     /// 1 MiB for both limits: far above any Pusher or WAMP message herald expects, and small
     /// enough that one connection cannot pin much memory. Autobahn case 9 needs up to 16 MiB.
     fn default() -> Self {
-        Self {
-            max_message_size: 1 << 20,
-            max_frame_size: 1 << 20,
-        }
+        Self { max_message_size: 1 << 20, max_frame_size: 1 << 20 }
     }
 }
 
@@ -122,14 +119,7 @@ impl Decoder {
 
     /// The constructor behind both roles.
     fn with_role(role: Role, config: DecoderConfig) -> Self {
-        Self {
-            role,
-            config,
-            phase: Phase::Open,
-            pending: None,
-            message: None,
-            utf8: Utf8Validator::new(),
-        }
+        Self { role, config, phase: Phase::Open, pending: None, message: None, utf8: Utf8Validator::new() }
     }
 
     /// Consumes complete frames from the front of `buf` and returns the next complete message.
@@ -213,8 +203,7 @@ impl Decoder {
             if arrived > pending.processed {
                 // Unmask and validate only what is new since the last call, so a payload that
                 // trickles in is processed once, and invalid UTF-8 fails before the frame ends.
-                let fresh =
-                    &mut buf[head.header_len + pending.processed..head.header_len + arrived];
+                let fresh = &mut buf[head.header_len + pending.processed..head.header_len + arrived];
                 if let Some(key) = head.mask {
                     mask::apply(fresh, key, pending.processed);
                 }
@@ -310,18 +299,8 @@ impl Decoder {
             OpCode::Continuation => open_text == Some(true),
             _ => false,
         };
-        let head = FrameHead {
-            fin,
-            opcode,
-            mask,
-            header_len,
-            payload_len,
-        };
-        Ok(Some(PendingFrame {
-            head,
-            processed: 0,
-            text,
-        }))
+        let head = FrameHead { fin, opcode, mask, header_len, payload_len };
+        Ok(Some(PendingFrame { head, processed: 0, text }))
     }
 
     /// Checks a declared payload length against the limits before anything is buffered.
@@ -340,11 +319,7 @@ impl Decoder {
     }
 
     /// Turns a complete, unmasked frame payload into a message, or stores it as a fragment.
-    fn finish_frame(
-        &mut self,
-        head: FrameHead,
-        payload: BytesMut,
-    ) -> Result<Option<Message>, WsError> {
+    fn finish_frame(&mut self, head: FrameHead, payload: BytesMut) -> Result<Option<Message>, WsError> {
         match head.opcode {
             OpCode::Ping => Ok(Some(Message::Ping(payload.freeze()))),
             OpCode::Pong => Ok(Some(Message::Pong(payload.freeze()))),

@@ -63,9 +63,5 @@ pub fn encode_client_frame(opcode: OpCode, payload: &[u8], mask: [u8; 4]) -> Vec
 
 /// Keeps a control payload within the 125 bytes §5.5 allows.
 fn control_sized(opcode: OpCode, payload: &[u8]) -> &[u8] {
-    if opcode.is_control() {
-        payload.get(..MAX_CONTROL_PAYLOAD).unwrap_or(payload)
-    } else {
-        payload
-    }
+    if opcode.is_control() { payload.get(..MAX_CONTROL_PAYLOAD).unwrap_or(payload) } else { payload }
 }

@@ -22,12 +22,7 @@ pub(super) const MAX_HEAD: usize = 14;
 
 /// Writes a header with FIN set into `dst` and returns how many bytes it used. The length uses
 /// the minimal encoding that §5.2 requires of senders.
-pub(super) fn write(
-    dst: &mut [u8; MAX_HEAD],
-    opcode_bits: u8,
-    mask: Option<[u8; 4]>,
-    payload_len: usize,
-) -> usize {
+pub(super) fn write(dst: &mut [u8; MAX_HEAD], opcode_bits: u8, mask: Option<[u8; 4]>, payload_len: usize) -> usize {
     dst[0] = FIN | (opcode_bits & OPCODE);
     let mask_bit = if mask.is_some() { MASKED } else { 0 };
     // usize is at most 64 bits on every target Rust supports, so this never saturates.

@@ -5,18 +5,12 @@
 /// same operation.
 pub(super) fn apply(data: &mut [u8], key: [u8; 4], phase: usize) {
     let shift = phase % 4;
-    let rotated = [
-        key[shift],
-        key[(shift + 1) % 4],
-        key[(shift + 2) % 4],
-        key[(shift + 3) % 4],
-    ];
+    let rotated = [key[shift], key[(shift + 1) % 4], key[(shift + 2) % 4], key[(shift + 3) % 4]];
     let (words, tail) = data.as_chunks_mut::<8>();
     // Native byte order on both sides of the XOR keeps lane i of the word paired with
     // rotated[i % 4], whatever the target's endianness.
     let wide = u64::from_ne_bytes([
-        rotated[0], rotated[1], rotated[2], rotated[3], rotated[0], rotated[1], rotated[2],
-        rotated[3],
+        rotated[0], rotated[1], rotated[2], rotated[3], rotated[0], rotated[1], rotated[2], rotated[3],
     ]);
     for word in words {
         *word = (u64::from_ne_bytes(*word) ^ wide).to_ne_bytes();
@@ -39,11 +33,7 @@ mod tests {
                 let original: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
                 let mut fast = original.clone();
                 apply(&mut fast, key, phase);
-                let slow: Vec<u8> = original
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| b ^ key[(phase + i) % 4])
-                    .collect();
+                let slow: Vec<u8> = original.iter().enumerate().map(|(i, b)| b ^ key[(phase + i) % 4]).collect();
                 assert_eq!(fast, slow, "len {len} phase {phase}");
             }
         }

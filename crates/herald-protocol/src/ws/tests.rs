@@ -4,10 +4,7 @@ use super::*;
 
 #[test]
 fn accept_key_matches_rfc_6455_example() {
-    assert_eq!(
-        accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-    );
+    assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
 #[test]
@@ -43,10 +40,7 @@ fn client_header_sets_mask_bit_and_key_and_masks_the_payload() {
         assert_eq!(&frame[header.len()..header.len() + 4], &key, "len {len}");
         let body = &frame[header.len() + 4..];
         assert_eq!(body.len(), len);
-        assert!(
-            body.iter().enumerate().all(|(i, b)| b ^ key[i % 4] == b'x'),
-            "len {len}"
-        );
+        assert!(body.iter().enumerate().all(|(i, b)| b ^ key[i % 4] == b'x'), "len {len}");
     }
 }
 
@@ -93,25 +87,15 @@ fn close_reason_is_cut_on_a_char_boundary() {
 
 #[test]
 fn close_reply_echoes_the_code_or_nothing() {
-    let received = CloseFrame {
-        code: 1001,
-        reason: "going away".to_owned(),
-    };
-    assert_eq!(
-        &encode_close_reply(Some(&received))[..],
-        b"\x88\x02\x03\xe9"
-    );
+    let received = CloseFrame { code: 1001, reason: "going away".to_owned() };
+    assert_eq!(&encode_close_reply(Some(&received))[..], b"\x88\x02\x03\xe9");
     assert_eq!(&encode_close_reply(None)[..], b"\x88\x00");
 }
 
 #[test]
 fn close_code_validity() {
-    let valid = [
-        1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4000, 4999,
-    ];
-    let invalid = [
-        0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
-    ];
+    let valid = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4000, 4999];
+    let invalid = [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535];
     assert!(valid.iter().all(|&c| is_valid_close_code(c)));
     assert!(invalid.iter().all(|&c| !is_valid_close_code(c)));
 }

@@ -25,11 +25,7 @@ const CONT_HI: u8 = 0xBF;
 impl Utf8Validator {
     /// A validator at the start of a message.
     pub(super) const fn new() -> Self {
-        Self {
-            need: 0,
-            lo: CONT_LO,
-            hi: CONT_HI,
-        }
+        Self { need: 0, lo: CONT_LO, hi: CONT_HI }
     }
 
     /// Whether everything fed so far ends on a code point boundary, as a finished message must.
@@ -48,10 +44,7 @@ impl Utf8Validator {
         match std::str::from_utf8(rest) {
             Ok(_) => true,
             Err(e) if e.error_len().is_some() => false,
-            Err(e) => rest
-                .get(e.valid_up_to()..)
-                .and_then(|tail| self.finish_code_point_after_lead(tail))
-                .is_some(),
+            Err(e) => rest.get(e.valid_up_to()..).and_then(|tail| self.finish_code_point_after_lead(tail)).is_some(),
         }
     }
 
@@ -113,12 +106,10 @@ mod tests {
     /// Byte strings biased towards the edges of the UTF-8 tables.
     fn interesting(state: &mut u64, len: usize) -> Vec<u8> {
         const PICKS: &[u8] = &[
-            b'a', 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1,
-            0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF,
+            b'a', 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF,
+            0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF,
         ];
-        (0..len)
-            .map(|_| PICKS[(next(state) % PICKS.len() as u64) as usize])
-            .collect()
+        (0..len).map(|_| PICKS[(next(state) % PICKS.len() as u64) as usize]).collect()
     }
 
     #[test]
@@ -137,12 +128,7 @@ mod tests {
                 if !alive {
                     break;
                 }
-                assert_eq!(
-                    v.is_complete(),
-                    std_verdict.is_ok(),
-                    "{:02x?}",
-                    &input[..end]
-                );
+                assert_eq!(v.is_complete(), std_verdict.is_ok(), "{:02x?}", &input[..end]);
             }
         }
     }
@@ -156,11 +142,7 @@ mod tests {
             let cut = (next(&mut seed) as usize) % (input.len() + 1);
             let mut v = Utf8Validator::new();
             let ok = v.feed(&input[..cut]) && v.feed(&input[cut..]) && v.is_complete();
-            assert_eq!(
-                ok,
-                std::str::from_utf8(&input).is_ok(),
-                "{input:02x?} cut {cut}"
-            );
+            assert_eq!(ok, std::str::from_utf8(&input).is_ok(), "{input:02x?} cut {cut}");
         }
     }
 

@@ -77,7 +77,9 @@ mod tests {
 
     #[test]
     fn placeholders_and_short_secrets_are_refused() {
-        for bad in ["", "CHANGE-ME", "changeme", "Change-Me", "change_me", "secret", "SECRET", "app-secret", "0123456789abcde"] {
+        for bad in
+            ["", "CHANGE-ME", "changeme", "Change-Me", "change_me", "secret", "SECRET", "app-secret", "0123456789abcde"]
+        {
             assert!(weak_secret(bad).is_some(), "{bad:?}");
         }
         assert!(weak_secret("CHANGE-ME-to-a-long-random-value").is_some());

@@ -135,7 +135,9 @@ pub(super) fn build(
 
     let count = |var: &str, file_value: Option<u32>| -> Result<u32, ConfigError> {
         match env(var) {
-            Some(v) => v.trim().parse().map_err(|_| invalid("environment", var, format!("{v:?} is not a whole number"))),
+            Some(v) => {
+                v.trim().parse().map_err(|_| invalid("environment", var, format!("{v:?} is not a whole number")))
+            }
             None => Ok(file_value.unwrap_or(0)),
         }
     };

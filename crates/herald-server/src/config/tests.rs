@@ -142,7 +142,9 @@ fn invalid_value_names_the_app_key() {
 
 #[test]
 fn duplicate_keys_are_refused() {
-    let f = file(&format!("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"{SECRET}\"\n[[apps]]\nid = \"b\"\nkey = \"k\"\nsecret = \"{SECRET}\"\n"));
+    let f = file(&format!(
+        "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"{SECRET}\"\n[[apps]]\nid = \"b\"\nkey = \"k\"\nsecret = \"{SECRET}\"\n"
+    ));
     let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
     let err = load(&args, &env(&[])).unwrap_err().to_string();
     assert!(err.contains("apps[1].key"), "{err}");

@@ -14,9 +14,9 @@ use herald_core::Hub;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::metrics::{self, ApiCounters};
+use super::{Body, json_response, text_response};
 use crate::config::PerIpLimits;
 use crate::listen::per_ip::PerIp;
-use super::{Body, json_response, text_response};
 
 /// What the health and metrics endpoints report about the process as a whole.
 #[derive(Debug)]

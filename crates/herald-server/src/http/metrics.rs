@@ -123,7 +123,12 @@ pub(crate) fn render(hub: &Hub, status: &ServerStatus) -> String {
     }
 
     let name = "herald_origin_refused_total";
-    header(&mut out, name, "counter", "WebSocket upgrades refused (403) for their Origin; app=\"\" before a WAMP v2 realm is known.");
+    header(
+        &mut out,
+        name,
+        "counter",
+        "WebSocket upgrades refused (403) for their Origin; app=\"\" before a WAMP v2 realm is known.",
+    );
     for app in &apps {
         let n = app.stats.origin_refused.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}{{app=\"{}\"}} {n}", esc(&app.config.id));

@@ -107,11 +107,7 @@ where
     });
     let resp = sender.send_request(req).await.map_err(OutboundError::Http)?;
     let status = resp.status();
-    let body = Limited::new(resp.into_body(), MAX_ANSWER)
-        .collect()
-        .await
-        .map_err(|_| OutboundError::Body)?
-        .to_bytes();
+    let body = Limited::new(resp.into_body(), MAX_ANSWER).collect().await.map_err(|_| OutboundError::Body)?.to_bytes();
     Ok(Answer { status, body })
 }
 

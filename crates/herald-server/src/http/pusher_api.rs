@@ -228,7 +228,8 @@ fn publish(hub: &Hub, app: &App, ev: ValidEvent) -> Option<Value> {
     }
     let mut channels = Map::new();
     for channel in &ev.channels {
-        channels.insert(channel.as_str().to_owned(), Value::Object(channel_attrs(hub, app, channel.as_str(), &ev.info)));
+        channels
+            .insert(channel.as_str().to_owned(), Value::Object(channel_attrs(hub, app, channel.as_str(), &ev.info)));
     }
     Some(json!({ "channels": channels }))
 }

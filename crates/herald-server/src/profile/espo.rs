@@ -96,10 +96,10 @@ pub(crate) fn listener(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ListenerSettings, ConfigError> {
     let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
-    let invalid = |origin: &str, key: String, problem: String| ConfigError::Invalid { origin: origin.to_owned(), key, problem };
-    let settings = EspoSettings::from_table(table, &ids, env).map_err(|e| {
-        invalid(if e.from_env { "environment" } else { origin }, e.key, e.problem)
-    })?;
+    let invalid =
+        |origin: &str, key: String, problem: String| ConfigError::Invalid { origin: origin.to_owned(), key, problem };
+    let settings = EspoSettings::from_table(table, &ids, env)
+        .map_err(|e| invalid(if e.from_env { "environment" } else { origin }, e.key, e.problem))?;
     let categories = Categories::load(&settings.root, settings.categories.as_ref())
         .map_err(|e| invalid(origin, "espocrm.categories".into(), e.to_string()))?;
     // The app belongs to the profile: Pusher and WAMP v2 clients of the main listener have no

@@ -40,8 +40,8 @@ use routes::{Access, PING_TOPIC, Routes};
 use settings::Publishers;
 use ticket::{Ticket, TicketError};
 
-pub use settings::{OroSettings, log_directives};
 pub(crate) use settings::{OroFile, configure, enabled};
+pub use settings::{OroSettings, log_directives};
 
 /// What the server calls itself in WELCOME and `X-Powered-By`: Ratchet's own ident, as the
 /// PHP daemon sends it (Oro's backend client looks for it in the first read).
@@ -198,7 +198,8 @@ impl Oro {
             (Identity::Backend, secret.clone())
         } else {
             let db = self.db.as_ref().ok_or(AuthError::NoDatabase)?;
-            let user = db.user(&ticket.username).await?.ok_or_else(|| TicketError::UnknownUser(ticket.username.clone()))?;
+            let user =
+                db.user(&ticket.username).await?.ok_or_else(|| TicketError::UnknownUser(ticket.username.clone()))?;
             (Identity::User(user.id), user.password)
         };
         // 5000 SHA-512 rounds take milliseconds: keep them off the async workers.
@@ -210,7 +211,12 @@ impl Oro {
 }
 
 /// Runs an Oro listener until `stop` is cancelled.
-pub(crate) async fn serve(listener: TcpListener, settings: Arc<OroSettings>, state: HttpState, stop: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    settings: Arc<OroSettings>,
+    state: HttpState,
+    stop: CancellationToken,
+) {
     let Some(app) = state.hub.apps().by_id(&settings.app).cloned() else {
         tracing::error!(app = %settings.app, "oro: the Oro app is not configured; listener not started");
         return;

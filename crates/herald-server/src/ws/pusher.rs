@@ -18,9 +18,7 @@ use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::client_msg::{ClientMsg, parse_client_msg};
 use herald_protocol::pusher::close_code::CloseCode;
 use herald_protocol::pusher::server_msg;
-use herald_protocol::pusher::socket_auth::{
-    self, PresenceMember, parse_presence_member, parse_user_data,
-};
+use herald_protocol::pusher::socket_auth::{self, PresenceMember, parse_presence_member, parse_user_data};
 use herald_protocol::ws::{self, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -62,7 +60,12 @@ struct Session {
 // argument twice in its state (the argument and the local it is moved into), and this future
 // is what every idle connection's task holds (docs/benchmarks.md measures idle memory).
 #[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
-pub(crate) fn run<S>(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot, mut socket: Socket<S>) -> impl Future<Output = ()>
+pub(crate) fn run<S>(
+    hub: Arc<Hub>,
+    app: Arc<App>,
+    slot: ConnectionSlot,
+    mut socket: Socket<S>,
+) -> impl Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -70,10 +73,7 @@ where
         let conn = hub.connect(Wire::Pusher);
         let activity = Duration::from_secs(app.config.activity_timeout.into());
         let pong_wait = Duration::from_secs(app.config.pong_timeout.into());
-        socket.queue(frame(server_msg::connection_established(
-            conn.socket_id.as_str(),
-            app.config.activity_timeout,
-        )));
+        socket.queue(frame(server_msg::connection_established(conn.socket_id.as_str(), app.config.activity_timeout)));
         tracing::debug!(socket_id = %conn.socket_id, app = %app.config.id, "pusher connected");
         let mut session = Session {
             client_events: TokenBucket::per_second(app.config.max_client_events_per_second),
@@ -162,10 +162,9 @@ impl Session {
             ClientMsg::ClientEvent { event, channel, data } => {
                 self.client_event(event, &channel, data, socket);
             }
-            ClientMsg::Other { event } => socket.queue(frame(server_msg::error(
-                None,
-                &format!("Unsupported event {event:?}"),
-            ))),
+            ClientMsg::Other { event } => {
+                socket.queue(frame(server_msg::error(None, &format!("Unsupported event {event:?}"))))
+            }
         }
     }
 
@@ -279,12 +278,7 @@ impl Session {
         }
     }
 
-    fn sign_in<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        auth: &str,
-        user_data: &str,
-        socket: &mut Socket<S>,
-    ) {
+    fn sign_in<S: AsyncRead + AsyncWrite + Unpin>(&mut self, auth: &str, user_data: &str, socket: &mut Socket<S>) {
         let cfg = &self.app.config;
         if !cfg.enable_user_authentication {
             return socket.queue(frame(server_msg::error(None, "User authentication is disabled for this app")));

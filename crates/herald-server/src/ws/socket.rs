@@ -245,8 +245,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         if let Some(f) = close_frame {
             self.out.push_back(f);
         }
-        let flushed =
-            tokio::time::timeout(CLOSE_FLUSH, std::future::poll_fn(|cx| self.poll_flush_out(cx))).await;
+        let flushed = tokio::time::timeout(CLOSE_FLUSH, std::future::poll_fn(|cx| self.poll_flush_out(cx))).await;
         if !matches!(flushed, Ok(Ok(()))) {
             return;
         }

@@ -84,7 +84,14 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let conn = hub.connect(Wire::WampV1);
         socket.queue(ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT))));
-        let mut session = Session { hub, app, conn, prefixes: Prefixes::new(CurieRule::Ratchet), topics: Vec::new(), publish_budget: None };
+        let mut session = Session {
+            hub,
+            app,
+            conn,
+            prefixes: Prefixes::new(CurieRule::Ratchet),
+            topics: Vec::new(),
+            publish_budget: None,
+        };
         let cfg = &session.app.config;
         let mut keepalive = KeepAlive::new(
             Duration::from_secs(cfg.activity_timeout.into()),
@@ -118,7 +125,9 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 Event::Message(m) => m,
                 Event::Violation(e) => break Some(ws::encode_close(e.close_code(), "")),
                 Event::Gone => break None,
-                Event::CloseRequested(CloseRequest::SlowConsumer) => break Some(ws::encode_close(1008, "slow consumer")),
+                Event::CloseRequested(CloseRequest::SlowConsumer) => {
+                    break Some(ws::encode_close(1008, "slow consumer"));
+                }
                 Event::CloseRequested(CloseRequest::Code { .. }) => break Some(ws::encode_close(1001, "")),
             };
             session.app.stats.message_in(herald_core::stats::Protocol::WampV1);
@@ -161,7 +170,8 @@ impl Session {
             V1ClientMsg::Publish(p) => self.publish(p),
             V1ClientMsg::Call { call_id, proc_uri, .. } => {
                 let desc = format!("no procedure {proc_uri}");
-                let _ = self.conn.outbox.push(ws::encode_text(&v1::call_error(&call_id, NO_SUCH_PROCEDURE, &desc, None)));
+                let _ =
+                    self.conn.outbox.push(ws::encode_text(&v1::call_error(&call_id, NO_SUCH_PROCEDURE, &desc, None)));
             }
         }
         Ok(())
@@ -176,7 +186,8 @@ impl Session {
         }
         // A plain wamp1 listener has no authentication: every session holds the app's
         // anonymous role, and the app's authorizer (rules, a profile's) has the last word.
-        let allowed = self.app.anonymous_allows(action, topic) && self.app.authorizer().authorize(&self.conn, action, topic);
+        let allowed =
+            self.app.anonymous_allows(action, topic) && self.app.authorizer().authorize(&self.conn, action, topic);
         allowed.then_some(channel)
     }
 
@@ -198,9 +209,7 @@ impl Session {
         // "refused", so a publish over it is dropped, as a denied one is.
         let per_second = self.app.config.wamp_max_publishes_per_second;
         if per_second > 0 {
-            let budget = self
-                .publish_budget
-                .get_or_insert_with(|| Box::new(TokenBucket::per_second(per_second)));
+            let budget = self.publish_budget.get_or_insert_with(|| Box::new(TokenBucket::per_second(per_second)));
             if budget.take(1, Instant::now()).is_err() {
                 return;
             }

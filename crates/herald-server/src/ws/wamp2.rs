@@ -190,7 +190,9 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 Event::Message(m) => m,
                 Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
                 Event::Gone => break None,
-                Event::CloseRequested(CloseRequest::SlowConsumer) => break Some(ws::encode_close(1008, "slow consumer")),
+                Event::CloseRequested(CloseRequest::SlowConsumer) => {
+                    break Some(ws::encode_close(1008, "slow consumer"));
+                }
                 Event::CloseRequested(CloseRequest::Code { .. }) => {
                     let bye = V2Msg::Goodbye { details: Dict::new(), reason: reason::SYSTEM_SHUTDOWN.into() };
                     if let Some(f) = v2_frame(conn.wire, &bye) {
@@ -293,12 +295,7 @@ pub(crate) fn run<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// The facts a handshake step needs: fresh randomness and the time.
 fn context<'a>(app: &'a App, conn: &Conn) -> handshake::Context<'a> {
-    handshake::Context {
-        app,
-        session: conn.session,
-        random: rand::random(),
-        now: std::time::SystemTime::now(),
-    }
+    handshake::Context { app, session: conn.session, random: rand::random(), now: std::time::SystemTime::now() }
 }
 
 /// Acts on a handshake step: WELCOME, CHALLENGE, a question to the authenticator, or ABORT
@@ -358,7 +355,9 @@ fn deadline(phase: &Phase, keepalive: &KeepAlive) -> Instant {
     match phase {
         Phase::Hello(_) => keepalive.deadline(),
         Phase::Opening(o) => o.deadline.min(keepalive.deadline()),
-        Phase::Open(s) => s.timed_calls().iter().map(|(_, d)| *d).min().map_or(keepalive.deadline(), |d| d.min(keepalive.deadline())),
+        Phase::Open(s) => {
+            s.timed_calls().iter().map(|(_, d)| *d).min().map_or(keepalive.deadline(), |d| d.min(keepalive.deadline()))
+        }
     }
 }
 
@@ -395,7 +394,9 @@ fn hello(hub: &Arc<Hub>, conn: &Arc<Conn>, origin: Option<&str>, msg: V2Msg) -> 
     match handshake::hello(&context(&app, conn), &details) {
         // Most sessions open at once: no handshake state to allocate.
         Step::Welcome(identity) => welcome(hub, conn, app, identity).map(Phase::Open),
-        step => proceed(hub, conn, Box::new(Opening { app, pending: None, answer: None, deadline: Instant::now() }), step),
+        step => {
+            proceed(hub, conn, Box::new(Opening { app, pending: None, answer: None, deadline: Instant::now() }), step)
+        }
     }
 }
 
@@ -419,7 +420,8 @@ fn welcome(hub: &Arc<Hub>, conn: &Arc<Conn>, app: Arc<App>, identity: Identity) 
         hub: Arc::clone(hub),
         app,
         conn: Arc::clone(conn),
-        extras: (identity.authmethod != "anonymous").then(|| Box::new(Extras { identity: Some(identity), ..Extras::default() })),
+        extras: (identity.authmethod != "anonymous")
+            .then(|| Box::new(Extras { identity: Some(identity), ..Extras::default() })),
         subs: Vec::new(),
         _slot: slot,
     })
@@ -450,7 +452,8 @@ impl Session {
         let pusher_signed = ChannelName::topic(uri, MAX_URI_LEN).is_ok_and(|c| c.kind().access != Access::Public);
         let hub_name = matches!(action, Action::Subscribe | Action::Publish);
         let ok = if hub_name && pusher_signed {
-            grant.explicit || (action == Action::Subscribe && self.signed_channels().iter().any(|(c, _)| c.as_str() == uri))
+            grant.explicit
+                || (action == Action::Subscribe && self.signed_channels().iter().any(|(c, _)| c.as_str() == uri))
         } else {
             grant.allowed
         };
@@ -500,7 +503,9 @@ impl Session {
         let literal = if pattern.starts_with('.') { "" } else { literal };
         let role_ok = match self.role() {
             SessionRole::Builtin(b) => b.decide(Action::Subscribe).allowed,
-            SessionRole::Configured(i) => self.app.config.wamp_roles.get(i as usize).is_some_and(|r| r.allows_pattern(literal)),
+            SessionRole::Configured(i) => {
+                self.app.config.wamp_roles.get(i as usize).is_some_and(|r| r.allows_pattern(literal))
+            }
         };
         role_ok && self.app.authorizer().authorize_pattern(&self.conn, literal)
     }
@@ -570,7 +575,10 @@ impl Session {
                 let msg = format!("{} is not a message a client sends", other.name());
                 return Next::Close(v2_frame(
                     self.conn.wire,
-                    &V2Msg::Abort { details: Dict::new().with("message", msg), reason: reason::PROTOCOL_VIOLATION.into() },
+                    &V2Msg::Abort {
+                        details: Dict::new().with("message", msg),
+                        reason: reason::PROTOCOL_VIOLATION.into(),
+                    },
                 ));
             }
         }
@@ -593,7 +601,8 @@ impl Session {
             if !self.subs.iter().any(|(s, _)| *s == id) {
                 self.subs.push((id, Sub::Pattern));
             }
-            return self.send(&V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(id) });
+            return self
+                .send(&V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(id) });
         }
         let Ok(channel) = ChannelName::topic(topic, MAX_URI_LEN) else {
             return self.error(code::SUBSCRIBE, request, reason::INVALID_URI);
@@ -607,7 +616,8 @@ impl Session {
         let result = self.hub.subscribe(&self.app, &self.conn, &channel, member, |j| {
             joined_id = j.subscription;
             // Under the channel lock, so no EVENT of this subscription can precede it.
-            let msg = V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(j.subscription) };
+            let msg =
+                V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(j.subscription) };
             if let Some(f) = v2_frame(conn.wire, &msg) {
                 let _ = conn.outbox.push(f);
             }
@@ -786,7 +796,14 @@ impl Session {
         };
         let presence = matches!(name.kind().access, Access::Presence);
         let cfg = &self.app.config;
-        let checked = verify_channel_auth(&cfg.key, &cfg.secret, self.conn.socket_id.as_str(), channel, data.filter(|_| presence), auth);
+        let checked = verify_channel_auth(
+            &cfg.key,
+            &cfg.secret,
+            self.conn.socket_id.as_str(),
+            channel,
+            data.filter(|_| presence),
+            auth,
+        );
         if checked.is_err() || (presence && data.is_none()) {
             return self.refuse(code::CALL, request, "subscribe", "channel", channel);
         }

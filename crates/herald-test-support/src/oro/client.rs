@@ -77,7 +77,10 @@ pub async fn upgrade_one_read(addr: SocketAddr, u: &Upgrade<'_>) -> (TcpStream, 
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(request(u).as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 64 * 1024];
-    let n = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await.expect("an answer within 1 s").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf))
+        .await
+        .expect("an answer within 1 s")
+        .unwrap();
     buf.truncate(n);
     (stream, buf)
 }
@@ -132,7 +135,10 @@ impl Client {
                 return Some(frame);
             }
             let mut chunk = [0u8; 8192];
-            let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await.expect("a frame within the wait").ok()?;
+            let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
+                .await
+                .expect("a frame within the wait")
+                .ok()?;
             if n == 0 {
                 return None;
             }

@@ -111,14 +111,11 @@ impl OroServer {
             config,
             ..ServeArgs::default()
         };
-        let mut env: HashMap<String, String> = [
-            ("ORO_SECRET", SECRET),
-            ("HERALD__SERVER__HOST", "127.0.0.1"),
-            ("HERALD__SERVER__PORT", "0"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+        let mut env: HashMap<String, String> =
+            [("ORO_SECRET", SECRET), ("HERALD__SERVER__HOST", "127.0.0.1"), ("HERALD__SERVER__PORT", "0")]
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
         env.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = config::load(&args, &|k: &str| env.get(k).cloned()).expect("valid config");
         let server = TestServer::start(settings).await;

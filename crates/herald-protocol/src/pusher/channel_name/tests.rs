@@ -28,60 +28,22 @@ fn accepts_every_allowed_character() {
 
 #[test]
 fn rejects_foreign_characters_and_empty_names() {
-    for name in [
-        "",
-        "has space",
-        "slash/",
-        "colon:",
-        "star*",
-        "quote\"",
-        "é",
-        "tab\t",
-        "ab#",
-        "a|b",
-        "a%20",
-    ] {
-        assert_eq!(
-            parse(name),
-            Err(ProtocolError::InvalidChannelName),
-            "{name:?}"
-        );
+    for name in ["", "has space", "slash/", "colon:", "star*", "quote\"", "é", "tab\t", "ab#", "a|b", "a%20"] {
+        assert_eq!(parse(name), Err(ProtocolError::InvalidChannelName), "{name:?}");
     }
 }
 
 #[test]
 fn hash_prefix_only_for_server_to_user() {
     let c = parse("#server-to-user-42");
-    assert_eq!(
-        c.as_ref().ok().and_then(ChannelName::server_to_user_id),
-        Some("42")
-    );
+    assert_eq!(c.as_ref().ok().and_then(ChannelName::server_to_user_id), Some("42"));
     assert_eq!(c.map(|c| c.kind().access).ok(), Some(Access::ServerToUser));
     assert!(parse("#server-to-user-a.b@c").is_ok());
-    for name in [
-        "#",
-        "#foo",
-        "#server-to-user-",
-        "#server-to-user",
-        "##server-to-user-1",
-        "#Server-to-user-1",
-    ] {
-        assert_eq!(
-            parse(name),
-            Err(ProtocolError::ReservedChannelName),
-            "{name:?}"
-        );
+    for name in ["#", "#foo", "#server-to-user-", "#server-to-user", "##server-to-user-1", "#Server-to-user-1"] {
+        assert_eq!(parse(name), Err(ProtocolError::ReservedChannelName), "{name:?}");
     }
-    assert_eq!(
-        parse("#server-to-user-a b"),
-        Err(ProtocolError::InvalidChannelName)
-    );
-    assert_eq!(
-        parse("server-to-user-1")
-            .ok()
-            .and_then(|c| c.server_to_user_id().map(str::to_owned)),
-        None
-    );
+    assert_eq!(parse("#server-to-user-a b"), Err(ProtocolError::InvalidChannelName));
+    assert_eq!(parse("server-to-user-1").ok().and_then(|c| c.server_to_user_id().map(str::to_owned)), None);
 }
 
 #[test]
@@ -89,10 +51,7 @@ fn length_limit_is_inclusive() {
     let at_limit = "a".repeat(200);
     assert!(parse(&at_limit).is_ok());
     let over = "a".repeat(201);
-    assert_eq!(
-        parse(&over),
-        Err(ProtocolError::ChannelNameTooLong { len: 201, max: 200 })
-    );
+    assert_eq!(parse(&over), Err(ProtocolError::ChannelNameTooLong { len: 201, max: 200 }));
     assert!(ChannelName::parse(&"b".repeat(164), 164).is_ok());
     assert!(ChannelName::parse(&"b".repeat(165), 164).is_err());
     let s2u = format!("#server-to-user-{}", "1".repeat(184));
@@ -136,11 +95,7 @@ fn client_events_only_on_private_and_presence() {
         ("#server-to-user-1", false),
     ];
     for (name, allowed) in table {
-        assert_eq!(
-            parse(name).map(|c| c.allows_client_events()),
-            Ok(allowed),
-            "{name}"
-        );
+        assert_eq!(parse(name).map(|c| c.allows_client_events()), Ok(allowed), "{name}");
     }
 }
 

@@ -17,22 +17,16 @@ fn ping_and_pong_with_or_without_data() {
     ] {
         assert!(matches!(parse(frame), Ok(ClientMsg::Ping)), "{frame}");
     }
-    assert!(matches!(
-        parse(r#"{"event":"pusher:pong","data":{}}"#),
-        Ok(ClientMsg::Pong)
-    ));
+    assert!(matches!(parse(r#"{"event":"pusher:pong","data":{}}"#), Ok(ClientMsg::Pong)));
 }
 
 #[test]
 fn subscribe_public_private_presence() {
     let msg = parse(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"my-channel"}}"#);
-    assert!(
-        matches!(msg, Ok(ClientMsg::Subscribe { ref channel, auth: Some(ref a), channel_data: None })
-        if channel == "my-channel" && a.is_empty())
-    );
+    assert!(matches!(msg, Ok(ClientMsg::Subscribe { ref channel, auth: Some(ref a), channel_data: None })
+        if channel == "my-channel" && a.is_empty()));
 
-    let msg =
-        parse(r#"{"event":"pusher:subscribe","data":{"channel":"private-a","auth":"k:abc"}}"#);
+    let msg = parse(r#"{"event":"pusher:subscribe","data":{"channel":"private-a","auth":"k:abc"}}"#);
     assert!(
         matches!(msg, Ok(ClientMsg::Subscribe { ref auth, channel_data: None, .. }) if auth.as_deref() == Some("k:abc"))
     );
@@ -40,52 +34,27 @@ fn subscribe_public_private_presence() {
     let msg = parse(
         r#"{"event":"pusher:subscribe","data":{"channel":"presence-a","auth":"k:abc","channel_data":"{\"user_id\":10,\"user_info\":{\"name\":\"Mr. Channels\"}}"}}"#,
     );
-    assert!(
-        matches!(msg, Ok(ClientMsg::Subscribe { ref channel_data, .. })
-        if channel_data.as_deref() == Some(r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#))
-    );
+    assert!(matches!(msg, Ok(ClientMsg::Subscribe { ref channel_data, .. })
+        if channel_data.as_deref() == Some(r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#)));
 
     let msg = parse(r#"{"event":"pusher:subscribe","data":{"channel":"a"}}"#);
-    assert!(matches!(
-        msg,
-        Ok(ClientMsg::Subscribe {
-            auth: None,
-            channel_data: None,
-            ..
-        })
-    ));
-    let msg = parse(
-        r#"{"event":"pusher:subscribe","data":{"channel":"a","auth":null,"channel_data":null}}"#,
-    );
-    assert!(matches!(
-        msg,
-        Ok(ClientMsg::Subscribe {
-            auth: None,
-            channel_data: None,
-            ..
-        })
-    ));
+    assert!(matches!(msg, Ok(ClientMsg::Subscribe { auth: None, channel_data: None, .. })));
+    let msg = parse(r#"{"event":"pusher:subscribe","data":{"channel":"a","auth":null,"channel_data":null}}"#);
+    assert!(matches!(msg, Ok(ClientMsg::Subscribe { auth: None, channel_data: None, .. })));
 }
 
 #[test]
 fn double_encoded_data_is_accepted() {
-    let msg = parse(
-        r#"{"event":"pusher:subscribe","data":"{\"channel\":\"private-a\",\"auth\":\"k:s\"}"}"#,
-    );
-    assert!(
-        matches!(msg, Ok(ClientMsg::Subscribe { ref channel, ref auth, .. })
-        if channel == "private-a" && auth.as_deref() == Some("k:s"))
-    );
+    let msg = parse(r#"{"event":"pusher:subscribe","data":"{\"channel\":\"private-a\",\"auth\":\"k:s\"}"}"#);
+    assert!(matches!(msg, Ok(ClientMsg::Subscribe { ref channel, ref auth, .. })
+        if channel == "private-a" && auth.as_deref() == Some("k:s")));
     let msg = parse(r#"{"event":"pusher:unsubscribe","data":"{\"channel\":\"x\"}"}"#);
     assert!(matches!(msg, Ok(ClientMsg::Unsubscribe { ref channel }) if channel == "x"));
     assert_eq!(
         parse(r#"{"event":"pusher:subscribe","data":"not json"}"#).err(),
         Some(ProtocolError::WrongType("data"))
     );
-    assert_eq!(
-        parse(r#"{"event":"pusher:subscribe","data":"[1]"}"#).err(),
-        Some(ProtocolError::WrongType("data"))
-    );
+    assert_eq!(parse(r#"{"event":"pusher:subscribe","data":"[1]"}"#).err(), Some(ProtocolError::WrongType("data")));
 }
 
 #[test]
@@ -93,60 +62,37 @@ fn unsubscribe_and_signin() {
     let msg = parse(r#"{"event":"pusher:unsubscribe","data":{"channel":"private-a"}}"#);
     assert!(matches!(msg, Ok(ClientMsg::Unsubscribe { ref channel }) if channel == "private-a"));
 
-    let msg = parse(
-        r#"{"event":"pusher:signin","data":{"auth":"k:sig","user_data":"{\"id\":\"12345\"}"}}"#,
-    );
-    assert!(
-        matches!(msg, Ok(ClientMsg::Signin { ref auth, ref user_data })
-        if auth == "k:sig" && user_data == r#"{"id":"12345"}"#)
-    );
+    let msg = parse(r#"{"event":"pusher:signin","data":{"auth":"k:sig","user_data":"{\"id\":\"12345\"}"}}"#);
+    assert!(matches!(msg, Ok(ClientMsg::Signin { ref auth, ref user_data })
+        if auth == "k:sig" && user_data == r#"{"id":"12345"}"#));
 }
 
 #[test]
 fn client_event_keeps_data_verbatim() {
     let msg = parse(r#"{"event":"client-typing","channel":"private-a","data":{"x": [1, 2]}}"#);
-    assert!(
-        matches!(msg, Ok(ClientMsg::ClientEvent { ref event, ref channel, ref data })
-        if event == "client-typing" && channel == "private-a" && data.get() == r#"{"x": [1, 2]}"#)
-    );
+    assert!(matches!(msg, Ok(ClientMsg::ClientEvent { ref event, ref channel, ref data })
+        if event == "client-typing" && channel == "private-a" && data.get() == r#"{"x": [1, 2]}"#));
 
     let msg = parse(r#"{"event":"client-x","channel":"presence-a","data":"a \"string\""}"#);
-    assert!(
-        matches!(msg, Ok(ClientMsg::ClientEvent { ref data, .. }) if data.get() == r#""a \"string\"""#)
-    );
+    assert!(matches!(msg, Ok(ClientMsg::ClientEvent { ref data, .. }) if data.get() == r#""a \"string\"""#));
 
     let msg = parse(r#"{"event":"client-x","channel":"presence-a","data":null}"#);
     assert!(matches!(msg, Ok(ClientMsg::ClientEvent { ref data, .. }) if data.get() == "null"));
 
-    assert_eq!(
-        parse(r#"{"event":"client-x","data":{}}"#).err(),
-        Some(ProtocolError::MissingField("channel"))
-    );
-    assert_eq!(
-        parse(r#"{"event":"client-x","channel":"private-a"}"#).err(),
-        Some(ProtocolError::MissingField("data"))
-    );
-    assert_eq!(
-        parse(r#"{"event":"client-x","channel":7,"data":{}}"#).err(),
-        Some(ProtocolError::WrongType("channel"))
-    );
+    assert_eq!(parse(r#"{"event":"client-x","data":{}}"#).err(), Some(ProtocolError::MissingField("channel")));
+    assert_eq!(parse(r#"{"event":"client-x","channel":"private-a"}"#).err(), Some(ProtocolError::MissingField("data")));
+    assert_eq!(parse(r#"{"event":"client-x","channel":7,"data":{}}"#).err(), Some(ProtocolError::WrongType("channel")));
 }
 
 #[test]
 fn other_events_are_not_errors() {
     for (frame, name) in [
         (r#"{"event":"pusher:unknown","data":{}}"#, "pusher:unknown"),
-        (
-            r#"{"event":"my-event","channel":"a","data":"x"}"#,
-            "my-event",
-        ),
+        (r#"{"event":"my-event","channel":"a","data":"x"}"#, "my-event"),
         (r#"{"event":"xclient-"}"#, "xclient-"),
         (r#"{"event":""}"#, ""),
     ] {
-        assert!(
-            matches!(parse(frame), Ok(ClientMsg::Other { ref event }) if event == name),
-            "{frame}"
-        );
+        assert!(matches!(parse(frame), Ok(ClientMsg::Other { ref event }) if event == name), "{frame}");
     }
 }
 
@@ -156,10 +102,7 @@ fn malformed_frames() {
         (b"", ProtocolError::NotJson),
         (b"{", ProtocolError::NotJson),
         (b"not json", ProtocolError::NotJson),
-        (
-            br#"{"event":"pusher:ping"} trailing"#,
-            ProtocolError::NotJson,
-        ),
+        (br#"{"event":"pusher:ping"} trailing"#, ProtocolError::NotJson),
         (b"{\"event\":\"\xff\"}", ProtocolError::NotJson),
         (b"[\"pusher:ping\"]", ProtocolError::NotAnObject),
         (b"\"pusher:ping\"", ProtocolError::NotAnObject),
@@ -168,40 +111,17 @@ fn malformed_frames() {
         (br#"{}"#, ProtocolError::MissingField("event")),
         (br#"{"event":null}"#, ProtocolError::MissingField("event")),
         (br#"{"event":1}"#, ProtocolError::WrongType("event")),
-        (
-            br#"{"event":"pusher:subscribe"}"#,
-            ProtocolError::MissingField("data"),
-        ),
-        (
-            br#"{"event":"pusher:subscribe","data":{}}"#,
-            ProtocolError::MissingField("channel"),
-        ),
-        (
-            br#"{"event":"pusher:subscribe","data":{"channel":1}}"#,
-            ProtocolError::WrongType("channel"),
-        ),
-        (
-            br#"{"event":"pusher:subscribe","data":{"channel":"a","auth":5}}"#,
-            ProtocolError::WrongType("auth"),
-        ),
-        (
-            br#"{"event":"pusher:subscribe","data":[]}"#,
-            ProtocolError::WrongType("data"),
-        ),
+        (br#"{"event":"pusher:subscribe"}"#, ProtocolError::MissingField("data")),
+        (br#"{"event":"pusher:subscribe","data":{}}"#, ProtocolError::MissingField("channel")),
+        (br#"{"event":"pusher:subscribe","data":{"channel":1}}"#, ProtocolError::WrongType("channel")),
+        (br#"{"event":"pusher:subscribe","data":{"channel":"a","auth":5}}"#, ProtocolError::WrongType("auth")),
+        (br#"{"event":"pusher:subscribe","data":[]}"#, ProtocolError::WrongType("data")),
     ];
     for (frame, expected) in table {
-        assert_eq!(
-            parse_client_msg(frame).err(),
-            Some(expected),
-            "{}",
-            String::from_utf8_lossy(frame)
-        );
+        assert_eq!(parse_client_msg(frame).err(), Some(expected), "{}", String::from_utf8_lossy(frame));
     }
     assert_eq!(
-        parse(
-            r#"{"event":"pusher:subscribe","data":{"channel":"a","channel_data":{"user_id":1}}}"#
-        )
-        .err(),
+        parse(r#"{"event":"pusher:subscribe","data":{"channel":"a","channel_data":{"user_id":1}}}"#).err(),
         Some(ProtocolError::WrongType("channel_data"))
     );
     assert_eq!(
@@ -221,8 +141,7 @@ fn malformed_frames() {
 #[test]
 fn escaped_keys_and_values_and_duplicates() {
     // An escaped key is still the key; a repeated key keeps the last value, as in JSON.parse.
-    let msg =
-        parse(r#"{"\u0065vent":"pusher:unsubscribe","data":{"channel":"a","channel":"b\u002dc"}}"#);
+    let msg = parse(r#"{"\u0065vent":"pusher:unsubscribe","data":{"channel":"a","channel":"b\u002dc"}}"#);
     assert!(matches!(msg, Ok(ClientMsg::Unsubscribe { ref channel }) if channel == "b-c"));
 }
 

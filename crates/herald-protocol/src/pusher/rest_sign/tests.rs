@@ -16,47 +16,23 @@ fn secret_for(key: &str) -> Option<&'static str> {
 }
 
 fn vector_query(signature: &str) -> String {
-    format!(
-        "auth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&body_md5={BODY_MD5}&auth_signature={signature}"
-    )
+    format!("auth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&body_md5={BODY_MD5}&auth_signature={signature}")
 }
 
-fn verify(
-    method: &str,
-    path: &str,
-    query: &str,
-    body: &[u8],
-    now: i64,
-) -> Result<QueryParams, RestAuthError> {
-    verify_request(
-        &RestRequest {
-            method,
-            path,
-            query,
-            body,
-        },
-        secret_for,
-        now,
-    )
+fn verify(method: &str, path: &str, query: &str, body: &[u8], now: i64) -> Result<QueryParams, RestAuthError> {
+    verify_request(&RestRequest { method, path, query, body }, secret_for, now)
 }
 
 #[test]
 fn worked_vector() {
     assert_eq!(body_md5_hex(BODY), BODY_MD5);
     let signed = sign_request("POST", PATH, &[], BODY, KEY, SECRET, TS);
-    assert!(
-        signed.ends_with(&format!("&auth_signature={SIGNATURE}")),
-        "{signed}"
-    );
+    assert!(signed.ends_with(&format!("&auth_signature={SIGNATURE}")), "{signed}");
     let params = verify("POST", PATH, &vector_query(SIGNATURE), BODY, TS);
-    assert_eq!(
-        params.as_ref().ok().and_then(|p| p.get("auth_key")),
-        Some(KEY)
-    );
+    assert_eq!(params.as_ref().ok().and_then(|p| p.get("auth_key")), Some(KEY));
     // Parameter order in the query does not matter, nor the method's case.
-    let shuffled = format!(
-        "auth_signature={SIGNATURE}&body_md5={BODY_MD5}&auth_version=1.0&auth_timestamp={TS}&auth_key={KEY}"
-    );
+    let shuffled =
+        format!("auth_signature={SIGNATURE}&body_md5={BODY_MD5}&auth_version=1.0&auth_timestamp={TS}&auth_key={KEY}");
     assert!(verify("post", PATH, &shuffled, BODY, TS).is_ok());
 }
 
@@ -67,10 +43,7 @@ fn every_single_bit_flip_fails() {
         sig[i] = if sig[i] == b'0' { b'1' } else { b'0' };
         let sig = String::from_utf8(sig).unwrap_or_default();
         let result = verify("POST", PATH, &vector_query(&sig), BODY, TS);
-        assert!(
-            matches!(result, Err(RestAuthError::BadSignature { .. })),
-            "flip at {i} accepted"
-        );
+        assert!(matches!(result, Err(RestAuthError::BadSignature { .. })), "flip at {i} accepted");
     }
 }
 
@@ -85,22 +58,15 @@ fn signature_covers_method_path_and_params() {
 #[test]
 fn bad_signature_message_like_hosted() {
     let err = verify("POST", PATH, &vector_query("abc"), BODY, TS).err();
-    let expected_string = format!(
-        "POST\n{PATH}\nauth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&body_md5={BODY_MD5}"
-    );
+    let expected_string =
+        format!("POST\n{PATH}\nauth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&body_md5={BODY_MD5}");
     assert_eq!(
         err.as_ref().map(ToString::to_string),
         Some(format!(
             "Invalid signature: you should have sent HmacSHA256Hex({expected_string:?}, your_secret_key), but you sent \"abc\""
         ))
     );
-    assert_eq!(
-        err,
-        Some(RestAuthError::BadSignature {
-            string_to_sign: expected_string,
-            sent: "abc".into()
-        })
-    );
+    assert_eq!(err, Some(RestAuthError::BadSignature { string_to_sign: expected_string, sent: "abc".into() }));
 }
 
 #[test]
@@ -110,46 +76,23 @@ fn timestamp_window_is_599_not_600() {
     assert!(verify("POST", PATH, &query, BODY, TS - 599).is_ok());
     assert_eq!(
         verify("POST", PATH, &query, BODY, TS + 600).err(),
-        Some(RestAuthError::TimestampExpired {
-            given: TS,
-            now: TS + 600
-        })
+        Some(RestAuthError::TimestampExpired { given: TS, now: TS + 600 })
     );
-    assert!(matches!(
-        verify("POST", PATH, &query, BODY, TS - 600),
-        Err(RestAuthError::TimestampExpired { .. })
-    ));
-    assert!(matches!(
-        verify("POST", PATH, &query, BODY, i64::MIN),
-        Err(RestAuthError::TimestampExpired { .. })
-    ));
-    let text = verify("POST", PATH, &query, BODY, TS + 600)
-        .err()
-        .map(|e| e.to_string());
+    assert!(matches!(verify("POST", PATH, &query, BODY, TS - 600), Err(RestAuthError::TimestampExpired { .. })));
+    assert!(matches!(verify("POST", PATH, &query, BODY, i64::MIN), Err(RestAuthError::TimestampExpired { .. })));
+    let text = verify("POST", PATH, &query, BODY, TS + 600).err().map(|e| e.to_string());
     assert_eq!(
         text.as_deref(),
-        Some(
-            "Timestamp expired: Given timestamp (1353088179) not within 600s of server time (1353088779)"
-        )
+        Some("Timestamp expired: Given timestamp (1353088179) not within 600s of server time (1353088779)")
     );
 }
 
 #[test]
 fn missing_and_bad_auth_params() {
     let full = vector_query(SIGNATURE);
-    let without = |name: &str| {
-        full.split('&')
-            .filter(|p| !p.starts_with(&format!("{name}=")))
-            .collect::<Vec<_>>()
-            .join("&")
-    };
-    for name in [
-        "auth_key",
-        "auth_timestamp",
-        "auth_version",
-        "auth_signature",
-        "body_md5",
-    ] {
+    let without =
+        |name: &str| full.split('&').filter(|p| !p.starts_with(&format!("{name}="))).collect::<Vec<_>>().join("&");
+    for name in ["auth_key", "auth_timestamp", "auth_version", "auth_signature", "body_md5"] {
         assert_eq!(
             verify("POST", PATH, &without(name), BODY, TS).err(),
             Some(RestAuthError::MissingParam(match name {
@@ -163,66 +106,39 @@ fn missing_and_bad_auth_params() {
         );
     }
     assert_eq!(
-        verify("POST", PATH, &without("auth_timestamp"), BODY, TS)
-            .err()
-            .map(|e| e.to_string())
-            .as_deref(),
+        verify("POST", PATH, &without("auth_timestamp"), BODY, TS).err().map(|e| e.to_string()).as_deref(),
         Some("Timestamp required")
     );
     let unknown = full.replace(KEY, "ffffffffffffffffffff");
-    assert_eq!(
-        verify("POST", PATH, &unknown, BODY, TS).err(),
-        Some(RestAuthError::UnknownKey)
-    );
+    assert_eq!(verify("POST", PATH, &unknown, BODY, TS).err(), Some(RestAuthError::UnknownKey));
     let v2 = full.replace("auth_version=1.0", "auth_version=2.0");
-    assert_eq!(
-        verify("POST", PATH, &v2, BODY, TS).err(),
-        Some(RestAuthError::UnsupportedVersion)
-    );
+    assert_eq!(verify("POST", PATH, &v2, BODY, TS).err(), Some(RestAuthError::UnsupportedVersion));
     let bad_ts = full.replace(&TS.to_string(), "soon");
-    assert_eq!(
-        verify("POST", PATH, &bad_ts, BODY, TS).err(),
-        Some(RestAuthError::MalformedQuery)
-    );
+    assert_eq!(verify("POST", PATH, &bad_ts, BODY, TS).err(), Some(RestAuthError::MalformedQuery));
     let twice = format!("{full}&auth_key={KEY}");
-    assert_eq!(
-        verify("POST", PATH, &twice, BODY, TS).err(),
-        Some(RestAuthError::MalformedQuery)
-    );
-    assert_eq!(
-        verify("POST", PATH, &format!("{full}&x=%FF"), BODY, TS).err(),
-        Some(RestAuthError::MalformedQuery)
-    );
+    assert_eq!(verify("POST", PATH, &twice, BODY, TS).err(), Some(RestAuthError::MalformedQuery));
+    assert_eq!(verify("POST", PATH, &format!("{full}&x=%FF"), BODY, TS).err(), Some(RestAuthError::MalformedQuery));
 }
 
 #[test]
 fn body_md5_must_match_the_body() {
     let query = vector_query(SIGNATURE);
-    assert_eq!(
-        verify("POST", PATH, &query, b"{}", TS).err(),
-        Some(RestAuthError::BodyMd5Mismatch)
-    );
-    assert_eq!(
-        verify("POST", PATH, &query, b"", TS).err(),
-        Some(RestAuthError::BodyMd5Mismatch)
-    );
+    assert_eq!(verify("POST", PATH, &query, b"{}", TS).err(), Some(RestAuthError::BodyMd5Mismatch));
+    assert_eq!(verify("POST", PATH, &query, b"", TS).err(), Some(RestAuthError::BodyMd5Mismatch));
     let upper = query.replace(BODY_MD5, &BODY_MD5.to_ascii_uppercase());
-    assert!(verify("POST", PATH, &upper, BODY, TS).err().is_some_and(|e| e == RestAuthError::BadSignature {
-        string_to_sign: format!(
-            "POST\n{PATH}\nauth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&body_md5={}",
-            BODY_MD5.to_ascii_uppercase()
-        ),
-        sent: SIGNATURE.into(),
-    }));
+    assert!(verify("POST", PATH, &upper, BODY, TS).err().is_some_and(|e| e
+        == RestAuthError::BadSignature {
+            string_to_sign: format!(
+                "POST\n{PATH}\nauth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&body_md5={}",
+                BODY_MD5.to_ascii_uppercase()
+            ),
+            sent: SIGNATURE.into(),
+        }));
 }
 
 #[test]
 fn get_without_body_round_trips_with_decoding() {
-    let extra = [
-        ("filter_by_prefix", "presence-"),
-        ("info", "user_count,subscription_count"),
-        ("q", "a b+c&d=é"),
-    ];
+    let extra = [("filter_by_prefix", "presence-"), ("info", "user_count,subscription_count"), ("q", "a b+c&d=é")];
     let query = sign_request("GET", "/apps/3/channels", &extra, b"", KEY, SECRET, TS);
     assert!(!query.contains("body_md5"));
     let params = verify("GET", "/apps/3/channels", &query, b"", TS + 10);
@@ -237,35 +153,18 @@ fn get_without_body_round_trips_with_decoding() {
 #[test]
 fn plus_is_space_and_keys_are_lowercased() {
     // Signed over the decoded values: "a b" (the client wrote it as a+b).
-    let string_to_sign =
-        format!("GET\n/p\nauth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&name=a b");
+    let string_to_sign = format!("GET\n/p\nauth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&name=a b");
     let sig = crate::pusher::socket_auth::sign(SECRET, &string_to_sign);
-    let query = format!(
-        "Name=a+b&auth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&auth_signature={sig}"
-    );
+    let query = format!("Name=a+b&auth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&auth_signature={sig}");
     let params = verify("GET", "/p", &query, b"", TS);
-    assert_eq!(
-        params
-            .ok()
-            .and_then(|p| p.get("name").map(str::to_owned))
-            .as_deref(),
-        Some("a b")
-    );
+    assert_eq!(params.ok().and_then(|p| p.get("name").map(str::to_owned)).as_deref(), Some("a b"));
 }
 
 #[test]
 fn array_params_in_both_forms() {
     let base = format!("auth_key={KEY}&auth_timestamp={TS}&auth_version=1.0");
     // Ruby gem form: signed as sent, sorted under the bare key.
-    let query = sign_request(
-        "GET",
-        "/p",
-        &[("info[]", "b"), ("info[]", "a")],
-        b"",
-        KEY,
-        SECRET,
-        TS,
-    );
+    let query = sign_request("GET", "/p", &[("info[]", "b"), ("info[]", "a")], b"", KEY, SECRET, TS);
     let params = verify("GET", "/p", &query, b"", TS);
     assert_eq!(
         params.map(|p| p.get_all("info").map(str::to_owned).collect::<Vec<_>>()),
@@ -274,10 +173,7 @@ fn array_params_in_both_forms() {
     let gem = format!("GET\n/p\n{base}&info[]=b&info[]=a");
     assert_eq!(
         crate::pusher::socket_auth::sign(SECRET, &gem),
-        query
-            .rsplit_once("auth_signature=")
-            .map(|(_, s)| s.to_owned())
-            .unwrap_or_default()
+        query.rsplit_once("auth_signature=").map(|(_, s)| s.to_owned()).unwrap_or_default()
     );
 
     // PHP/Node form: repeated keys (with or without brackets) signed comma-joined.
@@ -291,12 +187,6 @@ fn array_params_in_both_forms() {
 #[test]
 fn comma_form_only_when_arrays_present() {
     assert_eq!(comma_joined_query(&[("a", "1"), ("b", "2")]), None);
-    assert_eq!(
-        comma_joined_query(&[("b", "2"), ("a[]", "1")]).as_deref(),
-        Some("a=1&b=2")
-    );
-    assert_eq!(
-        canonical_query(&[("b", "2"), ("a[]", "1"), ("a[]", "0")]),
-        "a[]=1&a[]=0&b=2"
-    );
+    assert_eq!(comma_joined_query(&[("b", "2"), ("a[]", "1")]).as_deref(), Some("a=1&b=2"));
+    assert_eq!(canonical_query(&[("b", "2"), ("a[]", "1"), ("a[]", "0")]), "a[]=1&a[]=0&b=2");
 }

@@ -7,8 +7,7 @@ use serde_json::value::RawValue;
 use super::*;
 
 fn json(frame: &Bytes) -> Value {
-    serde_json::from_slice(frame)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(frame)))
+    serde_json::from_slice(frame).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(frame)))
 }
 
 /// The message's `data`, which must be a string holding JSON (double encoding).
@@ -31,28 +30,19 @@ fn connection_established_is_double_encoded() {
         &frame[..],
         br#"{"event":"pusher:connection_established","data":"{\"socket_id\":\"123.456\",\"activity_timeout\":120}"}"#
     );
-    assert_eq!(
-        inner(&frame),
-        serde_json::json!({"socket_id": "123.456", "activity_timeout": 120})
-    );
+    assert_eq!(inner(&frame), serde_json::json!({"socket_id": "123.456", "activity_timeout": 120}));
 }
 
 #[test]
 fn error_data_is_an_object() {
-    let v = json(&error(
-        Some(4009),
-        "Connection not authorized within timeout",
-    ));
+    let v = json(&error(Some(4009), "Connection not authorized within timeout"));
     assert_eq!(
         v,
         serde_json::json!({"event":"pusher:error","data":{"message":"Connection not authorized within timeout","code":4009}})
     );
     let v = json(&error(None, "Existing subscription to channel \"x\"\n"));
     assert_eq!(v["data"]["code"], Value::Null);
-    assert_eq!(
-        v["data"]["message"],
-        "Existing subscription to channel \"x\"\n"
-    );
+    assert_eq!(v["data"]["message"], "Existing subscription to channel \"x\"\n");
 }
 
 #[test]
@@ -60,10 +50,7 @@ fn pong_and_subscription_succeeded_match_hosted_bytes() {
     assert_eq!(&pong()[..], br#"{"event":"pusher:pong","data":"{}"}"#);
     assert_eq!(inner(&pong()), serde_json::json!({}));
     let frame = subscription_succeeded("my-channel");
-    assert_eq!(
-        &frame[..],
-        br#"{"event":"pusher_internal:subscription_succeeded","channel":"my-channel","data":"{}"}"#
-    );
+    assert_eq!(&frame[..], br#"{"event":"pusher_internal:subscription_succeeded","channel":"my-channel","data":"{}"}"#);
 }
 
 #[test]
@@ -77,10 +64,7 @@ fn presence_subscription_succeeded_lists_members() {
         serde_json::json!({"presence":{"ids":["10","u\"2"],"hash":{"10":{"name":"Mr. \"Channels\""},"u\"2":null},"count":2}})
     );
     let empty = presence_subscription_succeeded("presence-a", std::iter::empty());
-    assert_eq!(
-        inner(&empty),
-        serde_json::json!({"presence":{"ids":[],"hash":{},"count":0}})
-    );
+    assert_eq!(inner(&empty), serde_json::json!({"presence":{"ids":[],"hash":{},"count":0}}));
 }
 
 #[test]
@@ -88,14 +72,8 @@ fn member_added_and_removed() {
     let info = raw(r#"{"a":[1,"\n"]}"#);
     let frame = member_added("presence-a", "7", Some(&info));
     assert_eq!(json(&frame)["event"], "pusher_internal:member_added");
-    assert_eq!(
-        inner(&frame),
-        serde_json::json!({"user_id":"7","user_info":{"a":[1,"\n"]}})
-    );
-    assert_eq!(
-        inner(&member_added("presence-a", "7", None)),
-        serde_json::json!({"user_id":"7"})
-    );
+    assert_eq!(inner(&frame), serde_json::json!({"user_id":"7","user_info":{"a":[1,"\n"]}}));
+    assert_eq!(inner(&member_added("presence-a", "7", None)), serde_json::json!({"user_id":"7"}));
     let frame = member_removed("presence-a", "7");
     assert_eq!(json(&frame)["channel"], "presence-a");
     assert_eq!(inner(&frame), serde_json::json!({"user_id":"7"}));
@@ -103,20 +81,14 @@ fn member_added_and_removed() {
 
 #[test]
 fn cache_miss_has_no_data() {
-    assert_eq!(
-        json(&cache_miss("cache-a")),
-        serde_json::json!({"event":"pusher:cache_miss","channel":"cache-a"})
-    );
+    assert_eq!(json(&cache_miss("cache-a")), serde_json::json!({"event":"pusher:cache_miss","channel":"cache-a"}));
 }
 
 #[test]
 fn signin_success_carries_user_data_string() {
     let frame = signin_success(r#"{"id":"12345","watchlist":["1"]}"#);
     assert_eq!(json(&frame)["event"], "pusher:signin_success");
-    assert_eq!(
-        inner(&frame),
-        serde_json::json!({"user_data": r#"{"id":"12345","watchlist":["1"]}"#})
-    );
+    assert_eq!(inner(&frame), serde_json::json!({"user_data": r#"{"id":"12345","watchlist":["1"]}"#}));
 }
 
 #[test]
@@ -137,34 +109,20 @@ fn subscription_count_and_error() {
     let frame = subscription_error("private-a", 401, "Invalid \"signature\"");
     assert_eq!(json(&frame)["event"], "pusher:subscription_error");
     assert_eq!(json(&frame)["channel"], "private-a");
-    assert_eq!(
-        inner(&frame),
-        serde_json::json!({"type":"AuthError","error":"Invalid \"signature\"","status":401})
-    );
+    assert_eq!(inner(&frame), serde_json::json!({"type":"AuthError","error":"Invalid \"signature\"","status":401}));
 }
 
 #[test]
 fn event_data_string_or_raw() {
     let frame = event("my-event", "a", EventData::Str(r#"{"some":"data"}"#), None);
-    assert_eq!(
-        &frame[..],
-        br#"{"event":"my-event","channel":"a","data":"{\"some\":\"data\"}"}"#
-    );
+    assert_eq!(&frame[..], br#"{"event":"my-event","channel":"a","data":"{\"some\":\"data\"}"}"#);
     assert_eq!(inner(&frame), serde_json::json!({"some":"data"}));
 
     // A plain (non-JSON) string is still delivered as a string.
-    assert_eq!(
-        json(&event("e", "a", EventData::Str("hi\u{0}"), None))["data"],
-        "hi\u{0}"
-    );
+    assert_eq!(json(&event("e", "a", EventData::Str("hi\u{0}"), None))["data"], "hi\u{0}");
 
     let data = raw(r#"{"typing":true}"#);
-    let frame = event(
-        "client-typing",
-        "presence-a",
-        EventData::Raw(&data),
-        Some("42"),
-    );
+    let frame = event("client-typing", "presence-a", EventData::Raw(&data), Some("42"));
     assert_eq!(
         json(&frame),
         serde_json::json!({"event":"client-typing","channel":"presence-a","data":{"typing":true},"user_id":"42"})

@@ -34,7 +34,14 @@ fn a_cra_signature_for_another_challenge_or_secret_fails() {
 
 #[test]
 fn cra_challenge_is_json_with_every_field() {
-    let c = CraChallenge { authid: "bob", authrole: "user", authprovider: "static", nonce: "abc", timestamp: "2026-12-06T00:00:00.000Z", session: 7 };
+    let c = CraChallenge {
+        authid: "bob",
+        authrole: "user",
+        authprovider: "static",
+        nonce: "abc",
+        timestamp: "2026-12-06T00:00:00.000Z",
+        session: 7,
+    };
     let v: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap_or_default();
     assert_eq!(v["authid"], "bob");
     assert_eq!(v["authmethod"], "wampcra");

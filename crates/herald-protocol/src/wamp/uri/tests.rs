@@ -26,16 +26,8 @@ fn uri_rules_table() {
     for &(uri, loose, strict, loose_empty, strict_empty) in table {
         assert_eq!(is_valid(uri, Loose, NonEmpty), loose, "{uri:?} loose");
         assert_eq!(is_valid(uri, Strict, NonEmpty), strict, "{uri:?} strict");
-        assert_eq!(
-            is_valid(uri, Loose, AnyMayBeEmpty),
-            loose_empty,
-            "{uri:?} loose/empty"
-        );
-        assert_eq!(
-            is_valid(uri, Strict, AnyMayBeEmpty),
-            strict_empty,
-            "{uri:?} strict/empty"
-        );
+        assert_eq!(is_valid(uri, Loose, AnyMayBeEmpty), loose_empty, "{uri:?} loose/empty");
+        assert_eq!(is_valid(uri, Strict, AnyMayBeEmpty), strict_empty, "{uri:?} strict/empty");
     }
 }
 
@@ -65,100 +57,32 @@ fn match_policy_table() {
         (Exact, "com.myapp.topic", "com.myapp.topic", true),
         (Exact, "com.myapp.topic", "com.myapp.topic.x", false),
         (Exact, "com.myapp.topic", "com.myapp", false),
-        (
-            Prefix,
-            "com.myapp.topic.emergency",
-            "com.myapp.topic.emergency.11",
-            true,
-        ),
-        (
-            Prefix,
-            "com.myapp.topic.emergency",
-            "com.myapp.topic.emergency-low",
-            true,
-        ),
-        (
-            Prefix,
-            "com.myapp.topic.emergency",
-            "com.myapp.topic.emergency.category.severe",
-            true,
-        ),
-        (
-            Prefix,
-            "com.myapp.topic.emergency",
-            "com.myapp.topic.emergency",
-            true,
-        ),
-        (
-            Prefix,
-            "com.myapp.topic.emergency",
-            "com.myapp.topic.emerge",
-            false,
-        ),
+        (Prefix, "com.myapp.topic.emergency", "com.myapp.topic.emergency.11", true),
+        (Prefix, "com.myapp.topic.emergency", "com.myapp.topic.emergency-low", true),
+        (Prefix, "com.myapp.topic.emergency", "com.myapp.topic.emergency.category.severe", true),
+        (Prefix, "com.myapp.topic.emergency", "com.myapp.topic.emergency", true),
+        (Prefix, "com.myapp.topic.emergency", "com.myapp.topic.emerge", false),
         (Prefix, "com.app.", "com.app.x", true),
         (Prefix, "com.app.", "com.apple", false),
-        (
-            Wildcard,
-            "com.myapp..userevent",
-            "com.myapp.foo.userevent",
-            true,
-        ),
-        (
-            Wildcard,
-            "com.myapp..userevent",
-            "com.myapp.bar.userevent",
-            true,
-        ),
-        (
-            Wildcard,
-            "com.myapp..userevent",
-            "com.myapp.a12.userevent",
-            true,
-        ),
-        (
-            Wildcard,
-            "com.myapp..userevent",
-            "com.myapp.foo.userevent.bar",
-            false,
-        ),
-        (
-            Wildcard,
-            "com.myapp..userevent",
-            "com.myapp.foo.user",
-            false,
-        ),
-        (
-            Wildcard,
-            "com.myapp..userevent",
-            "com.myapp2.foo.userevent",
-            false,
-        ),
-        (
-            Wildcard,
-            "com.myapp..userevent",
-            "com.myapp.userevent",
-            false,
-        ),
+        (Wildcard, "com.myapp..userevent", "com.myapp.foo.userevent", true),
+        (Wildcard, "com.myapp..userevent", "com.myapp.bar.userevent", true),
+        (Wildcard, "com.myapp..userevent", "com.myapp.a12.userevent", true),
+        (Wildcard, "com.myapp..userevent", "com.myapp.foo.userevent.bar", false),
+        (Wildcard, "com.myapp..userevent", "com.myapp.foo.user", false),
+        (Wildcard, "com.myapp..userevent", "com.myapp2.foo.userevent", false),
+        (Wildcard, "com.myapp..userevent", "com.myapp.userevent", false),
         (Wildcard, "..", "a.b.c", true),
         (Wildcard, "..", "a.b", false),
         (Wildcard, "a.b", "a.b", true),
     ];
     for &(policy, pattern, topic, expected) in table {
-        assert_eq!(
-            policy.matches(pattern, topic),
-            expected,
-            "{policy:?} {pattern:?} {topic:?}"
-        );
+        assert_eq!(policy.matches(pattern, topic), expected, "{policy:?} {pattern:?} {topic:?}");
     }
 }
 
 #[test]
 fn match_policy_names_and_patterns() {
-    for policy in [
-        MatchPolicy::Exact,
-        MatchPolicy::Prefix,
-        MatchPolicy::Wildcard,
-    ] {
+    for policy in [MatchPolicy::Exact, MatchPolicy::Prefix, MatchPolicy::Wildcard] {
         assert_eq!(MatchPolicy::from_name(policy.as_str()), Some(policy));
     }
     assert_eq!(MatchPolicy::from_name("regex"), None);

@@ -54,11 +54,7 @@ impl Prefixes {
     /// An empty table using `rule`, holding at most `limit` prefixes.
     #[must_use]
     pub fn with_limit(rule: CurieRule, limit: usize) -> Prefixes {
-        Prefixes {
-            rule,
-            limit,
-            map: HashMap::new(),
-        }
+        Prefixes { rule, limit, map: HashMap::new() }
     }
 
     /// The expansion rule in use.
@@ -139,21 +135,11 @@ impl Prefixes {
         Ok(Some(match msg {
             // Consumed above; kept so the match stays exhaustive.
             prefix @ V1ClientMsg::Prefix { .. } => prefix,
-            V1ClientMsg::Call {
-                call_id,
-                proc_uri,
-                args,
-            } => V1ClientMsg::Call {
-                call_id,
-                proc_uri: resolve(proc_uri),
-                args,
-            },
-            V1ClientMsg::Subscribe { topic } => V1ClientMsg::Subscribe {
-                topic: resolve(topic),
-            },
-            V1ClientMsg::Unsubscribe { topic } => V1ClientMsg::Unsubscribe {
-                topic: resolve(topic),
-            },
+            V1ClientMsg::Call { call_id, proc_uri, args } => {
+                V1ClientMsg::Call { call_id, proc_uri: resolve(proc_uri), args }
+            }
+            V1ClientMsg::Subscribe { topic } => V1ClientMsg::Subscribe { topic: resolve(topic) },
+            V1ClientMsg::Unsubscribe { topic } => V1ClientMsg::Unsubscribe { topic: resolve(topic) },
             V1ClientMsg::Publish(mut publish) => {
                 publish.topic = resolve(publish.topic);
                 V1ClientMsg::Publish(publish)
@@ -164,6 +150,5 @@ impl Prefixes {
 
 /// Ratchet's `preg_match('/http(s*)\:\/\//', $uri)`: unanchored and case-sensitive.
 fn has_http_scheme(uri: &str) -> bool {
-    uri.match_indices("http")
-        .any(|(at, _)| uri[at + 4..].trim_start_matches('s').starts_with("://"))
+    uri.match_indices("http").any(|(at, _)| uri[at + 4..].trim_start_matches('s').starts_with("://"))
 }

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::{CallId, Fields, RawJson, code, elements, finish, first, frame_start, type_code};
-use crate::wamp::WampError;
 use crate::json_text::{push_str, push_u64};
+use crate::wamp::WampError;
 
 /// The server ident stock Ratchet 0.4.4 puts in WELCOME, which Oro clients see.
 pub const RATCHET_SERVER_IDENT: &str = "Ratchet/0.4.4";
@@ -46,12 +46,7 @@ pub fn call_result(call_id: &CallId, result: &RawValue) -> Bytes {
 /// Espo answers every CALL with `call_error(id, proc_uri, "You are not allowed to make calls",
 /// None)`, as its `websocket.php` does.
 #[must_use]
-pub fn call_error(
-    call_id: &CallId,
-    error_uri: &str,
-    desc: &str,
-    details: Option<&RawValue>,
-) -> Bytes {
+pub fn call_error(call_id: &CallId, error_uri: &str, desc: &str, details: Option<&RawValue>) -> Bytes {
     let extra = error_uri.len() + desc.len() + details.map_or(0, |d| d.get().len()) + 32;
     let mut out = frame_start(code::CALLERROR, extra);
     call_id.push_json(&mut out);
@@ -133,30 +128,22 @@ pub fn parse_v1_server(frame: &[u8]) -> Result<V1ServerMsg, WampError> {
         }
         other => return Err(WampError::UnknownType(other)),
     };
-    let fields = Fields {
-        name,
-        items: &items,
-    };
+    let fields = Fields { name, items: &items };
     Ok(match code {
         code::WELCOME => V1ServerMsg::Welcome {
             session_id: fields.string(1)?,
-            protocol_version: type_code(fields.get(2)?)
-                .map_err(|_| fields.wrong(2, "a protocol version number"))?,
+            protocol_version: type_code(fields.get(2)?).map_err(|_| fields.wrong(2, "a protocol version number"))?,
             server_ident: items.get(3).map(|_| fields.string(3)).transpose()?,
         },
-        code::CALLRESULT => V1ServerMsg::CallResult {
-            call_id: fields.call_id(1)?,
-            result: RawJson(fields.get(2)?.to_owned()),
-        },
+        code::CALLRESULT => {
+            V1ServerMsg::CallResult { call_id: fields.call_id(1)?, result: RawJson(fields.get(2)?.to_owned()) }
+        }
         code::CALLERROR => V1ServerMsg::CallError {
             call_id: fields.call_id(1)?,
             error_uri: fields.string(2)?,
             desc: fields.string(3)?,
             details: items.get(4).map(|raw| RawJson((*raw).to_owned())),
         },
-        _ => V1ServerMsg::Event {
-            topic: fields.string(1)?,
-            event: RawJson(fields.get(2)?.to_owned()),
-        },
+        _ => V1ServerMsg::Event { topic: fields.string(1)?, event: RawJson(fields.get(2)?.to_owned()) },
     })
 }

@@ -19,10 +19,7 @@ fn client_messages_from_the_spec() {
     let table: Vec<(&str, V1ClientMsg)> = vec![
         (
             r#"[1,"calc","http://example.com/simple/calc#"]"#,
-            V1ClientMsg::Prefix {
-                prefix: "calc".into(),
-                uri: "http://example.com/simple/calc#".into(),
-            },
+            V1ClientMsg::Prefix { prefix: "calc".into(), uri: "http://example.com/simple/calc#".into() },
         ),
         (
             r#"[2,"7DK6TdN4wLiUJgNM","http://example.com/api#howdy"]"#,
@@ -48,31 +45,13 @@ fn client_messages_from_the_spec() {
                 args: vec![raw(r#"{"a": [1, 2]}"#), raw("null")],
             },
         ),
-        (
-            r#"[5,"oro/email_event/7/1"]"#,
-            V1ClientMsg::Subscribe {
-                topic: "oro/email_event/7/1".into(),
-            },
-        ),
-        (
-            r#"[5,"newNotification","ignored"]"#,
-            V1ClientMsg::Subscribe {
-                topic: "newNotification".into(),
-            },
-        ),
+        (r#"[5,"oro/email_event/7/1"]"#, V1ClientMsg::Subscribe { topic: "oro/email_event/7/1".into() }),
+        (r#"[5,"newNotification","ignored"]"#, V1ClientMsg::Subscribe { topic: "newNotification".into() }),
         (r#"[5,12]"#, V1ClientMsg::Subscribe { topic: "12".into() }),
-        (
-            r#"[6,"recordUpdate.Account.a1"]"#,
-            V1ClientMsg::Unsubscribe {
-                topic: "recordUpdate.Account.a1".into(),
-            },
-        ),
+        (r#"[6,"recordUpdate.Account.a1"]"#, V1ClientMsg::Unsubscribe { topic: "recordUpdate.Account.a1".into() }),
         // PHP's loose switch: numeric strings and whole floats select the type too.
         (r#"["5","t"]"#, V1ClientMsg::Subscribe { topic: "t".into() }),
-        (
-            r#"[" 6 ","t"]"#,
-            V1ClientMsg::Unsubscribe { topic: "t".into() },
-        ),
+        (r#"[" 6 ","t"]"#, V1ClientMsg::Unsubscribe { topic: "t".into() }),
         (r#"[5.0,"t"]"#, V1ClientMsg::Subscribe { topic: "t".into() }),
     ];
     for (frame, expected) in table {
@@ -152,84 +131,28 @@ fn malformed_frames_close_with_1007() {
         (b"\"[5]\"", |e| matches!(e, WampError::NotArray)),
         (b"[]", |e| matches!(e, WampError::EmptyArray)),
         (b"[9,\"t\"]", |e| matches!(e, WampError::UnknownType(9))),
-        (b"[18446744073709551616,\"t\"]", |e| {
-            matches!(e, WampError::UnknownType(_) | WampError::BadTypeCode)
-        }),
+        (b"[18446744073709551616,\"t\"]", |e| matches!(e, WampError::UnknownType(_) | WampError::BadTypeCode)),
         (b"[1e400,\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[-5,\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[5.5,\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[\"five\",\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[\"inf\",\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
-        (b"[true,\"p\",\"u\"]", |e| {
-            matches!(e, WampError::BadTypeCode)
-        }),
+        (b"[true,\"p\",\"u\"]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[null]", |e| matches!(e, WampError::BadTypeCode)),
-        (b"[0,\"sid\",1]", |e| {
-            matches!(e, WampError::UnexpectedType(0))
-        }),
-        (b"[8,\"t\",1]", |e| {
-            matches!(e, WampError::UnexpectedType(8))
-        }),
-        (b"[5]", |e| {
-            matches!(
-                e,
-                WampError::WrongArity {
-                    message: "SUBSCRIBE",
-                    len: 1
-                }
-            )
-        }),
-        (b"[5,{}]", |e| {
-            matches!(e, WampError::WrongType { index: 1, .. })
-        }),
-        (b"[5,[\"t\"]]", |e| {
-            matches!(e, WampError::WrongType { index: 1, .. })
-        }),
-        (b"[6,null]", |e| {
-            matches!(e, WampError::WrongType { index: 1, .. })
-        }),
-        (b"[1,\"p\"]", |e| {
-            matches!(
-                e,
-                WampError::WrongArity {
-                    message: "PREFIX",
-                    ..
-                }
-            )
-        }),
-        (b"[1,\"p\",5]", |e| {
-            matches!(e, WampError::WrongType { index: 2, .. })
-        }),
-        (b"[2,\"id\"]", |e| {
-            matches!(
-                e,
-                WampError::WrongArity {
-                    message: "CALL",
-                    ..
-                }
-            )
-        }),
-        (b"[2,true,\"p\"]", |e| {
-            matches!(e, WampError::WrongType { index: 1, .. })
-        }),
-        (b"[2,\"id\",[]]", |e| {
-            matches!(e, WampError::WrongType { index: 2, .. })
-        }),
-        (b"[7,\"t\"]", |e| {
-            matches!(
-                e,
-                WampError::WrongArity {
-                    message: "PUBLISH",
-                    ..
-                }
-            )
-        }),
-        (b"[7,\"t\",1,[],\"x\"]", |e| {
-            matches!(e, WampError::WrongType { index: 4, .. })
-        }),
-        (b"[7,\"t\",1,[],null]", |e| {
-            matches!(e, WampError::WrongType { index: 4, .. })
-        }),
+        (b"[0,\"sid\",1]", |e| matches!(e, WampError::UnexpectedType(0))),
+        (b"[8,\"t\",1]", |e| matches!(e, WampError::UnexpectedType(8))),
+        (b"[5]", |e| matches!(e, WampError::WrongArity { message: "SUBSCRIBE", len: 1 })),
+        (b"[5,{}]", |e| matches!(e, WampError::WrongType { index: 1, .. })),
+        (b"[5,[\"t\"]]", |e| matches!(e, WampError::WrongType { index: 1, .. })),
+        (b"[6,null]", |e| matches!(e, WampError::WrongType { index: 1, .. })),
+        (b"[1,\"p\"]", |e| matches!(e, WampError::WrongArity { message: "PREFIX", .. })),
+        (b"[1,\"p\",5]", |e| matches!(e, WampError::WrongType { index: 2, .. })),
+        (b"[2,\"id\"]", |e| matches!(e, WampError::WrongArity { message: "CALL", .. })),
+        (b"[2,true,\"p\"]", |e| matches!(e, WampError::WrongType { index: 1, .. })),
+        (b"[2,\"id\",[]]", |e| matches!(e, WampError::WrongType { index: 2, .. })),
+        (b"[7,\"t\"]", |e| matches!(e, WampError::WrongArity { message: "PUBLISH", .. })),
+        (b"[7,\"t\",1,[],\"x\"]", |e| matches!(e, WampError::WrongType { index: 4, .. })),
+        (b"[7,\"t\",1,[],null]", |e| matches!(e, WampError::WrongType { index: 4, .. })),
     ];
     for (frame, check) in table {
         let err = parse_v1(frame).unwrap_err();
@@ -251,14 +174,8 @@ fn deep_payloads_pass_through_without_recursion() {
 #[test]
 fn curie_resolution_ratchet() {
     let mut prefixes = Prefixes::new(CurieRule::Ratchet);
-    assert_eq!(
-        prefixes.resolve("calc:square"),
-        "calc:square",
-        "nothing declared yet"
-    );
-    prefixes
-        .insert("calc".into(), "http://example.com/simple/calc#".into())
-        .unwrap();
+    assert_eq!(prefixes.resolve("calc:square"), "calc:square", "nothing declared yet");
+    prefixes.insert("calc".into(), "http://example.com/simple/calc#".into()).unwrap();
     prefixes.insert("espo".into(), "urn:espo".into()).unwrap();
     let table = [
         ("calc:square", "http://example.com/simple/calc##square"),
@@ -267,10 +184,7 @@ fn curie_resolution_ratchet() {
         ("espo:newNotification", "urn:espo#newNotification"),
         ("other:square", "other:square"),
         ("calc", "calc"),
-        (
-            "http://example.com/simple/calc#square",
-            "http://example.com/simple/calc#square",
-        ),
+        ("http://example.com/simple/calc#square", "http://example.com/simple/calc#square"),
         ("calc:x?next=https://y", "calc:x?next=https://y"),
         ("calc:x?next=httpsss://y", "calc:x?next=httpsss://y"),
         ("calc:HTTP://y", "http://example.com/simple/calc##HTTP"),
@@ -284,9 +198,7 @@ fn curie_resolution_ratchet() {
 #[test]
 fn curie_resolution_spec() {
     let mut prefixes = Prefixes::new(CurieRule::Spec);
-    prefixes
-        .insert("calc".into(), "http://example.com/simple/calc#".into())
-        .unwrap();
+    prefixes.insert("calc".into(), "http://example.com/simple/calc#".into()).unwrap();
     prefixes.insert("http".into(), "never-used".into()).unwrap();
     let table = [
         ("calc:square", "http://example.com/simple/calc#square"),
@@ -302,25 +214,11 @@ fn curie_resolution_spec() {
 #[test]
 fn prefix_then_subscribe_resolves_the_topic() {
     let mut prefixes = Prefixes::default();
-    let frames = [
-        r#"[1,"t","http://herald.test/topic"]"#,
-        r#"[5,"t:news"]"#,
-        r#"[7,"t:news",1,true]"#,
-    ];
-    let out: Vec<_> = frames
-        .iter()
-        .map(|f| prefixes.apply(parse_v1(f.as_bytes()).unwrap()).unwrap())
-        .collect();
+    let frames = [r#"[1,"t","http://herald.test/topic"]"#, r#"[5,"t:news"]"#, r#"[7,"t:news",1,true]"#];
+    let out: Vec<_> = frames.iter().map(|f| prefixes.apply(parse_v1(f.as_bytes()).unwrap()).unwrap()).collect();
     assert_eq!(out[0], None);
-    assert_eq!(
-        out[1],
-        Some(V1ClientMsg::Subscribe {
-            topic: "http://herald.test/topic#news".into()
-        })
-    );
-    assert!(
-        matches!(&out[2], Some(V1ClientMsg::Publish(p)) if p.topic == "http://herald.test/topic#news")
-    );
+    assert_eq!(out[1], Some(V1ClientMsg::Subscribe { topic: "http://herald.test/topic#news".into() }));
+    assert!(matches!(&out[2], Some(V1ClientMsg::Publish(p)) if p.topic == "http://herald.test/topic#news"));
 }
 
 #[test]
@@ -337,17 +235,11 @@ fn prefix_table_is_bounded() {
 
 #[test]
 fn server_frames_are_byte_exact() {
-    assert_eq!(
-        &welcome("5f3a9c", Some(RATCHET_SERVER_IDENT))[..],
-        br#"[0,"5f3a9c",1,"Ratchet/0.4.4"]"#
-    );
+    assert_eq!(&welcome("5f3a9c", Some(RATCHET_SERVER_IDENT))[..], br#"[0,"5f3a9c",1,"Ratchet/0.4.4"]"#);
     assert_eq!(&welcome("5f3a9c", None)[..], br#"[0,"5f3a9c",1]"#);
     let id = CallId::Str("Yp9E".into());
     assert_eq!(&call_result(&id, &raw("[1,2]"))[..], br#"[3,"Yp9E",[1,2]]"#);
-    assert_eq!(
-        &call_result(&CallId::Num(7.into()), &raw("null"))[..],
-        br#"[3,7,null]"#
-    );
+    assert_eq!(&call_result(&CallId::Num(7.into()), &raw("null"))[..], br#"[3,7,null]"#);
     assert_eq!(
         &call_error(&id, "api:add2", "You are not allowed to make calls", None)[..],
         br#"[4,"Yp9E","api:add2","You are not allowed to make calls"]"#
@@ -360,21 +252,14 @@ fn server_frames_are_byte_exact() {
         &encode_event_v1("oro/ping", &raw(r#""Connection keep alive""#))[..],
         br#"[8,"oro/ping","Connection keep alive"]"#
     );
-    assert_eq!(
-        &encode_event_v1("a\"b", &raw("null"))[..],
-        br#"[8,"a\"b",null]"#
-    );
+    assert_eq!(&encode_event_v1("a\"b", &raw("null"))[..], br#"[8,"a\"b",null]"#);
 }
 
 #[test]
 fn event_carries_the_published_payload_verbatim() {
-    let p =
-        publish(r#"[7, "streamUpdate.Account.a1", {"createdById": "u1", "pin": false} , true]"#);
+    let p = publish(r#"[7, "streamUpdate.Account.a1", {"createdById": "u1", "pin": false} , true]"#);
     let frame = encode_event_v1(&p.topic, &p.event);
-    assert_eq!(
-        &frame[..],
-        br#"[8,"streamUpdate.Account.a1",{"createdById": "u1", "pin": false}]"#
-    );
+    assert_eq!(&frame[..], br#"[8,"streamUpdate.Account.a1",{"createdById": "u1", "pin": false}]"#);
     let back: serde_json::Value = serde_json::from_slice(&frame).unwrap();
     assert_eq!(back[2]["createdById"], "u1");
 }
@@ -393,19 +278,9 @@ fn server_frames_round_trip_through_the_client_parser() {
         ),
         (
             welcome("sid", None),
-            V1ServerMsg::Welcome {
-                session_id: "sid".into(),
-                protocol_version: 1,
-                server_ident: None,
-            },
+            V1ServerMsg::Welcome { session_id: "sid".into(), protocol_version: 1, server_ident: None },
         ),
-        (
-            call_result(&id, &raw("42")),
-            V1ServerMsg::CallResult {
-                call_id: id.clone(),
-                result: raw("42"),
-            },
-        ),
+        (call_result(&id, &raw("42")), V1ServerMsg::CallResult { call_id: id.clone(), result: raw("42") }),
         (
             call_error(&id, "e", "d", Some(&raw("[1]"))),
             V1ServerMsg::CallError {
@@ -415,19 +290,10 @@ fn server_frames_round_trip_through_the_client_parser() {
                 details: Some(raw("[1]")),
             },
         ),
-        (
-            encode_event_v1("t", &raw("{}")),
-            V1ServerMsg::Event {
-                topic: "t".into(),
-                event: raw("{}"),
-            },
-        ),
+        (encode_event_v1("t", &raw("{}")), V1ServerMsg::Event { topic: "t".into(), event: raw("{}") }),
     ];
     for (frame, expected) in table {
         assert_eq!(parse_v1_server(&frame).unwrap(), expected);
     }
-    assert!(matches!(
-        parse_v1_server(br#"[5,"t"]"#),
-        Err(WampError::UnexpectedType(5))
-    ));
+    assert!(matches!(parse_v1_server(br#"[5,"t"]"#), Err(WampError::UnexpectedType(5))));
 }

@@ -14,8 +14,8 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::layout::Elem;
 use super::value::{Dict, Value};
-use crate::wamp::WampError;
 use crate::json_text::{push_f64, push_i64, push_str, push_u64};
+use crate::wamp::WampError;
 
 /// Decodes a frame that must hold one JSON array.
 pub(super) fn decode(frame: &[u8]) -> Result<Vec<Value>, WampError> {
@@ -27,9 +27,7 @@ pub(super) fn decode(frame: &[u8]) -> Result<Vec<Value>, WampError> {
 
 /// Decodes one JSON text into a [`Value`].
 pub(super) fn decode_value(json: &[u8]) -> Result<Value, WampError> {
-    serde_json::from_slice::<JsonValue>(json)
-        .map(|v| v.0)
-        .map_err(WampError::InvalidJson)
+    serde_json::from_slice::<JsonValue>(json).map(|v| v.0).map_err(WampError::InvalidJson)
 }
 
 /// Encodes a message from its elements.
@@ -101,8 +99,7 @@ fn write_dict(out: &mut Vec<u8>, dict: &Dict) {
 /// A string is binary when it is `\0` followed by canonical base64; anything else, including
 /// `\0` followed by non-base64, stays a string, so JSON-to-JSON relaying never alters text.
 fn string_value(s: &str) -> Option<Vec<u8>> {
-    s.strip_prefix('\0')
-        .and_then(|b64| STANDARD.decode(b64).ok())
+    s.strip_prefix('\0').and_then(|b64| STANDARD.decode(b64).ok())
 }
 
 /// [`Value`] as serde_json reads it. Private so the `\0` convention stays a JSON matter rather

@@ -49,38 +49,15 @@ impl V2Msg {
         if len < min || len > max {
             return Err(WampError::WrongArity { message: name, len });
         }
-        let mut f = Fields {
-            name,
-            len,
-            index: 0,
-            items: items.into_iter(),
-        };
+        let mut f = Fields { name, len, index: 0, items: items.into_iter() };
         f.skip_type_code();
         Ok(match type_code {
-            code::HELLO => V2Msg::Hello {
-                realm: f.uri()?,
-                details: f.dict()?,
-            },
-            code::WELCOME => V2Msg::Welcome {
-                session: f.id()?,
-                details: f.dict()?,
-            },
-            code::ABORT => V2Msg::Abort {
-                details: f.dict()?,
-                reason: f.uri()?,
-            },
-            code::GOODBYE => V2Msg::Goodbye {
-                details: f.dict()?,
-                reason: f.uri()?,
-            },
-            code::CHALLENGE => V2Msg::Challenge {
-                method: f.uri()?,
-                extra: f.dict()?,
-            },
-            code::AUTHENTICATE => V2Msg::Authenticate {
-                signature: f.uri()?,
-                extra: f.dict()?,
-            },
+            code::HELLO => V2Msg::Hello { realm: f.uri()?, details: f.dict()? },
+            code::WELCOME => V2Msg::Welcome { session: f.id()?, details: f.dict()? },
+            code::ABORT => V2Msg::Abort { details: f.dict()?, reason: f.uri()? },
+            code::GOODBYE => V2Msg::Goodbye { details: f.dict()?, reason: f.uri()? },
+            code::CHALLENGE => V2Msg::Challenge { method: f.uri()?, extra: f.dict()? },
+            code::AUTHENTICATE => V2Msg::Authenticate { signature: f.uri()?, extra: f.dict()? },
             code::ERROR => V2Msg::Error {
                 request_type: f.type_code()?,
                 request: f.id()?,
@@ -88,72 +65,29 @@ impl V2Msg {
                 error: f.uri()?,
                 payload: f.payload()?,
             },
-            code::PUBLISH => V2Msg::Publish {
-                request: f.id()?,
-                options: f.dict()?,
-                topic: f.uri()?,
-                payload: f.payload()?,
-            },
-            code::PUBLISHED => V2Msg::Published {
-                request: f.id()?,
-                publication: f.id()?,
-            },
-            code::SUBSCRIBE => V2Msg::Subscribe {
-                request: f.id()?,
-                options: f.dict()?,
-                topic: f.uri()?,
-            },
-            code::SUBSCRIBED => V2Msg::Subscribed {
-                request: f.id()?,
-                subscription: f.id()?,
-            },
-            code::UNSUBSCRIBE => V2Msg::Unsubscribe {
-                request: f.id()?,
-                subscription: f.id()?,
-            },
+            code::PUBLISH => {
+                V2Msg::Publish { request: f.id()?, options: f.dict()?, topic: f.uri()?, payload: f.payload()? }
+            }
+            code::PUBLISHED => V2Msg::Published { request: f.id()?, publication: f.id()? },
+            code::SUBSCRIBE => V2Msg::Subscribe { request: f.id()?, options: f.dict()?, topic: f.uri()? },
+            code::SUBSCRIBED => V2Msg::Subscribed { request: f.id()?, subscription: f.id()? },
+            code::UNSUBSCRIBE => V2Msg::Unsubscribe { request: f.id()?, subscription: f.id()? },
             code::UNSUBSCRIBED => V2Msg::Unsubscribed { request: f.id()? },
-            code::EVENT => V2Msg::Event {
-                subscription: f.id()?,
-                publication: f.id()?,
-                details: f.dict()?,
-                payload: f.payload()?,
-            },
-            code::CALL => V2Msg::Call {
-                request: f.id()?,
-                options: f.dict()?,
-                procedure: f.uri()?,
-                payload: f.payload()?,
-            },
-            code::RESULT => V2Msg::Result {
-                request: f.id()?,
-                details: f.dict()?,
-                payload: f.payload()?,
-            },
-            code::REGISTER => V2Msg::Register {
-                request: f.id()?,
-                options: f.dict()?,
-                procedure: f.uri()?,
-            },
-            code::REGISTERED => V2Msg::Registered {
-                request: f.id()?,
-                registration: f.id()?,
-            },
-            code::UNREGISTER => V2Msg::Unregister {
-                request: f.id()?,
-                registration: f.id()?,
-            },
+            code::EVENT => {
+                V2Msg::Event { subscription: f.id()?, publication: f.id()?, details: f.dict()?, payload: f.payload()? }
+            }
+            code::CALL => {
+                V2Msg::Call { request: f.id()?, options: f.dict()?, procedure: f.uri()?, payload: f.payload()? }
+            }
+            code::RESULT => V2Msg::Result { request: f.id()?, details: f.dict()?, payload: f.payload()? },
+            code::REGISTER => V2Msg::Register { request: f.id()?, options: f.dict()?, procedure: f.uri()? },
+            code::REGISTERED => V2Msg::Registered { request: f.id()?, registration: f.id()? },
+            code::UNREGISTER => V2Msg::Unregister { request: f.id()?, registration: f.id()? },
             code::UNREGISTERED => V2Msg::Unregistered { request: f.id()? },
-            code::INVOCATION => V2Msg::Invocation {
-                request: f.id()?,
-                registration: f.id()?,
-                details: f.dict()?,
-                payload: f.payload()?,
-            },
-            _ => V2Msg::Yield {
-                request: f.id()?,
-                options: f.dict()?,
-                payload: f.payload()?,
-            },
+            code::INVOCATION => {
+                V2Msg::Invocation { request: f.id()?, registration: f.id()?, details: f.dict()?, payload: f.payload()? }
+            }
+            _ => V2Msg::Yield { request: f.id()?, options: f.dict()?, payload: f.payload()? },
         })
     }
 
@@ -177,58 +111,23 @@ impl V2Msg {
                 out.extend([Elem::Str(text), Elem::Dict(extra)]);
                 None
             }
-            V2Msg::Error {
-                request_type,
-                request,
-                details,
-                error,
-                payload,
-            } => {
-                out.extend([
-                    Elem::UInt(*request_type),
-                    Elem::id(*request),
-                    Elem::Dict(details),
-                    Elem::Str(error),
-                ]);
+            V2Msg::Error { request_type, request, details, error, payload } => {
+                out.extend([Elem::UInt(*request_type), Elem::id(*request), Elem::Dict(details), Elem::Str(error)]);
                 Some(payload)
             }
-            V2Msg::Publish {
-                request,
-                options,
-                topic,
-                payload,
-            } => {
+            V2Msg::Publish { request, options, topic, payload } => {
                 out.extend([Elem::id(*request), Elem::Dict(options), Elem::Str(topic)]);
                 Some(payload)
             }
-            V2Msg::Subscribe {
-                request,
-                options,
-                topic,
-            } => {
+            V2Msg::Subscribe { request, options, topic } => {
                 out.extend([Elem::id(*request), Elem::Dict(options), Elem::Str(topic)]);
                 None
             }
-            V2Msg::Published {
-                request,
-                publication: second,
-            }
-            | V2Msg::Subscribed {
-                request,
-                subscription: second,
-            }
-            | V2Msg::Unsubscribe {
-                request,
-                subscription: second,
-            }
-            | V2Msg::Registered {
-                request,
-                registration: second,
-            }
-            | V2Msg::Unregister {
-                request,
-                registration: second,
-            } => {
+            V2Msg::Published { request, publication: second }
+            | V2Msg::Subscribed { request, subscription: second }
+            | V2Msg::Unsubscribe { request, subscription: second }
+            | V2Msg::Registered { request, registration: second }
+            | V2Msg::Unregister { request, registration: second } => {
                 out.extend([Elem::id(*request), Elem::id(*second)]);
                 None
             }
@@ -236,68 +135,24 @@ impl V2Msg {
                 out.push(Elem::id(*request));
                 None
             }
-            V2Msg::Event {
-                subscription,
-                publication,
-                details,
-                payload,
-            } => {
-                out.extend([
-                    Elem::id(*subscription),
-                    Elem::id(*publication),
-                    Elem::Dict(details),
-                ]);
+            V2Msg::Event { subscription, publication, details, payload } => {
+                out.extend([Elem::id(*subscription), Elem::id(*publication), Elem::Dict(details)]);
                 Some(payload)
             }
-            V2Msg::Call {
-                request,
-                options,
-                procedure,
-                payload,
-            } => {
-                out.extend([
-                    Elem::id(*request),
-                    Elem::Dict(options),
-                    Elem::Str(procedure),
-                ]);
+            V2Msg::Call { request, options, procedure, payload } => {
+                out.extend([Elem::id(*request), Elem::Dict(options), Elem::Str(procedure)]);
                 Some(payload)
             }
-            V2Msg::Result {
-                request,
-                details: dict,
-                payload,
-            }
-            | V2Msg::Yield {
-                request,
-                options: dict,
-                payload,
-            } => {
+            V2Msg::Result { request, details: dict, payload } | V2Msg::Yield { request, options: dict, payload } => {
                 out.extend([Elem::id(*request), Elem::Dict(dict)]);
                 Some(payload)
             }
-            V2Msg::Register {
-                request,
-                options,
-                procedure,
-            } => {
-                out.extend([
-                    Elem::id(*request),
-                    Elem::Dict(options),
-                    Elem::Str(procedure),
-                ]);
+            V2Msg::Register { request, options, procedure } => {
+                out.extend([Elem::id(*request), Elem::Dict(options), Elem::Str(procedure)]);
                 None
             }
-            V2Msg::Invocation {
-                request,
-                registration,
-                details,
-                payload,
-            } => {
-                out.extend([
-                    Elem::id(*request),
-                    Elem::id(*registration),
-                    Elem::Dict(details),
-                ]);
+            V2Msg::Invocation { request, registration, details, payload } => {
+                out.extend([Elem::id(*request), Elem::id(*registration), Elem::Dict(details)]);
                 Some(payload)
             }
         };
@@ -324,11 +179,7 @@ impl Elem<'_> {
 }
 
 /// Appends `Arguments` / `ArgumentsKw`, writing `[]` for absent arguments when keywords follow.
-pub(super) fn push_payload<'a>(
-    out: &mut Vec<Elem<'a>>,
-    args: Option<&'a [Value]>,
-    kwargs: Option<&'a Dict>,
-) {
+pub(super) fn push_payload<'a>(out: &mut Vec<Elem<'a>>, args: Option<&'a [Value]>, kwargs: Option<&'a Dict>) {
     match (args, kwargs) {
         (args, Some(kwargs)) => out.extend([Elem::List(args.unwrap_or(&[])), Elem::Dict(kwargs)]),
         (Some(args), None) => out.push(Elem::List(args)),
@@ -353,36 +204,26 @@ impl Fields {
     fn next(&mut self) -> Result<(usize, Value), WampError> {
         let index = self.index;
         self.index += 1;
-        let value = self.items.next().ok_or(WampError::WrongArity {
-            message: self.name,
-            len: self.len,
-        })?;
+        let value = self.items.next().ok_or(WampError::WrongArity { message: self.name, len: self.len })?;
         Ok((index, value))
     }
 
     fn wrong(&self, index: usize, expected: &'static str) -> WampError {
-        WampError::WrongType {
-            message: self.name,
-            index,
-            expected,
-        }
+        WampError::WrongType { message: self.name, index, expected }
     }
 
     fn id(&mut self) -> Result<Id, WampError> {
         match self.next()? {
-            (index, Value::Int(n)) => n.as_u64().and_then(Id::new).ok_or(WampError::IdOutOfRange {
-                message: self.name,
-                index,
-            }),
+            (index, Value::Int(n)) => {
+                n.as_u64().and_then(Id::new).ok_or(WampError::IdOutOfRange { message: self.name, index })
+            }
             (index, _) => Err(self.wrong(index, "an id (integer)")),
         }
     }
 
     fn type_code(&mut self) -> Result<u64, WampError> {
         match self.next()? {
-            (index, Value::Int(n)) => n
-                .as_u64()
-                .ok_or_else(|| self.wrong(index, "a message type code")),
+            (index, Value::Int(n)) => n.as_u64().ok_or_else(|| self.wrong(index, "a message type code")),
             (index, _) => Err(self.wrong(index, "a message type code")),
         }
     }

@@ -66,11 +66,7 @@ impl Id {
     /// `n` as an id, if it is in `[1, 2^53]`.
     #[must_use]
     pub const fn new(n: u64) -> Option<Id> {
-        if n >= 1 && n <= Id::MAX {
-            Some(Id(n))
-        } else {
-            None
-        }
+        if n >= 1 && n <= Id::MAX { Some(Id(n)) } else { None }
     }
 
     /// `n` clamped into `[1, 2^53]`, for ids the router draws itself.

@@ -31,10 +31,7 @@ pub(super) fn decode_value(bytes: &[u8]) -> Result<Value, WampError> {
     if reader.pos == bytes.len() {
         Ok(value)
     } else {
-        Err(WampError::InvalidMsgPack {
-            offset: reader.pos,
-            reason: "trailing bytes after the value",
-        })
+        Err(WampError::InvalidMsgPack { offset: reader.pos, reason: "trailing bytes after the value" })
     }
 }
 
@@ -100,9 +97,7 @@ fn len32(n: usize) -> u32 {
 fn written<T>(result: Result<T, ValueWriteError<Infallible>>) {
     match result {
         Ok(_) => {}
-        Err(
-            ValueWriteError::InvalidMarkerWrite(never) | ValueWriteError::InvalidDataWrite(never),
-        ) => match never {},
+        Err(ValueWriteError::InvalidMarkerWrite(never) | ValueWriteError::InvalidDataWrite(never)) => match never {},
     }
 }
 
@@ -125,10 +120,7 @@ impl<'a> Reader<'a> {
             .pos
             .checked_add(n)
             .filter(|&end| end <= self.buf.len())
-            .ok_or(WampError::InvalidMsgPack {
-                offset: self.pos,
-                reason: "truncated",
-            })?;
+            .ok_or(WampError::InvalidMsgPack { offset: self.pos, reason: "truncated" })?;
         let bytes = &self.buf[self.pos..end];
         self.pos = end;
         Ok(bytes)
@@ -223,15 +215,10 @@ impl<'a> Reader<'a> {
             | Marker::Ext8
             | Marker::Ext16
             | Marker::Ext32 => {
-                return Err(WampError::UnsupportedValue {
-                    what: "extension type",
-                });
+                return Err(WampError::UnsupportedValue { what: "extension type" });
             }
             Marker::Reserved => {
-                return Err(WampError::InvalidMsgPack {
-                    offset: at,
-                    reason: "reserved marker 0xc1",
-                });
+                return Err(WampError::InvalidMsgPack { offset: at, reason: "reserved marker 0xc1" });
             }
         })
     }
@@ -268,9 +255,7 @@ impl<'a> Reader<'a> {
         let mut entries = Vec::with_capacity(self.capacity(n));
         for _ in 0..n {
             let Value::Str(key) = self.value(depth + 1)? else {
-                return Err(WampError::UnsupportedValue {
-                    what: "map key that is not a string",
-                });
+                return Err(WampError::UnsupportedValue { what: "map key that is not a string" });
             };
             entries.push((key, self.value(depth + 1)?));
         }

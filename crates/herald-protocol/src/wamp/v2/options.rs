@@ -21,16 +21,13 @@ impl SubscribeOptions {
     /// # Errors
     /// [`WampError::InvalidOption`] when `match` is not one of the three policy names.
     pub fn from_dict(options: &Dict) -> Result<SubscribeOptions, WampError> {
-        let policy =
-            match options.get("match") {
-                None => MatchPolicy::Exact,
-                Some(value) => value.as_str().and_then(MatchPolicy::from_name).ok_or(
-                    WampError::InvalidOption {
-                        option: "match",
-                        expected: "\"exact\", \"prefix\" or \"wildcard\"",
-                    },
-                )?,
-            };
+        let policy = match options.get("match") {
+            None => MatchPolicy::Exact,
+            Some(value) => value.as_str().and_then(MatchPolicy::from_name).ok_or(WampError::InvalidOption {
+                option: "match",
+                expected: "\"exact\", \"prefix\" or \"wildcard\"",
+            })?,
+        };
         Ok(SubscribeOptions { policy })
     }
 }
@@ -97,33 +94,17 @@ impl PublishOptions {
     /// blacklist does (advanced profile, black/white listing rules 1–6), plus `exclude_me`.
     /// A subscriber without an authid or authrole fails the corresponding whitelist.
     #[must_use]
-    pub fn admits(
-        &self,
-        publisher: Id,
-        session: Id,
-        authid: Option<&str>,
-        authrole: Option<&str>,
-    ) -> bool {
+    pub fn admits(&self, publisher: Id, session: Id, authid: Option<&str>, authrole: Option<&str>) -> bool {
         if self.exclude_me && publisher == session {
             return false;
         }
-        let listed =
-            |list: &[String], name: Option<&str>| name.is_some_and(|n| list.iter().any(|s| s == n));
+        let listed = |list: &[String], name: Option<&str>| name.is_some_and(|n| list.iter().any(|s| s == n));
         let blacklisted = self.exclude.contains(&session)
             || listed(&self.exclude_authid, authid)
             || listed(&self.exclude_authrole, authrole);
-        let whitelisted = self
-            .eligible
-            .as_ref()
-            .is_none_or(|ids| ids.contains(&session))
-            && self
-                .eligible_authid
-                .as_ref()
-                .is_none_or(|l| listed(l, authid))
-            && self
-                .eligible_authrole
-                .as_ref()
-                .is_none_or(|l| listed(l, authrole));
+        let whitelisted = self.eligible.as_ref().is_none_or(|ids| ids.contains(&session))
+            && self.eligible_authid.as_ref().is_none_or(|l| listed(l, authid))
+            && self.eligible_authrole.as_ref().is_none_or(|l| listed(l, authrole));
         !blacklisted && whitelisted
     }
 }
@@ -174,9 +155,9 @@ impl V2Msg {
             | V2Msg::Publish { topic: uri, .. }
             | V2Msg::Call { procedure: uri, .. }
             | V2Msg::Register { procedure: uri, .. } => uri::check(uri, rule, Components::NonEmpty),
-            V2Msg::Subscribe { options, topic, .. } => SubscribeOptions::from_dict(options)?
-                .policy
-                .check_pattern(topic, rule),
+            V2Msg::Subscribe { options, topic, .. } => {
+                SubscribeOptions::from_dict(options)?.policy.check_pattern(topic, rule)
+            }
             _ => Ok(()),
         }
     }
@@ -185,12 +166,7 @@ impl V2Msg {
 fn bool_option(options: &Dict, option: &'static str) -> Result<Option<bool>, WampError> {
     options
         .get(option)
-        .map(|value| {
-            value.as_bool().ok_or(WampError::InvalidOption {
-                option,
-                expected: "a boolean",
-            })
-        })
+        .map(|value| value.as_bool().ok_or(WampError::InvalidOption { option, expected: "a boolean" }))
         .transpose()
 }
 
@@ -203,9 +179,7 @@ fn list_option<T>(
     let Some(value) = options.get(option) else {
         return Ok(None);
     };
-    let items = value
-        .as_list()
-        .ok_or(WampError::InvalidOption { option, expected })?;
+    let items = value.as_list().ok_or(WampError::InvalidOption { option, expected })?;
     items
         .iter()
         .map(|item| entry(item).ok_or(WampError::InvalidOption { option, expected }))
@@ -214,13 +188,9 @@ fn list_option<T>(
 }
 
 fn id_list(options: &Dict, option: &'static str) -> Result<Option<Vec<Id>>, WampError> {
-    list_option(options, option, "a list of session ids", |v| {
-        v.as_u64().and_then(Id::new)
-    })
+    list_option(options, option, "a list of session ids", |v| v.as_u64().and_then(Id::new))
 }
 
 fn string_list(options: &Dict, option: &'static str) -> Result<Option<Vec<String>>, WampError> {
-    list_option(options, option, "a list of strings", |v| {
-        v.as_str().map(str::to_owned)
-    })
+    list_option(options, option, "a list of strings", |v| v.as_str().map(str::to_owned))
 }

@@ -97,10 +97,8 @@ impl Categories {
             }
         }
         if let Some(extra) = extra {
-            let json = serde_json::to_value(extra).map_err(|_| CategoryError::Config {
-                name: String::new(),
-                problem: "cannot be read as JSON",
-            })?;
+            let json = serde_json::to_value(extra)
+                .map_err(|_| CategoryError::Config { name: String::new(), problem: "cannot be read as JSON" })?;
             if let Value::Object(cats) = json {
                 merge(&mut merged, &cats);
             }

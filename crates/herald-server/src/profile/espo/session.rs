@@ -198,7 +198,9 @@ impl Session {
                 Event::CloseRequested(CloseRequest::SlowConsumer) => {
                     return End::Close(Some(ws::encode_close(1008, "slow consumer")));
                 }
-                Event::CloseRequested(CloseRequest::Code { .. }) => return End::Close(Some(ws::encode_close(1001, ""))),
+                Event::CloseRequested(CloseRequest::Code { .. }) => {
+                    return End::Close(Some(ws::encode_close(1001, "")));
+                }
             };
             match msg {
                 Message::Text(text) => {
@@ -324,7 +326,9 @@ impl Session {
         match self.subs.remove(topic) {
             Some(Sub::Active(channel)) => {
                 self.hub.unsubscribe(&self.app, &self.conn, &channel);
-                self.espo.debug.line(format_args!("{}: remove topic {topic} for user {}", self.conn.id.0, self.claimed));
+                self.espo
+                    .debug
+                    .line(format_args!("{}: remove topic {topic} for user {}", self.conn.id.0, self.claimed));
             }
             Some(Sub::Pending(_)) | None => {}
         }

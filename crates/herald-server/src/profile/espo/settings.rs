@@ -253,7 +253,9 @@ impl EspoFile {
                     8080
                 }
             }
-            Some(PortValue::Num(n)) => u16::try_from(n).map_err(|_| bad("webSocketPort", format!("{n} is not a port")))?,
+            Some(PortValue::Num(n)) => {
+                u16::try_from(n).map_err(|_| bad("webSocketPort", format!("{n} is not a port")))?
+            }
             Some(PortValue::Text(s)) => {
                 s.trim().parse().map_err(|_| bad("webSocketPort", format!("{s:?} is not a port")))?
             }
@@ -281,7 +283,9 @@ impl EspoFile {
         } else {
             None
         };
-        let root = self.espocrm_root.ok_or_else(|| bad("espocrm_root", "required: the EspoCRM directory (with command.php)"))?;
+        let root = self
+            .espocrm_root
+            .ok_or_else(|| bad("espocrm_root", "required: the EspoCRM directory (with command.php)"))?;
         if !root.join("command.php").is_file() {
             return Err(bad("espocrm_root", format!("{} has no command.php", root.display())));
         }

@@ -126,11 +126,7 @@ impl Db {
     async fn query_opt(&self, sql: &str, param: &str) -> Result<Option<Row>, DbError> {
         let client = self.client().await?;
         let run = async {
-            if sql.contains("$1") {
-                client.query(sql, &[&param]).await
-            } else {
-                client.query(sql, &[]).await
-            }
+            if sql.contains("$1") { client.query(sql, &[&param]).await } else { client.query(sql, &[]).await }
         };
         let Ok(rows) = tokio::time::timeout(QUERY_TIMEOUT, run).await else {
             self.forget(&client).await;

@@ -170,7 +170,8 @@ mod tests {
 
     #[test]
     fn database_urls_with_credentials() {
-        let d = Dsn::parse("postgres://oro%40db:p%3Ass@127.0.0.1:5432/oro_db?sslmode=disable&serverVersion=13.7").unwrap();
+        let d =
+            Dsn::parse("postgres://oro%40db:p%3Ass@127.0.0.1:5432/oro_db?sslmode=disable&serverVersion=13.7").unwrap();
         assert_eq!(d.scheme.as_deref(), Some("postgres"));
         assert_eq!(d.user.as_deref(), Some("oro@db"));
         assert_eq!(d.password.as_deref(), Some("p:ss"));

@@ -158,8 +158,7 @@ impl Upgrade {
 /// A `Sec-WebSocket-Key` must be the base64 of 16 bytes (RFC 6455 §4.2.1).
 fn valid_key(key: &str) -> bool {
     use base64::Engine as _;
-    key.len() == 24
-        && base64::engine::general_purpose::STANDARD.decode(key).is_ok_and(|k| k.len() == 16)
+    key.len() == 24 && base64::engine::general_purpose::STANDARD.decode(key).is_ok_and(|k| k.len() == 16)
 }
 
 /// The host an `Origin` header names: its URL host, or the raw value when it is not a URL

@@ -162,8 +162,8 @@ fn compile(route: &RouteConfig) -> Result<(Regex, Access), RouteError> {
     if matches!(route.access, Access::Secured | Access::SecuredOrAll) && !names.contains(&"user_id") {
         return Err(RouteError::NoUserId(route.channel.clone()));
     }
-    let re = Regex::new(&pattern)
-        .map_err(|e| RouteError::Regex { channel: route.channel.clone(), source: Box::new(e) })?;
+    let re =
+        Regex::new(&pattern).map_err(|e| RouteError::Regex { channel: route.channel.clone(), source: Box::new(e) })?;
     Ok((re, route.access))
 }
 
@@ -211,7 +211,8 @@ mod tests {
         let r = Routes::new(std::slice::from_ref(&extra)).unwrap();
         assert_eq!(r.find("acme/chat/5/lobby").map(|m| m.user_id), Some(Some("5")));
         assert!(r.find("acme/chat/5/lobby/x").is_none());
-        let bad = |channel: &str, access| RouteConfig { channel: channel.into(), access, requirements: Default::default() };
+        let bad =
+            |channel: &str, access| RouteConfig { channel: channel.into(), access, requirements: Default::default() };
         assert!(matches!(Routes::new(&[bad("a/{x", Access::Broadcast)]), Err(RouteError::Placeholder(_))));
         assert!(matches!(Routes::new(&[bad("a/{x}/{x}", Access::Broadcast)]), Err(RouteError::Placeholder(_))));
         assert!(matches!(Routes::new(&[bad("a/{x}", Access::Secured)]), Err(RouteError::NoUserId(_))));

@@ -61,7 +61,9 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
         Ok(identity) => identity,
         Err(e) => {
             match &e {
-                super::AuthError::Db(_) | super::AuthError::NoDatabase => tracing::warn!(error = %e, "oro: ticket refused"),
+                super::AuthError::Db(_) | super::AuthError::NoDatabase => {
+                    tracing::warn!(error = %e, "oro: ticket refused")
+                }
                 _ => tracing::info!(error = %e, "oro: ticket refused"),
             }
             socket.queue(ws::encode_text(forbidden_text(now_unix()).as_bytes()));
@@ -112,12 +114,7 @@ fn http_date(unix: i64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
     let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
-    format!(
-        "{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 /// An authenticated Oro WAMP v1 session.
@@ -138,7 +135,9 @@ impl Session {
                 Event::Message(m) => m,
                 Event::Violation(e) => return Some(ws::encode_close(e.close_code(), "")),
                 Event::Gone => return None,
-                Event::CloseRequested(CloseRequest::SlowConsumer) => return Some(ws::encode_close(1008, "slow consumer")),
+                Event::CloseRequested(CloseRequest::SlowConsumer) => {
+                    return Some(ws::encode_close(1008, "slow consumer"));
+                }
                 Event::CloseRequested(CloseRequest::Code { .. }) => return Some(ws::encode_close(1001, "")),
             };
             match msg {

@@ -132,7 +132,8 @@ impl OroSettings {
         let _ = writeln!(out, "app = {:?}\nsecret = \"<redacted>\"", self.app);
         let _ = writeln!(out, "frontend_dsn = {:?}\nbackend_dsn = {:?}", dsn(&self.frontend), dsn(&self.backend));
         let _ = writeln!(out, "db_dsn = {:?}  # user and password not shown", dsn(&self.db));
-        let _ = writeln!(out, "application_url = {:?}", self.application_url.as_deref().unwrap_or("<from the database>"));
+        let _ =
+            writeln!(out, "application_url = {:?}", self.application_url.as_deref().unwrap_or("<from the database>"));
         let _ = writeln!(out, "allowed_origins = {:?}\norigin_check = {}", self.allowed_origins, self.origin_check);
         let _ = writeln!(out, "ticket_ttl = {}", self.ticket_ttl.as_secs());
         let _ = writeln!(out, "ping_interval = {}", self.ping_interval.as_secs_f64());
@@ -211,7 +212,8 @@ pub(crate) fn configure(
     };
     let frontend = optional_dsn("ORO_WEBSOCKET_FRONTEND_DSN", "frontend_dsn", &f.frontend_dsn)?;
     let backend = optional_dsn("ORO_WEBSOCKET_BACKEND_DSN", "backend_dsn", &f.backend_dsn)?;
-    let db_value = env("ORO_DB_DSN").map(|v| (v, "ORO_DB_DSN")).or_else(|| env("ORO_DB_URL").map(|v| (v, "ORO_DB_URL")));
+    let db_value =
+        env("ORO_DB_DSN").map(|v| (v, "ORO_DB_DSN")).or_else(|| env("ORO_DB_URL").map(|v| (v, "ORO_DB_URL")));
     let db = match db_value {
         Some((v, var)) => Some((v, "environment".to_owned(), var.to_owned())),
         None => f.db_dsn.clone().map(|v| (v, origin.to_owned(), "oro.db_dsn".to_owned())),

@@ -6,9 +6,9 @@
 //! gives, so clients written against Crossbar see what they expect.
 
 use herald_core::App;
+use herald_core::authorize::Action;
 use herald_core::authorize::principal::{MethodConfig, Principal};
 use herald_core::authorize::role::{self, Builtin, Grant};
-use herald_core::authorize::Action;
 use herald_protocol::wamp::auth::{self, CraChallenge, CraSalt, PublicKey};
 use herald_protocol::wamp::v2::{Dict, Value};
 
@@ -52,7 +52,9 @@ impl Identity {
 pub(super) fn decide(role: SessionRole, app: &App, action: Action, uri: &str) -> Grant {
     match role {
         SessionRole::Builtin(b) => b.decide(action),
-        SessionRole::Configured(i) => app.config.wamp_roles.get(i as usize).map_or_else(Grant::default, |r| r.decide(action, uri)),
+        SessionRole::Configured(i) => {
+            app.config.wamp_roles.get(i as usize).map_or_else(Grant::default, |r| r.decide(action, uri))
+        }
     }
 }
 
@@ -145,10 +147,24 @@ pub(super) fn anonymous(app: &App, session: u64) -> Result<Identity, Refusal> {
     })
 }
 
-fn identity(app: &App, authid: &str, method: &'static str, provider: &'static str, role_name: &str, user_info: Option<String>) -> Result<Identity, Refusal> {
+fn identity(
+    app: &App,
+    authid: &str,
+    method: &'static str,
+    provider: &'static str,
+    role_name: &str,
+    user_info: Option<String>,
+) -> Result<Identity, Refusal> {
     let role = role_named(app, role_name)
         .ok_or_else(|| refuse(NOT_AUTHORIZED, format!("authrole \"{role_name}\" does not exist in this realm")))?;
-    Ok(Identity { authid: authid.to_owned(), authrole: role_name.to_owned(), authmethod: method, authprovider: provider, role, user_info })
+    Ok(Identity {
+        authid: authid.to_owned(),
+        authrole: role_name.to_owned(),
+        authmethod: method,
+        authprovider: provider,
+        role,
+        user_info,
+    })
 }
 
 /// Handles HELLO's details: the first offered method the realm accepts decides.
@@ -187,8 +203,14 @@ pub(super) fn hello(cx: &Context<'_>, details: &Dict) -> Step {
 fn ticket(m: &MethodConfig, authid: Option<&str>) -> Step {
     let Some(authid) = authid else { return Step::Abort(refuse(NOT_AUTHORIZED, "WAMP-Ticket needs an authid")) };
     match m.principals.get(authid) {
-        Some(p) => Step::Challenge("ticket", Dict::new(), Pending::Ticket { authid: authid.to_owned(), principal: Some(p.clone()) }),
-        None if m.dynamic.is_some() => Step::Challenge("ticket", Dict::new(), Pending::Ticket { authid: authid.to_owned(), principal: None }),
+        Some(p) => Step::Challenge(
+            "ticket",
+            Dict::new(),
+            Pending::Ticket { authid: authid.to_owned(), principal: Some(p.clone()) },
+        ),
+        None if m.dynamic.is_some() => {
+            Step::Challenge("ticket", Dict::new(), Pending::Ticket { authid: authid.to_owned(), principal: None })
+        }
         None => Step::Abort(unknown(authid)),
     }
 }
@@ -251,10 +273,12 @@ fn cryptosign(cx: &Context<'_>, authid: Option<&str>, authextra: Option<&Dict>) 
 /// Handles AUTHENTICATE for a pending handshake.
 pub(super) fn authenticate(cx: &Context<'_>, pending: Pending, signature: &str) -> Step {
     match pending {
-        Pending::Ticket { authid, principal: Some(p) } => match auth::verify_ticket(p.ticket.as_deref().unwrap_or_default(), signature) {
-            Ok(()) => welcome(identity(cx.app, &authid, "ticket", "static", &p.role, p.user_info)),
-            Err(e) => Step::Abort(refuse(NOT_AUTHORIZED, e.to_string())),
-        },
+        Pending::Ticket { authid, principal: Some(p) } => {
+            match auth::verify_ticket(p.ticket.as_deref().unwrap_or_default(), signature) {
+                Ok(()) => welcome(identity(cx.app, &authid, "ticket", "static", &p.role, p.user_info)),
+                Err(e) => Step::Abort(refuse(NOT_AUTHORIZED, e.to_string())),
+            }
+        }
         Pending::Ticket { authid, principal: None } => {
             let body = request_body(cx, "ticket", Some(&authid), None, Some(signature));
             Step::Ask(body, Pending::Ticket { authid, principal: None })
@@ -270,7 +294,9 @@ pub(super) fn authenticate(cx: &Context<'_>, pending: Pending, signature: &str) 
             }),
             Err(err) => Step::Abort(refuse(NOT_AUTHORIZED, err.to_string())),
         },
-        Pending::Cra { expect: None, .. } => Step::Abort(refuse(AUTHENTICATION_FAILED, "AUTHENTICATE before CHALLENGE")),
+        Pending::Cra { expect: None, .. } => {
+            Step::Abort(refuse(AUTHENTICATION_FAILED, "AUTHENTICATE before CHALLENGE"))
+        }
         Pending::Cryptosign { authid, key, challenge, .. } => {
             if let Err(e) = auth::verify_cryptosign(&key, &challenge, signature) {
                 return Step::Abort(refuse(NOT_AUTHORIZED, e.to_string()));
@@ -291,7 +317,9 @@ fn cryptosign_principal(cx: &Context<'_>, authid: Option<String>, key: PublicKey
         None => m.principals.iter().find(|(_, p)| holds(p)).map(|(id, p)| (id.clone(), p)),
     };
     match found {
-        Some((id, p)) if holds(p) => welcome(identity(cx.app, &id, "cryptosign", "static", &p.role, p.user_info.clone())),
+        Some((id, p)) if holds(p) => {
+            welcome(identity(cx.app, &id, "cryptosign", "static", &p.role, p.user_info.clone()))
+        }
         Some(_) => Step::Abort(refuse(NOT_AUTHORIZED, "the public key is not authorized for this authid")),
         None if m.dynamic.is_some() => {
             let body = request_body(cx, "cryptosign", authid.as_deref(), Some(&key), None);
@@ -309,7 +337,13 @@ fn welcome(identity: Result<Identity, Refusal>) -> Step {
 }
 
 /// The JSON body sent to a dynamic authenticator.
-fn request_body(cx: &Context<'_>, method: &str, authid: Option<&str>, key: Option<&PublicKey>, ticket: Option<&str>) -> serde_json::Value {
+fn request_body(
+    cx: &Context<'_>,
+    method: &str,
+    authid: Option<&str>,
+    key: Option<&PublicKey>,
+    ticket: Option<&str>,
+) -> serde_json::Value {
     let mut body = serde_json::json!({
         "realm": cx.app.config.id,
         "authmethod": method,
@@ -351,7 +385,9 @@ pub(super) fn answered(cx: &Context<'_>, pending: Pending, verdict: Verdict) -> 
     };
     let user_info = answer.get("user_info").map(ToString::to_string);
     match pending {
-        Pending::Ticket { authid, .. } => welcome(identity(cx.app, &authid, "ticket", "dynamic", &role_name, user_info)),
+        Pending::Ticket { authid, .. } => {
+            welcome(identity(cx.app, &authid, "ticket", "dynamic", &role_name, user_info))
+        }
         Pending::Cra { authid, .. } => {
             let Some(secret) = text("secret") else {
                 return Step::Abort(refuse(AUTHENTICATION_FAILED, "the authenticator's answer has no secret"));

@@ -7,11 +7,7 @@ type Check = fn(&WampError) -> bool;
 
 fn check(ser: Serializer, frame: &[u8], expected: Check) {
     let err = parse_v2(ser, frame).unwrap_err();
-    assert!(
-        expected(&err),
-        "{ser:?} {}: {err:?}",
-        String::from_utf8_lossy(frame)
-    );
+    assert!(expected(&err), "{ser:?} {}: {err:?}", String::from_utf8_lossy(frame));
     assert!(err.is_protocol_violation(), "{err:?}");
     assert_eq!(err.v2_error_uri(), reason::PROTOCOL_VIOLATION);
 }
@@ -20,199 +16,72 @@ fn check(ser: Serializer, frame: &[u8], expected: Check) {
 fn malformed_json() {
     let table: &[(&[u8], Check)] = &[
         (b"", |e| matches!(e, WampError::InvalidJson(_))),
-        (b"[32,1,{},\"t\"", |e| {
-            matches!(e, WampError::InvalidJson(_))
-        }),
-        (b"[32,1,{},\"t\"]]", |e| {
-            matches!(e, WampError::InvalidJson(_))
-        }),
-        (b"[32,1,{},\"\xc3\x28\"]", |e| {
-            matches!(e, WampError::InvalidJson(_))
-        }),
-        (b"[32,1,{},\"\\ud800\"]", |e| {
-            matches!(e, WampError::InvalidJson(_))
-        }),
+        (b"[32,1,{},\"t\"", |e| matches!(e, WampError::InvalidJson(_))),
+        (b"[32,1,{},\"t\"]]", |e| matches!(e, WampError::InvalidJson(_))),
+        (b"[32,1,{},\"\xc3\x28\"]", |e| matches!(e, WampError::InvalidJson(_))),
+        (b"[32,1,{},\"\\ud800\"]", |e| matches!(e, WampError::InvalidJson(_))),
         (b"{\"0\":32}", |e| matches!(e, WampError::NotArray)),
         (b"32", |e| matches!(e, WampError::NotArray)),
         (b"[]", |e| matches!(e, WampError::EmptyArray)),
-        (b"[\"32\",1,{},\"t\"]", |e| {
-            matches!(e, WampError::BadTypeCode)
-        }),
-        (b"[32.0,1,{},\"t\"]", |e| {
-            matches!(e, WampError::BadTypeCode)
-        }),
+        (b"[\"32\",1,{},\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
+        (b"[32.0,1,{},\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[-32,1,{},\"t\"]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[null]", |e| matches!(e, WampError::BadTypeCode)),
         (b"[99,1]", |e| matches!(e, WampError::UnknownType(99))),
         // CHALLENGE is the router's to send.
-        (b"[4,\"ticket\",{}]", |e| {
-            matches!(e, WampError::UnexpectedType(4))
-        }),
+        (b"[4,\"ticket\",{}]", |e| matches!(e, WampError::UnexpectedType(4))),
         (b"[49,1,{}]", |e| matches!(e, WampError::UnknownType(49))),
-        (b"[36,1,2,{}]", |e| {
-            matches!(e, WampError::UnexpectedType(36))
-        }),
+        (b"[36,1,2,{}]", |e| matches!(e, WampError::UnexpectedType(36))),
         (b"[2,1,{}]", |e| matches!(e, WampError::UnexpectedType(2))),
-        (b"[8,48,1,{},\"wamp.error.x\"]", |e| {
-            matches!(e, WampError::UnexpectedType(8))
-        }),
-        (b"[32,1,{}]", |e| {
-            matches!(
-                e,
-                WampError::WrongArity {
-                    message: "SUBSCRIBE",
-                    len: 3
-                }
-            )
-        }),
-        (b"[32,1,{},\"t\",[]]", |e| {
-            matches!(
-                e,
-                WampError::WrongArity {
-                    message: "SUBSCRIBE",
-                    len: 5
-                }
-            )
-        }),
-        (b"[16,1,{},\"t\",[],{},1]", |e| {
-            matches!(
-                e,
-                WampError::WrongArity {
-                    message: "PUBLISH",
-                    len: 7
-                }
-            )
-        }),
-        (b"[1,\"realm\"]", |e| {
-            matches!(
-                e,
-                WampError::WrongArity {
-                    message: "HELLO",
-                    ..
-                }
-            )
-        }),
-        (b"[32,\"1\",{},\"t\"]", |e| {
-            matches!(e, WampError::WrongType { index: 1, .. })
-        }),
-        (b"[32,1.5,{},\"t\"]", |e| {
-            matches!(e, WampError::WrongType { index: 1, .. })
-        }),
-        (b"[32,1,[],\"t\"]", |e| {
-            matches!(e, WampError::WrongType { index: 2, .. })
-        }),
-        (b"[32,1,{},5]", |e| {
-            matches!(e, WampError::WrongType { index: 3, .. })
-        }),
-        (b"[16,1,{},\"t\",{}]", |e| {
-            matches!(e, WampError::WrongType { index: 4, .. })
-        }),
-        (b"[16,1,{},\"t\",[],[]]", |e| {
-            matches!(e, WampError::WrongType { index: 5, .. })
-        }),
-        (b"[1,5,{}]", |e| {
-            matches!(e, WampError::WrongType { index: 1, .. })
-        }),
-        (b"[32,0,{},\"t\"]", |e| {
-            matches!(e, WampError::IdOutOfRange { index: 1, .. })
-        }),
-        (b"[32,-1,{},\"t\"]", |e| {
-            matches!(e, WampError::IdOutOfRange { index: 1, .. })
-        }),
-        (b"[32,9007199254740993,{},\"t\"]", |e| {
-            matches!(e, WampError::IdOutOfRange { index: 1, .. })
-        }),
-        (b"[34,1,18446744073709551615]", |e| {
-            matches!(e, WampError::IdOutOfRange { index: 2, .. })
-        }),
+        (b"[8,48,1,{},\"wamp.error.x\"]", |e| matches!(e, WampError::UnexpectedType(8))),
+        (b"[32,1,{}]", |e| matches!(e, WampError::WrongArity { message: "SUBSCRIBE", len: 3 })),
+        (b"[32,1,{},\"t\",[]]", |e| matches!(e, WampError::WrongArity { message: "SUBSCRIBE", len: 5 })),
+        (b"[16,1,{},\"t\",[],{},1]", |e| matches!(e, WampError::WrongArity { message: "PUBLISH", len: 7 })),
+        (b"[1,\"realm\"]", |e| matches!(e, WampError::WrongArity { message: "HELLO", .. })),
+        (b"[32,\"1\",{},\"t\"]", |e| matches!(e, WampError::WrongType { index: 1, .. })),
+        (b"[32,1.5,{},\"t\"]", |e| matches!(e, WampError::WrongType { index: 1, .. })),
+        (b"[32,1,[],\"t\"]", |e| matches!(e, WampError::WrongType { index: 2, .. })),
+        (b"[32,1,{},5]", |e| matches!(e, WampError::WrongType { index: 3, .. })),
+        (b"[16,1,{},\"t\",{}]", |e| matches!(e, WampError::WrongType { index: 4, .. })),
+        (b"[16,1,{},\"t\",[],[]]", |e| matches!(e, WampError::WrongType { index: 5, .. })),
+        (b"[1,5,{}]", |e| matches!(e, WampError::WrongType { index: 1, .. })),
+        (b"[32,0,{},\"t\"]", |e| matches!(e, WampError::IdOutOfRange { index: 1, .. })),
+        (b"[32,-1,{},\"t\"]", |e| matches!(e, WampError::IdOutOfRange { index: 1, .. })),
+        (b"[32,9007199254740993,{},\"t\"]", |e| matches!(e, WampError::IdOutOfRange { index: 1, .. })),
+        (b"[34,1,18446744073709551615]", |e| matches!(e, WampError::IdOutOfRange { index: 2, .. })),
         // Beyond 64 bits serde_json reads a float, which is no id at all.
-        (b"[34,1,18446744073709551616]", |e| {
-            matches!(e, WampError::WrongType { index: 2, .. })
-        }),
-        (b"[8,-68,1,{},\"e\"]", |e| {
-            matches!(e, WampError::WrongType { index: 1, .. })
-        }),
+        (b"[34,1,18446744073709551616]", |e| matches!(e, WampError::WrongType { index: 2, .. })),
+        (b"[8,-68,1,{},\"e\"]", |e| matches!(e, WampError::WrongType { index: 1, .. })),
     ];
     for (frame, expected) in table {
         check(Serializer::Json, frame, *expected);
     }
     let deep = format!("[16,1,{{}},\"t\",{}{}]", "[".repeat(200), "]".repeat(200));
-    check(Serializer::Json, deep.as_bytes(), |e| {
-        matches!(e, WampError::InvalidJson(_))
-    });
+    check(Serializer::Json, deep.as_bytes(), |e| matches!(e, WampError::InvalidJson(_)));
 }
 
 #[test]
 fn malformed_msgpack() {
     let table: &[(&str, Check)] = &[
-        ("", |e| {
-            matches!(e, WampError::InvalidMsgPack { offset: 0, .. })
-        }),
+        ("", |e| matches!(e, WampError::InvalidMsgPack { offset: 0, .. })),
         // [35] then a truncated uint32.
-        ("9223ce0516", |e| {
-            matches!(
-                e,
-                WampError::InvalidMsgPack {
-                    reason: "truncated",
-                    ..
-                }
-            )
-        }),
-        ("9223ce051647bd00", |e| {
-            matches!(e, WampError::InvalidMsgPack { offset: 7, .. })
-        }),
-        ("c1", |e| {
-            matches!(
-                e,
-                WampError::InvalidMsgPack {
-                    reason: "reserved marker 0xc1",
-                    ..
-                }
-            )
-        }),
+        ("9223ce0516", |e| matches!(e, WampError::InvalidMsgPack { reason: "truncated", .. })),
+        ("9223ce051647bd00", |e| matches!(e, WampError::InvalidMsgPack { offset: 7, .. })),
+        ("c1", |e| matches!(e, WampError::InvalidMsgPack { reason: "reserved marker 0xc1", .. })),
         ("81a16101", |e| matches!(e, WampError::NotArray)),
         ("90", |e| matches!(e, WampError::EmptyArray)),
         ("91a3616263", |e| matches!(e, WampError::BadTypeCode)),
-        ("91cb4040000000000000", |e| {
-            matches!(e, WampError::BadTypeCode)
-        }),
+        ("91cb4040000000000000", |e| matches!(e, WampError::BadTypeCode)),
         ("9163", |e| matches!(e, WampError::UnknownType(99))),
         // A declared array of 2^32-1 elements with nothing behind it: an error, not a huge allocation.
-        ("dd ffffffff", |e| {
-            matches!(
-                e,
-                WampError::InvalidMsgPack {
-                    reason: "truncated",
-                    ..
-                }
-            )
-        }),
-        ("94 20 01 80 a2c328", |e| {
-            matches!(e, WampError::InvalidUtf8 { offset: 4 })
-        }),
-        ("94 20 01 81 01 01 a174", |e| {
-            matches!(e, WampError::UnsupportedValue { .. })
-        }),
-        ("95 10 01 80 a174 91 d4 01 00", |e| {
-            matches!(
-                e,
-                WampError::UnsupportedValue {
-                    what: "extension type"
-                }
-            )
-        }),
-        ("94 20 01 80 c40174", |e| {
-            matches!(e, WampError::WrongType { index: 3, .. })
-        }),
-        ("94 20 00 80 a174", |e| {
-            matches!(e, WampError::IdOutOfRange { index: 1, .. })
-        }),
-        ("94 20 cf ffffffffffffffff 80 a174", |e| {
-            matches!(e, WampError::IdOutOfRange { index: 1, .. })
-        }),
-        ("94 20 ff 80 a174", |e| {
-            matches!(e, WampError::IdOutOfRange { index: 1, .. })
-        }),
+        ("dd ffffffff", |e| matches!(e, WampError::InvalidMsgPack { reason: "truncated", .. })),
+        ("94 20 01 80 a2c328", |e| matches!(e, WampError::InvalidUtf8 { offset: 4 })),
+        ("94 20 01 81 01 01 a174", |e| matches!(e, WampError::UnsupportedValue { .. })),
+        ("95 10 01 80 a174 91 d4 01 00", |e| matches!(e, WampError::UnsupportedValue { what: "extension type" })),
+        ("94 20 01 80 c40174", |e| matches!(e, WampError::WrongType { index: 3, .. })),
+        ("94 20 00 80 a174", |e| matches!(e, WampError::IdOutOfRange { index: 1, .. })),
+        ("94 20 cf ffffffffffffffff 80 a174", |e| matches!(e, WampError::IdOutOfRange { index: 1, .. })),
+        ("94 20 ff 80 a174", |e| matches!(e, WampError::IdOutOfRange { index: 1, .. })),
     ];
     for (hex_frame, expected) in table {
         let frame = hex::decode(hex_frame.replace(' ', "")).unwrap();
@@ -221,18 +90,12 @@ fn malformed_msgpack() {
     let mut deep = hex::decode("9510 01 80 a174".replace(' ', "")).unwrap();
     deep.extend(std::iter::repeat_n(0x91, 500));
     deep.push(0x01);
-    check(Serializer::MsgPack, &deep, |e| {
-        matches!(e, WampError::TooDeep { limit: 128 })
-    });
+    check(Serializer::MsgPack, &deep, |e| matches!(e, WampError::TooDeep { limit: 128 }));
 }
 
 #[test]
 fn limits_leave_room_for_real_payloads() {
-    let nested = format!(
-        "[16,1,{{}},\"t\",[{}1{}]]",
-        "[".repeat(100),
-        "]".repeat(100)
-    );
+    let nested = format!("[16,1,{{}},\"t\",[{}1{}]]", "[".repeat(100), "]".repeat(100));
     let msg = parse_v2(Serializer::Json, nested.as_bytes()).unwrap();
     let packed = encode_v2(Serializer::MsgPack, &msg);
     assert_eq!(parse_v2(Serializer::MsgPack, &packed).unwrap(), msg);
@@ -243,10 +106,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
 

@@ -9,10 +9,7 @@ fn subscribe_match_option() {
         ("{}", Some(MatchPolicy::Exact)),
         (r#"{"match":"exact"}"#, Some(MatchPolicy::Exact)),
         (r#"{"match":"prefix"}"#, Some(MatchPolicy::Prefix)),
-        (
-            r#"{"match":"wildcard","other":1}"#,
-            Some(MatchPolicy::Wildcard),
-        ),
+        (r#"{"match":"wildcard","other":1}"#, Some(MatchPolicy::Wildcard)),
         (r#"{"match":"regex"}"#, None),
         (r#"{"match":1}"#, None),
     ];
@@ -22,13 +19,7 @@ fn subscribe_match_option() {
             Some(policy) => assert_eq!(got.unwrap(), policy, "{options}"),
             None => {
                 let err = got.unwrap_err();
-                assert!(matches!(
-                    err,
-                    WampError::InvalidOption {
-                        option: "match",
-                        ..
-                    }
-                ));
+                assert!(matches!(err, WampError::InvalidOption { option: "match", .. }));
                 assert!(!err.is_protocol_violation());
                 assert_eq!(err.v2_error_uri(), "wamp.error.invalid_argument");
             }
@@ -63,10 +54,7 @@ fn publish_options_defaults_and_lists() {
         r#"{"eligible_authid":[1]}"#,
     ] {
         let err = PublishOptions::from_dict(&dict(bad)).unwrap_err();
-        assert!(
-            matches!(err, WampError::InvalidOption { .. }),
-            "{bad}: {err:?}"
-        );
+        assert!(matches!(err, WampError::InvalidOption { .. }), "{bad}: {err:?}");
     }
 }
 
@@ -90,34 +78,12 @@ fn publish_admits_by_black_and_white_lists() {
         (r#"{"exclude_authid":["bob"]}"#, 2, None, None, true),
         (r#"{"eligible_authid":["bob"]}"#, 2, None, None, false),
         (r#"{"eligible_authid":["bob"]}"#, 2, Some("bob"), None, true),
-        (
-            r#"{"eligible_authrole":["manager"]}"#,
-            2,
-            Some("bob"),
-            Some("staff"),
-            false,
-        ),
-        (
-            r#"{"eligible_authrole":["manager"]}"#,
-            2,
-            Some("bob"),
-            Some("manager"),
-            true,
-        ),
-        (
-            r#"{"exclude_authrole":["staff"]}"#,
-            2,
-            None,
-            Some("staff"),
-            false,
-        ),
+        (r#"{"eligible_authrole":["manager"]}"#, 2, Some("bob"), Some("staff"), false),
+        (r#"{"eligible_authrole":["manager"]}"#, 2, Some("bob"), Some("manager"), true),
+        (r#"{"exclude_authrole":["staff"]}"#, 2, None, Some("staff"), false),
     ];
     for &(json, session, authid, authrole, admitted) in table {
-        assert_eq!(
-            opts(json).admits(publisher, id(session), authid, authrole),
-            admitted,
-            "{json} -> {session}"
-        );
+        assert_eq!(opts(json).admits(publisher, id(session), authid, authrole), admitted, "{json} -> {session}");
     }
 }
 
@@ -127,26 +93,13 @@ fn call_timeout_option() {
     assert_eq!(timeout("{}").unwrap(), None);
     assert_eq!(timeout(r#"{"timeout":0}"#).unwrap(), None);
     assert_eq!(timeout(r#"{"timeout":5000}"#).unwrap(), Some(5000));
-    assert!(matches!(
-        timeout(r#"{"timeout":-1}"#),
-        Err(WampError::InvalidOption {
-            option: "timeout",
-            ..
-        })
-    ));
-    assert!(matches!(
-        timeout(r#"{"timeout":"5s"}"#),
-        Err(WampError::InvalidOption { .. })
-    ));
+    assert!(matches!(timeout(r#"{"timeout":-1}"#), Err(WampError::InvalidOption { option: "timeout", .. })));
+    assert!(matches!(timeout(r#"{"timeout":"5s"}"#), Err(WampError::InvalidOption { .. })));
 }
 
 #[test]
 fn uri_checks_per_message() {
-    let check = |text: &str, rule: UriRule| {
-        parse_v2(Serializer::Json, text.as_bytes())
-            .unwrap()
-            .check_uris(rule)
-    };
+    let check = |text: &str, rule: UriRule| parse_v2(Serializer::Json, text.as_bytes()).unwrap().check_uris(rule);
     let ok = [
         r#"[1,"realm1",{}]"#,
         r#"[16,1,{},"com.myapp.mytopic1"]"#,
@@ -172,19 +125,13 @@ fn uri_checks_per_message() {
     ];
     for text in bad {
         let err = check(text, UriRule::Loose).unwrap_err();
-        assert!(
-            matches!(err, WampError::InvalidUri { .. }),
-            "{text}: {err:?}"
-        );
+        assert!(matches!(err, WampError::InvalidUri { .. }), "{text}: {err:?}");
         assert_eq!(err.v2_error_uri(), "wamp.error.invalid_uri");
     }
     assert!(check(r#"[16,1,{},"com.MyApp"]"#, UriRule::Loose).is_ok());
     assert!(check(r#"[16,1,{},"com.MyApp"]"#, UriRule::Strict).is_err());
     assert!(matches!(
         check(r#"[32,1,{"match":"glob"},"a"]"#, UriRule::Loose),
-        Err(WampError::InvalidOption {
-            option: "match",
-            ..
-        })
+        Err(WampError::InvalidOption { option: "match", .. })
     ));
 }

@@ -78,7 +78,8 @@ fn broadcasts_are_categories_without_check_or_user() {
     assert!(c.is_allowed("inbox.u1"));
     assert!(!c.is_broadcast("inbox.u1"), "a topic naming a user is that user's");
     let extra: toml::Table =
-        toml::from_str("[appParamsUpdateAudit]\naccessCheckCommand = \"AclCheck --userId=:userId --scope=Audit\"\n").unwrap();
+        toml::from_str("[appParamsUpdateAudit]\naccessCheckCommand = \"AclCheck --userId=:userId --scope=Audit\"\n")
+            .unwrap();
     let Ok(Value::Object(merged)) = serde_json::to_value(&extra) else { panic!("a table") };
     c.map.extend(Categories::from_merged(&merged).map);
     assert!(!c.is_broadcast("appParamsUpdate"), "as a prefix it would match appParamsUpdateAudit");

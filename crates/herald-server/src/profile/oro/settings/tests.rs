@@ -8,7 +8,11 @@ fn args(profile: bool) -> ServeArgs {
     ServeArgs { profile: profile.then(|| "oro".to_owned()), ..ServeArgs::default() }
 }
 
-fn run(args: &ServeArgs, file: Option<&OroFile>, vars: &[(&str, &str)]) -> Result<(Option<ListenerSettings>, Vec<AppConfig>), ConfigError> {
+fn run(
+    args: &ServeArgs,
+    file: Option<&OroFile>,
+    vars: &[(&str, &str)],
+) -> Result<(Option<ListenerSettings>, Vec<AppConfig>), ConfigError> {
     let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let env = |k: &str| map.get(k).cloned();
     let mut apps = Vec::new();
@@ -71,7 +75,8 @@ fn empty_host_refuses_to_start_naming_the_variable() {
     let err = run(&args(true), None, &[("ORO_SECRET", "s"), ("ORO_WEBSOCKET_SERVER_DSN", ":8080")]).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("ORO_WEBSOCKET_SERVER_DSN") && msg.contains("no host"), "{msg}");
-    let err = run(&args(true), None, &[("ORO_SECRET", "s"), ("ORO_WEBSOCKET_SERVER_DSN", "//0.0.0.0:99999")]).unwrap_err();
+    let err =
+        run(&args(true), None, &[("ORO_SECRET", "s"), ("ORO_WEBSOCKET_SERVER_DSN", "//0.0.0.0:99999")]).unwrap_err();
     assert!(err.to_string().contains("ORO_WEBSOCKET_SERVER_DSN"));
 }
 
@@ -193,12 +198,9 @@ fn log_levels_follow_oro() {
 
 #[test]
 fn describe_leaves_secrets_out() {
-    let (l, _) = run(
-        &args(true),
-        None,
-        &[("ORO_SECRET", "sekrit"), ("ORO_DB_DSN", "postgres://oro:pw-123@db:5432/oro")],
-    )
-    .unwrap();
+    let (l, _) =
+        run(&args(true), None, &[("ORO_SECRET", "sekrit"), ("ORO_DB_DSN", "postgres://oro:pw-123@db:5432/oro")])
+            .unwrap();
     let l = l.unwrap();
     let mut out = String::new();
     oro(&l).describe(&l.host, l.port, &mut out);

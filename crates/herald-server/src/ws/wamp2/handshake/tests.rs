@@ -18,7 +18,13 @@ fn app(auth: WampAuthConfig) -> App {
             disclose: Disclose::default(),
         }],
     };
-    App::new(AppConfig { id: "realm1".into(), wamp: true, wamp_roles: vec![role], wamp_auth: auth, ..AppConfig::default() })
+    App::new(AppConfig {
+        id: "realm1".into(),
+        wamp: true,
+        wamp_roles: vec![role],
+        wamp_auth: auth,
+        ..AppConfig::default()
+    })
 }
 
 fn principal(role: &str) -> Principal {
@@ -60,16 +66,25 @@ fn no_credentials_get_the_anonymous_role() {
 
 #[test]
 fn a_realm_without_anonymous_role_or_offered_method_aborts() {
-    let cfg = WampAuthConfig { ticket: method("alice", Principal { ticket: Some("t0ken".into()), ..principal("backend") }), ..WampAuthConfig::default() };
+    let cfg = WampAuthConfig {
+        ticket: method("alice", Principal { ticket: Some("t0ken".into()), ..principal("backend") }),
+        ..WampAuthConfig::default()
+    };
     let mut a = app(cfg);
     a.config.wamp_anonymous_role = String::new();
     assert_eq!(aborted(&hello(&cx(&a), &Dict::new())).map(|a| a.0), Some(NO_AUTH_METHOD));
-    assert_eq!(aborted(&hello(&cx(&a), &hello_details(&["wampcra"], Some("alice")))).map(|a| a.0), Some(NO_AUTH_METHOD));
+    assert_eq!(
+        aborted(&hello(&cx(&a), &hello_details(&["wampcra"], Some("alice")))).map(|a| a.0),
+        Some(NO_AUTH_METHOD)
+    );
 }
 
 #[test]
 fn ticket_right_wrong_and_unknown() {
-    let cfg = WampAuthConfig { ticket: method("alice", Principal { ticket: Some("t0ken".into()), ..principal("backend") }), ..WampAuthConfig::default() };
+    let cfg = WampAuthConfig {
+        ticket: method("alice", Principal { ticket: Some("t0ken".into()), ..principal("backend") }),
+        ..WampAuthConfig::default()
+    };
     let app = app(cfg);
     let Step::Challenge("ticket", _, pending) = hello(&cx(&app), &hello_details(&["ticket"], Some("alice"))) else {
         panic!("expected a ticket CHALLENGE")
@@ -90,7 +105,13 @@ fn ticket_right_wrong_and_unknown() {
 
 #[test]
 fn wampcra_salted_answer_made_as_autobahn_makes_it_is_accepted_once() {
-    let p = Principal { secret: Some("secret123".into()), salt: Some("salt123".into()), iterations: Some(1000), keylen: Some(32), ..principal("backend") };
+    let p = Principal {
+        secret: Some("secret123".into()),
+        salt: Some("salt123".into()),
+        iterations: Some(1000),
+        keylen: Some(32),
+        ..principal("backend")
+    };
     let app = app(WampAuthConfig { wampcra: method("bob", p), ..WampAuthConfig::default() });
     let Step::Challenge("wampcra", extra, pending) = hello(&cx(&app), &hello_details(&["wampcra"], Some("bob"))) else {
         panic!("expected a wampcra CHALLENGE")
@@ -105,32 +126,50 @@ fn wampcra_salted_answer_made_as_autobahn_makes_it_is_accepted_once() {
     let mut other = cx(&app);
     other.random = [8; 32];
     let Step::Challenge(_, _, pending) = hello(&other, &hello_details(&["wampcra"], Some("bob"))) else { panic!() };
-    assert_eq!(aborted(&authenticate(&other, pending, &signature)), Some((NOT_AUTHORIZED, "WAMP-CRA client signature is invalid")));
+    assert_eq!(
+        aborted(&authenticate(&other, pending, &signature)),
+        Some((NOT_AUTHORIZED, "WAMP-CRA client signature is invalid"))
+    );
 }
 
 #[test]
 fn cryptosign_needs_a_pubkey_and_an_authorized_key() {
     const PUBKEY: &str = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
-    let cfg = WampAuthConfig { cryptosign: method("carol", Principal { authorized_keys: vec!["11".repeat(32)], ..principal("backend") }), ..WampAuthConfig::default() };
+    let cfg = WampAuthConfig {
+        cryptosign: method("carol", Principal { authorized_keys: vec!["11".repeat(32)], ..principal("backend") }),
+        ..WampAuthConfig::default()
+    };
     let app = app(cfg);
-    assert_eq!(aborted(&hello(&cx(&app), &hello_details(&["cryptosign"], Some("carol")))).map(|a| a.0), Some(NOT_AUTHORIZED));
+    assert_eq!(
+        aborted(&hello(&cx(&app), &hello_details(&["cryptosign"], Some("carol")))).map(|a| a.0),
+        Some(NOT_AUTHORIZED)
+    );
     let mut d = hello_details(&["cryptosign"], Some("carol"));
     d.insert("authextra", Dict::new().with("pubkey", PUBKEY));
     let Step::Challenge("cryptosign", extra, pending) = hello(&cx(&app), &d) else { panic!("expected CHALLENGE") };
     assert_eq!(extra.get("challenge").and_then(Value::as_str).map(str::len), Some(64));
     // Garbage is refused as a bad signature.
-    assert_eq!(aborted(&authenticate(&cx(&app), pending, "00")), Some((NOT_AUTHORIZED, "signed message has invalid signature")));
+    assert_eq!(
+        aborted(&authenticate(&cx(&app), pending, "00")),
+        Some((NOT_AUTHORIZED, "signed message has invalid signature"))
+    );
 }
 
 #[test]
 fn dynamic_verdicts_map_to_crossbar_reasons() {
-    let cfg = WampAuthConfig { ticket: Some(MethodConfig { dynamic: Some("http://127.0.0.1:9/auth".into()), ..MethodConfig::default() }), ..WampAuthConfig::default() };
+    let cfg = WampAuthConfig {
+        ticket: Some(MethodConfig { dynamic: Some("http://127.0.0.1:9/auth".into()), ..MethodConfig::default() }),
+        ..WampAuthConfig::default()
+    };
     let app = app(cfg);
     let Step::Challenge(_, _, pending) = hello(&cx(&app), &hello_details(&["ticket"], Some("dyn"))) else { panic!() };
     let Step::Ask(body, pending) = authenticate(&cx(&app), pending, "tkt") else { panic!("expected a question") };
     assert_eq!(body["ticket"], "tkt");
     assert_eq!(body["realm"], "realm1");
-    assert_eq!(aborted(&answered(&cx(&app), pending, Verdict::Unavailable)), Some((AUTHENTICATION_FAILED, "authenticator unavailable")));
+    assert_eq!(
+        aborted(&answered(&cx(&app), pending, Verdict::Unavailable)),
+        Some((AUTHENTICATION_FAILED, "authenticator unavailable"))
+    );
     let accepted = |role: &str| {
         let mut m = serde_json::Map::new();
         m.insert("role".into(), role.into());
