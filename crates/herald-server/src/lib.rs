@@ -3,6 +3,7 @@
 //! `main.rs` parses the command line and calls [`Server::bind`] then [`Server::run`]; tests do
 //! the same on `127.0.0.1:0`.
 
+mod civil_date;
 pub mod cli;
 pub mod config;
 pub mod fd_limit;
