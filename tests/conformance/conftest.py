@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
 from herald_launcher import Herald  # noqa: E402
+from case_timeout import add_case_timeouts  # noqa: E402
 from rawws import RawWebSocket  # noqa: E402
 
 CONFIG = """\
@@ -36,10 +37,7 @@ CASE_TIMEOUT_S = 30
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.pluginmanager.hasplugin("timeout"):
-        for item in items:
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(CASE_TIMEOUT_S))
+    add_case_timeouts(config, items, CASE_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")

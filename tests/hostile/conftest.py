@@ -18,15 +18,13 @@ from __future__ import annotations
 import pytest
 
 from hostile_client import CONFIG, Herald, PusherSocket, Watcher
+from case_timeout import add_case_timeouts  # noqa: E402
 
 CASE_TIMEOUT_S = 60
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.pluginmanager.hasplugin("timeout"):
-        for item in items:
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(CASE_TIMEOUT_S))
+    add_case_timeouts(config, items, CASE_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

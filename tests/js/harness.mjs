@@ -4,8 +4,10 @@
 //! Nothing here sleeps to synchronise: every wait is a promise that settles on an event or
 //! rejects after a timeout with a message saying what was awaited.
 
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
+import autobahn from 'autobahn';
 import Pusher from 'pusher-js';
 import PusherServer from 'pusher';
 import WebSocket from 'ws';
@@ -136,6 +138,26 @@ export function withTimeout(promise, what, ms = WAIT_MS) {
       timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** Collects events of autobahn-js subscriptions as `{args, kwargs, details}`. */
+export function eventInbox(label) {
+  const inbox = new Inbox(label);
+  inbox.handler = (args, kwargs, details) => inbox.push({ args, kwargs, details });
+  return inbox;
+}
+
+/** Awaits a promise that must reject with an autobahn.Error; returns that error. */
+export async function rejectsWith(promise, what) {
+  let result;
+  try {
+    result = await withTimeout(promise, what);
+  } catch (err) {
+    if (err instanceof autobahn.Error) return err;
+    throw err;
+  }
+  assert.fail(`${what}: expected an ERROR, got ${JSON.stringify(result)}`);
+  return undefined;
 }
 
 /**

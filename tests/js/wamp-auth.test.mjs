@@ -14,7 +14,10 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import autobahn from 'autobahn';
 import WebSocket from 'ws';
 
-import { Inbox, RawClient, rest, startHerald, uid, withTimeout, WAIT_MS } from './harness.mjs';
+import {
+  eventInbox, Inbox, RawClient, rejectsWith, rest, startHerald, uid, withTimeout, WAIT_MS,
+} from './harness.mjs';
+import { Aborted, closePeers, openSession } from '../support/wamp_session.mjs';
 import { channelAuth, hmacHex } from '../support/pusher_sign.mjs';
 
 globalThis.WebSocket ??= WebSocket;
@@ -190,14 +193,6 @@ async function closedPort() {
 
 // --- autobahn-js sessions ------------------------------------------------------------------------
 
-class Aborted extends Error {
-  constructor(closeReason, details) {
-    super(`session not opened: ${closeReason} ${JSON.stringify(details)}`);
-    this.reason = details?.reason ?? null;
-    this.message2 = details?.message ?? '';
-  }
-}
-
 const peers = new Set();
 
 const creds = {
@@ -224,39 +219,8 @@ const creds = {
  * Aborted. `cred` as built by `creds`, or an object with `answer` returning a promise.
  */
 function join(herald, serializer, realm, cred = {}) {
-  const challenges = [];
-  const connection = new autobahn.Connection({
-    url: `ws://127.0.0.1:${herald.port}/ws`,
-    realm,
-    serializers: [serializer === 'json' ? new autobahn.serializer.JSONSerializer() : new autobahn.serializer.MsgpackSerializer()],
-    max_retries: 0,
-    retry_if_unreachable: false,
-    authmethods: cred.authmethods,
-    authid: cred.authid,
-    authextra: cred.authextra,
-    onchallenge: (_session, method, extra) => {
-      challenges.push({ method, extra });
-      return cred.answer(extra);
-    },
-    on_user_error: (err, message) => {
-      if (!(err instanceof autobahn.Error)) console.error(message, err);
-    },
-  });
-  const peer = { connection, challenges };
+  const { peer, opened } = openSession({ port: herald.port, realm, serializer, cred });
   peers.add(peer);
-  const opened = new Promise((resolve, reject) => {
-    let isOpen = false;
-    connection.onopen = (session, details) => {
-      isOpen = true;
-      Object.assign(peer, { session, details });
-      resolve(peer);
-    };
-    connection.onclose = (reason, details) => {
-      if (!isOpen) reject(new Aborted(reason, details));
-      return true;
-    };
-  });
-  connection.open();
   return withTimeout(opened, `autobahn-js (${serializer}) WELCOME or ABORT on realm ${realm}`, WAIT_MS + 5000);
 }
 
@@ -269,24 +233,6 @@ async function refused(promise) {
     throw err;
   }
   return undefined;
-}
-
-async function rejectsWith(promise, what) {
-  let result;
-  try {
-    result = await withTimeout(promise, what);
-  } catch (err) {
-    if (err instanceof autobahn.Error) return err;
-    throw err;
-  }
-  assert.fail(`${what}: expected an ERROR, got ${JSON.stringify(result)}`);
-  return undefined;
-}
-
-function eventInbox(label) {
-  const inbox = new Inbox(label);
-  inbox.handler = (args, kwargs, details) => inbox.push({ args, kwargs, details });
-  return inbox;
 }
 
 const topic = (name) => `com.auth.${uid(name)}`;
@@ -311,14 +257,7 @@ before(async () => {
   herald = await startHerald({ apps: [ANON, STATIC, dynamic, TRUSTED, SHORT, OFF, unreachable] });
 });
 afterEach(() => {
-  for (const peer of peers) {
-    try {
-      if (peer.connection.isOpen || peer.connection.isConnected) peer.connection.close();
-    } catch {
-      // already closing
-    }
-  }
-  peers.clear();
+  closePeers(peers);
   herald?.assertAlive();
 });
 after(async () => {

@@ -12,9 +12,10 @@ import autobahn from 'autobahn';
 import WebSocket from 'ws';
 
 import {
-  Inbox, collect, connected, once, pusherClient, rest, startHerald, subscribed, uid,
+  Inbox, collect, connected, eventInbox, once, pusherClient, rejectsWith, rest, startHerald, subscribed, uid,
   withTimeout,
 } from './harness.mjs';
+import { Aborted, closePeers, openSession } from '../support/wamp_session.mjs';
 
 // autobahn-js 26 uses the global WebSocket (built into Node >= 22); on older Node, `ws` provides it.
 globalThis.WebSocket ??= WebSocket;
@@ -42,84 +43,20 @@ async function startWampHerald() {
 
 // --- autobahn-js ----------------------------------------------------------------------------
 
-/** The router refused the session (ABORT) or the transport closed before WELCOME. */
-class Aborted extends Error {
-  constructor(reason, details) {
-    super(`session not opened: ${reason} ${JSON.stringify(details)}`);
-    this.reason = details?.reason ?? null;
-    this.closeReason = reason;
-  }
-}
-
 const peers = new Set();
 
 /**
  * Opens an autobahn-js connection and resolves `{connection, session, details, closes}` once
  * joined; rejects with Aborted when the router answers ABORT. Auto-reconnect is off.
  */
-function join(herald, { realm = APP.id, serializer = 'json', path: urlPath = '/ws' } = {}) {
-  const serializers = serializer === 'json'
-    ? [new autobahn.serializer.JSONSerializer()]
-    : [new autobahn.serializer.MsgpackSerializer()];
-  const connection = new autobahn.Connection({
-    url: `ws://127.0.0.1:${herald.port}${urlPath}`,
-    realm,
-    serializers,
-    max_retries: 0,
-    retry_if_unreachable: false,
-    // A callee throwing autobahn.Error is how it answers ERROR, not a bug: report only the rest.
-    on_user_error: (err, message) => {
-      if (!(err instanceof autobahn.Error)) console.error(message, err);
-    },
+function join(herald, { realm = APP.id, serializer = 'json', path = '/ws' } = {}) {
+  const closes = new Inbox(`autobahn-js ${serializer} closes`);
+  const { peer, opened } = openSession({
+    port: herald.port, realm, serializer, path, onclose: (reason, details) => closes.push({ reason, details }),
   });
-  const peer = { connection, closes: new Inbox(`autobahn-js ${serializer} closes`) };
+  peer.closes = closes;
   peers.add(peer);
-  const opened = new Promise((resolve, reject) => {
-    let isOpen = false;
-    connection.onopen = (session, details) => {
-      isOpen = true;
-      peer.session = session;
-      peer.details = details;
-      resolve(peer);
-    };
-    connection.onclose = (reason, details) => {
-      peer.closes.push({ reason, details });
-      if (!isOpen) reject(new Aborted(reason, details));
-      return true; // never retry
-    };
-  });
-  connection.open();
   return withTimeout(opened, `autobahn-js (${serializer}) to join realm ${realm}`);
-}
-
-function closeAllPeers() {
-  for (const peer of peers) {
-    try {
-      if (peer.connection.isOpen || peer.connection.isConnected) peer.connection.close();
-    } catch {
-      // already closing
-    }
-  }
-  peers.clear();
-}
-
-/** Collects events of subscriptions as `{args, kwargs, details}`. */
-function eventInbox(label) {
-  const inbox = new Inbox(label);
-  inbox.handler = (args, kwargs, details) => inbox.push({ args, kwargs, details });
-  return inbox;
-}
-
-/** Awaits a promise that must reject with an autobahn.Error; returns that error. */
-async function rejectsWith(promise, what) {
-  let result;
-  try {
-    result = await withTimeout(promise, what);
-  } catch (err) {
-    if (err instanceof autobahn.Error) return err;
-    throw err;
-  }
-  assert.fail(`${what}: expected an ERROR, got ${JSON.stringify(result)}`);
 }
 
 const ACK = { acknowledge: true };
@@ -198,7 +135,7 @@ before(async () => {
   ({ herald, v1Port } = await startWampHerald());
 });
 afterEach(() => {
-  closeAllPeers();
+  closePeers(peers);
   v1Clients.splice(0).forEach((c) => c.close());
   pusherClients.splice(0).forEach((c) => c.disconnect());
   herald?.assertAlive();

@@ -30,7 +30,8 @@ from websockets.sync.client import connect
 
 from conftest import WAIT_S, RawSocket, make_sdk, signed_request, uid
 from pusher_sign import channel_auth, hmac_hex
-from wamp1_client import Aborted, EventInbox, WampHerald, run, serializer_for, within
+from wamp1_client import EventInbox, WampHerald
+from wamp_session import Aborted, close_sessions, join, run, within
 
 SERIALIZERS = ["json", "msgpack"]
 NOT_AUTHORIZED = "wamp.error.not_authorized"
@@ -297,76 +298,18 @@ class Joiner:
         self.challenges = []
 
     async def join(self, realm: str, creds: Credentials | None = None):
-        from autobahn.asyncio.wamp import ApplicationSession
-        from autobahn.asyncio.websocket import WampWebSocketClientFactory
-        from autobahn.wamp.types import ComponentConfig
-
         creds = creds or Credentials()
-        loop = asyncio.get_running_loop()
-        joiner = self
 
-        class Probe(ApplicationSession):
-            def __init__(self, config):
-                super().__init__(config)
-                self.joined = loop.create_future()
-                self.left = loop.create_future()
-                self.gone = loop.create_future()
+        def answer(challenge):
+            self.challenges.append(challenge)
+            return creds.answer(challenge)
 
-            def onConnect(self):
-                self.join(realm, authmethods=creds.authmethods, authid=creds.authid, authextra=creds.authextra)
-
-            def onChallenge(self, challenge):
-                joiner.challenges.append(challenge)
-                return creds.answer(challenge)
-
-            def onJoin(self, details):
-                if not self.joined.done():
-                    self.joined.set_result(details)
-
-            def onLeave(self, details):
-                if not self.left.done():
-                    self.left.set_result(details)
-                return super().onLeave(details)
-
-            def onDisconnect(self):
-                super().onDisconnect()
-                if not self.gone.done():
-                    self.gone.set_result(True)
-
-        created = loop.create_future()
-
-        def make():
-            session = Probe(ComponentConfig(realm=realm))
-            if not created.done():
-                created.set_result(session)
-            return session
-
-        url = self.herald.v2_url("/ws")
-        factory = WampWebSocketClientFactory(make, url=url, serializers=[serializer_for(self.serializer)])
-        await within(loop.create_connection(factory, "127.0.0.1", self.herald.port), f"TCP connect to {url}")
-        session = await within(created, "the WebSocket upgrade")
-        self.opened.append(session)
-        await within(asyncio.wait([session.joined, session.left, session.gone], return_when=asyncio.FIRST_COMPLETED),
-                     f"WELCOME or ABORT on realm {realm}", timeout=WAIT_S + 5)
-        if not session.joined.done():
-            if session.left.done():
-                details = session.left.result()
-                raise Aborted(details.reason, details.message)
-            raise Aborted("(transport closed)", None)
-        return session
+        return await join(self.herald.port, realm, serializer=self.serializer, authmethods=creds.authmethods,
+                          authid=creds.authid, authextra=creds.authextra, on_challenge=answer,
+                          welcome_timeout=WAIT_S + 5, track=self.opened)
 
     async def close(self):
-        for session in self.opened:
-            try:
-                if session.is_attached():
-                    session.leave()
-                elif session.is_connected():
-                    session.disconnect()
-            except Exception:  # noqa: BLE001 - best effort cleanup
-                pass
-        pending = [s.gone for s in self.opened if not s.gone.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=WAIT_S)
+        await close_sessions(self.opened)
 
 
 def scenario(herald, serializer, body):
@@ -737,31 +680,33 @@ def test_replayed_challenge_answer_is_refused(herald, serializer, method):
         second.close()
 
 
-def test_second_authenticate_is_protocol_violation(herald, serializer):
+def assert_authenticate_out_of_turn_aborts(herald, serializer, before=None):
+    """After `before(client)`, an AUTHENTICATE is answered with ABORT protocol_violation and a close."""
     client = RawWamp(herald, serializer)
     try:
+        if before is not None:
+            before(client)
+        client.send([AUTHENTICATE, TICKET_ALICE, {}])
+        answer = client.recv()
+        assert answer[0] == ABORT and answer[2] == "wamp.error.protocol_violation", answer
+        assert client.closes()
+    finally:
+        client.close()
+
+
+def test_second_authenticate_is_protocol_violation(herald, serializer):
+    def authenticated(client):
         challenge = client.hello(STATIC["id"], ["ticket"], "alice")
         assert challenge[:2] == [CHALLENGE, "ticket"] and challenge[2] == {}, challenge
         client.send([AUTHENTICATE, TICKET_ALICE, {}])
         welcome = client.recv()
         assert welcome[0] == WELCOME and welcome[2]["authmethod"] == "ticket", welcome
-        client.send([AUTHENTICATE, TICKET_ALICE, {}])
-        answer = client.recv()
-        assert answer[0] == ABORT and answer[2] == "wamp.error.protocol_violation", answer
-        assert client.closes()
-    finally:
-        client.close()
+
+    assert_authenticate_out_of_turn_aborts(herald, serializer, authenticated)
 
 
 def test_authenticate_without_challenge_is_protocol_violation(herald, serializer):
-    client = RawWamp(herald, serializer)
-    try:
-        client.send([AUTHENTICATE, TICKET_ALICE, {}])
-        answer = client.recv()
-        assert answer[0] == ABORT and answer[2] == "wamp.error.protocol_violation", answer
-        assert client.closes()
-    finally:
-        client.close()
+    assert_authenticate_out_of_turn_aborts(herald, serializer)
 
 
 def test_authenticate_after_expiry_gets_the_abort_not_a_welcome(herald, serializer):
@@ -889,6 +834,26 @@ def test_signed_channels_refused_without_a_grant(herald, serializer, prefix):
     scenario(herald, serializer, body)
 
 
+def watched_scenario(herald, serializer, app, channel, watcher_member: dict, body):
+    """Runs `body(joiner, watcher)` while a Pusher client (`watcher_member`) is in presence `channel`."""
+    watcher = RawSocket(f"ws://127.0.0.1:{herald.port}/app/{app['key']}?protocol=7&client=python&version=1.0")
+    try:
+        data = json.dumps(watcher_member)
+        watcher.subscribe(channel, auth=channel_auth(app, watcher.socket_id, channel, data), channel_data=data)
+        scenario(herald, serializer, lambda joiner: body(joiner, watcher))
+    finally:
+        watcher.close()
+
+
+async def members_seen(herald, app, watcher, channel, added_member: dict, user_ids: list):
+    """The Pusher `watcher` saw `added_member` join `channel`, and the HTTP API lists `user_ids`."""
+    added = await blocking(watcher.next, "pusher_internal:member_added")
+    assert added["decoded"] == added_member, added
+    status, text = await blocking(signed_request, herald, app, "GET", f"/apps/{app['id']}/channels/{channel}/users")
+    assert status == 200, text
+    assert sorted(u["id"] for u in json.loads(text)["users"]) == user_ids, text
+
+
 def test_private_channel_opened_by_role_permission(herald, serializer):
     async def body(joiner):
         alice = await joiner.join(STATIC["id"], Credentials.ticket("alice", TICKET_ALICE))
@@ -903,23 +868,14 @@ def test_private_channel_opened_by_role_permission(herald, serializer):
 
 def test_presence_member_from_principal_for_role_grant(herald, serializer):
     channel = f"presence-granted-{uid('role')}"
-    watcher = RawSocket(f"ws://127.0.0.1:{herald.port}/app/{STATIC['key']}?protocol=7&client=python&version=1.0")
-    try:
-        data = json.dumps({"user_id": "watcher", "user_info": {"name": "Watcher"}})
-        watcher.subscribe(channel, auth=channel_auth(STATIC, watcher.socket_id, channel, data), channel_data=data)
 
-        async def body(joiner):
-            alice = await joiner.join(STATIC["id"], Credentials.ticket("alice", TICKET_ALICE))
-            await within(alice.subscribe(lambda *a: None, channel), "SUBSCRIBED")
-            added = await blocking(watcher.next, "pusher_internal:member_added")
-            assert added["decoded"] == {"user_id": "alice", "user_info": {"name": "Alice"}}, added
-            status, text = await blocking(signed_request, herald, STATIC, "GET",
-                                          f"/apps/{STATIC['id']}/channels/{channel}/users")
-            assert status == 200, text
-            assert sorted(u["id"] for u in json.loads(text)["users"]) == ["alice", "watcher"], text
-        scenario(herald, serializer, body)
-    finally:
-        watcher.close()
+    async def body(joiner, watcher):
+        alice = await joiner.join(STATIC["id"], Credentials.ticket("alice", TICKET_ALICE))
+        await within(alice.subscribe(lambda *a: None, channel), "SUBSCRIBED")
+        await members_seen(herald, STATIC, watcher, channel, {"user_id": "alice", "user_info": {"name": "Alice"}},
+                           ["alice", "watcher"])
+    watched_scenario(herald, serializer, STATIC, channel, {"user_id": "watcher", "user_info": {"name": "Watcher"}},
+                     body)
 
 
 def test_private_channel_opened_by_pusher_authorize(herald, serializer):
@@ -955,30 +911,20 @@ def test_private_channel_opened_by_pusher_authorize(herald, serializer):
 
 def test_presence_channel_opened_by_pusher_authorize_with_channel_data(herald, serializer):
     channel = f"presence-{uid('authz')}"
-    watcher = RawSocket(f"ws://127.0.0.1:{herald.port}/app/{TRUSTED['key']}?protocol=7&client=python&version=1.0")
-    try:
-        data = json.dumps({"user_id": "watcher"})
-        watcher.subscribe(channel, auth=channel_auth(TRUSTED, watcher.socket_id, channel, data), channel_data=data)
 
-        async def body(joiner):
-            session = await joiner.join(TRUSTED["id"])
-            socket_id = welcome_of(session)["authextra"]["socket_id"]
-            member = json.dumps({"user_id": "u-42", "user_info": {"name": "Forty Two"}})
-            forged = json.dumps({"user_id": "admin"})
-            with pytest.raises(ApplicationError) as err:
-                # Signed for one member, presented with another.
-                await within(session.call("herald.pusher.authorize", channel,
-                                          channel_auth(TRUSTED, socket_id, channel, member), forged), "ERROR")
-            assert err.value.error == NOT_AUTHORIZED
+    async def body(joiner, watcher):
+        session = await joiner.join(TRUSTED["id"])
+        socket_id = welcome_of(session)["authextra"]["socket_id"]
+        member = json.dumps({"user_id": "u-42", "user_info": {"name": "Forty Two"}})
+        forged = json.dumps({"user_id": "admin"})
+        with pytest.raises(ApplicationError) as err:
+            # Signed for one member, presented with another.
             await within(session.call("herald.pusher.authorize", channel,
-                                      channel_auth(TRUSTED, socket_id, channel, member), member), "RESULT")
-            await within(session.subscribe(lambda *a: None, channel), "SUBSCRIBED")
-            added = await blocking(watcher.next, "pusher_internal:member_added")
-            assert added["decoded"] == {"user_id": "u-42", "user_info": {"name": "Forty Two"}}, added
-            status, text = await blocking(signed_request, herald, TRUSTED, "GET",
-                                          f"/apps/{TRUSTED['id']}/channels/{channel}/users")
-            assert status == 200, text
-            assert sorted(u["id"] for u in json.loads(text)["users"]) == ["u-42", "watcher"], text
-        scenario(herald, serializer, body)
-    finally:
-        watcher.close()
+                                      channel_auth(TRUSTED, socket_id, channel, member), forged), "ERROR")
+        assert err.value.error == NOT_AUTHORIZED
+        await within(session.call("herald.pusher.authorize", channel,
+                                  channel_auth(TRUSTED, socket_id, channel, member), member), "RESULT")
+        await within(session.subscribe(lambda *a: None, channel), "SUBSCRIBED")
+        await members_seen(herald, TRUSTED, watcher, channel, {"user_id": "u-42", "user_info": {"name": "Forty Two"}},
+                           ["u-42", "watcher"])
+    watched_scenario(herald, serializer, TRUSTED, channel, {"user_id": "watcher"}, body)

@@ -27,6 +27,7 @@ import pytest
 
 from herald_launcher import WAIT_S
 from herald_launcher import Herald as Launcher
+from wamp_session import Aborted, close_sessions, join, run, serializer_for, within  # noqa: F401
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -513,36 +514,8 @@ def v1(wamp_herald):
 
 # --- WAMP v2 sessions (autobahn-python, asyncio) --------------------------------------------
 #
-# Kept here so every WAMP test module shares one way of joining; autobahn is imported lazily so a
-# v1-only run does not need it.
-
-class Aborted(Exception):
-    """The router refused to open the session (ABORT) or ended it before WELCOME."""
-
-    def __init__(self, reason: str, message: str | None):
-        super().__init__(f"ABORT {reason}: {message}")
-        self.reason = reason
-        self.message = message
-
-
-def run(coro, timeout: float = 30.0):
-    """Runs one async test body on a fresh loop, bounded in time."""
-    import asyncio
-
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
-
-
-async def within(awaitable, what: str, timeout: float = WAIT_S):
-    """Awaits with a timeout whose failure says what was awaited."""
-    import asyncio
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
-
+# Every WAMP test module joins through tests/support/wamp_session.py; autobahn is imported lazily
+# there, so a v1-only run does not need it.
 
 class V2Event:
     """One event as an autobahn-python handler saw it."""
@@ -589,16 +562,6 @@ class EventInbox:
         return [e.args[0] if e.args else None for e in self.items]
 
 
-def serializer_for(name: str):
-    """autobahn serializer instance for `json` or `msgpack`."""
-    from autobahn.wamp import serializer
-    if name == "json":
-        return serializer.JsonSerializer()
-    if name == "msgpack":
-        return serializer.MsgPackSerializer()
-    raise ValueError(name)
-
-
 class Sessions:
     """Joins autobahn-python sessions and closes them all (`await sessions.close()`)."""
 
@@ -610,72 +573,8 @@ class Sessions:
 
     async def join(self, realm: str | None = None, serializer: str | None = None, path: str = "/ws"):
         """A joined session; raises Aborted when the router answers HELLO with ABORT."""
-        import asyncio
-
-        from autobahn.asyncio.wamp import ApplicationSession
-        from autobahn.asyncio.websocket import WampWebSocketClientFactory
-        from autobahn.wamp.types import ComponentConfig
-
-        loop = asyncio.get_running_loop()
-
-        class Probe(ApplicationSession):
-            def __init__(self, config):
-                super().__init__(config)
-                self.joined = loop.create_future()
-                self.left = loop.create_future()
-                self.gone = loop.create_future()
-
-            def onJoin(self, details):
-                if not self.joined.done():
-                    self.joined.set_result(details)
-
-            def onLeave(self, details):
-                if not self.left.done():
-                    self.left.set_result(details)
-                # Fail outstanding requests and drop the transport, as the default does.
-                return super().onLeave(details)
-
-            def onDisconnect(self):
-                super().onDisconnect()
-                if not self.gone.done():
-                    self.gone.set_result(True)
-
-        created = loop.create_future()
-
-        def make():
-            session = Probe(ComponentConfig(realm=realm or self.realm))
-            if not created.done():
-                created.set_result(session)
-            return session
-
-        url = self.herald.v2_url(path)
-        factory = WampWebSocketClientFactory(make, url=url, serializers=[serializer_for(serializer or self.serializer)])
-        await within(loop.create_connection(factory, "127.0.0.1", self.herald.port), f"TCP connect to {url}")
-        session = await within(created, f"the WebSocket upgrade of {url}")
-        self.opened.append(session)
-        await within(asyncio.wait([session.joined, session.left, session.gone],
-                                  return_when=asyncio.FIRST_COMPLETED), f"WELCOME or ABORT on realm {realm or self.realm}")
-        if not session.joined.done():
-            if session.left.done():
-                details = session.left.result()
-                raise Aborted(details.reason, details.message)
-            raise Aborted("(transport closed)", None)
-        return session
+        return await join(self.herald.port, realm or self.realm, serializer=serializer or self.serializer,
+                          path=path, track=self.opened)
 
     async def close(self):
-        import asyncio
-        for session in self.opened:
-            try:
-                if session.is_attached():
-                    session.leave()
-                elif session.is_connected():
-                    session.disconnect()
-            except Exception:  # noqa: BLE001 - best effort cleanup
-                pass
-        pending = [s.gone for s in self.opened if not s.gone.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=WAIT_S)
-        for session in self.opened:
-            if not session.gone.done() and session._transport is not None:
-                session._transport.transport.abort()
-
+        await close_sessions(self.opened)

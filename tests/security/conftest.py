@@ -17,16 +17,15 @@ import hashlib
 
 import pytest
 
-from sec_launch import start
+from sec_launch import start  # first: it puts tests/support on sys.path
+
+from case_timeout import add_case_timeouts  # noqa: E402
 
 CASE_TIMEOUT_S = 90
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.pluginmanager.hasplugin("timeout"):
-        for item in items:
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(CASE_TIMEOUT_S))
+    add_case_timeouts(config, items, CASE_TIMEOUT_S)
 
 
 def _secret(name: str) -> str:

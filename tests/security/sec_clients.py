@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
-import inspect
 import itertools
 import json
 import os
@@ -34,6 +34,9 @@ from hostile_client import (Endpoint, PusherSocket, api_request, encode_query, h
                             raw_http, signed_query, status_of)
 from rawws import TEXT, ConnectionClosed, RawWebSocket  # noqa: E402,F401
 from wamp1_client import Wamp1Client  # noqa: E402,F401
+
+import wamp_session  # noqa: E402
+from wamp_session import Aborted, run  # noqa: E402,F401
 
 # How long a victim must stay silent after an attack.
 QUIET_S = 1.0
@@ -254,112 +257,17 @@ class PusherJs:
 
 # --- WAMP v2: autobahn-python ------------------------------------------------------------------------
 
-class Aborted(Exception):
-    """HELLO was answered with ABORT (or the session ended before WELCOME)."""
-
-    def __init__(self, reason: str, message: str | None):
-        super().__init__(f"ABORT {reason}: {message}")
-        self.reason = reason
-        self.message = message or ""
-
-
-def run(coro, timeout: float = 40.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
-
-
-async def within(awaitable, what: str, timeout: float = WAIT_S):
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
-
-
 _opened: list = []
 
 
-async def join(port: int, realm: str, *, authmethods=None, authid=None, authextra=None, on_challenge=None,
-               serializer: str = "json", origin: str | None = None, path: str = "/ws"):
-    """An autobahn-python session on herald's main listener; raises Aborted on ABORT.
-
-    `on_challenge(challenge)` returns the AUTHENTICATE signature (may be a coroutine)."""
-    from autobahn.asyncio.wamp import ApplicationSession
-    from autobahn.asyncio.websocket import WampWebSocketClientFactory
-    from autobahn.wamp import serializer as ser
-    from autobahn.wamp.types import ComponentConfig
-
-    loop = asyncio.get_running_loop()
-
-    class Probe(ApplicationSession):
-        def __init__(self, config):
-            super().__init__(config)
-            self.joined = loop.create_future()
-            self.left = loop.create_future()
-            self.gone = loop.create_future()
-            self.challenges = []
-
-        def onConnect(self):
-            self.join(realm, authmethods=authmethods, authid=authid, authextra=authextra)
-
-        async def onChallenge(self, challenge):
-            self.challenges.append(challenge)
-            if on_challenge is None:
-                raise RuntimeError(f"unexpected CHALLENGE {challenge.method}")
-            answer = on_challenge(challenge)
-            if inspect.isawaitable(answer):
-                answer = await answer
-            return answer
-
-        def onJoin(self, details):
-            if not self.joined.done():
-                self.joined.set_result(details)
-
-        def onLeave(self, details):
-            if not self.left.done():
-                self.left.set_result(details)
-            return super().onLeave(details)
-
-        def onDisconnect(self):
-            if not self.gone.done():
-                self.gone.set_result(True)
-
-    created = loop.create_future()
-
-    def make():
-        session = Probe(ComponentConfig(realm=realm))
-        if not created.done():
-            created.set_result(session)
-        return session
-
-    serializers = [ser.JsonSerializer() if serializer == "json" else ser.MsgPackSerializer()]
-    url = f"ws://127.0.0.1:{port}{path}"
-    factory = WampWebSocketClientFactory(make, url=url, serializers=serializers, origin=origin)
-    await within(loop.create_connection(factory, "127.0.0.1", port), f"TCP connect to {url}")
-    session = await within(created, f"the upgrade of {url}")
-    _opened.append(session)
-    await within(asyncio.wait([session.joined, session.left, session.gone], return_when=asyncio.FIRST_COMPLETED),
-                 f"WELCOME or ABORT on realm {realm}", timeout=WAIT_S * 2)
-    if not session.joined.done():
-        if session.left.done():
-            details = session.left.result()
-            raise Aborted(details.reason, details.message)
-        raise Aborted("(transport closed)", None)
-    return session
+# join(port, realm, *, authmethods=, authid=, authextra=, on_challenge=, serializer=, origin=, path=):
+# an autobahn-python session on herald's main listener; raises Aborted on ABORT. `on_challenge`
+# returns the AUTHENTICATE signature (may be a coroutine). Closed by `wamp()` when the test ends.
+join = functools.partial(wamp_session.join, welcome_timeout=WAIT_S * 2, track=_opened)
 
 
 async def close_sessions():
-    for session in _opened:
-        try:
-            if session.is_attached():
-                session.leave()
-            elif session.is_connected():
-                session.disconnect()
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-    pending = [s.gone for s in _opened if not s.gone.done()]
-    if pending:
-        await asyncio.wait(pending, timeout=WAIT_S)
+    await wamp_session.close_sessions(_opened)
     _opened.clear()
 
 

@@ -141,25 +141,32 @@ def test_wampcra_wrong_secret_is_refused(main):
     wamp(attack)
 
 
-def test_wampcra_replayed_signature_is_refused(main):
+async def _replay_is_refused(main, sign, refusal: str, what: str, **hello) -> tuple[dict, dict]:
+    """Joins once answering with `sign`, then answers a second CHALLENGE with that same signature:
+    ABORT not_authorized with `refusal`, over a fresh challenge. Returns (first, second) challenge."""
     captured = {}
 
     def capture(challenge):
         captured["challenge"] = challenge.extra["challenge"]
-        captured["signature"] = _cra(CRA["carol"])(challenge)
+        captured["signature"] = sign(challenge)
         return captured["signature"]
 
+    await join(main.port, REALM, on_challenge=capture, **hello)
+    fresh = {}
+
+    def replay(challenge):
+        fresh["challenge"] = challenge.extra["challenge"]
+        return captured["signature"]
+
+    await _aborted("wamp.error.not_authorized", refusal)(join(main.port, REALM, on_challenge=replay, **hello))
+    assert fresh["challenge"] != captured["challenge"], f"herald repeated a {what} challenge"
+    return captured, fresh
+
+
+def test_wampcra_replayed_signature_is_refused(main):
     async def attack():
-        await join(main.port, REALM, authmethods=["wampcra"], authid="carol", on_challenge=capture)
-        fresh = {}
-
-        def replay(challenge):
-            fresh["challenge"] = challenge.extra["challenge"]
-            return captured["signature"]
-
-        await _aborted("wamp.error.not_authorized", "WAMP-CRA client signature is invalid")(
-            join(main.port, REALM, authmethods=["wampcra"], authid="carol", on_challenge=replay))
-        assert fresh["challenge"] != captured["challenge"], "herald repeated a WAMP-CRA challenge"
+        captured, fresh = await _replay_is_refused(main, _cra(CRA["carol"]), "WAMP-CRA client signature is invalid",
+                                                   "WAMP-CRA", authmethods=["wampcra"], authid="carol")
         nonce = json.loads(fresh["challenge"]).get("nonce")
         assert nonce and nonce != json.loads(captured["challenge"]).get("nonce")
 
@@ -199,26 +206,10 @@ def test_cryptosign_wrong_key_or_unauthorized_key_is_refused(main):
 
 def test_cryptosign_replayed_signature_is_refused(main):
     dave = cryptosign_pubkey(SEED["dave"])
-    captured = {}
-
-    def capture(challenge):
-        captured["challenge"] = challenge.extra["challenge"]
-        captured["signature"] = _signer(SEED["dave"])(challenge)
-        return captured["signature"]
 
     async def attack():
-        await join(main.port, REALM, authmethods=["cryptosign"], authid="dave", authextra={"pubkey": dave},
-                   on_challenge=capture)
-        fresh = {}
-
-        def replay(challenge):
-            fresh["challenge"] = challenge.extra["challenge"]
-            return captured["signature"]
-
-        await _aborted("wamp.error.not_authorized", "signed message has invalid signature")(
-            join(main.port, REALM, authmethods=["cryptosign"], authid="dave", authextra={"pubkey": dave},
-                 on_challenge=replay))
-        assert fresh["challenge"] != captured["challenge"], "herald repeated a Cryptosign challenge"
+        await _replay_is_refused(main, _signer(SEED["dave"]), "signed message has invalid signature", "Cryptosign",
+                                 authmethods=["cryptosign"], authid="dave", authextra={"pubkey": dave})
 
     wamp(attack)
 
