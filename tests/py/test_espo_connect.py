@@ -1,6 +1,6 @@
 """EspoCRM profile, connection side: herald in place of EspoCRM's websocket.php, driven by a raw
-WAMP v1 client against the fake EspoCRM root (tests/fixtures/espo). Checklist E1–E5, E10–E14 of
-specs/wamp-espocrm-oro.md §4.2.
+WAMP v1 client against the fake EspoCRM root (tests/fixtures/espo): listener, TLS, handshake,
+authentication, keep-alive, config keys and the shipped example (docs/espocrm.md).
 
 Requires php-cli and php-zmq (Debian packages) for the fake root's command.php and push.php.
 """

@@ -1,5 +1,5 @@
 """EspoCRM profile, topic side: categories, access checks, the ZeroMQ submission path and routing
-(checklist E6–E9 of specs/wamp-espocrm-oro.md §4.2), with php-zmq (libzmq) as EspoCRM's sender,
+(docs/espocrm.md), with php-zmq (libzmq) as EspoCRM's sender,
 the fake EspoCRM root's AclCheck, raw WAMP v1 clients, and Pusher / WAMP v2 subscribers of the
 same app.
 

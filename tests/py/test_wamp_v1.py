@@ -1,5 +1,5 @@
 """WAMP v1 (the `wamp` subprotocol of Ratchet 0.4 / autobahn 0.8) on a `protocol = "wamp1"`
-listener, driven by a raw socket client: checklist W1–W10 of specs/wamp-espocrm-oro.md §4.1.
+listener, driven by a raw socket client, as docs/wamp.md describes it.
 
 Absence of a message is always proven by ordering, never by waiting: events of one topic reach a
 subscriber in publication order, and a CALL (answered with CALLERROR) is a barrier for everything
