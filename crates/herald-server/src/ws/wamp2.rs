@@ -466,7 +466,7 @@ impl Session {
             }
             V2Msg::Register { request, procedure, .. } => {
                 let req = request.get();
-                if !self.allowed(Action::Register, &procedure) || procedure.starts_with(AUTHORIZE_PREFIX) {
+                if self.allowed(Action::Register, &procedure).is_none() || procedure.starts_with(AUTHORIZE_PREFIX) {
                     self.refuse(code::REGISTER, req, "register", "procedure", &procedure);
                     return Next::Continue;
                 }
@@ -509,7 +509,7 @@ impl Session {
             Ok(o) => o.policy,
             Err(e) => return self.error(code::SUBSCRIBE, request, e.v2_error_uri()),
         };
-        if !self.allowed(Action::Subscribe, topic) {
+        if self.allowed(Action::Subscribe, topic).is_none() {
             return self.refuse(code::SUBSCRIBE, request, "subscribe", "topic", topic);
         }
         if policy != MatchPolicy::Exact {
@@ -583,13 +583,12 @@ impl Session {
             Ok(o) => o,
             Err(e) => return self.error(code::PUBLISH, request, e.v2_error_uri()),
         };
-        let grant = self.decide(Action::Publish, &topic);
-        if !self.allowed(Action::Publish, &topic) {
+        let Some(grant) = self.allowed(Action::Publish, &topic) else {
             if opts.acknowledge {
                 self.refuse(code::PUBLISH, request, "publish to", "topic", &topic);
             }
             return;
-        }
+        };
         let channel = ChannelName::topic(&topic, MAX_URI_LEN);
         if channel.is_err() || uri::check(&topic, UriRule::Loose, Components::NonEmpty).is_err() {
             if opts.acknowledge {
@@ -647,10 +646,9 @@ impl Session {
         if procedure == AUTHORIZE {
             return self.authorize_channel(request, &payload);
         }
-        let grant = self.decide(Action::Call, procedure);
-        if !self.allowed(Action::Call, procedure) {
+        let Some(grant) = self.allowed(Action::Call, procedure) else {
             return self.refuse(code::CALL, request, "call", "procedure", procedure);
-        }
+        };
         // `disclose = { caller = true }`: the callee learns who calls.
         let details = if grant.disclose {
             Dict::new()

@@ -20,7 +20,8 @@ impl Session {
     /// Whether this session may act on `uri`: its role must allow it, and Pusher's signed
     /// channel kinds open only to an explicit permission of a configured role or to a channel
     /// signature; then the app's authorizer (a drop-in profile's rules) has the last word.
-    pub(super) fn allowed(&self, action: Action, uri: &str) -> bool {
+    /// The role's grant when allowed (its `disclose` is the caller's to use), else `None`.
+    pub(super) fn allowed(&self, action: Action, uri: &str) -> Option<Grant> {
         let grant = self.decide(action, uri);
         let pusher_signed = ChannelName::topic(uri, MAX_URI_LEN).is_ok_and(|c| c.kind().access != Access::Public);
         let hub_name = matches!(action, Action::Subscribe | Action::Publish);
@@ -30,11 +31,11 @@ impl Session {
         } else {
             grant.allowed
         };
-        ok && self.app.authorizer().authorize(&self.conn, action, uri)
+        (ok && self.app.authorizer().authorize(&self.conn, action, uri)).then_some(grant)
     }
 
     /// What the session's role decides for `action` on `uri`.
-    pub(super) fn decide(&self, action: Action, uri: &str) -> Grant {
+    fn decide(&self, action: Action, uri: &str) -> Grant {
         handshake::decide(self.role(), &self.app, action, uri)
     }
 

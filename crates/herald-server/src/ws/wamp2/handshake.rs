@@ -40,14 +40,6 @@ pub(super) struct Identity {
     pub(super) user_info: Option<String>,
 }
 
-impl Identity {
-    /// What the session's role decides for `action` on `uri`.
-    #[cfg(test)]
-    pub(super) fn decide(&self, app: &App, action: Action, uri: &str) -> Grant {
-        decide(self.role, app, action, uri)
-    }
-}
-
 /// What `role` decides for `action` on `uri` in `app`.
 pub(super) fn decide(role: SessionRole, app: &App, action: Action, uri: &str) -> Grant {
     match role {
