@@ -13,8 +13,8 @@ use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v2::{Dict, Id, Payload, V2Msg, Value, code, reason};
 use tokio::time::Instant;
 
-use super::Session;
 use super::handshake::{self, Identity, SessionRole};
+use super::session::Session;
 
 impl Session {
     /// Whether this session may act on `uri`: its role must allow it, and Pusher's signed
