@@ -92,7 +92,7 @@ pub struct Hub {
     stats: HubStats,
     /// Set by [`Hub::close_all`]: connections made afterwards are asked to close at once, so
     /// a session upgraded during a drain cannot slip past it.
-    closing: std::sync::OnceLock<(u16, &'static str)>,
+    closing: std::sync::OnceLock<()>,
 }
 
 /// One shard of the live-connection set.
@@ -128,8 +128,8 @@ impl Hub {
         self.stats.opened.add(Protocol::from(wire), 1);
         // Read after the insert: `close_all` sets the flag before sweeping, so either the
         // sweep sees this connection or this read sees the flag.
-        if let Some(&(code, reason)) = self.closing.get() {
-            conn.outbox.request_close(CloseRequest::Code { code, reason });
+        if self.closing.get().is_some() {
+            conn.outbox.request_close(CloseRequest::Shutdown);
         }
         conn
     }
@@ -141,15 +141,16 @@ impl Hub {
         }
     }
 
-    /// Asks every open connection to close with `code`; returns how many were asked.
+    /// Asks every open connection to say its protocol's shutdown goodbye; returns how many were
+    /// asked.
     ///
     /// Connections made afterwards are asked to close as soon as they connect.
-    pub fn close_all(&self, code: u16, reason: &'static str) -> usize {
-        let _ = self.closing.set((code, reason));
+    pub fn close_all(&self) -> usize {
+        let _ = self.closing.set(());
         let mut n = 0;
         for shard in &self.live {
             for conn in shard.lock().values() {
-                conn.outbox.request_close(CloseRequest::Code { code, reason });
+                conn.outbox.request_close(CloseRequest::Shutdown);
                 n += 1;
             }
         }
@@ -331,12 +332,12 @@ impl Hub {
         }
     }
 
-    /// Closes every signed-in connection of `user_id` with 4009; returns how many.
+    /// Asks every signed-in connection of `user_id` to close as terminated; returns how many.
     pub fn terminate_user(&self, app: &App, user_id: &str) -> usize {
         let users = app.users.lock();
         let conns = users.connections(user_id);
         for c in conns {
-            c.outbox.request_close(CloseRequest::Code { code: 4009, reason: "Connection terminated" });
+            c.outbox.request_close(CloseRequest::Terminated);
         }
         conns.len()
     }

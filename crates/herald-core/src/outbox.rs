@@ -29,17 +29,17 @@ impl Default for OutboxLimits {
 }
 
 /// Why the owner task must close its socket, decided by someone other than the owner.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Typed, not a close code: each protocol says goodbye in its own way (Pusher 4xxx codes, a WAMP
+/// v2 GOODBYE, a WAMP v1 close status), and only the session knows which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseRequest {
     /// The outbox overflowed: the client does not read fast enough.
     SlowConsumer,
-    /// The hub or the HTTP API asked for this close code and reason (e.g. terminate a user: 4009).
-    Code {
-        /// The WebSocket close code to send.
-        code: u16,
-        /// The close reason (at most 123 bytes go on the wire).
-        reason: &'static str,
-    },
+    /// The HTTP API ended the connections of the user this socket signed in as.
+    Terminated,
+    /// The server is draining: the client should reconnect, to another node if it can.
+    Shutdown,
 }
 
 /// Why a push was refused.
@@ -270,12 +270,9 @@ mod tests {
     #[test]
     fn first_close_request_wins() {
         let ob = Outbox::new(OutboxLimits::default());
-        ob.request_close(CloseRequest::Code { code: 4009, reason: "terminated" });
+        ob.request_close(CloseRequest::Terminated);
         ob.request_close(CloseRequest::SlowConsumer);
         let mut q = VecDeque::new();
-        assert_eq!(
-            ob.poll_drain(&mut cx(), &mut q),
-            Poll::Ready(Drained::Close(CloseRequest::Code { code: 4009, reason: "terminated" }))
-        );
+        assert_eq!(ob.poll_drain(&mut cx(), &mut q), Poll::Ready(Drained::Close(CloseRequest::Terminated)));
     }
 }

@@ -13,6 +13,7 @@ mod listen;
 mod profile;
 pub mod restart;
 pub mod scale_out;
+mod session;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use herald_core::Hub;
-use herald_protocol::pusher::close_code::CloseCode;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -78,8 +77,7 @@ pub(crate) async fn drain(d: Drain<'_>) {
     if tokio::time::timeout(d.grace / 2, d.conns.wait()).await.is_err() {
         tracing::warn!(left = d.conns.len(), "HTTP requests still running after half the grace period");
     }
-    let code = CloseCode::ReconnectNow;
-    let asked = d.hub.close_all(code.code(), code.reason());
+    let asked = d.hub.close_all();
     tracing::info!(sessions = asked, "closing sessions");
     d.sessions.close();
     if tokio::time::timeout_at(deadline, d.sessions.wait()).await.is_err() {

@@ -11,11 +11,7 @@
 //! address over its per-address limits (429, `listen/per_ip.rs`).
 
 mod echo;
-pub(crate) mod keepalive;
-mod pusher;
 pub(crate) mod socket;
-pub(crate) mod wamp1;
-mod wamp2;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -36,6 +32,11 @@ use crate::config::Profile;
 use crate::http::{Body, HttpState, text_response};
 use crate::listen::ClientAddr;
 use crate::listen::per_ip::{PerIpRefusal, PerIpSlot};
+use crate::profile::espo::session::EspoPolicy;
+use crate::session::driver::{self, Session};
+use crate::session::pusher::Pusher;
+use crate::session::wamp1::{Anonymous, V1, Wamp1};
+use crate::session::wamp2::Wamp2;
 use herald_protocol::wamp::Serializer;
 use socket::Socket;
 
@@ -345,17 +346,36 @@ fn spawn_session<S>(
     };
     let socket = Socket::new(io, leftover, max_message);
     let held = slot;
+    // A WAMP v1 listener's app that cannot take the session: a policy-violation close for a
+    // disabled app, 1013 "try again later" over its max_connections. No WELCOME either way.
+    let v1_refusal = |app: &App| {
+        if !app.config.enabled { Some(codec::encode_close(1008, "app disabled")) } else { None }
+    };
     match target {
         Target::Session(app) => match app.try_connect() {
-            Some(slot) => spawn_held(tracker, held, pusher::run(hub, app, slot, socket)),
+            Some(place) => spawn_held(tracker, held, driver::run(Session::new(socket, Pusher::new(hub, app, place)))),
             None => spawn_held(tracker, held, refuse(socket, CloseCode::OverQuota)),
         },
-        Target::Echo => spawn_held(tracker, held, echo::run(socket)),
-        Target::Wamp1(app) => spawn_held(tracker, held, wamp1::run(hub, app, socket)),
-        Target::Wamp2(ser, origin) => spawn_held(tracker, held, wamp2::run(hub, ser, origin, socket)),
-        Target::Espo(espo, app, query) => {
-            spawn_held(tracker, held, crate::profile::espo::session::run(hub, espo.0, app, query, socket));
+        Target::Echo => spawn_held(tracker, held, driver::run(Session::new(socket, echo::Echo::new()))),
+        Target::Wamp1(app) => match (v1_refusal(&app), app.try_connect()) {
+            (Some(close), _) => spawn_held(tracker, held, socket.refuse(Some(close))),
+            (None, None) => spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1013, "over capacity")))),
+            (None, Some(place)) => {
+                let adapter = Wamp1::new(V1::new(hub, app), Anonymous::new(), place);
+                spawn_held(tracker, held, driver::run(Session::new(socket, adapter)));
+            }
+        },
+        Target::Wamp2(ser, origin) => {
+            let adapter = Wamp2::new(hub, ser, origin, tokio::time::Instant::now());
+            spawn_held(tracker, held, driver::run(Session::new(socket, adapter)));
         }
+        Target::Espo(espo, app, query) => match app.try_connect() {
+            None => spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1013, "over capacity")))),
+            Some(place) => {
+                let adapter = Wamp1::new(V1::new(hub, app), EspoPolicy::new(espo.0, &query), place);
+                spawn_held(tracker, held, driver::run(Session::new(socket, adapter)));
+            }
+        },
         Target::Refuse(code) => spawn_held(tracker, held, refuse(socket, code)),
     }
 }
@@ -383,5 +403,5 @@ where
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut socket: Socket<S>, code: CloseCode) {
     tracing::debug!(code = code.code(), "refusing pusher connection");
     socket.queue(codec::encode_text(&server_msg::error(Some(code.code()), code.reason())));
-    socket.refuse(Some(pusher::close(code))).await;
+    socket.refuse(Some(crate::session::pusher::close(code))).await;
 }

@@ -205,7 +205,7 @@ fn close_all_reaches_every_live_connection_until_it_disconnects() {
     let a = hub.connect(Wire::Pusher);
     let b = hub.connect(Wire::Pusher);
     hub.disconnect(&b);
-    assert_eq!(hub.close_all(4200, "shutdown"), 1);
+    assert_eq!(hub.close_all(), 1);
     let mut q = VecDeque::new();
     let mut cx = Context::from_waker(Waker::noop());
     assert!(matches!(a.outbox.poll_drain(&mut cx, &mut q), Poll::Ready(Drained::Close(_))));
@@ -215,12 +215,12 @@ fn close_all_reaches_every_live_connection_until_it_disconnects() {
 fn a_connection_made_after_close_all_is_asked_to_close_at_once() {
     let (hub, _app) = hub();
     let before = hub.connect(Wire::Pusher);
-    assert_eq!(hub.close_all(4200, "Server shutting down"), 1);
+    assert_eq!(hub.close_all(), 1);
     let after = hub.connect(Wire::Pusher);
     for conn in [&before, &after] {
         let mut q = VecDeque::new();
         let got = conn.outbox.poll_drain(&mut Context::from_waker(Waker::noop()), &mut q);
-        assert_eq!(got, Poll::Ready(Drained::Close(CloseRequest::Code { code: 4200, reason: "Server shutting down" })));
+        assert_eq!(got, Poll::Ready(Drained::Close(CloseRequest::Shutdown)));
     }
 }
 

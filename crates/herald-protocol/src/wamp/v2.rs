@@ -45,6 +45,8 @@ pub mod reason {
     pub const TIMEOUT: &str = "wamp.error.timeout";
     /// GOODBYE reason when the router shuts down.
     pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
+    /// GOODBYE reason when the router ends the session on someone else's request.
+    pub const KILLED: &str = "wamp.close.killed";
     /// GOODBYE reason of the reply to a GOODBYE.
     pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
 }

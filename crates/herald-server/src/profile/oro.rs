@@ -257,7 +257,7 @@ pub(crate) async fn serve(
         };
         match accepted {
             Ok((stream, _peer)) => {
-                state.tracker.spawn(session::run(Arc::clone(&oro), stream, stop.clone()));
+                state.tracker.spawn(session::accept(Arc::clone(&oro), stream, stop.clone()));
             }
             Err(e) => {
                 use crate::listen::fd_reserve;

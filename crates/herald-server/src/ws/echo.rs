@@ -2,31 +2,63 @@
 //!
 //! Off by default; only `[server] test_echo_endpoint = true` mounts it at `/echo`. It echoes
 //! text and binary messages with their opcode and answers the close handshake, through exactly
-//! the codec and socket pump that Pusher and WAMP sessions use.
+//! the codec, socket pump and session driver that Pusher and WAMP sessions use.
 
-use bytes::Bytes;
+use std::convert::Infallible;
+
 use herald_core::{Outbox, OutboxLimits};
-use herald_protocol::ws::{self, Message, OpCode};
-use tokio::io::{AsyncRead, AsyncWrite};
+use herald_protocol::ws::{self, OpCode};
 
-use super::socket::{Event, Socket};
+use crate::session::close::{CloseReason, Goodbye};
+use crate::session::driver::{Adapter, Data, Flow, Io};
+use crate::session::keepalive::Plan;
 
-/// Echoes until the client closes.
-pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut socket: Socket<S>) {
-    // No one else writes to an echo socket; the outbox exists for the pump's interface.
-    let outbox = Outbox::new(OutboxLimits::default());
-    let close_frame: Option<Bytes> = loop {
-        let event = std::future::poll_fn(|cx| socket.poll_event(cx, &outbox)).await;
-        match event {
-            Event::Message(Message::Text(t)) => socket.queue(ws::encode_frame(OpCode::Text, &t)),
-            Event::Message(Message::Binary(b)) => socket.queue(ws::encode_frame(OpCode::Binary, &b)),
-            Event::Message(Message::Ping(p)) => socket.queue(ws::encode_pong(&p)),
-            Event::Message(Message::Pong(_)) => {}
-            Event::Message(Message::Close(frame)) => break Some(ws::encode_close_reply(frame.as_ref())),
-            Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
-            Event::Gone => break None,
-            Event::CloseRequested(_) => break Some(ws::encode_close(1001, "going away")),
+/// The echo adapter.
+pub(crate) struct Echo {
+    /// No one else writes to an echo socket; the driver drains it all the same.
+    outbox: Outbox,
+}
+
+impl Echo {
+    pub(crate) fn new() -> Self {
+        Self { outbox: Outbox::new(OutboxLimits::default()) }
+    }
+}
+
+impl Adapter for Echo {
+    type Done = Infallible;
+
+    fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    fn keepalive(&self) -> Plan {
+        Plan::Off
+    }
+
+    fn open(&mut self, _io: &mut Io<'_, Infallible>) -> Flow {
+        Flow::Continue
+    }
+
+    fn on_data(&mut self, data: Data, io: &mut Io<'_, Infallible>) -> Flow {
+        match data {
+            Data::Text(t) => io.reply(ws::encode_frame(OpCode::Text, &t)),
+            Data::Binary(b) => io.reply(ws::encode_frame(OpCode::Binary, &b)),
         }
-    };
-    socket.close(close_frame, &outbox, false).await;
+        Flow::Continue
+    }
+
+    fn goodbye(&mut self, reason: CloseReason, _io: &mut Io<'_, Infallible>) -> Goodbye {
+        match reason {
+            CloseReason::ClientClosed(frame) => Goodbye::with(ws::encode_close_reply(frame.as_ref())),
+            CloseReason::Violation(e) => Goodbye::with(ws::encode_close(e.close_code(), &e.to_string())),
+            CloseReason::Gone => Goodbye::silent(),
+            CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
+            CloseReason::SlowConsumer | CloseReason::Terminated | CloseReason::Shutdown | CloseReason::Unresponsive => {
+                Goodbye::with(ws::encode_close(1001, "going away"))
+            }
+        }
+    }
+
+    fn leave(&mut self) {}
 }

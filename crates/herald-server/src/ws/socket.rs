@@ -78,8 +78,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         self.out.push_back(frame);
     }
 
-    /// Waits for the next event, writing queued frames meanwhile.
-    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>, outbox: &Outbox) -> Poll<Event> {
+    /// The queue [`queue`](Self::queue) adds to, for a session to reply through.
+    pub(crate) fn replies(&mut self) -> &mut VecDeque<Bytes> {
+        &mut self.out
+    }
+
+    /// Waits for the next event, writing queued frames meanwhile. With `read` false the client's
+    /// messages wait (in the kernel, then in `inbuf`) until a later call reads them.
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>, outbox: &Outbox, read: bool) -> Poll<Event> {
         loop {
             // Take new frames only once the previous ones are written: while the client is
             // slow they pile up in the bounded outbox, which then marks it a slow consumer.
@@ -105,6 +111,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                     }
                 }
                 Poll::Pending => {}
+            }
+            if !read {
+                return Poll::Pending;
             }
             // Frames decoded from an earlier read come before reading more.
             if !self.inbuf.is_empty() {

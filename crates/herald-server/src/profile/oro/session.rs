@@ -1,33 +1,55 @@
-//! One Oro connection, from the raw upgrade to the last frame: the owner task of its socket.
+//! One Oro connection after its 101 + WELCOME: the WAMP v1 policy that makes a session behave
+//! like GosWebSocketBundle's server as Oro configures it.
 //!
-//! Order, as GOS/Ratchet do it: origin check → 101 + WELCOME in one write → ticket check → on
-//! failure the `HTTP/1.0 403 Forbidden` text frame and an application close → otherwise WAMP v1
-//! with Oro's routes, per-user topics and publishing rules. Nothing is sent
-//! between WELCOME and the client's first message unless the ticket fails. Messages the client
-//! sends while its ticket is being checked wait in the socket and are handled after the check.
+//! Order, as GOS/Ratchet do it: WELCOME went out with the 101 (the edge wrote both in one
+//! write) → ticket check → on failure the `HTTP/1.0 403 Forbidden` text frame and an
+//! application close → otherwise WAMP v1 with Oro's routes, per-user topics and publishing
+//! rules. Nothing is sent between WELCOME and the client's first message unless the ticket
+//! fails. Messages the client sends while its ticket is being checked wait in the socket (the
+//! session does not read) and are handled after the check. GOS has no keep-alive.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use herald_core::outbox::CloseRequest;
-use herald_core::{Conn, Wire};
+use herald_core::Conn;
+use herald_core::app::ConnectionSlot;
 use herald_protocol::pusher::channel_name::ChannelName;
 use herald_protocol::wamp::uri::MAX_URI_LEN;
-use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg, V1Publish};
-use herald_protocol::wamp::{Prefixes, parse_v1};
-use herald_protocol::ws::{self, Message};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use herald_protocol::wamp::v1::{self, CallId, V1Publish};
+use herald_protocol::ws;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handshake::{self, HEAD_TIMEOUT, Refusal};
-use super::{Decision, Identity, Oro, SERVER_IDENT};
-use crate::ws::socket::{Event, Socket};
-use crate::ws::wamp1::{self, NO_SUCH_PROCEDURE, session_id};
+use super::{AuthError, Decision, Identity, Oro};
+use crate::session::close::CloseReason;
+use crate::session::driver::{self, Flow, Io};
+use crate::session::keepalive::Plan;
+use crate::session::wamp1::{NO_SUCH_PROCEDURE, Policy, V1, Wamp1, malformed};
+use crate::ws::socket::Socket;
 
-/// Serves one accepted TCP connection of an Oro listener.
-pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: CancellationToken) {
+/// Runs the session of a connection whose 101 + WELCOME the edge has written; `query` carries
+/// the ticket.
+pub(crate) async fn run<S>(oro: Arc<Oro>, conn: Arc<Conn>, slot: ConnectionSlot, query: String, socket: Socket<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let session = V1::on(Arc::clone(&oro.hub), Arc::clone(&oro.app), conn);
+    let policy = OroPolicy { oro, query: Some(query), identity: None };
+    driver::run(driver::Session::new(socket, Wamp1::new(session, policy, slot))).await;
+}
+
+/// Serves one accepted TCP connection of an Oro listener: the head, the origin, the 101 +
+/// WELCOME in one write, then [`run`].
+pub(crate) async fn accept(
+    oro: Arc<Oro>,
+    mut stream: tokio::net::TcpStream,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use super::handshake::{self, HEAD_TIMEOUT, Refusal};
+    use tokio::io::AsyncWriteExt;
+    async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
+        let _ = stream.write_all(&refusal.response()).await;
+        let _ = stream.shutdown().await;
+    }
     // The 101 + WELCOME write must not wait for Nagle: Oro's backend client reads for one burst.
     let _ = stream.set_nodelay(true);
     let head = tokio::select! {
@@ -50,40 +72,111 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
     let Some(slot) = oro.app.try_connect() else {
         return refuse(stream, Refusal::Unavailable).await;
     };
-    let conn = oro.hub.connect(Wire::WampV1);
-    let welcome = ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT)));
+    let conn = oro.hub.connect(herald_core::Wire::WampV1);
+    let welcome = ws::encode_text(&v1::welcome(&crate::session::wamp1::session_id(&conn), Some(super::SERVER_IDENT)));
     if stream.write_all(&upgrade.switching_protocols(accept, &welcome)).await.is_err() {
         oro.hub.disconnect(&conn);
         return;
     }
-    let mut socket = Socket::new(stream, leftover, oro.app.config.max_message_bytes);
-    let identity = match oro.authenticate(&upgrade.query).await {
-        Ok(identity) => identity,
-        Err(e) => {
-            match &e {
-                super::AuthError::Db(_) | super::AuthError::NoDatabase => {
-                    tracing::warn!(error = %e, "oro: ticket refused")
-                }
-                _ => tracing::info!(error = %e, "oro: ticket refused"),
-            }
-            socket.queue(ws::encode_text(forbidden_text(now_unix()).as_bytes()));
-            socket.close(oro.settings.application_close.frame(), &conn.outbox, false).await;
-            oro.hub.disconnect(&conn);
-            return;
-        }
-    };
-    tracing::debug!(session = %session_id(&conn), ?identity, "oro: authenticated");
-    let mut session = Session { oro, conn, identity, prefixes: Prefixes::new(CurieRule::Ratchet), topics: Vec::new() };
-    let close = session.serve(&mut socket).await;
-    session.leave();
-    socket.close(close, &session.conn.outbox, false).await;
-    drop(slot);
+    let socket = Socket::new(stream, leftover, oro.app.config.max_message_bytes);
+    run(oro, conn, slot, upgrade.query.clone(), socket).await;
 }
 
-/// Answers a refused request with a bare HTTP response and closes.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
-    let _ = stream.write_all(&refusal.response()).await;
-    let _ = stream.shutdown().await;
+/// The Oro policy of one session.
+pub(crate) struct OroPolicy {
+    oro: Arc<Oro>,
+    /// The upgrade's query, until the ticket check takes it.
+    query: Option<String>,
+    /// Who the ticket says the session is; `None` while it is checked.
+    identity: Option<Identity>,
+}
+
+impl OroPolicy {
+    fn decide_subscribe(&self, topic: &str) -> (Decision, Option<ChannelName>) {
+        let Some(identity) = &self.identity else { return (Decision::Ignore, None) };
+        (self.oro.policy.subscribe(identity, topic), ChannelName::topic(topic, MAX_URI_LEN).ok())
+    }
+}
+
+impl Policy for OroPolicy {
+    type Done = Result<Identity, AuthError>;
+
+    fn keepalive(&self, _session: &V1) -> Plan {
+        Plan::Off
+    }
+
+    fn ready(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    fn open(&mut self, _session: &mut V1, io: &mut Io<'_, Self::Done>) -> Flow {
+        let oro = Arc::clone(&self.oro);
+        let query = self.query.take().unwrap_or_default();
+        io.spawn(async move { oro.authenticate(&query).await });
+        Flow::Continue
+    }
+
+    fn on_done(&mut self, session: &mut V1, done: Self::Done, io: &mut Io<'_, Self::Done>) -> Flow {
+        match done {
+            Ok(identity) => {
+                tracing::debug!(session = %session.session_id(), ?identity, "oro: authenticated");
+                self.identity = Some(identity);
+                Flow::Continue
+            }
+            Err(e) => {
+                match &e {
+                    AuthError::Db(_) | AuthError::NoDatabase => tracing::warn!(error = %e, "oro: ticket refused"),
+                    _ => tracing::info!(error = %e, "oro: ticket refused"),
+                }
+                io.reply(ws::encode_text(forbidden_text(now_unix()).as_bytes()));
+                Flow::Close(CloseReason::Protocol(self.oro.settings.application_close.frame()))
+            }
+        }
+    }
+
+    fn subscribe(&mut self, session: &mut V1, topic: String, _io: &mut Io<'_, Self::Done>) -> Flow {
+        match self.decide_subscribe(&topic) {
+            (Decision::Allow, Some(channel)) => session.join(channel),
+            (Decision::Deny, _) => {
+                let text = format!("You are not allowed to subscribe on topic \"{topic}\".");
+                let _ = session.conn.outbox.push(ws::encode_text(text.as_bytes()));
+            }
+            // GOS's router throws on a topic without a route; Ratchet closes with 1007.
+            (Decision::NoRoute, _) | (_, None) => return malformed(),
+            (Decision::Ignore, _) => {}
+        }
+        Flow::Continue
+    }
+
+    fn unsubscribe(&mut self, session: &mut V1, topic: &str, _io: &mut Io<'_, Self::Done>) -> Flow {
+        if matches!(self.decide_subscribe(topic), (Decision::NoRoute, _) | (_, None)) {
+            return malformed();
+        }
+        session.part(topic);
+        Flow::Continue
+    }
+
+    fn publish(&mut self, session: &mut V1, p: V1Publish, _io: &mut Io<'_, Self::Done>) -> Flow {
+        let Some(identity) = &self.identity else { return Flow::Continue };
+        let Ok(channel) = ChannelName::topic(&p.topic, MAX_URI_LEN) else { return malformed() };
+        match self.oro.policy.publish(identity, &p.topic) {
+            // Broadcast with WAMP exclude/eligible (an empty eligible list means everybody, as
+            // in Ratchet).
+            Decision::Allow => session.publish(channel, p),
+            Decision::NoRoute => return malformed(),
+            Decision::Deny | Decision::Ignore => {}
+        }
+        Flow::Continue
+    }
+
+    fn call(&mut self, session: &mut V1, call_id: &CallId, proc_uri: &str, _io: &mut Io<'_, Self::Done>) -> Flow {
+        if !self.oro.policy.routed(proc_uri) {
+            return malformed();
+        }
+        let desc = format!("no procedure {proc_uri}");
+        let _ = session.conn.outbox.push(ws::encode_text(&v1::call_error(call_id, NO_SUCH_PROCEDURE, &desc, None)));
+        Flow::Continue
+    }
 }
 
 /// The text frame Oro sends on a bad ticket: a Symfony 403 `Response` as a string (what Oro's
@@ -106,116 +199,6 @@ fn http_date(unix: i64) -> String {
     let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
     let month_name = MONTHS[usize::try_from(month.saturating_sub(1)).unwrap_or(0)];
     format!("{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-/// An authenticated Oro WAMP v1 session.
-struct Session {
-    oro: Arc<Oro>,
-    conn: Arc<Conn>,
-    identity: Identity,
-    prefixes: Prefixes,
-    topics: Vec<ChannelName>,
-}
-
-impl Session {
-    /// Handles messages until the session ends; returns the close frame to send, if any.
-    async fn serve(&mut self, socket: &mut Socket<TcpStream>) -> Option<Bytes> {
-        loop {
-            let event = std::future::poll_fn(|cx| socket.poll_event(cx, &self.conn.outbox)).await;
-            let msg = match event {
-                Event::Message(m) => m,
-                Event::Violation(e) => return Some(ws::encode_close(e.close_code(), "")),
-                Event::Gone => return None,
-                Event::CloseRequested(CloseRequest::SlowConsumer) => {
-                    return Some(ws::encode_close(1008, "slow consumer"));
-                }
-                Event::CloseRequested(CloseRequest::Code { .. }) => return Some(ws::encode_close(1001, "")),
-            };
-            match msg {
-                Message::Text(text) => {
-                    if let Err(code) = self.on_text(&text) {
-                        return Some(ws::encode_close(code, ""));
-                    }
-                }
-                // Ratchet's JSON decoding fails on binary input: 1007.
-                Message::Binary(_) => return Some(ws::encode_close(1007, "")),
-                Message::Ping(p) => socket.queue(ws::encode_pong(&p)),
-                Message::Pong(_) => {}
-                Message::Close(_) => return Some(ws::encode_close(1000, "")),
-            }
-        }
-    }
-
-    /// Handles one message; `Err(code)` closes the socket with that code.
-    fn on_text(&mut self, text: &[u8]) -> Result<(), u16> {
-        let msg = parse_v1(text).map_err(|e| e.v1_close_code())?;
-        let Some(msg) = self.prefixes.apply(msg).map_err(|e| e.v1_close_code())? else {
-            return Ok(());
-        };
-        // GOS's router throws on a topic without a route; Ratchet closes with 1007.
-        let no_route = 1007;
-        match msg {
-            V1ClientMsg::Prefix { .. } => {}
-            V1ClientMsg::Subscribe { topic } => match self.decide_subscribe(&topic) {
-                (Decision::Allow, Some(channel)) => {
-                    // WAMP v1 never answers SUBSCRIBE, and a second SUBSCRIBE is refused by the hub.
-                    if self.oro.hub.subscribe(&self.oro.app, &self.conn, &channel, None, |_| {}).is_ok() {
-                        self.topics.push(channel);
-                    }
-                }
-                (Decision::Deny, _) => {
-                    let text = format!("You are not allowed to subscribe on topic \"{topic}\".");
-                    let _ = self.conn.outbox.push(ws::encode_text(text.as_bytes()));
-                }
-                (Decision::NoRoute, _) | (_, None) => return Err(no_route),
-                (Decision::Ignore, _) => {}
-            },
-            V1ClientMsg::Unsubscribe { topic } => {
-                if matches!(self.decide_subscribe(&topic), (Decision::NoRoute, _) | (_, None)) {
-                    return Err(no_route);
-                }
-                if let Some(i) = self.topics.iter().position(|t| t.as_str() == topic) {
-                    let channel = self.topics.swap_remove(i);
-                    self.oro.hub.unsubscribe(&self.oro.app, &self.conn, &channel);
-                }
-            }
-            V1ClientMsg::Publish(p) => {
-                let channel = ChannelName::topic(&p.topic, MAX_URI_LEN).map_err(|_| no_route)?;
-                match self.oro.policy.publish(&self.identity, &p.topic) {
-                    Decision::Allow => self.publish(channel, p),
-                    Decision::NoRoute => return Err(no_route),
-                    Decision::Deny | Decision::Ignore => {}
-                }
-            }
-            V1ClientMsg::Call { call_id, proc_uri, .. } => {
-                if !self.oro.policy.routed(&proc_uri) {
-                    return Err(no_route);
-                }
-                let desc = format!("no procedure {proc_uri}");
-                let frame = v1::call_error(&call_id, NO_SUCH_PROCEDURE, &desc, None);
-                let _ = self.conn.outbox.push(ws::encode_text(&frame));
-            }
-        }
-        Ok(())
-    }
-
-    fn decide_subscribe(&self, topic: &str) -> (Decision, Option<ChannelName>) {
-        let channel = ChannelName::topic(topic, MAX_URI_LEN).ok();
-        (self.oro.policy.subscribe(&self.identity, topic), channel)
-    }
-
-    /// Broadcasts to the topic's subscribers with WAMP exclude/eligible (an empty
-    /// eligible list means everybody, as in Ratchet).
-    fn publish(&self, channel: ChannelName, p: V1Publish) {
-        self.oro.hub.publish(&self.oro.app, wamp1::publication(channel, p, &self.conn));
-    }
-
-    fn leave(&mut self) {
-        for channel in self.topics.drain(..) {
-            self.oro.hub.unsubscribe(&self.oro.app, &self.conn, &channel);
-        }
-        self.oro.hub.disconnect(&self.conn);
-    }
 }
 
 #[cfg(test)]

@@ -1,30 +1,28 @@
-//! A Pusher Channels v7 session: the owner task of one Pusher WebSocket.
+//! A Pusher Channels v7 session: the adapter the session driver runs for one Pusher WebSocket.
 //!
 //! It turns client messages into hub operations (subscribe, client events, sign-in), answers
-//! with Pusher frames, keeps the connection alive with pings, and on the way out removes every
+//! with Pusher frames, probes a silent client with `pusher:ping`, and on the way out removes every
 //! trace of the connection from the hub. Errors a client causes are answered on the wire
 //! (`pusher:error`, `pusher:subscription_error`) and never end other sessions.
 
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use herald_core::app::ConnectionSlot;
 use herald_core::authorize::Action;
-use herald_core::outbox::CloseRequest;
 use herald_core::rate::TokenBucket;
-use herald_core::{App, Conn, Hub, Publication, PublicationData, Wire};
+use herald_core::{App, Conn, Hub, Outbox, Publication, PublicationData, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::client_msg::{ClientMsg, parse_client_msg};
 use herald_protocol::pusher::close_code::CloseCode;
 use herald_protocol::pusher::server_msg;
 use herald_protocol::pusher::socket_auth::{self, PresenceMember, parse_presence_member, parse_user_data};
-use herald_protocol::ws::{self, Message};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Instant;
+use herald_protocol::ws;
 
-use super::keepalive::{KeepAlive, Tick};
-use super::socket::{Event, Socket};
+use super::close::{CloseReason, Goodbye};
+use super::driver::{Adapter, Data, Flow, Io};
+use super::keepalive::Plan;
 
 /// The server's keep-alive probe; the client answers `pusher:pong`.
 const PING: &[u8] = br#"{"event":"pusher:ping","data":"{}"}"#;
@@ -45,146 +43,134 @@ struct SignedIn {
     watchlist: Vec<String>,
 }
 
-/// State of one Pusher session, owned by its task.
-struct Session {
+/// State of one Pusher session: the adapter the session driver runs.
+pub(crate) struct Pusher {
     hub: Arc<Hub>,
     app: Arc<App>,
     conn: Arc<Conn>,
     subscriptions: Vec<Subscription>,
     user: Option<SignedIn>,
     client_events: TokenBucket,
+    _slot: ConnectionSlot,
 }
 
-/// Runs a Pusher session on an upgraded socket until it closes.
-// A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
-// argument twice in its state (the argument and the local it is moved into), and this future
-// is what every idle connection's task holds (docs/benchmarks.md measures idle memory).
-#[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
-pub(crate) fn run<S>(
-    hub: Arc<Hub>,
-    app: Arc<App>,
-    slot: ConnectionSlot,
-    mut socket: Socket<S>,
-) -> impl Future<Output = ()>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    async move {
+impl Pusher {
+    /// A session of `app`, holding one of its connection places.
+    pub(crate) fn new(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot) -> Self {
         let conn = hub.connect(Wire::Pusher);
-        let activity = Duration::from_secs(app.config.activity_timeout.into());
-        let pong_wait = Duration::from_secs(app.config.pong_timeout.into());
-        socket.queue(frame(server_msg::connection_established(conn.socket_id.as_str(), app.config.activity_timeout)));
-        tracing::debug!(socket_id = %conn.socket_id, app = %app.config.id, "pusher connected");
-        let mut session = Session {
+        Self {
             client_events: TokenBucket::per_second(app.config.max_client_events_per_second),
             hub,
             app,
             conn,
             subscriptions: Vec::new(),
             user: None,
-        };
-
-        // One timer for keep-alive: due `activity` after the last client frame, then `pong_wait`
-        // after our ping. Re-armed only when it fires, so busy sockets do not touch the timer
-        // wheel on every frame.
-        let mut keepalive = KeepAlive::new(activity, pong_wait, Instant::now());
-        let timer = tokio::time::sleep_until(keepalive.deadline());
-        tokio::pin!(timer);
-
-        let mut slow = false;
-        let close_frame = loop {
-            let next = std::future::poll_fn(|cx| {
-                if let std::task::Poll::Ready(e) = socket.poll_event(cx, &session.conn.outbox) {
-                    return std::task::Poll::Ready(Some(e));
-                }
-                timer.as_mut().poll(cx).map(|()| None)
-            })
-            .await;
-            let Some(event) = next else {
-                match keepalive.tick(Instant::now()) {
-                    Tick::Wait(at) => timer.as_mut().reset(at),
-                    Tick::Ping(at) => {
-                        socket.queue(frame(Bytes::from_static(PING)));
-                        timer.as_mut().reset(at);
-                    }
-                    Tick::Expired => break Some(close(CloseCode::PongNotReceived)),
-                }
-                continue;
-            };
-            match event {
-                Event::Message(msg) => {
-                    session.app.stats.message_in(herald_core::stats::Protocol::Pusher);
-                    keepalive.seen(Instant::now());
-                    match msg {
-                        Message::Text(text) => session.on_text(&text, &mut socket),
-                        Message::Binary(_) => socket.queue(frame(server_msg::error(
-                            None,
-                            "Binary frames are not supported; send JSON text frames",
-                        ))),
-                        Message::Ping(payload) => socket.queue(ws::encode_pong(&payload)),
-                        Message::Pong(_) => {}
-                        Message::Close(_) => break Some(ws::encode_close(1000, "")),
-                    }
-                }
-                Event::Violation(e) => break Some(ws::encode_close(e.close_code(), &e.to_string())),
-                Event::Gone => break None,
-                Event::CloseRequested(CloseRequest::SlowConsumer) => {
-                    tracing::debug!(socket_id = %session.conn.socket_id, "closing slow consumer");
-                    slow = true;
-                    break Some(close(CloseCode::OverCapacity));
-                }
-                Event::CloseRequested(CloseRequest::Code { code, reason }) => {
-                    break Some(ws::encode_close(code, reason));
-                }
-            }
-        };
-        session.leave();
-        socket.close(close_frame, &session.conn.outbox, slow).await;
-        drop(slot);
+            _slot: slot,
+        }
     }
 }
 
-impl Session {
+impl Adapter for Pusher {
+    type Done = std::convert::Infallible;
+
+    fn outbox(&self) -> &Outbox {
+        &self.conn.outbox
+    }
+
+    fn keepalive(&self) -> Plan {
+        Plan::silence(self.app.config.activity_timeout, self.app.config.pong_timeout)
+    }
+
+    fn probe(&self) -> Bytes {
+        frame(Bytes::from_static(PING))
+    }
+
+    fn open(&mut self, io: &mut Io<'_, Self::Done>) -> Flow {
+        io.reply(frame(server_msg::connection_established(
+            self.conn.socket_id.as_str(),
+            self.app.config.activity_timeout,
+        )));
+        tracing::debug!(socket_id = %self.conn.socket_id, app = %self.app.config.id, "pusher connected");
+        Flow::Continue
+    }
+
+    fn on_data(&mut self, data: Data, io: &mut Io<'_, Self::Done>) -> Flow {
+        self.app.stats.message_in(herald_core::stats::Protocol::Pusher);
+        match data {
+            Data::Text(text) => self.on_text(&text, io),
+            Data::Binary(_) => {
+                io.reply(frame(server_msg::error(None, "Binary frames are not supported; send JSON text frames")))
+            }
+        }
+        Flow::Continue
+    }
+
+    fn goodbye(&mut self, reason: CloseReason, _io: &mut Io<'_, Self::Done>) -> Goodbye {
+        match reason {
+            CloseReason::ClientClosed(_) => Goodbye::with(ws::encode_close(1000, "")),
+            CloseReason::Violation(e) => Goodbye::with(ws::encode_close(e.close_code(), &e.to_string())),
+            CloseReason::Gone => Goodbye::silent(),
+            CloseReason::SlowConsumer => {
+                tracing::debug!(socket_id = %self.conn.socket_id, "closing slow consumer");
+                Goodbye { frame: Some(close(CloseCode::OverCapacity)), discard_backlog: true }
+            }
+            CloseReason::Terminated => {
+                Goodbye::with(ws::encode_close(CloseCode::Unauthorized.code(), "Connection terminated"))
+            }
+            CloseReason::Shutdown => Goodbye::with(close(CloseCode::ReconnectNow)),
+            CloseReason::Unresponsive => Goodbye::with(close(CloseCode::PongNotReceived)),
+            CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
+        }
+    }
+
+    /// Removes every trace of the connection from the hub.
+    fn leave(&mut self) {
+        for sub in self.subscriptions.drain(..) {
+            self.hub.unsubscribe(&self.app, &self.conn, &sub.channel);
+        }
+        if let Some(user) = self.user.take() {
+            self.hub.sign_out(&self.app, &self.conn, &user.id, &user.watchlist);
+        }
+        self.hub.disconnect(&self.conn);
+        tracing::debug!(socket_id = %self.conn.socket_id, "pusher disconnected");
+    }
+}
+
+impl Pusher {
     /// Handles one text frame from the client.
-    fn on_text<S: AsyncRead + AsyncWrite + Unpin>(&mut self, text: &[u8], socket: &mut Socket<S>) {
+    fn on_text(&mut self, text: &[u8], io: &mut Io<'_, Infallible>) {
         let msg = match parse_client_msg(text) {
             Ok(m) => m,
-            Err(e) => return socket.queue(frame(server_msg::error(None, &e.to_string()))),
+            Err(e) => return io.reply(frame(server_msg::error(None, &e.to_string()))),
         };
         match msg {
-            ClientMsg::Ping => socket.queue(frame(server_msg::pong())),
+            ClientMsg::Ping => io.reply(frame(server_msg::pong())),
             ClientMsg::Pong => {}
             ClientMsg::Subscribe { channel, auth, channel_data } => {
-                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref(), socket);
+                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref(), io);
             }
             ClientMsg::Unsubscribe { channel } => self.unsubscribe(&channel),
-            ClientMsg::Signin { auth, user_data } => self.sign_in(&auth, &user_data, socket),
+            ClientMsg::Signin { auth, user_data } => self.sign_in(&auth, &user_data, io),
             ClientMsg::ClientEvent { event, channel, data } => {
-                self.client_event(event, &channel, data, socket);
+                self.client_event(event, &channel, data, io);
             }
             ClientMsg::Other { event } => {
-                socket.queue(frame(server_msg::error(None, &format!("Unsupported event {event:?}"))))
+                io.reply(frame(server_msg::error(None, &format!("Unsupported event {event:?}"))))
             }
         }
     }
 
-    fn subscribe<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        name: &str,
-        auth: Option<&str>,
-        channel_data: Option<&str>,
-        socket: &mut Socket<S>,
-    ) {
+    fn subscribe(&mut self, name: &str, auth: Option<&str>, channel_data: Option<&str>, io: &mut Io<'_, Infallible>) {
         let cfg = &self.app.config;
         let channel = match ChannelName::parse(name, cfg.max_channel_name_length) {
             Ok(c) => c,
-            Err(e) => return refuse(socket, name, 400, &e.to_string()),
+            Err(e) => return refuse(io, name, 400, &e.to_string()),
         };
         // A drop-in profile that shares its app judges every subscription, Pusher's included:
         // the profile's topics are public channels, so no signature would stop anyone.
         let authorizer = self.app.authorizer();
         if authorizer.covers_pusher() && !authorizer.authorize(&self.conn, Action::Subscribe, name) {
-            return refuse(socket, name, 403, "Not allowed to subscribe to this channel");
+            return refuse(io, name, 403, "Not allowed to subscribe to this channel");
         }
         let auth_result = match channel.kind().access {
             Access::Public => Ok(()),
@@ -207,18 +193,18 @@ impl Session {
             Access::ServerToUser => {
                 let me = self.user.as_ref().map(|u| &*u.id);
                 if me.is_none() || me != channel.server_to_user_id() {
-                    return refuse(socket, name, 403, "Only the signed-in user may subscribe to its own channel");
+                    return refuse(io, name, 403, "Only the signed-in user may subscribe to its own channel");
                 }
                 Ok(())
             }
         };
         if let Err(e) = auth_result {
-            return refuse(socket, name, 401, &e.to_string());
+            return refuse(io, name, 401, &e.to_string());
         }
         let member = if channel.kind().access == Access::Presence {
             match self.presence_member(channel_data) {
                 Ok(m) => Some(m),
-                Err(msg) => return refuse(socket, name, 400, &msg),
+                Err(msg) => return refuse(io, name, 400, &msg),
             }
         } else {
             None
@@ -248,7 +234,7 @@ impl Session {
                 }
                 self.subscriptions.push(Subscription { channel, user_id });
             }
-            Err(e) => refuse(socket, name, 400, &e.to_string()),
+            Err(e) => refuse(io, name, 400, &e.to_string()),
         }
     }
 
@@ -278,94 +264,82 @@ impl Session {
         }
     }
 
-    fn sign_in<S: AsyncRead + AsyncWrite + Unpin>(&mut self, auth: &str, user_data: &str, socket: &mut Socket<S>) {
+    fn sign_in(&mut self, auth: &str, user_data: &str, io: &mut Io<'_, Infallible>) {
         let cfg = &self.app.config;
         if !cfg.enable_user_authentication {
-            return socket.queue(frame(server_msg::error(None, "User authentication is disabled for this app")));
+            return io.reply(frame(server_msg::error(None, "User authentication is disabled for this app")));
         }
         let sock = self.conn.socket_id.as_str();
         if let Err(e) = socket_auth::verify_signin(&cfg.key, &cfg.secret, sock, user_data, auth) {
-            return socket.queue(frame(server_msg::error(Some(CloseCode::Unauthorized.code()), &e.to_string())));
+            return io.reply(frame(server_msg::error(Some(CloseCode::Unauthorized.code()), &e.to_string())));
         }
         let mut user = match parse_user_data(user_data) {
             Ok(u) => u,
-            Err(e) => return socket.queue(frame(server_msg::error(None, &e.to_string()))),
+            Err(e) => return io.reply(frame(server_msg::error(None, &e.to_string()))),
         };
         let truncated = user.watchlist.len() > MAX_WATCHLIST;
         user.watchlist.truncate(MAX_WATCHLIST);
         match self.hub.sign_in(&self.app, &self.conn, &user) {
             Ok((online, offline)) => {
-                socket.queue(frame(server_msg::signin_success(user_data)));
+                io.reply(frame(server_msg::signin_success(user_data)));
                 if truncated {
                     let msg = format!("Watchlist limit exceeded; accepted: {}", user.watchlist.join(","));
-                    socket.queue(frame(server_msg::error(Some(CloseCode::WatchlistLimit.code()), &msg)));
+                    io.reply(frame(server_msg::error(Some(CloseCode::WatchlistLimit.code()), &msg)));
                 }
                 if !user.watchlist.is_empty() {
                     let on: Vec<&str> = online.iter().map(String::as_str).collect();
                     let off: Vec<&str> = offline.iter().map(String::as_str).collect();
-                    socket.queue(frame(server_msg::watchlist_events(&[("online", &on), ("offline", &off)])));
+                    io.reply(frame(server_msg::watchlist_events(&[("online", &on), ("offline", &off)])));
                 }
                 if self.user.is_none() {
                     self.user = Some(SignedIn { id: user.id.into(), watchlist: user.watchlist });
                 }
             }
-            Err(e) => socket.queue(frame(server_msg::error(None, &e.to_string()))),
+            Err(e) => io.reply(frame(server_msg::error(None, &e.to_string()))),
         }
     }
 
-    fn client_event<S: AsyncRead + AsyncWrite + Unpin>(
+    fn client_event(
         &mut self,
         event: String,
         channel: &str,
         data: Box<serde_json::value::RawValue>,
-        socket: &mut Socket<S>,
+        io: &mut Io<'_, Infallible>,
     ) {
         let cfg = &self.app.config;
-        let reject = |socket: &mut Socket<S>, msg: &str| {
-            socket.queue(frame(server_msg::error(Some(CloseCode::ClientEventRateLimit.code()), msg)));
+        let reject = |io: &mut Io<'_, Infallible>, msg: &str| {
+            io.reply(frame(server_msg::error(Some(CloseCode::ClientEventRateLimit.code()), msg)));
         };
         if !cfg.enable_client_messages {
-            return reject(socket, "Client events are not enabled for this app");
+            return reject(io, "Client events are not enabled for this app");
         }
         let Some(sub) = self.subscriptions.iter().find(|s| s.channel.as_str() == channel) else {
-            return reject(socket, &format!("Client event rejected: not subscribed to {channel:?}"));
+            return reject(io, &format!("Client event rejected: not subscribed to {channel:?}"));
         };
         if !sub.channel.allows_client_events() {
-            return reject(socket, "Client events are only allowed on private and presence channels");
+            return reject(io, "Client events are only allowed on private and presence channels");
         }
         if event.len() > cfg.max_event_name_length {
-            return reject(socket, "Client event name is too long");
+            return reject(io, "Client event name is too long");
         }
         if data.get().len() > cfg.max_event_data_bytes {
-            return reject(socket, "Client event data is too large");
+            return reject(io, "Client event data is too large");
         }
-        if self.client_events.take(1, Instant::now()).is_err() {
-            return reject(socket, "Client event rejected due to rate limit");
+        if self.client_events.take(1, io.now).is_err() {
+            return reject(io, "Client event rejected due to rate limit");
         }
         let publication = Publication::new(sub.channel.clone(), event, PublicationData::Json(data))
             .excluding(Some(self.conn.socket_id.as_str()))
             .with_user_id(sub.user_id.as_deref());
         self.hub.publish(&self.app, publication);
     }
-
-    /// Removes every trace of the connection from the hub.
-    fn leave(&mut self) {
-        for sub in self.subscriptions.drain(..) {
-            self.hub.unsubscribe(&self.app, &self.conn, &sub.channel);
-        }
-        if let Some(user) = self.user.take() {
-            self.hub.sign_out(&self.app, &self.conn, &user.id, &user.watchlist);
-        }
-        self.hub.disconnect(&self.conn);
-        tracing::debug!(socket_id = %self.conn.socket_id, "pusher disconnected");
-    }
 }
 
 /// Refuses a subscription: a channel-scoped `pusher:subscription_error` (what laravel-echo's
 /// `.error()` listens to) and a `pusher:error` for clients that only watch the connection.
-fn refuse<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut Socket<S>, channel: &str, status: u16, msg: &str) {
-    socket.queue(frame(server_msg::subscription_error(channel, status, msg)));
-    socket.queue(frame(server_msg::error(None, msg)));
+fn refuse(io: &mut Io<'_, Infallible>, channel: &str, status: u16, msg: &str) {
+    io.reply(frame(server_msg::subscription_error(channel, status, msg)));
+    io.reply(frame(server_msg::error(None, msg)));
 }
 
 /// A Pusher JSON message as a complete WebSocket text frame.

@@ -354,7 +354,7 @@ fn request_body(
 
 /// The dynamic authenticator's verdict, from its HTTP status and body.
 #[derive(Debug)]
-pub(super) enum Verdict {
+pub(crate) enum Verdict {
     /// 200 with a JSON object.
     Accepted(serde_json::Map<String, serde_json::Value>),
     /// 401 or 403.

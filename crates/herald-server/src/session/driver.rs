@@ -1,0 +1,286 @@
+//! The session driver: the one loop every WebSocket session runs, whatever it speaks.
+//!
+//! It owns the socket, the one timer, keep-alive, the draining of the connection's outbox, the
+//! work a session started (an access check, an authenticator's question) and the close
+//! sequence. What the client's messages mean is the business of an [`Adapter`]: it is handed a
+//! message and the time, and answers with frames to queue, hub operations, and whether to go on
+//! or close with a typed [`CloseReason`]. An adapter never touches the socket or the clock, so
+//! it is tested by feeding it messages.
+//!
+//! Memory matters here: every idle connection is one task holding this loop's state. The state
+//! is the socket, the adapter, a keep-alive record and one timer; nothing is allocated for an
+//! idle socket, and the close sequence is boxed because it runs once.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use herald_core::Outbox;
+use herald_protocol::ws::{self, Message};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, Sleep};
+
+use super::close::{CloseReason, Goodbye};
+use super::keepalive::{KeepAlive, Plan, Tick};
+use crate::ws::socket::{Event, Socket};
+
+/// Whether the session goes on after an input.
+#[derive(Debug)]
+#[must_use]
+pub(crate) enum Flow {
+    /// Keep serving.
+    Continue,
+    /// Say goodbye for this reason and close.
+    Close(CloseReason),
+}
+
+/// A data message from the client (control frames are the driver's).
+#[derive(Debug)]
+pub(crate) enum Data {
+    /// A text message (valid UTF-8).
+    Text(Bytes),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+/// What an adapter may ask of the driver while it handles one input.
+pub(crate) struct Io<'a, D> {
+    /// The time of the input.
+    pub(crate) now: Instant,
+    replies: &'a mut VecDeque<Bytes>,
+    work: &'a mut Option<Box<JoinSet<D>>>,
+}
+
+impl<'a, D: Send + 'static> Io<'a, D> {
+    /// An `Io` over a reply queue and a work set (the driver's, or a test's).
+    pub(crate) fn new(now: Instant, replies: &'a mut VecDeque<Bytes>, work: &'a mut Option<Box<JoinSet<D>>>) -> Self {
+        Self { now, replies, work }
+    }
+
+    /// Queues a complete frame for this socket, written before anything the outbox delivers
+    /// after this point.
+    pub(crate) fn reply(&mut self, frame: Bytes) {
+        self.replies.push_back(frame);
+    }
+
+    /// Starts work whose result comes back through [`Adapter::on_done`]. It runs on the
+    /// runtime, and is aborted when the session ends.
+    pub(crate) fn spawn(&mut self, work: impl Future<Output = D> + Send + 'static) {
+        self.work.get_or_insert_with(|| Box::new(JoinSet::new())).spawn(work);
+    }
+}
+
+/// One protocol's (or profile's) side of a session.
+pub(crate) trait Adapter {
+    /// The result of work the adapter started with [`Io::spawn`].
+    type Done: Send + 'static;
+
+    /// The connection's outbox, which the driver drains.
+    fn outbox(&self) -> &Outbox;
+
+    /// How the peer is kept alive; asked again after every input, so it may change.
+    fn keepalive(&self) -> Plan;
+
+    /// Whether the adapter takes messages now; while it does not, they wait in the socket.
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// The probe of [`Plan::Silence`]: a WebSocket ping unless the protocol has its own.
+    fn probe(&self) -> Bytes {
+        ws::encode_ping(b"herald")
+    }
+
+    /// The session starts: queue what the protocol says first.
+    fn open(&mut self, io: &mut Io<'_, Self::Done>) -> Flow;
+
+    /// A data message from the client.
+    fn on_data(&mut self, data: Data, io: &mut Io<'_, Self::Done>) -> Flow;
+
+    /// Work started with [`Io::spawn`] finished.
+    fn on_done(&mut self, done: Self::Done, io: &mut Io<'_, Self::Done>) -> Flow {
+        let _ = (done, io);
+        Flow::Continue
+    }
+
+    /// The adapter's own next deadline (a handshake or call timeout), besides keep-alive.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// [`deadline`](Self::deadline) has passed.
+    fn on_deadline(&mut self, io: &mut Io<'_, Self::Done>) -> Flow {
+        let _ = io;
+        Flow::Continue
+    }
+
+    /// The session ends for `reason`: queue the protocol's last words and name the close frame.
+    fn goodbye(&mut self, reason: CloseReason, io: &mut Io<'_, Self::Done>) -> Goodbye;
+
+    /// Removes every trace of the session from the hub; called once, after [`goodbye`](Self::goodbye).
+    fn leave(&mut self);
+}
+
+/// What woke the loop.
+enum Wake<D> {
+    Socket(Event),
+    Done(D),
+    Timer,
+}
+
+/// Runs `adapter` on `socket` until the session ends and the socket is closed.
+// A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
+// argument twice in its state, and this future is what every idle connection's task holds.
+#[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
+pub(crate) fn run<S, A>(session: Session<S, A>) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    A: Adapter,
+{
+    async move {
+        let Session { mut socket, mut adapter } = session;
+        let mut work: Option<Box<JoinSet<A::Done>>> = None;
+        let now = Instant::now();
+        let mut keepalive = KeepAlive::new(adapter.keepalive(), now);
+        let opened = adapter.open(&mut Io::new(now, socket.replies(), &mut work));
+        let timer = tokio::time::sleep_until(now);
+        tokio::pin!(timer);
+        let mut armed = rearm(timer.as_mut(), false, true, &keepalive, &adapter);
+
+        let reason = match opened {
+            Flow::Close(reason) => reason,
+            Flow::Continue => loop {
+                let wake =
+                    std::future::poll_fn(|cx| poll_wake(cx, &mut socket, &adapter, &mut work, timer.as_mut(), armed))
+                        .await;
+                let now = Instant::now();
+                let fired = matches!(wake, Wake::Timer);
+                let mut io = Io::new(now, socket.replies(), &mut work);
+                let flow = match wake {
+                    Wake::Socket(Event::Message(msg)) => match msg {
+                        Message::Text(text) => {
+                            keepalive.seen(now);
+                            adapter.on_data(Data::Text(text), &mut io)
+                        }
+                        Message::Binary(bytes) => {
+                            keepalive.seen(now);
+                            adapter.on_data(Data::Binary(bytes), &mut io)
+                        }
+                        Message::Ping(payload) => {
+                            keepalive.seen(now);
+                            io.reply(ws::encode_pong(&payload));
+                            Flow::Continue
+                        }
+                        Message::Pong(payload) => {
+                            keepalive.seen(now);
+                            keepalive.pong(&payload);
+                            Flow::Continue
+                        }
+                        Message::Close(frame) => Flow::Close(CloseReason::ClientClosed(frame)),
+                    },
+                    Wake::Socket(Event::Violation(e)) => Flow::Close(CloseReason::Violation(e)),
+                    Wake::Socket(Event::Gone) => Flow::Close(CloseReason::Gone),
+                    Wake::Socket(Event::CloseRequested(request)) => Flow::Close(request.into()),
+                    Wake::Done(done) => adapter.on_done(done, &mut io),
+                    Wake::Timer => on_timer(&mut adapter, &mut keepalive, &mut io),
+                };
+                if let Flow::Close(reason) = flow {
+                    break reason;
+                }
+                let plan = adapter.keepalive();
+                if plan != keepalive.plan() {
+                    keepalive.set_plan(plan, now);
+                }
+                armed = rearm(timer.as_mut(), armed, fired, &keepalive, &adapter);
+            },
+        };
+        let goodbye = adapter.goodbye(reason, &mut Io::new(Instant::now(), socket.replies(), &mut work));
+        // Pending work (and the processes it runs) goes with the session.
+        drop(work);
+        adapter.leave();
+        socket.close(goodbye.frame, adapter.outbox(), goodbye.discard_backlog).await;
+    }
+}
+
+/// A socket and the adapter that serves it, ready to [`run`].
+pub(crate) struct Session<S, A> {
+    socket: Socket<S>,
+    adapter: A,
+}
+
+impl<S, A> Session<S, A> {
+    /// Pairs an upgraded socket with its adapter.
+    pub(crate) fn new(socket: Socket<S>, adapter: A) -> Self {
+        Self { socket, adapter }
+    }
+}
+
+/// Waits for the socket, finished work or the timer, in that order of priority.
+fn poll_wake<S, A>(
+    cx: &mut Context<'_>,
+    socket: &mut Socket<S>,
+    adapter: &A,
+    work: &mut Option<Box<JoinSet<A::Done>>>,
+    timer: Pin<&mut Sleep>,
+    armed: bool,
+) -> Poll<Wake<A::Done>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    A: Adapter,
+{
+    if let Poll::Ready(event) = socket.poll_event(cx, adapter.outbox(), adapter.ready()) {
+        return Poll::Ready(Wake::Socket(event));
+    }
+    if let Some(set) = work.as_mut() {
+        while let Poll::Ready(Some(joined)) = set.poll_join_next(cx) {
+            // Work only fails by panicking; whatever waited for it then stays undecided.
+            if let Ok(done) = joined {
+                return Poll::Ready(Wake::Done(done));
+            }
+        }
+    }
+    if armed && timer.poll(cx).is_ready() {
+        return Poll::Ready(Wake::Timer);
+    }
+    Poll::Pending
+}
+
+/// The timer fired: the adapter's deadline first, then keep-alive.
+fn on_timer<A: Adapter>(adapter: &mut A, keepalive: &mut KeepAlive, io: &mut Io<'_, A::Done>) -> Flow {
+    if adapter.deadline().is_some_and(|at| at <= io.now)
+        && let Flow::Close(reason) = adapter.on_deadline(io)
+    {
+        return Flow::Close(reason);
+    }
+    match keepalive.tick(io.now) {
+        Tick::Wait => Flow::Continue,
+        Tick::Ping => {
+            let probe = match keepalive.plan() {
+                Plan::Fixed { .. } => ws::encode_ping(&keepalive.payload()),
+                Plan::Off | Plan::Silence { .. } => adapter.probe(),
+            };
+            io.reply(probe);
+            Flow::Continue
+        }
+        Tick::Expired => Flow::Close(CloseReason::Unresponsive),
+    }
+}
+
+/// Points the timer at the earliest deadline. It is moved only when it fired or something
+/// became due earlier: traffic that pushes keep-alive later does not touch the timer wheel.
+fn rearm<A: Adapter>(timer: Pin<&mut Sleep>, armed: bool, fired: bool, keepalive: &KeepAlive, adapter: &A) -> bool {
+    let due = match (keepalive.deadline(), adapter.deadline()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    match due {
+        None => false,
+        Some(at) if fired || !armed || at < timer.deadline() => {
+            timer.reset(at);
+            true
+        }
+        Some(_) => true,
+    }
+}
