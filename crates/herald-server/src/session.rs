@@ -12,3 +12,6 @@ pub(crate) mod keepalive;
 pub(crate) mod pusher;
 pub(crate) mod wamp1;
 pub(crate) mod wamp2;
+
+#[cfg(test)]
+mod tests;

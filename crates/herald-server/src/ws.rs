@@ -33,7 +33,7 @@ use crate::http::{Body, HttpState, text_response};
 use crate::listen::ClientAddr;
 use crate::listen::per_ip::{PerIpRefusal, PerIpSlot};
 use crate::profile::espo::session::EspoPolicy;
-use crate::session::driver::{self, Session};
+use crate::session::driver::Session;
 use crate::session::pusher::Pusher;
 use crate::session::wamp1::{Anonymous, V1, Wamp1};
 use crate::session::wamp2::Wamp2;
@@ -353,27 +353,27 @@ fn spawn_session<S>(
     };
     match target {
         Target::Session(app) => match app.try_connect() {
-            Some(place) => spawn_held(tracker, held, driver::run(Session::new(socket, Pusher::new(hub, app, place)))),
+            Some(place) => spawn_held(tracker, held, Session::new(socket, Pusher::new(hub, app, place))),
             None => spawn_held(tracker, held, refuse(socket, CloseCode::OverQuota)),
         },
-        Target::Echo => spawn_held(tracker, held, driver::run(Session::new(socket, echo::Echo::new()))),
+        Target::Echo => spawn_held(tracker, held, Session::new(socket, echo::Echo::new())),
         Target::Wamp1(app) => match (v1_refusal(&app), app.try_connect()) {
             (Some(close), _) => spawn_held(tracker, held, socket.refuse(Some(close))),
             (None, None) => spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1013, "over capacity")))),
             (None, Some(place)) => {
                 let adapter = Wamp1::new(V1::new(hub, app), Anonymous::new(), place);
-                spawn_held(tracker, held, driver::run(Session::new(socket, adapter)));
+                spawn_held(tracker, held, Session::new(socket, adapter));
             }
         },
         Target::Wamp2(ser, origin) => {
             let adapter = Wamp2::new(hub, ser, origin, tokio::time::Instant::now());
-            spawn_held(tracker, held, driver::run(Session::new(socket, adapter)));
+            spawn_held(tracker, held, Session::new(socket, adapter));
         }
         Target::Espo(espo, app, query) => match app.try_connect() {
             None => spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1013, "over capacity")))),
             Some(place) => {
                 let adapter = Wamp1::new(V1::new(hub, app), EspoPolicy::new(espo.0, &query), place);
-                spawn_held(tracker, held, driver::run(Session::new(socket, adapter)));
+                spawn_held(tracker, held, Session::new(socket, adapter));
             }
         },
         Target::Refuse(code) => spawn_held(tracker, held, refuse(socket, code)),

@@ -7,9 +7,10 @@
 //! or close with a typed [`CloseReason`]. An adapter never touches the socket or the clock, so
 //! it is tested by feeding it messages.
 //!
-//! Memory matters here: every idle connection is one task holding this loop's state. The state
-//! is the socket, the adapter, a keep-alive record and one timer; nothing is allocated for an
-//! idle socket, and the close sequence is boxed because it runs once.
+//! Memory matters here: every idle connection is one task whose future is a [`Session`]. It is
+//! written by hand rather than as an `async` block so that it holds exactly the socket, the
+//! adapter, a keep-alive record and one timer, each once; nothing is allocated for an idle
+//! socket, and the close sequence is boxed because it runs once.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -130,90 +131,136 @@ enum Wake<D> {
     Timer,
 }
 
-/// Runs `adapter` on `socket` until the session ends and the socket is closed.
-// A plain fn returning an `async move` block, not an `async fn`: an `async fn` keeps each
-// argument twice in its state, and this future is what every idle connection's task holds.
-#[expect(clippy::manual_async_fn, reason = "an async fn would store its arguments twice")]
-pub(crate) fn run<S, A>(session: Session<S, A>) -> impl Future<Output = ()>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    A: Adapter,
-{
-    async move {
-        let Session { mut socket, mut adapter } = session;
-        let mut work: Option<Box<JoinSet<A::Done>>> = None;
-        let now = Instant::now();
-        let mut keepalive = KeepAlive::new(adapter.keepalive(), now);
-        let opened = adapter.open(&mut Io::new(now, socket.replies(), &mut work));
-        let timer = tokio::time::sleep_until(now);
-        tokio::pin!(timer);
-        let mut armed = rearm(timer.as_mut(), false, true, &keepalive, &adapter);
-
-        let reason = match opened {
-            Flow::Close(reason) => reason,
-            Flow::Continue => loop {
-                let wake =
-                    std::future::poll_fn(|cx| poll_wake(cx, &mut socket, &adapter, &mut work, timer.as_mut(), armed))
-                        .await;
-                let now = Instant::now();
-                let fired = matches!(wake, Wake::Timer);
-                let mut io = Io::new(now, socket.replies(), &mut work);
-                let flow = match wake {
-                    Wake::Socket(Event::Message(msg)) => match msg {
-                        Message::Text(text) => {
-                            keepalive.seen(now);
-                            adapter.on_data(Data::Text(text), &mut io)
-                        }
-                        Message::Binary(bytes) => {
-                            keepalive.seen(now);
-                            adapter.on_data(Data::Binary(bytes), &mut io)
-                        }
-                        Message::Ping(payload) => {
-                            keepalive.seen(now);
-                            io.reply(ws::encode_pong(&payload));
-                            Flow::Continue
-                        }
-                        Message::Pong(payload) => {
-                            keepalive.seen(now);
-                            keepalive.pong(&payload);
-                            Flow::Continue
-                        }
-                        Message::Close(frame) => Flow::Close(CloseReason::ClientClosed(frame)),
-                    },
-                    Wake::Socket(Event::Violation(e)) => Flow::Close(CloseReason::Violation(e)),
-                    Wake::Socket(Event::Gone) => Flow::Close(CloseReason::Gone),
-                    Wake::Socket(Event::CloseRequested(request)) => Flow::Close(request.into()),
-                    Wake::Done(done) => adapter.on_done(done, &mut io),
-                    Wake::Timer => on_timer(&mut adapter, &mut keepalive, &mut io),
-                };
-                if let Flow::Close(reason) = flow {
-                    break reason;
-                }
-                let plan = adapter.keepalive();
-                if plan != keepalive.plan() {
-                    keepalive.set_plan(plan, now);
-                }
-                armed = rearm(timer.as_mut(), armed, fired, &keepalive, &adapter);
-            },
-        };
-        let goodbye = adapter.goodbye(reason, &mut Io::new(Instant::now(), socket.replies(), &mut work));
-        // Pending work (and the processes it runs) goes with the session.
-        drop(work);
-        adapter.leave();
-        socket.close(goodbye.frame, adapter.outbox(), goodbye.discard_backlog).await;
+pin_project_lite::pin_project! {
+    /// One session: a socket and the adapter that serves it, with everything the loop keeps
+    /// between wake-ups. This struct is the whole task of an idle connection.
+    #[must_use = "a session does nothing until it is spawned"]
+    pub(crate) struct Session<S, A: Adapter> {
+        // `None` once the close sequence owns it.
+        socket: Option<Socket<S>>,
+        adapter: A,
+        keepalive: KeepAlive,
+        work: Option<Box<JoinSet<A::Done>>>,
+        #[pin]
+        timer: Sleep,
+        // Whether the timer is set to the next deadline (it is not polled otherwise).
+        armed: bool,
+        // Whether the adapter has opened the session.
+        opened: bool,
+        // The close sequence, once the session has ended.
+        closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     }
 }
 
-/// A socket and the adapter that serves it, ready to [`run`].
-pub(crate) struct Session<S, A> {
-    socket: Socket<S>,
-    adapter: A,
+impl<S, A> Session<S, A>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A: Adapter,
+{
+    /// Pairs an upgraded socket with its adapter; the session opens when first polled.
+    pub(crate) fn new(socket: Socket<S>, adapter: A) -> Self {
+        let now = Instant::now();
+        Self {
+            keepalive: KeepAlive::new(adapter.keepalive(), now),
+            socket: Some(socket),
+            adapter,
+            work: None,
+            timer: tokio::time::sleep_until(now),
+            armed: false,
+            opened: false,
+            closing: None,
+        }
+    }
 }
 
-impl<S, A> Session<S, A> {
-    /// Pairs an upgraded socket with its adapter.
-    pub(crate) fn new(socket: Socket<S>, adapter: A) -> Self {
-        Self { socket, adapter }
+impl<S, A> Future for Session<S, A>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A: Adapter,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        loop {
+            if let Some(closing) = this.closing.as_mut() {
+                return closing.as_mut().poll(cx);
+            }
+            let Some(socket) = this.socket.as_mut() else { return Poll::Ready(()) };
+            let flow = if *this.opened {
+                let Poll::Ready(wake) =
+                    poll_wake(cx, socket, this.adapter, this.work, this.timer.as_mut(), *this.armed)
+                else {
+                    return Poll::Pending;
+                };
+                let now = Instant::now();
+                let fired = matches!(wake, Wake::Timer);
+                let mut io = Io::new(now, socket.replies(), this.work);
+                let flow = handle(wake, this.adapter, this.keepalive, &mut io);
+                if matches!(flow, Flow::Continue) {
+                    let plan = this.adapter.keepalive();
+                    if plan != this.keepalive.plan() {
+                        this.keepalive.set_plan(plan, now);
+                    }
+                    *this.armed = rearm(this.timer.as_mut(), *this.armed, fired, this.keepalive, this.adapter);
+                }
+                flow
+            } else {
+                *this.opened = true;
+                let now = Instant::now();
+                let flow = this.adapter.open(&mut Io::new(now, socket.replies(), this.work));
+                *this.armed = rearm(this.timer.as_mut(), false, true, this.keepalive, this.adapter);
+                flow
+            };
+            if let Flow::Close(reason) = flow {
+                let goodbye = this.adapter.goodbye(reason, &mut Io::new(Instant::now(), socket.replies(), this.work));
+                // Pending work (and the processes it runs) goes with the session.
+                *this.work = None;
+                this.adapter.leave();
+                if let Some(socket) = this.socket.take() {
+                    let outbox = this.adapter.outbox();
+                    *this.closing = Some(socket.close(goodbye.frame, outbox, goodbye.discard_backlog));
+                }
+            }
+        }
+    }
+}
+
+/// Gives one wake-up to the keep-alive record or the adapter.
+fn handle<A: Adapter>(
+    wake: Wake<A::Done>,
+    adapter: &mut A,
+    keepalive: &mut KeepAlive,
+    io: &mut Io<'_, A::Done>,
+) -> Flow {
+    let now = io.now;
+    match wake {
+        Wake::Socket(Event::Message(msg)) => match msg {
+            Message::Text(text) => {
+                keepalive.seen(now);
+                adapter.on_data(Data::Text(text), io)
+            }
+            Message::Binary(bytes) => {
+                keepalive.seen(now);
+                adapter.on_data(Data::Binary(bytes), io)
+            }
+            Message::Ping(payload) => {
+                keepalive.seen(now);
+                io.reply(ws::encode_pong(&payload));
+                Flow::Continue
+            }
+            Message::Pong(payload) => {
+                keepalive.seen(now);
+                keepalive.pong(&payload);
+                Flow::Continue
+            }
+            Message::Close(frame) => Flow::Close(CloseReason::ClientClosed(frame)),
+        },
+        Wake::Socket(Event::Violation(e)) => Flow::Close(CloseReason::Violation(e)),
+        Wake::Socket(Event::Gone) => Flow::Close(CloseReason::Gone),
+        Wake::Socket(Event::CloseRequested(request)) => Flow::Close(request.into()),
+        Wake::Done(done) => adapter.on_done(done, io),
+        Wake::Timer => on_timer(adapter, keepalive, io),
     }
 }
 

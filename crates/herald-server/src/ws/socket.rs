@@ -210,35 +210,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// the close frame instead of a reset.
     ///
     /// With `discard_backlog` (a slow consumer), queued frames are dropped, except one already
-    /// half-written (the stream must stay well-formed); otherwise they are delivered first.
+    /// half-written (the stream must stay well-formed); otherwise what the outbox holds now is
+    /// delivered first.
     ///
-    /// The future is boxed: it is awaited once, at the end, but inline it would be the largest
-    /// state of every session future (two timers and a drain buffer), so every idle
-    /// connection would carry it for its whole life.
-    pub(crate) fn close<'a>(
+    /// The future is boxed: it runs once, at the end, and inline it would be the largest state
+    /// of every session (two timers and a drain buffer) for its whole life.
+    pub(crate) fn close(
         mut self,
         close_frame: Option<Bytes>,
-        outbox: &'a Outbox,
+        outbox: &Outbox,
         discard_backlog: bool,
-    ) -> Pin<Box<impl Future<Output = ()> + 'a>>
+    ) -> Pin<Box<impl Future<Output = ()> + use<S>>>
     where
-        S: 'a,
+        S: 'static,
     {
-        Box::pin(async move {
-            if discard_backlog {
-                let keep = usize::from(self.front_partial);
-                self.out.truncate(keep);
-            } else {
-                let mut pending = VecDeque::new();
-                let _ = std::future::poll_fn(|cx| {
-                    let _ = outbox.poll_drain(cx, &mut pending);
-                    Poll::Ready(())
-                })
-                .await;
-                self.out.extend(pending);
-            }
-            self.finish(close_frame).await;
-        })
+        if discard_backlog {
+            let keep = usize::from(self.front_partial);
+            self.out.truncate(keep);
+        } else {
+            // Nothing waits on the outbox any more: a no-op waker is enough to take what it holds.
+            let _ = outbox.poll_drain(&mut Context::from_waker(std::task::Waker::noop()), &mut self.out);
+        }
+        Box::pin(self.finish(close_frame))
     }
 
     /// Closes a socket that no session took on (a refused upgrade): sends what

@@ -30,11 +30,11 @@ use crate::ws::socket::Socket;
 /// the ticket.
 pub(crate) async fn run<S>(oro: Arc<Oro>, conn: Arc<Conn>, slot: ConnectionSlot, query: String, socket: Socket<S>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let session = V1::on(Arc::clone(&oro.hub), Arc::clone(&oro.app), conn);
     let policy = OroPolicy { oro, query: Some(query), identity: None };
-    driver::run(driver::Session::new(socket, Wamp1::new(session, policy, slot))).await;
+    driver::Session::new(socket, Wamp1::new(session, policy, slot)).await;
 }
 
 /// Serves one accepted TCP connection of an Oro listener: the head, the origin, the 101 +
