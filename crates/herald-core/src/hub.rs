@@ -27,10 +27,11 @@ use tokio::time::Instant;
 
 use crate::app::{App, AppRegistry};
 use crate::backend::Backend;
-use crate::conn::{Conn, ConnId, ConnIds, Wire};
+use crate::conn::{Conn, ConnId, ConnIds};
 use crate::outbox::{CloseRequest, OutboxLimits};
 use crate::publication::Publication;
 use crate::stats::{HubStats, Protocol};
+use crate::wire::Wire;
 use presence::Presence;
 use shard::{Channel, Subscriber};
 

@@ -15,10 +15,12 @@ pub mod outbox;
 pub mod publication;
 pub mod rate;
 pub mod stats;
+pub mod wire;
 
 pub use app::{App, AppConfig, AppRegistry};
 pub use backend::{Backend, LocalBackend};
-pub use conn::{Conn, ConnId, SocketId, Wire};
+pub use conn::{Conn, ConnId, SocketId};
 pub use hub::Hub;
 pub use outbox::{CloseRequest, Drained, Outbox, OutboxLimits};
 pub use publication::{Origin, Publication, PublicationData, WampFilter};
+pub use wire::Wire;

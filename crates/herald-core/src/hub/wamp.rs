@@ -10,8 +10,9 @@ use herald_protocol::wamp::v2::{Dict, Payload};
 use super::Hub;
 use super::dealer::RpcError;
 use crate::app::App;
-use crate::conn::{Conn, Wire};
+use crate::conn::Conn;
 use crate::publication::Publication;
+use crate::wire::Wire;
 
 impl Hub {
     /// Subscribes a WAMP v2 session to a prefix or wildcard pattern; returns the subscription id.
