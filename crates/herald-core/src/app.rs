@@ -15,9 +15,9 @@ use crate::authorize::principal::WampAuthConfig;
 use crate::authorize::role::{self, Role};
 use crate::authorize::{AllowAll, Authorizer, Rule, RuleList};
 use crate::hub::cache::CacheStore;
+use crate::hub::channels::ChannelShards;
 use crate::hub::dealer::Dealer;
 use crate::hub::pattern::Patterns;
-use crate::hub::shard::ChannelShards;
 use crate::hub::users::UserIndex;
 use crate::rate::{OverBudget, TokenBucket};
 

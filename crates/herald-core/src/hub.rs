@@ -6,10 +6,10 @@
 //! are pushed while the channel's lock is held, so no publication can overtake them.
 
 pub mod cache;
+pub(crate) mod channels;
 pub mod dealer;
 pub(crate) mod pattern;
 pub mod presence;
-pub(crate) mod shard;
 pub(crate) mod users;
 mod wamp;
 
@@ -32,8 +32,8 @@ use crate::outbox::{CloseRequest, OutboxLimits};
 use crate::publication::Publication;
 use crate::stats::{HubStats, Protocol};
 use crate::wire::Wire;
+use channels::{Channel, Subscriber};
 use presence::Presence;
-use shard::{Channel, Subscriber};
 
 /// Above this many subscribers, `subscription_count` events go out at most every 5 s
 /// (the throttle Pusher's "Events" docs describe for the hosted service).
