@@ -4,6 +4,13 @@
 //! `herald-server` turn frames into hub operations; every publication, whatever its source,
 //! ends in [`Hub::publish`], which encodes it once per wire format and pushes the shared bytes
 //! into each subscriber's bounded [`Outbox`].
+//!
+//! An [`App`] is settings, limits and counters. What changes while apps run belongs to the
+//! [`Hub`], under `hub/`: per app, its channels with their presence members, signed-in users,
+//! cached events, WAMP pattern subscriptions and dealer.
+//!
+//! Imports run one way, down this list: `hub`; `backend`; `app`; `authorize` and `publication`;
+//! `conn`; `outbox`; `stats`; `wire`. `wire`, `origin` and `rate` need nothing of the crate.
 
 pub mod app;
 pub mod authorize;
