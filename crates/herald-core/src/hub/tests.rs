@@ -272,3 +272,21 @@ fn an_app_outside_the_registry_has_no_state_here() {
     let stray = App::new(AppConfig { id: "a".into(), key: "k".into(), secret: "s".into(), ..AppConfig::default() });
     hub.channel(&stray, "news");
 }
+
+#[test]
+fn a_call_reaches_the_callee_of_its_app_and_the_yield_comes_back() {
+    use herald_protocol::wamp::Serializer;
+    use herald_protocol::wamp::v2::{Dict, Payload};
+    let (hub, app) = hub();
+    let wire = Wire::WampV2(Serializer::Json);
+    let (callee, caller) = (hub.connect(wire), hub.connect(wire));
+    hub.register(&app, &callee, "com.add").unwrap();
+    assert_eq!(hub.register(&app, &caller, "com.add"), Err(dealer::RpcError::ProcedureExists));
+    let invocation = hub.call(&app, &caller, 7, "com.add", Payload::default(), Dict::new()).unwrap();
+    assert!(text(&drain(&callee)[0]).starts_with("[68,"), "INVOCATION to the callee");
+    assert!(hub.yield_result(&app, &callee, invocation, Payload::default()));
+    assert_eq!(text(&drain(&caller)[0]), "[50,7,{}]", "RESULT to the caller's request");
+    hub.leave_wamp(&app, &callee);
+    let err = hub.call(&app, &caller, 8, "com.add", Payload::default(), Dict::new());
+    assert_eq!(err, Err(dealer::RpcError::NoSuchProcedure), "leaving drops the registration");
+}
