@@ -1,7 +1,11 @@
-//! Apps: their settings, their live state and the registry that finds them by id or key.
+//! Apps: their settings, limits and counters, and the registry that finds them by id or key.
 //!
 //! An app is the unit of isolation: channels, users and limits never cross apps. A Pusher key,
 //! a WAMP realm and a listener bound to an app all resolve to one [`App`].
+//!
+//! What an app has while it runs (channels, presence, signed-in users, cached events, WAMP
+//! patterns and dealer) is not here: the [`Hub`](crate::Hub) owns it, one entry per app at the
+//! app's index in the registry.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,11 +18,6 @@ use tokio::time::Instant;
 use crate::authorize::principal::WampAuthConfig;
 use crate::authorize::role::{self, Role};
 use crate::authorize::{AllowAll, Authorizer, Rule, RuleList};
-use crate::hub::cache::CacheStore;
-use crate::hub::dealer::Dealer;
-use crate::hub::pattern::Patterns;
-use crate::hub::shard::ChannelShards;
-use crate::hub::users::UserIndex;
 use crate::rate::{OverBudget, TokenBucket};
 
 /// The settings of one app, as declared in the config file (`[[apps]]`).
@@ -227,21 +226,17 @@ impl AppConfig {
     }
 }
 
-/// One app and its live state.
+/// One app: its settings, the limits kept across its connections and its counters.
+///
+/// Its channels, users and the rest of its live state belong to the [`Hub`](crate::Hub), which
+/// finds them by the app's index in the [`AppRegistry`].
 #[derive(Debug)]
 pub struct App {
     /// The app's settings.
     pub config: AppConfig,
-    /// Channel name -> subscribers, sharded to keep lock hold times short.
-    pub(crate) channels: ChannelShards,
-    /// Signed-in users, their connections and watchlists.
-    pub(crate) users: Mutex<UserIndex>,
-    /// Last event of each cache channel.
-    pub(crate) cache: Mutex<CacheStore>,
-    /// WAMP v2 prefix and wildcard subscriptions.
-    pub(crate) patterns: RwLock<Patterns>,
-    /// WAMP v2 procedures and calls in flight.
-    pub(crate) dealer: Mutex<Dealer>,
+    /// Position in the registry, dense from 0; the hub keeps the app's live state at this index.
+    /// [`OUTSIDE_REGISTRY`] for an app made by [`App::new`].
+    index: usize,
     /// Who may subscribe, publish, register and call over WAMP.
     authorizer: RwLock<Arc<dyn Authorizer>>,
     /// Open connections, for `max_connections`.
@@ -263,9 +258,18 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// The index of an app that no registry holds: out of range of every hub's state.
+const OUTSIDE_REGISTRY: usize = usize::MAX;
+
 impl App {
-    /// A new app with no connections.
+    /// A new app with no connections, outside any registry: enough for code that reads its
+    /// settings, but no hub serves it (a hub serves the apps of its [`AppRegistry`]).
     pub fn new(config: AppConfig) -> Self {
+        Self::at(config, OUTSIDE_REGISTRY)
+    }
+
+    /// A new app at `index` of its registry.
+    fn at(config: AppConfig, index: usize) -> Self {
         let authorizer: Arc<dyn Authorizer> = if config.wamp_authorizer == "rules" {
             Arc::new(RuleList::new(config.wamp_rules.clone()))
         } else {
@@ -276,15 +280,16 @@ impl App {
         Self {
             authorizer: RwLock::new(authorizer),
             config,
-            channels: ChannelShards::default(),
-            users: Mutex::new(UserIndex::default()),
-            cache: Mutex::new(CacheStore::default()),
-            patterns: RwLock::new(Patterns::default()),
-            dealer: Mutex::new(Dealer::default()),
+            index,
             connections: AtomicUsize::new(0),
             backend_events,
             stats: crate::stats::AppStats::default(),
         }
+    }
+
+    /// Where the hub keeps the app's live state: its position in the registry.
+    pub(crate) fn index(&self) -> usize {
+        self.index
     }
 
     /// Takes a connection slot, or `None` when the app is at `max_connections`.
@@ -335,6 +340,8 @@ impl App {
 /// Finds apps by id (HTTP API) and by key (WebSocket path, signatures).
 #[derive(Debug, Default)]
 pub struct AppRegistry {
+    /// Every app, in config order: `apps[i].index() == i`.
+    apps: Vec<Arc<App>>,
     by_id: HashMap<String, Arc<App>>,
     by_key: HashMap<String, Arc<App>>,
 }
@@ -365,9 +372,10 @@ impl AppRegistry {
             if reg.by_key.contains_key(&config.key) {
                 return Err(DuplicateApp { index, field: "key", value: config.key });
             }
-            let app = Arc::new(App::new(config));
+            let app = Arc::new(App::at(config, reg.apps.len()));
             reg.by_id.insert(app.config.id.clone(), Arc::clone(&app));
-            reg.by_key.insert(app.config.key.clone(), app);
+            reg.by_key.insert(app.config.key.clone(), Arc::clone(&app));
+            reg.apps.push(app);
         }
         Ok(reg)
     }
@@ -382,8 +390,18 @@ impl AppRegistry {
         self.by_key.get(key)
     }
 
-    /// Every app.
+    /// Every app, in config order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
-        self.by_id.values()
+        self.apps.iter()
+    }
+
+    /// Number of apps; their indexes are `0..len`.
+    pub(crate) fn len(&self) -> usize {
+        self.apps.len()
+    }
+
+    /// The app at `index`.
+    pub(crate) fn get(&self, index: usize) -> Option<&Arc<App>> {
+        self.apps.get(index)
     }
 }

@@ -147,8 +147,9 @@ impl Authorizer for RuleList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::{ConnIds, Wire};
+    use crate::conn::ConnIds;
     use crate::outbox::OutboxLimits;
+    use crate::wire::Wire;
 
     fn rule(action: &str, uri: &str, policy: &str, allow: bool) -> Rule {
         Rule { action: action.into(), uri: uri.into(), policy: policy.into(), allow }

@@ -6,10 +6,11 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use herald_protocol::wamp::Serializer;
 use parking_lot::Mutex;
 
 use crate::outbox::{Outbox, OutboxLimits};
+// Declared in `wire`, below the outbox; re-exported so `herald_core::conn::Wire` keeps working.
+pub use crate::wire::Wire;
 
 /// Process-unique connection number, used as the key of subscriber maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,17 +60,6 @@ impl Default for ConnIds {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The wire format a connection speaks; a publication is encoded once per format in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Wire {
-    /// Pusher Channels protocol 7 JSON text frames.
-    Pusher,
-    /// WAMP v1 JSON arrays (subprotocol `wamp`).
-    WampV1,
-    /// WAMP v2 with this serializer.
-    WampV2(Serializer),
 }
 
 /// A connection's handle, shared by the hub's indexes and the owner task.

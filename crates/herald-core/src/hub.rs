@@ -1,15 +1,21 @@
 //! The hub: every subscription, publication, presence change and user event goes through here.
 //!
+//! The hub owns the live state of every app (`AppState`, in `hub/app_state.rs`): its channels
+//! with their presence members, signed-in users, cached events, WAMP pattern subscriptions and
+//! dealer. Callers name an app by its [`App`]; the hub finds the state at the app's index in
+//! the registry.
+//!
 //! All operations are synchronous and never await: they take a shard lock, push encoded frames
 //! into outboxes with `try`-semantics and return. Frames that must reach one connection in a
 //! given order relative to publications (the subscription acknowledgement, the cached event)
 //! are pushed while the channel's lock is held, so no publication can overtake them.
 
+mod app_state;
 pub mod cache;
+pub(crate) mod channels;
 pub mod dealer;
 pub(crate) mod pattern;
 pub mod presence;
-pub(crate) mod shard;
 pub(crate) mod users;
 mod wamp;
 
@@ -27,12 +33,14 @@ use tokio::time::Instant;
 
 use crate::app::{App, AppRegistry};
 use crate::backend::Backend;
-use crate::conn::{Conn, ConnId, ConnIds, Wire};
+use crate::conn::{Conn, ConnId, ConnIds};
 use crate::outbox::{CloseRequest, OutboxLimits};
 use crate::publication::Publication;
 use crate::stats::{HubStats, Protocol};
+use crate::wire::Wire;
+use app_state::AppState;
+use channels::{Channel, Subscriber};
 use presence::Presence;
-use shard::{Channel, Subscriber};
 
 /// Above this many subscribers, `subscription_count` events go out at most every 5 s
 /// (the throttle Pusher's "Events" docs describe for the hosted service).
@@ -81,8 +89,13 @@ pub struct ChannelSummary {
 }
 
 /// The hub of one herald process.
+///
+/// Every method that takes an [`App`] expects one of [`Hub::apps`]; an app from elsewhere has
+/// no state here (one made by [`App::new`] makes the method panic).
 pub struct Hub {
     apps: AppRegistry,
+    /// The live state of each app, at the app's index in `apps`.
+    states: Box<[AppState]>,
     backend: Arc<dyn Backend>,
     ids: ConnIds,
     outbox_limits: OutboxLimits,
@@ -111,8 +124,19 @@ impl Hub {
     /// A hub serving `apps`, handing publications to `backend` for other nodes.
     pub fn new(apps: AppRegistry, backend: Arc<dyn Backend>, outbox_limits: OutboxLimits) -> Self {
         let live = (0..LIVE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        let states = (0..apps.len()).map(|_| AppState::default()).collect();
         let (stats, closing) = (HubStats::default(), std::sync::OnceLock::new());
-        Self { apps, backend, ids: ConnIds::new(), outbox_limits, live, stats, closing }
+        Self { apps, states, backend, ids: ConnIds::new(), outbox_limits, live, stats, closing }
+    }
+
+    /// The live state of `app`: one index, no lookup, on every hub operation.
+    fn state(&self, app: &App) -> &AppState {
+        debug_assert!(
+            self.apps.get(app.index()).is_some_and(|a| std::ptr::eq(&**a, app)),
+            "app {:?} is not one of this hub's apps",
+            app.config.id
+        );
+        &self.states[app.index()]
     }
 
     /// The apps served.
@@ -171,7 +195,7 @@ impl Hub {
     pub fn subscription_totals(&self, app: &App) -> (usize, usize) {
         let mut channels = 0;
         let mut subscriptions = 0;
-        for shard in app.channels.all() {
+        for shard in self.state(app).channels.all() {
             let shard = shard.read();
             channels += shard.len();
             subscriptions += shard.values().map(|ch| ch.subscribers.len()).sum::<usize>();
@@ -205,7 +229,8 @@ impl Hub {
         on_joined: impl FnOnce(Joined<'_>),
     ) -> Result<(), SubscribeError> {
         let kind = channel.kind();
-        let mut shard = app.channels.shard(channel.as_str()).write();
+        let state = self.state(app);
+        let mut shard = state.channels.shard(channel.as_str()).write();
         let ch = shard.entry(channel.clone()).or_insert_with(Channel::new);
         if ch.subscribers.contains_key(&conn.id) {
             return Err(SubscribeError::AlreadySubscribed(channel.clone()));
@@ -226,7 +251,7 @@ impl Hub {
             }
         }
         ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id });
-        let cached = if kind.cache { app.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
+        let cached = if kind.cache { state.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
         on_joined(Joined { presence: ch.presence.as_ref(), cached: cached.map(|(p, _)| p), subscription: ch.wamp_id });
         if app.config.enable_subscription_count && kind.access != Access::Presence {
             send_subscription_count(channel, ch);
@@ -236,7 +261,7 @@ impl Hub {
 
     /// Removes `conn` from `channel`; false when it was not subscribed.
     pub fn unsubscribe(&self, app: &App, conn: &Conn, channel: &ChannelName) -> bool {
-        let mut shard = app.channels.shard(channel.as_str()).write();
+        let mut shard = self.state(app).channels.shard(channel.as_str()).write();
         let Some(ch) = shard.get_mut(channel.as_str()) else { return false };
         let Some(sub) = ch.subscribers.remove(&conn.id) else { return false };
         if let (Some(presence), Some(user_id)) = (ch.presence.as_mut(), sub.user_id.as_deref())
@@ -270,12 +295,13 @@ impl Hub {
     /// Local fan-out only: what every backend ends in, on every node.
     pub fn deliver(&self, app: &App, publication: &Arc<Publication>) -> usize {
         let channel = &publication.channel;
-        let shard = app.channels.shard(channel.as_str()).read();
+        let state = self.state(app);
+        let shard = state.channels.shard(channel.as_str()).read();
         if channel.kind().cache {
             // Under the channel's read lock, so a concurrent subscriber either gets this event
             // from the cache or from the fan-out below, never both.
             let ttl = Duration::from_secs(app.config.cache_ttl.into());
-            app.cache.lock().put(Arc::clone(publication), Instant::now(), ttl);
+            state.cache.lock().put(Arc::clone(publication), Instant::now(), ttl);
         }
         let mut queued = 0;
         // Per receiving protocol, added to the app's counters once per publication.
@@ -296,7 +322,7 @@ impl Hub {
                 app.stats.messages_out.add(p, n);
             }
         }
-        queued + self.deliver_to_patterns(app, publication)
+        queued + self.deliver_to_patterns(app, state, publication)
     }
 
     /// Signs `conn` in as `user`, registers its watchlist and tells watchers the user is online.
@@ -314,7 +340,7 @@ impl Hub {
         if !conn.bind_user(&user.id) {
             return Err(SignInError::OtherUser);
         }
-        let mut users = app.users.lock();
+        let mut users = self.state(app).users.lock();
         if users.sign_in(&user.id, conn) {
             notify_watchers(users.watchers_of(&user.id), "online", &user.id);
         }
@@ -325,7 +351,7 @@ impl Hub {
 
     /// Forgets a signed-in connection (on disconnect); tells watchers when the user went offline.
     pub fn sign_out(&self, app: &App, conn: &Conn, user_id: &str, watchlist: &[String]) {
-        let mut users = app.users.lock();
+        let mut users = self.state(app).users.lock();
         users.unwatch(watchlist, conn.id);
         if users.sign_out(user_id, conn.id) {
             notify_watchers(users.watchers_of(user_id), "offline", user_id);
@@ -334,7 +360,7 @@ impl Hub {
 
     /// Asks every signed-in connection of `user_id` to close as terminated; returns how many.
     pub fn terminate_user(&self, app: &App, user_id: &str) -> usize {
-        let users = app.users.lock();
+        let users = self.state(app).users.lock();
         let conns = users.connections(user_id);
         for c in conns {
             c.outbox.request_close(CloseRequest::Terminated);
@@ -345,7 +371,7 @@ impl Hub {
     /// Occupied channels whose name starts with `prefix`.
     pub fn channels(&self, app: &App, prefix: &str) -> Vec<ChannelSummary> {
         let mut out = Vec::new();
-        for shard in app.channels.all() {
+        for shard in self.state(app).channels.all() {
             let shard = shard.read();
             out.extend(
                 shard.iter().filter(|(name, _)| name.as_str().starts_with(prefix)).map(|(name, ch)| summary(name, ch)),
@@ -357,13 +383,13 @@ impl Hub {
 
     /// Occupancy of one channel; `None` when nobody is subscribed.
     pub fn channel(&self, app: &App, name: &str) -> Option<ChannelSummary> {
-        let shard = app.channels.shard(name).read();
+        let shard = self.state(app).channels.shard(name).read();
         shard.get_key_value(name).map(|(n, ch)| summary(n, ch))
     }
 
     /// User ids present in a presence channel (empty when unoccupied).
     pub fn presence_users(&self, app: &App, name: &str) -> Vec<String> {
-        let shard = app.channels.shard(name).read();
+        let shard = self.state(app).channels.shard(name).read();
         shard
             .get(name)
             .and_then(|ch| ch.presence.as_ref())
@@ -373,7 +399,7 @@ impl Hub {
 
     /// The live cached event of a cache channel and its remaining TTL.
     pub fn cached(&self, app: &App, name: &str) -> Option<(Arc<Publication>, Duration)> {
-        app.cache.lock().get(name, Instant::now())
+        self.state(app).cache.lock().get(name, Instant::now())
     }
 }
 

@@ -4,6 +4,13 @@
 //! `herald-server` turn frames into hub operations; every publication, whatever its source,
 //! ends in [`Hub::publish`], which encodes it once per wire format and pushes the shared bytes
 //! into each subscriber's bounded [`Outbox`].
+//!
+//! An [`App`] is settings, limits and counters. What changes while apps run belongs to the
+//! [`Hub`], under `hub/`: per app, its channels with their presence members, signed-in users,
+//! cached events, WAMP pattern subscriptions and dealer.
+//!
+//! Imports run one way, down this list: `hub`; `backend`; `app`; `authorize` and `publication`;
+//! `conn`; `outbox`; `stats`; `wire`. `wire`, `origin` and `rate` need nothing of the crate.
 
 pub mod app;
 pub mod authorize;
@@ -15,10 +22,12 @@ pub mod outbox;
 pub mod publication;
 pub mod rate;
 pub mod stats;
+pub mod wire;
 
 pub use app::{App, AppConfig, AppRegistry};
 pub use backend::{Backend, LocalBackend};
-pub use conn::{Conn, ConnId, SocketId, Wire};
+pub use conn::{Conn, ConnId, SocketId};
 pub use hub::Hub;
 pub use outbox::{CloseRequest, Drained, Outbox, OutboxLimits};
 pub use publication::{Origin, Publication, PublicationData, WampFilter};
+pub use wire::Wire;

@@ -20,7 +20,8 @@ use herald_protocol::wamp::{Serializer, encode_event_v1, encode_event_v2};
 use herald_protocol::ws;
 use serde_json::value::RawValue;
 
-use crate::conn::{Conn, Wire};
+use crate::conn::Conn;
+use crate::wire::Wire;
 
 /// The event's payload as the publisher gave it.
 #[derive(Debug)]

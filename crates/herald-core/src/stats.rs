@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::conn::Wire;
+use crate::wire::Wire;
 
 /// The protocol families herald speaks, as metric labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

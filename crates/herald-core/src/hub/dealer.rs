@@ -12,7 +12,8 @@ use herald_protocol::wamp::v2::{Dict, Id, Payload, V2Msg, code, reason};
 use herald_protocol::wamp::{Serializer, encode_v2};
 use herald_protocol::ws;
 
-use crate::conn::{Conn, ConnId, Wire};
+use crate::conn::{Conn, ConnId};
+use crate::wire::Wire;
 
 /// Error of calls whose callee left before answering (WAMP2 advanced profile "Call Canceling").
 pub const CANCELED: &str = "wamp.error.canceled";

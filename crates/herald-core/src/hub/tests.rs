@@ -244,3 +244,49 @@ fn counters_follow_connections_and_fan_out() {
     assert_eq!(hub.stats().open(Protocol::Pusher), 0);
     assert_eq!(hub.stats().closed.get(Protocol::WampV1), 1, "a second disconnect is not counted");
 }
+
+#[test]
+fn apps_keep_their_channels_and_users_apart() {
+    let cfg = |id: &str| AppConfig { id: id.into(), key: format!("k{id}"), secret: "s".into(), ..AppConfig::default() };
+    let reg = AppRegistry::new(vec![cfg("a"), cfg("b")]).unwrap();
+    let hub = Hub::new(reg, Arc::new(LocalBackend), OutboxLimits::default());
+    let a = Arc::clone(hub.apps().by_id("a").unwrap());
+    let b = Arc::clone(hub.apps().by_id("b").unwrap());
+    assert_eq!(hub.apps().iter().map(|app| app.config.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    let (in_a, in_b) = (hub.connect(Wire::Pusher), hub.connect(Wire::Pusher));
+    subscribe(&hub, &a, &in_a, "news", None);
+    subscribe(&hub, &b, &in_b, "news", None);
+    assert_eq!(publish(&hub, &b, "news", None), 1, "only app b's subscriber");
+    assert!(drain(&in_a).is_empty());
+    assert_eq!(drain(&in_b).len(), 1);
+    hub.sign_in(&a, &in_a, &UserData { id: "u".into(), watchlist: vec![] }).unwrap();
+    assert_eq!(hub.terminate_user(&b, "u"), 0, "user u signed in to app a only");
+    assert_eq!(hub.subscription_totals(&a), (1, 1));
+}
+
+/// A misuse caught loudly: serving a stray app from some other app's state would mix them up.
+#[test]
+#[should_panic]
+fn an_app_outside_the_registry_has_no_state_here() {
+    let (hub, _app) = hub();
+    let stray = App::new(AppConfig { id: "a".into(), key: "k".into(), secret: "s".into(), ..AppConfig::default() });
+    hub.channel(&stray, "news");
+}
+
+#[test]
+fn a_call_reaches_the_callee_of_its_app_and_the_yield_comes_back() {
+    use herald_protocol::wamp::Serializer;
+    use herald_protocol::wamp::v2::{Dict, Payload};
+    let (hub, app) = hub();
+    let wire = Wire::WampV2(Serializer::Json);
+    let (callee, caller) = (hub.connect(wire), hub.connect(wire));
+    hub.register(&app, &callee, "com.add").unwrap();
+    assert_eq!(hub.register(&app, &caller, "com.add"), Err(dealer::RpcError::ProcedureExists));
+    let invocation = hub.call(&app, &caller, 7, "com.add", Payload::default(), Dict::new()).unwrap();
+    assert!(text(&drain(&callee)[0]).starts_with("[68,"), "INVOCATION to the callee");
+    assert!(hub.yield_result(&app, &callee, invocation, Payload::default()));
+    assert_eq!(text(&drain(&caller)[0]), "[50,7,{}]", "RESULT to the caller's request");
+    hub.leave_wamp(&app, &callee);
+    let err = hub.call(&app, &caller, 8, "com.add", Payload::default(), Dict::new());
+    assert_eq!(err, Err(dealer::RpcError::NoSuchProcedure), "leaving drops the registration");
+}

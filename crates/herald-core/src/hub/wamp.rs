@@ -8,30 +8,33 @@ use herald_protocol::wamp::uri::MatchPolicy;
 use herald_protocol::wamp::v2::{Dict, Payload};
 
 use super::Hub;
+use super::app_state::AppState;
 use super::dealer::RpcError;
 use crate::app::App;
-use crate::conn::{Conn, Wire};
+use crate::conn::Conn;
 use crate::publication::Publication;
+use crate::wire::Wire;
 
 impl Hub {
     /// Subscribes a WAMP v2 session to a prefix or wildcard pattern; returns the subscription id.
     pub fn subscribe_pattern(&self, app: &App, conn: &Arc<Conn>, policy: MatchPolicy, pattern: &str) -> u64 {
-        app.patterns.write().subscribe(conn, policy, pattern)
+        self.state(app).patterns.write().subscribe(conn, policy, pattern)
     }
 
     /// Removes a session from a pattern subscription; false when it was not subscribed.
     pub fn unsubscribe_pattern(&self, app: &App, conn: &Conn, subscription: u64) -> bool {
-        app.patterns.write().unsubscribe(conn.id, subscription)
+        self.state(app).patterns.write().unsubscribe(conn.id, subscription)
     }
 
-    /// Fan-out to pattern subscribers: one encoding per (pattern, wire format).
-    pub(super) fn deliver_to_patterns(&self, app: &App, publication: &Publication) -> usize {
+    /// Fan-out to pattern subscribers: one encoding per (pattern, wire format). `state` is
+    /// `app`'s, already found by [`Hub::deliver`].
+    pub(super) fn deliver_to_patterns(&self, app: &App, state: &AppState, publication: &Publication) -> usize {
         // Patterns are a WAMP feature and WAMP never sees Pusher's signed channels
         // (private, presence, encrypted, server-to-user): only public channels match.
         if publication.channel.kind().access != Access::Public {
             return 0;
         }
-        let patterns = app.patterns.read();
+        let patterns = state.patterns.read();
         let topic = publication.channel.as_str();
         let mut queued = 0;
         for sub in patterns.subs.iter().filter(|s| s.policy.matches(&s.pattern, topic)) {
@@ -64,7 +67,7 @@ impl Hub {
     /// # Errors
     /// [`RpcError::ProcedureExists`] when another session registered it.
     pub fn register(&self, app: &App, callee: &Arc<Conn>, procedure: &str) -> Result<u64, RpcError> {
-        app.dealer.lock().register(callee, procedure)
+        self.state(app).dealer.lock().register(callee, procedure)
     }
 
     /// Removes a registration of `callee`.
@@ -72,7 +75,7 @@ impl Hub {
     /// # Errors
     /// [`RpcError::NoSuchRegistration`] when it is not one of the callee's.
     pub fn unregister(&self, app: &App, callee: &Conn, registration: u64) -> Result<(), RpcError> {
-        app.dealer.lock().unregister(callee.id, registration)
+        self.state(app).dealer.lock().unregister(callee.id, registration)
     }
 
     /// Routes a CALL to the procedure's callee; returns the invocation id.
@@ -88,28 +91,29 @@ impl Hub {
         payload: Payload,
         details: Dict,
     ) -> Result<u64, RpcError> {
-        app.dealer.lock().call(caller, request, procedure, payload, details)
+        self.state(app).dealer.lock().call(caller, request, procedure, payload, details)
     }
 
     /// Hands a callee's YIELD to the caller; false when the call is gone (timed out, cancelled).
     pub fn yield_result(&self, app: &App, callee: &Conn, invocation: u64, payload: Payload) -> bool {
-        app.dealer.lock().yield_result(callee.id, invocation, payload)
+        self.state(app).dealer.lock().yield_result(callee.id, invocation, payload)
     }
 
     /// Hands a callee's ERROR to the caller.
     pub fn invocation_error(&self, app: &App, callee: &Conn, invocation: u64, error: &str, payload: Payload) -> bool {
-        app.dealer.lock().fail(Some(callee.id), invocation, error, payload)
+        self.state(app).dealer.lock().fail(Some(callee.id), invocation, error, payload)
     }
 
     /// Fails a call in flight with `error` (used for call timeouts).
     pub fn fail_call(&self, app: &App, invocation: u64, error: &str) -> bool {
-        app.dealer.lock().fail(None, invocation, error, Payload::default())
+        self.state(app).dealer.lock().fail(None, invocation, error, Payload::default())
     }
 
     /// Forgets a WAMP session's registrations, calls and pattern subscriptions.
     pub fn leave_wamp(&self, app: &App, conn: &Conn) {
-        app.dealer.lock().leave(conn.id);
-        let mut patterns = app.patterns.write();
+        let state = self.state(app);
+        state.dealer.lock().leave(conn.id);
+        let mut patterns = state.patterns.write();
         let ids: Vec<u64> =
             patterns.subs.iter().filter(|s| s.subscribers.contains_key(&conn.id)).map(|s| s.id).collect();
         for id in ids {

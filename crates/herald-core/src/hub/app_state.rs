@@ -1,0 +1,30 @@
+//! The live state of one app, owned by the hub: channels and their presence members,
+//! signed-in users, cached events, WAMP pattern subscriptions and the WAMP dealer.
+//!
+//! An [`App`](crate::App) is only settings, counters and its index in the registry; the hub
+//! keeps one `AppState` per app in a slice at that index. Finding an app's state is then one
+//! bounds-checked index, with no lock or hash lookup added to a publish or a subscribe.
+
+use parking_lot::{Mutex, RwLock};
+
+use super::cache::CacheStore;
+use super::channels::ChannelShards;
+use super::dealer::Dealer;
+use super::pattern::Patterns;
+use super::users::UserIndex;
+
+/// Everything of one app that changes while it runs. Each part has its own lock, so a
+/// publication, a sign-in and an RPC call of the same app never wait for each other.
+#[derive(Debug, Default)]
+pub(super) struct AppState {
+    /// Channel name -> subscribers, sharded to keep lock hold times short.
+    pub(super) channels: ChannelShards,
+    /// Signed-in users, their connections and watchlists.
+    pub(super) users: Mutex<UserIndex>,
+    /// Last event of each cache channel.
+    pub(super) cache: Mutex<CacheStore>,
+    /// WAMP v2 prefix and wildcard subscriptions.
+    pub(super) patterns: RwLock<Patterns>,
+    /// WAMP v2 procedures and calls in flight.
+    pub(super) dealer: Mutex<Dealer>,
+}
