@@ -1,6 +1,7 @@
-//! One Oro connection, from the raw upgrade to the last frame: the owner task of its socket.
+//! One Oro connection, from WELCOME to the last frame: the owner task of its socket.
 //!
-//! Order, as GOS/Ratchet do it: origin check → 101 + WELCOME in one write → ticket check → on
+//! Order, as GOS/Ratchet do it: origin check → 101 + WELCOME in one write (both in
+//! `upgrade.rs`) → ticket check → on
 //! failure the `HTTP/1.0 403 Forbidden` text frame and an application close → otherwise WAMP v1
 //! with Oro's routes, per-user topics and publishing rules. Nothing is sent
 //! between WELCOME and the client's first message unless the ticket fails. Messages the client
@@ -10,54 +11,28 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use herald_core::Conn;
+use herald_core::app::ConnectionSlot;
 use herald_core::outbox::CloseRequest;
-use herald_core::{Conn, Wire};
 use herald_protocol::pusher::channel_name::ChannelName;
 use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::{self, CurieRule, V1ClientMsg, V1Publish};
 use herald_protocol::wamp::{Prefixes, parse_v1};
 use herald_protocol::ws::{self, Message};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handshake::{self, HEAD_TIMEOUT, Refusal};
-use super::{Decision, Identity, Oro, SERVER_IDENT};
+use super::{Decision, Identity, Oro};
 use crate::ws::socket::{Event, Socket};
 use crate::ws::wamp1::{self, NO_SUCH_PROCEDURE, session_id};
 
-/// Serves one accepted TCP connection of an Oro listener.
-pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: CancellationToken) {
-    // The 101 + WELCOME write must not wait for Nagle: Oro's backend client reads for one burst.
-    let _ = stream.set_nodelay(true);
-    let head = tokio::select! {
-        () = stop.cancelled() => return,
-        r = tokio::time::timeout(HEAD_TIMEOUT, handshake::read_request(&mut stream)) => r,
-    };
-    let (upgrade, leftover) = match head {
-        Err(_) | Ok(Err(None)) => return,
-        Ok(Err(Some(refusal))) => return refuse(stream, refusal).await,
-        Ok(Ok(request)) => request,
-    };
-    if !oro.origin_allowed(upgrade.origin.as_deref()) {
-        tracing::debug!(origin = ?upgrade.origin, "oro: origin refused");
-        return refuse(stream, Refusal::Forbidden).await;
-    }
-    let accept = match &upgrade.accept {
-        Ok(a) => a.as_str(),
-        Err(refusal) => return refuse(stream, *refusal).await,
-    };
-    let Some(slot) = oro.app.try_connect() else {
-        return refuse(stream, Refusal::Unavailable).await;
-    };
-    let conn = oro.hub.connect(Wire::WampV1);
-    let welcome = ws::encode_text(&v1::welcome(&session_id(&conn), Some(SERVER_IDENT)));
-    if stream.write_all(&upgrade.switching_protocols(accept, &welcome)).await.is_err() {
-        oro.hub.disconnect(&conn);
-        return;
-    }
-    let mut socket = Socket::new(stream, leftover, oro.app.config.max_message_bytes);
-    let identity = match oro.authenticate(&upgrade.query).await {
+/// Runs one Oro connection whose 101 and WELCOME the edge has written (`upgrade.rs`): the
+/// ticket check, then the WAMP v1 session. `slot` is the app's connection place, held until
+/// the end.
+pub(crate) async fn run<S>(oro: Arc<Oro>, conn: Arc<Conn>, slot: ConnectionSlot, query: String, mut socket: Socket<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let identity = match oro.authenticate(&query).await {
         Ok(identity) => identity,
         Err(e) => {
             match &e {
@@ -78,12 +53,6 @@ pub(crate) async fn run(oro: Arc<Oro>, mut stream: TcpStream, stop: Cancellation
     session.leave();
     socket.close(close, &session.conn.outbox, false).await;
     drop(slot);
-}
-
-/// Answers a refused request with a bare HTTP response and closes.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
-    let _ = stream.write_all(&refusal.response()).await;
-    let _ = stream.shutdown().await;
 }
 
 /// The text frame Oro sends on a bad ticket: a Symfony 403 `Response` as a string (what Oro's
@@ -119,7 +88,7 @@ struct Session {
 
 impl Session {
     /// Handles messages until the session ends; returns the close frame to send, if any.
-    async fn serve(&mut self, socket: &mut Socket<TcpStream>) -> Option<Bytes> {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, socket: &mut Socket<S>) -> Option<Bytes> {
         loop {
             let event = std::future::poll_fn(|cx| socket.poll_event(cx, &self.conn.outbox)).await;
             let msg = match event {
