@@ -366,6 +366,9 @@ pub fn describe(settings: &Settings) -> String {
     for l in &settings.listeners {
         if let Profile::Oro(oro) = &l.profile {
             oro.describe(&l.host, l.port, &mut out);
+            if let Some(t) = &l.tls {
+                let _ = writeln!(out, "tls_cert = {:?}\ntls_key = {:?}", t.cert.display(), t.key.display());
+            }
         }
     }
     if let Some(s) = &settings.scale_out {
