@@ -3,6 +3,10 @@
 //!
 //! The environment is read through a lookup function, so tests pass a map and never touch the
 //! process environment.
+//!
+//! Plain data only: the settings say what to build, and `runtime.rs` builds it (the profiles'
+//! check runners, databases and user maps) once the ports are bound. Nothing here imports the
+//! code that serves.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,9 +18,13 @@ use crate::cli::ServeArgs;
 
 mod credentials;
 mod ops;
+mod profiles;
 mod scale_out;
 pub use crate::listen::forwarded::IpNet;
-pub use ops::{OpsSettings, PerIpLimits};
+pub use crate::listen::per_ip::PerIpLimits;
+pub use crate::profile::espo::settings::EspoProfile;
+pub use crate::profile::oro::settings::OroSettings;
+pub use ops::OpsSettings;
 pub use scale_out::ScaleOutSettings;
 
 /// The development credentials used when nothing else names an app.
@@ -26,7 +34,7 @@ const DEV_APP: (&str, &str, &str) = ("app-id", "app-key", "app-secret");
 pub const LOOPBACK: &str = "127.0.0.1";
 
 /// What a listener serves.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Profile {
     /// Pusher (`/app/{key}`), the Pusher HTTP API and WAMP v2 (realm = app id).
     Pusher,
@@ -39,13 +47,19 @@ pub enum Profile {
         strict_subprotocol: bool,
     },
     /// EspoCRM's `websocket.php` replacement (`[espocrm]`, docs/espocrm.md).
-    Espo(EspoListener),
+    Espo(std::sync::Arc<EspoProfile>),
     /// Oro's `gos:websocket:server` replacement (`--profile oro` / `[oro]`, docs/oro.md).
     Oro(std::sync::Arc<OroSettings>),
 }
 
-pub use crate::profile::espo::EspoListener;
-pub use crate::profile::oro::{OroSettings, log_directives as oro_log_directives};
+/// `tracing` filter directives for Oro's log levels, or `None` when no listener runs the Oro
+/// profile (docs/oro.md, "Command line").
+pub fn oro_log_directives(args: &ServeArgs, listeners: &[ListenerSettings]) -> Option<&'static str> {
+    listeners
+        .iter()
+        .any(|l| matches!(l.profile, Profile::Oro(_)))
+        .then(|| crate::profile::oro::settings::log_directives(args))
+}
 
 /// An extra listener (`[[listeners]]`).
 #[derive(Clone, Debug)]
@@ -66,7 +80,7 @@ impl ListenerSettings {
         match &self.profile {
             Profile::Pusher => None,
             Profile::Wamp1 { app, .. } => Some(format!("wamp1, app {app}")),
-            Profile::Espo(espo) => Some(espo.label()),
+            Profile::Espo(espo) => Some(format!("espocrm, app {}", espo.settings.app)),
             Profile::Oro(oro) => Some(format!("oro, app {}", oro.app)),
         }
     }
@@ -95,6 +109,13 @@ pub struct Settings {
     pub ops: OpsSettings,
     /// The Redis shared with the other nodes (`[scale_out]`); `None`: one process.
     pub scale_out: Option<ScaleOutSettings>,
+}
+
+impl Settings {
+    /// The certificate files of every listener that terminates TLS, the main one first.
+    pub fn tls_files(&self) -> impl Iterator<Item = &crate::tls::TlsFiles> {
+        self.ops.tls.iter().chain(self.listeners.iter().filter_map(|l| l.tls.as_ref()))
+    }
 }
 
 /// A configuration that cannot be used; herald exits with code 64.
@@ -139,10 +160,10 @@ struct FileConfig {
     apps: Vec<AppConfig>,
     #[serde(default)]
     listeners: Vec<ListenerFile>,
-    /// The EspoCRM profile, read by `profile::espo::listener`.
+    /// The EspoCRM profile, read by `config/profiles.rs`.
     espocrm: Option<toml::Table>,
-    /// The Oro profile, read by `profile::oro::configure`.
-    oro: Option<crate::profile::oro::OroFile>,
+    /// The Oro profile, read by `config/profiles.rs`.
+    oro: Option<crate::profile::oro::settings::OroFile>,
     /// Redis pub/sub shared with the other nodes (`config/scale_out.rs`).
     scale_out: Option<scale_out::ScaleOutFile>,
 }
@@ -213,7 +234,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         port = p.parse().map_err(|_| invalid("environment", "HERALD__SERVER__PORT", format!("{p:?} is not a port")))?;
     }
     // With the Oro profile on, --host/--port are gos:websocket:server's: they move Oro's listener.
-    let oro_on = crate::profile::oro::enabled(args, file.oro.as_ref());
+    let oro_on = crate::profile::oro::settings::enabled(args, file.oro.as_ref());
     if let Some(h) = args.host.as_ref().filter(|_| !oro_on) {
         host = Some(h.clone());
     }
@@ -224,7 +245,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     let mut apps = file.apps;
     // Only the operator's own apps: a profile's app is checked by the profile.
     let configured = apps.len();
-    let oro = crate::profile::oro::configure(args, file.oro.as_ref(), &origin, env, &mut apps)?;
+    let oro = profiles::oro(args, file.oro.as_ref(), &origin, env, &mut apps)?;
     let mut dev_credentials = false;
     let mut env_app = false;
     if apps.is_empty() {
@@ -292,7 +313,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     }
 
     if let Some(table) = file.espocrm {
-        listeners.push(crate::profile::espo::listener(table, &mut apps, &origin, env)?);
+        listeners.push(profiles::espo(table, &mut apps, &origin, env)?);
     }
     listeners.extend(oro);
 
@@ -345,6 +366,9 @@ pub fn describe(settings: &Settings) -> String {
     for l in &settings.listeners {
         if let Profile::Oro(oro) = &l.profile {
             oro.describe(&l.host, l.port, &mut out);
+            if let Some(t) = &l.tls {
+                let _ = writeln!(out, "tls_cert = {:?}\ntls_key = {:?}", t.cert.display(), t.key.display());
+            }
         }
     }
     if let Some(s) = &settings.scale_out {

@@ -9,44 +9,24 @@ pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod outbound;
 mod pusher_api;
+pub(crate) mod response;
+pub(crate) mod state;
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
-use bytes::Bytes;
-use herald_core::Hub;
-use http_body_util::Full;
-use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use tokio_util::task::TaskTracker;
 
-use crate::config::Profile;
+use crate::runtime::Serves;
 use crate::ws;
-
-/// Response body type: every response herald sends is small and complete.
-pub(crate) type Body = Full<Bytes>;
-
-/// What request handlers share.
-#[derive(Debug, Clone)]
-pub(crate) struct HttpState {
-    /// The hub.
-    pub(crate) hub: Arc<Hub>,
-    /// Tracks WebSocket session tasks so shutdown can wait for them.
-    pub(crate) tracker: TaskTracker,
-    /// Whether the `/echo` conformance endpoint is mounted.
-    pub(crate) echo: bool,
-    /// What this listener serves.
-    pub(crate) profile: Arc<Profile>,
-    /// The listener's TLS, proxy and health settings (listen.rs).
-    pub(crate) edge: Arc<crate::listen::Edge>,
-}
+use response::{Body, text_response};
+use state::HttpState;
 
 /// Routes one request.
 pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
     if ws::is_upgrade(&req) {
         return Ok(ws::upgrade(&state, req));
     }
-    if !matches!(*state.profile, Profile::Pusher) {
+    if !matches!(*state.profile, Serves::Pusher) {
         // A WAMP v1 listener is WebSocket only, like Ratchet.
         return Ok(text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint speaks WAMP v1 over WebSocket"));
     }
@@ -65,20 +45,4 @@ pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>)
         }
     };
     Ok(resp)
-}
-
-/// A plain-text response.
-pub(crate) fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp
-}
-
-/// A JSON response.
-pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
 }

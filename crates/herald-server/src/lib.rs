@@ -12,9 +12,11 @@ mod ingress;
 mod listen;
 mod profile;
 pub mod restart;
+mod runtime;
 pub mod scale_out;
 mod session;
 pub mod shutdown;
+mod status;
 pub mod telemetry;
 pub mod tls;
 mod ws;
@@ -29,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Profile, Settings};
-use crate::http::HttpState;
+use crate::http::state::HttpState;
+use crate::runtime::Serves;
 
 /// Why the server could not start (exit code 69: service unavailable).
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +55,17 @@ pub enum StartError {
     /// The scale-out Redis URL cannot be used (exit code 64).
     #[error(transparent)]
     ScaleOut(#[from] scale_out::ScaleOutError),
+    /// The Oro profile's app or routes cannot be used (exit code 64; config validation normally
+    /// refuses them first).
+    #[error(transparent)]
+    Oro(#[from] profile::oro::OroError),
 }
 
 impl StartError {
     /// The process exit code (sysexits): 64 for configuration problems, 69 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Tls(_) | StartError::Apps(_) | StartError::ScaleOut(_) => 64,
+            StartError::Tls(_) | StartError::Apps(_) | StartError::ScaleOut(_) | StartError::Oro(_) => 64,
             StartError::Bind { .. } => 69,
         }
     }
@@ -72,11 +79,11 @@ type ListenerTls = Option<(Arc<tls::CertStore>, Arc<rustls::ServerConfig>)>;
 pub struct Server {
     settings: Settings,
     hub: Arc<Hub>,
-    /// The main listener first, then the `[[listeners]]`, each with its profile and label.
-    listeners: Vec<(TcpListener, Profile, Option<String>)>,
+    /// The main listener first, then the `[[listeners]]`, each with what it serves and its label.
+    listeners: Vec<runtime::Bound>,
     /// Bound ZeroMQ ingress sockets (EspoCRM profile), started by `run`.
     ingress: Vec<ingress::zmq::PullIngress>,
-    /// TLS of `listeners[i]` (same order; listeners added by profiles have none).
+    /// TLS of `listeners[i]` (same order).
     tls: Vec<ListenerTls>,
     /// The separate `/up`, `/ready`, `/health`, `/metrics` listener (`[server] metrics_port`).
     metrics: Option<TcpListener>,
@@ -118,7 +125,10 @@ impl Server {
         for l in std::iter::once(&main).chain(&settings.listeners) {
             let addr = format!("{}:{}", l.host, l.port);
             let tcp = listen::bind_with(&addr, reuse_port).map_err(|source| StartError::Bind { addr, source })?;
-            listeners.push((tcp, l.profile.clone(), l.label()));
+            // The runtime objects need the bound port (the Oro profile checks its backend DSN).
+            let port = tcp.local_addr().map_or(l.port, |a| a.port());
+            let serves = runtime::serves(&l.profile, &hub, port)?;
+            listeners.push((tcp, serves, l.label()));
         }
         let metrics = match &settings.ops.metrics_addr {
             Some((host, port)) => {
@@ -127,8 +137,10 @@ impl Server {
             }
             None => None,
         };
-        profile::install_authorizers(&hub, &listeners);
-        let ingress = profile::bind_ingress(&hub, &mut listeners).await?;
+        runtime::install_authorizers(&hub, &listeners);
+        let ingress = runtime::bind_ingress(&hub, &mut listeners)
+            .await
+            .map_err(|e| StartError::Bind { addr: e.endpoint, source: e.source })?;
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup })
     }
@@ -163,18 +175,21 @@ impl Server {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let ops = &self.settings.ops;
-        let status = Arc::new(http::health::ServerStatus::new(ops.per_ip));
+        let status = Arc::new(status::ServerStatus::new(ops.per_ip));
         // Plain HTTP connections, drained before the sessions (shutdown.rs).
         let conns = TaskTracker::new();
         let mut accepts = Vec::new();
-        for (i, (listener, profile, _)) in self.listeners.into_iter().enumerate() {
+        for (i, (listener, serves, _)) in self.listeners.into_iter().enumerate() {
             let config = self.tls.get(i).and_then(|t| t.as_ref().map(|(_, c)| Arc::clone(c)));
+            if let Serves::Oro(oro) = &serves {
+                oro.start(&tracker, &stop);
+            }
             let state = HttpState {
                 hub: Arc::clone(&self.hub),
                 tracker: tracker.clone(),
                 echo: self.settings.test_echo_endpoint,
-                profile: Arc::new(profile),
-                edge: listen::Edge::new(ops, config, &status, &conns),
+                profile: Arc::new(serves),
+                edge: listen::edge::Edge::new(ops, config, &status, &conns),
             };
             // On the connection tracker: a drain waits for the loops' final sweep of the backlog.
             accepts.push(conns.spawn(listen::accept_loop(listener, state, stop.clone())));
@@ -183,7 +198,7 @@ impl Server {
         // seen failing and a SIGHUP during it still works.
         let ops_stop = CancellationToken::new();
         if let Some(listener) = self.metrics {
-            let edge = listen::Edge::new(ops, None, &status, &TaskTracker::new());
+            let edge = listen::edge::Edge::new(ops, None, &status, &TaskTracker::new());
             tokio::spawn(listen::ops_loop(listener, Arc::clone(&self.hub), edge, ops_stop.clone()));
         }
         let stores = self.tls.iter().flatten().map(|(s, _)| Arc::clone(s)).collect();

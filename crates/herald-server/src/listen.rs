@@ -1,5 +1,8 @@
-//! The accept loop: one task per TCP connection, TLS when the listener has a certificate,
-//! serving HTTP/1.1 and WebSocket upgrades.
+//! The accept loop of every listener: one task per TCP connection, TLS when the listener has a
+//! certificate, then one of two upgrade modes: hyper serving HTTP/1.1 and WebSocket upgrades
+//! (the main listener, `[[listeners]]`, EspoCRM), or the Oro raw-head upgrade that answers the
+//! 101 and the WAMP WELCOME in one write (`profile/oro/upgrade.rs`). Both get the same fd
+//! reserve, per-address limits, proxy trust, path prefix and drain.
 //!
 //! Every task is spawned on a `TaskTracker`, including upgraded WebSocket sessions
 //! (axum/hyper do not track those), so a drain can wait for all of them. Plain HTTP
@@ -7,9 +10,11 @@
 //! before it asks the sessions to close. Each request is tagged with its client address
 //! (`X-Forwarded-For` from trusted proxies only) and has the proxy's path prefix stripped.
 
+pub(crate) mod edge;
 pub(crate) mod fd_reserve;
 pub(crate) mod forwarded;
 pub(crate) mod per_ip;
+pub(crate) mod prefix;
 
 use std::convert::Infallible;
 use std::io;
@@ -25,13 +30,16 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::health::{self, ServerStatus};
-use crate::http::{self, Body, HttpState};
-use forwarded::IpNet;
+use crate::http::response::Body;
+use crate::http::state::HttpState;
+use crate::http::{self, health};
+use crate::profile::oro::{self, Oro};
+use crate::runtime::Serves;
+use edge::Edge;
+use forwarded::ClientAddr;
 
 /// How long a client may take to send its request headers (slow-loris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,78 +48,32 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Pending connections the kernel queues per listener.
 const BACKLOG: i32 = 1024;
 
-/// A server-side TLS stream, as upgraded WebSockets find it under hyper.
-pub(crate) type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
-
-/// How one listener meets the network: TLS, proxy trust, path prefix.
-#[derive(Clone)]
-pub(crate) struct Edge {
-    /// Terminates TLS when the listener has a certificate.
-    pub(crate) tls: Option<TlsAcceptor>,
-    /// Longest a TLS handshake may take.
-    pub(crate) handshake_timeout: Duration,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub(crate) trusted: Arc<[IpNet]>,
-    /// The reverse proxy's path prefix, stripped before routing.
-    pub(crate) prefix: Option<Arc<str>>,
-    /// Readiness, metrics and API counters.
-    pub(crate) status: Arc<ServerStatus>,
-    /// Tracks plain HTTP connections (not upgraded sessions).
-    pub(crate) conns: TaskTracker,
-}
-
-impl Edge {
-    /// The edge of a listener with these settings; `tls` when it terminates TLS.
-    pub(crate) fn new(
-        ops: &crate::config::OpsSettings,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        status: &Arc<ServerStatus>,
-        conns: &TaskTracker,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            tls: tls.map(TlsAcceptor::from),
-            handshake_timeout: ops.tls_handshake_timeout,
-            trusted: ops.trusted_proxies.clone().into(),
-            prefix: ops.path_prefix.as_deref().map(Arc::from),
-            status: Arc::clone(status),
-            conns: conns.clone(),
-        })
-    }
-}
-
-impl std::fmt::Debug for Edge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Edge").field("tls", &self.tls.is_some()).field("prefix", &self.prefix).finish_non_exhaustive()
-    }
-}
-
-/// What a listener answers.
+/// What a listener answers, and in which upgrade mode.
 #[derive(Clone, Debug)]
 enum Service {
-    /// Pusher, WAMP and the HTTP API.
+    /// Pusher, WAMP and the HTTP API, served by hyper.
     Main(HttpState),
+    /// The Oro profile: the raw-head upgrade, its sessions spawned on `sessions`.
+    Oro {
+        /// The listener's Oro runtime.
+        oro: Arc<Oro>,
+        /// The session tracker a drain waits for.
+        sessions: TaskTracker,
+    },
     /// `/up`, `/ready` and `/metrics` only (the separate metrics listener).
     Ops(Arc<Hub>),
 }
 
-/// The client address of a request, after `X-Forwarded-For` from trusted proxies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ClientAddr(pub(crate) IpAddr);
-
-/// The request path as the client sent it, before the proxy prefix was stripped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct OriginalPath(pub(crate) String);
-
 /// Accepts connections until `stop` is cancelled.
 pub(crate) async fn accept_loop(listener: TcpListener, state: HttpState, stop: CancellationToken) {
-    if let crate::config::Profile::Oro(oro) = &*state.profile {
+    let edge = Arc::clone(&state.edge);
+    let service = match &*state.profile {
         // Oro needs the 101 and the WELCOME in one write, which hyper cannot do
         // (profile/oro/handshake.rs says why).
-        let oro = std::sync::Arc::clone(oro);
-        return crate::profile::oro::serve(listener, oro, state, stop).await;
-    }
-    let edge = Arc::clone(&state.edge);
-    run(listener, Service::Main(state), edge, stop).await;
+        Serves::Oro(oro) => Service::Oro { oro: Arc::clone(oro), sessions: state.tracker.clone() },
+        Serves::Pusher | Serves::Wamp1 { .. } | Serves::Espo(_) => Service::Main(state),
+    };
+    run(listener, service, edge, stop).await;
 }
 
 /// Serves `/up`, `/ready` and `/metrics` until `stop` is cancelled.
@@ -172,7 +134,7 @@ async fn serve_connection(
     // Frames are small and latency matters more than packet count; writes are coalesced anyway.
     let _ = stream.set_nodelay(true);
     let Some(acceptor) = edge.tls.clone() else {
-        return serve_http(stream, peer, service, edge, stop).await;
+        return serve_stream(stream, peer, service, edge, stop).await;
     };
     let handshake = tokio::time::timeout(edge.handshake_timeout, acceptor.accept(stream));
     let tls = tokio::select! {
@@ -180,9 +142,20 @@ async fn serve_connection(
         () = stop.cancelled() => return,
     };
     match tls {
-        Ok(Ok(tls)) => serve_http(tls, peer, service, edge, stop).await,
+        Ok(Ok(tls)) => serve_stream(tls, peer, service, edge, stop).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Hands the (possibly TLS) stream to the listener's upgrade mode.
+async fn serve_stream<I>(io: I, peer: SocketAddr, service: Service, edge: Arc<Edge>, stop: CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match service {
+        Service::Oro { oro, sessions } => oro::upgrade::serve(io, peer.ip(), oro, edge, sessions, stop).await,
+        Service::Main(_) | Service::Ops(_) => serve_http(io, peer, service, edge, stop).await,
     }
 }
 
@@ -221,8 +194,8 @@ async fn handle(
 ) -> Response<Body> {
     let client = forwarded::client_addr(peer, req.headers(), &edge.trusted);
     req.extensions_mut().insert(ClientAddr(client));
-    if let Some(prefix) = &edge.prefix {
-        strip_prefix(&mut req, prefix);
+    if let Some(p) = &edge.prefix {
+        prefix::strip_request(&mut req, p);
     }
     let api = req.uri().path().starts_with("/apps/");
     let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| (req.method().clone(), req.uri().path().to_owned()));
@@ -232,6 +205,8 @@ async fn handle(
             Err(never) => match never {},
         },
         Service::Ops(hub) => health::route_ops(hub, &edge.status, &req),
+        // The Oro upgrade never reaches hyper (`serve_stream`).
+        Service::Oro { .. } => http::response::text_response(hyper::StatusCode::NOT_FOUND, "Not found"),
     };
     if api && matches!(service, Service::Main(_)) {
         edge.status.api.record(resp.status());
@@ -240,29 +215,6 @@ async fn handle(
         tracing::debug!(client = %client, %method, path, status = resp.status().as_u16(), "http request");
     }
     resp
-}
-
-/// Removes `prefix` from the front of the path (`/ws/app/key` -> `/app/key`, `/ws` -> `/`),
-/// remembering the original path; paths outside the prefix are left alone.
-fn strip_prefix<B>(req: &mut Request<B>, prefix: &str) {
-    let path = req.uri().path();
-    let rest = match path.strip_prefix(prefix) {
-        Some("") => "/",
-        Some(r) if r.starts_with('/') => r,
-        _ => return,
-    };
-    let pq = match req.uri().query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_owned(),
-    };
-    let original = OriginalPath(path.to_owned());
-    let mut parts = req.uri().clone().into_parts();
-    let Ok(pq) = pq.parse() else { return };
-    parts.path_and_query = Some(pq);
-    if let Ok(uri) = hyper::Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
-        req.extensions_mut().insert(original);
-    }
 }
 
 /// Binds the listening socket, with SO_REUSEPORT when `reuse_port` (so a successor herald can
@@ -299,26 +251,6 @@ pub(crate) fn bind_with(addr: &str, reuse_port: bool) -> io::Result<TcpListener>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stripped(path: &str) -> (String, Option<OriginalPath>) {
-        let mut req = Request::builder().uri(path).body(()).unwrap();
-        strip_prefix(&mut req, "/ws");
-        (req.uri().to_string(), req.extensions().get::<OriginalPath>().cloned())
-    }
-
-    #[test]
-    fn prefix_is_stripped_and_remembered() {
-        let (uri, orig) = stripped("/ws/app/key?protocol=7");
-        assert_eq!(uri, "/app/key?protocol=7");
-        assert_eq!(orig, Some(OriginalPath("/ws/app/key".into())));
-        assert_eq!(stripped("/ws").0, "/");
-    }
-
-    #[test]
-    fn paths_outside_the_prefix_are_untouched() {
-        assert_eq!(stripped("/app/key"), ("/app/key".to_owned(), None));
-        assert_eq!(stripped("/wsx/app").0, "/wsx/app");
-    }
 
     #[tokio::test]
     async fn two_reuse_port_listeners_share_a_port_and_plain_ones_do_not() {

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Config(ConfigCommand::Check(_))) => {
             print!("{}", config::describe(&settings));
-            if let Err(e) = tls::check(&settings) {
+            if let Err(e) = tls::check(settings.tls_files()) {
                 eprintln!("herald: invalid configuration: {e}");
                 return ExitCode::from(EX_CONFIG);
             }

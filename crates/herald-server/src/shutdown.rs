@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::health::ServerStatus;
+use crate::status::ServerStatus;
 
 /// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on the first
 /// of them, arming an immediate exit on the second.

@@ -19,6 +19,10 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
 
+/// A server-side TLS stream, as the accept loop hands it on (and upgraded WebSockets find it
+/// under hyper).
+pub(crate) type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
 /// A secret that never appears in `Debug` output or logs.
 #[derive(Clone)]
 pub struct Passphrase(String);
@@ -164,13 +168,12 @@ pub fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
     }
 }
 
-/// Loads every certificate the settings name (main listener and `[[listeners]]`), for
-/// `herald config check`; returns how many were checked.
+/// Loads every certificate of `all` (for `herald config check`: every listener's, from
+/// `config::Settings::tls_files`); returns how many were checked.
 ///
 /// # Errors
 /// The first [`TlsError`].
-pub fn check(settings: &crate::config::Settings) -> Result<usize, TlsError> {
-    let all = settings.ops.tls.iter().chain(settings.listeners.iter().filter_map(|l| l.tls.as_ref()));
+pub fn check<'a>(all: impl IntoIterator<Item = &'a TlsFiles>) -> Result<usize, TlsError> {
     let mut n = 0;
     for files in all {
         load(files)?;

@@ -28,11 +28,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Profile;
-use crate::http::{Body, HttpState, text_response};
-use crate::listen::ClientAddr;
+use crate::http::response::{Body, text_response};
+use crate::http::state::HttpState;
+use crate::listen::forwarded::ClientAddr;
 use crate::listen::per_ip::{PerIpRefusal, PerIpSlot};
 use crate::profile::espo::session::EspoPolicy;
+use crate::runtime::Serves;
 use crate::session::driver::Session;
 use crate::session::pusher::Pusher;
 use crate::session::wamp1::{Anonymous, V1, Wamp1};
@@ -62,7 +63,7 @@ enum Target {
     /// A WAMP v2 session; HELLO names the realm (app id), whose origin list is checked then.
     Wamp2(Serializer, Option<Box<str>>),
     /// An EspoCRM session: the profile, its app and the upgrade's query (credentials).
-    Espo(crate::config::EspoListener, Arc<App>, String),
+    Espo(crate::profile::espo::EspoListener, Arc<App>, String),
     /// Accept, then close at once with this code.
     Refuse(CloseCode),
 }
@@ -102,7 +103,7 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
     let origin: Option<Box<str>> = req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or("").into());
     let path = req.uri().path();
     let (target, selected): (Target, Option<&'static str>) = match &*state.profile {
-        Profile::Wamp1 { app, strict_subprotocol } => {
+        Serves::Wamp1 { app, strict_subprotocol } => {
             let wamp = offered.iter().any(|p| p == "wamp");
             if *strict_subprotocol && !wamp {
                 return wamp_required();
@@ -112,7 +113,7 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             };
             (Target::Wamp1(Arc::clone(app)), wamp.then_some("wamp"))
         }
-        Profile::Espo(espo) => {
+        Serves::Espo(espo) => {
             // EspoCRM runs Ratchet's strict WsServer.
             if !offered.iter().any(|p| p == "wamp") {
                 return wamp_required();
@@ -123,13 +124,13 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             let query = req.uri().query().unwrap_or("").to_owned();
             (Target::Espo(espo.clone(), Arc::clone(app), query), Some("wamp"))
         }
-        // Oro listeners run their own accept loop and never reach hyper.
-        Profile::Oro(_) => return text_response(StatusCode::NOT_FOUND, "Not found"),
-        Profile::Pusher if state.echo && path == "/echo" => (Target::Echo, None),
-        Profile::Pusher if path.starts_with("/app/") => {
+        // Oro listeners upgrade in the edge's raw-head mode and never reach hyper.
+        Serves::Oro(_) => return text_response(StatusCode::NOT_FOUND, "Not found"),
+        Serves::Pusher if state.echo && path == "/echo" => (Target::Echo, None),
+        Serves::Pusher if path.starts_with("/app/") => {
             (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None)
         }
-        Profile::Pusher => match offered.iter().find_map(|p| Serializer::from_subprotocol(p)) {
+        Serves::Pusher => match offered.iter().find_map(|p| Serializer::from_subprotocol(p)) {
             Some(ser) => (Target::Wamp2(ser, origin.clone()), Some(ser.subprotocol())),
             None => (resolve(&state.hub, path, req.uri().query().unwrap_or("")), None),
         },
@@ -190,7 +191,7 @@ fn start_session(
             spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf, slot);
         }
         // A TLS listener hands hyper the rustls stream; take it back the same way.
-        Err(upgraded) => match upgraded.downcast::<TokioIo<crate::listen::TlsStream>>() {
+        Err(upgraded) => match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
             Ok(parts) => {
                 spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf, slot);
             }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::{ConfigError, ListenerFile, ServerSection};
 use crate::listen::forwarded::IpNet;
+use crate::listen::per_ip::PerIpLimits;
 use crate::tls::{Passphrase, TlsFiles};
 
 /// Default address of the separate metrics listener: loopback, never public by accident.
@@ -36,22 +37,6 @@ pub struct OpsSettings {
     pub pid_file: Option<PathBuf>,
     /// WebSocket connections one client address may hold and open (`listen/per_ip.rs`).
     pub per_ip: PerIpLimits,
-}
-
-/// Bounds on the WebSocket upgrades of one client address; 0 turns a bound off.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PerIpLimits {
-    /// Open WebSocket connections at once (`max_connections_per_ip`).
-    pub max_connections: u32,
-    /// New WebSocket connections per second (`max_new_connections_per_ip_per_second`).
-    pub max_new_per_second: u32,
-}
-
-impl PerIpLimits {
-    /// Whether any bound is on.
-    pub fn any(&self) -> bool {
-        self.max_connections > 0 || self.max_new_per_second > 0
-    }
 }
 
 impl Default for OpsSettings {
@@ -156,7 +141,7 @@ pub(super) fn listener_tls(l: &ListenerFile, index: usize, origin: &str) -> Resu
     tls_files(l.tls_cert.clone(), l.tls_key.clone(), l.tls_passphrase.clone(), origin, &format!("listeners[{index}]"))
 }
 
-fn tls_files(
+pub(super) fn tls_files(
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     passphrase: Option<String>,

@@ -157,3 +157,21 @@ fn describe_redacts_secrets() {
     assert!(!text.contains("hunter2"));
     assert!(text.contains("<redacted>"));
 }
+
+#[test]
+fn oro_tls_keys_are_checked_like_a_listener_s() {
+    let e = env(&[("ORO_SECRET", "oro-kernel-secret")]);
+    let f = file("[oro]\ntls_cert = \"leaf.pem\"\n");
+    let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
+    let err = load(&args, &e).unwrap_err().to_string();
+    assert!(err.contains("oro.tls_key"), "{err}");
+
+    let f = file("[oro]\ntls_cert = \"leaf.pem\"\ntls_key = \"leaf.key\"\n");
+    let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
+    let s = load(&args, &e).unwrap();
+    let oro = s.listeners.iter().find(|l| matches!(l.profile, Profile::Oro(_))).unwrap();
+    assert_eq!(oro.tls.as_ref().map(|t| t.key.clone()), Some("leaf.key".into()));
+    assert_eq!(s.tls_files().count(), 1, "config check loads the Oro listener's certificate too");
+    assert_eq!(oro_log_directives(&ServeArgs::default(), &s.listeners), Some("warn"));
+    assert_eq!(oro_log_directives(&ServeArgs::default(), &[]), None);
+}

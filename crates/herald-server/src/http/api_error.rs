@@ -8,7 +8,7 @@ use herald_protocol::pusher::error::ProtocolError;
 use herald_protocol::pusher::rest_sign::RestAuthError;
 use hyper::{Response, StatusCode};
 
-use super::{Body, json_response};
+use super::response::{Body, json_response};
 
 /// Why an API request was refused.
 #[derive(Debug, thiserror::Error)]

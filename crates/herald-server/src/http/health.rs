@@ -7,44 +7,14 @@
 //! unless told otherwise.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use herald_core::Hub;
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::metrics::{self, ApiCounters};
-use super::{Body, json_response, text_response};
-use crate::config::PerIpLimits;
-use crate::listen::per_ip::PerIp;
-
-/// What the health and metrics endpoints report about the process as a whole.
-#[derive(Debug)]
-pub(crate) struct ServerStatus {
-    /// Set once a drain starts; never cleared.
-    draining: AtomicBool,
-    /// HTTP API responses by status code.
-    pub(crate) api: ApiCounters,
-    /// WebSocket connections by client address, shared by every listener.
-    pub(crate) per_ip: Arc<PerIp>,
-}
-
-impl ServerStatus {
-    /// A status enforcing these per-address connection limits.
-    pub(crate) fn new(per_ip: PerIpLimits) -> Self {
-        Self { draining: AtomicBool::new(false), api: ApiCounters::default(), per_ip: Arc::new(PerIp::new(per_ip)) }
-    }
-
-    /// Marks the process as draining: `/ready` fails from now on.
-    pub(crate) fn start_draining(&self) {
-        self.draining.store(true, Ordering::Release);
-    }
-
-    /// Whether a drain has started.
-    pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-}
+use super::metrics;
+use super::response::{Body, json_response, text_response};
+use crate::status::ServerStatus;
 
 /// `GET /up`: the process is alive.
 pub(crate) fn up() -> Response<Body> {

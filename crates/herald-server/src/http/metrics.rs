@@ -5,7 +5,7 @@
 //! `code` only: never channel names, whose number is unbounded.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use herald_core::Hub;
@@ -14,26 +14,8 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use super::Body;
-use super::health::ServerStatus;
-
-/// The status codes the HTTP API answers with; anything else is counted as `other`.
-const API_CODES: [u16; 9] = [200, 400, 401, 403, 404, 405, 413, 422, 500];
-
-/// HTTP API responses by status code.
-#[derive(Debug, Default)]
-pub(crate) struct ApiCounters {
-    /// One counter per [`API_CODES`] entry, then `other`.
-    counts: [AtomicU64; API_CODES.len() + 1],
-}
-
-impl ApiCounters {
-    /// Counts one response.
-    pub(crate) fn record(&self, status: StatusCode) {
-        let i = API_CODES.iter().position(|c| *c == status.as_u16()).unwrap_or(API_CODES.len());
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-    }
-}
+use super::response::Body;
+use crate::status::{API_CODES, ServerStatus};
 
 /// The `/metrics` response.
 pub(crate) fn response(hub: &Hub, status: &ServerStatus) -> Response<Body> {
@@ -183,14 +165,5 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-
-    #[test]
-    fn unknown_codes_count_as_other() {
-        let c = ApiCounters::default();
-        c.record(StatusCode::OK);
-        c.record(StatusCode::IM_A_TEAPOT);
-        assert_eq!(c.counts[0].load(Ordering::Relaxed), 1);
-        assert_eq!(c.counts[API_CODES.len()].load(Ordering::Relaxed), 1);
     }
 }

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::api_error::ApiError;
-use super::{Body, json_response};
+use super::response::{Body, json_response};
 
 /// How long a client may take to send its request body (slow-body guard).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -42,7 +42,7 @@ async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Byte
     let method = req.method().clone();
     // Behind a proxy path prefix (`[server] path_prefix`): the SDKs sign `/apps/...` without it,
     // but a client configured with the full path signs that; both are accepted.
-    let sent_path = req.extensions().get::<crate::listen::OriginalPath>().map(|p| p.0.clone());
+    let sent_path = req.extensions().get::<crate::listen::prefix::OriginalPath>().map(|p| p.0.clone());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (app, rest) = match segments.as_slice() {
         ["apps", app_id, rest @ ..] => {

@@ -12,6 +12,10 @@ use std::str::FromStr;
 
 use hyper::HeaderMap;
 
+/// The client address of a request, after `X-Forwarded-For` from trusted proxies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub(crate) IpAddr);
+
 /// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`, or a bare address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpNet {
@@ -70,18 +74,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The client address of a request from `peer`.
 pub(crate) fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    client_addr_of(peer, headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()), trusted)
+}
+
+/// The client address of a request from `peer` whose `X-Forwarded-For` lines are `lines`
+/// (a request head read without hyper: the Oro upgrade).
+pub(crate) fn client_addr_of<'h>(peer: IpAddr, lines: impl Iterator<Item = &'h str>, trusted: &[IpNet]) -> IpAddr {
     let peer = canonical(peer);
     let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(peer) {
         return peer;
     }
     // Several header lines are one list, in order.
-    let hops = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect::<Vec<_>>();
+    let hops = lines.flat_map(|v| v.split(',')).collect::<Vec<_>>();
     let mut client = peer;
     for hop in hops.iter().rev() {
         let Some(ip) = parse_hop(hop) else {

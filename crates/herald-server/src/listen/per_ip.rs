@@ -19,10 +19,24 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::config::PerIpLimits;
-
 /// Length of a rate window.
 const WINDOW: Duration = Duration::from_secs(1);
+
+/// Bounds on the WebSocket upgrades of one client address; 0 turns a bound off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerIpLimits {
+    /// Open WebSocket connections at once (`max_connections_per_ip`).
+    pub max_connections: u32,
+    /// New WebSocket connections per second (`max_new_connections_per_ip_per_second`).
+    pub max_new_per_second: u32,
+}
+
+impl PerIpLimits {
+    /// Whether any bound is on.
+    pub fn any(&self) -> bool {
+        self.max_connections > 0 || self.max_new_per_second > 0
+    }
+}
 
 /// Why an upgrade is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -20,20 +20,20 @@ pub(crate) mod submission;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use herald_core::{App, AppConfig, Hub, Publication, PublicationData, WampFilter};
+use herald_core::{App, Hub, Publication, PublicationData, WampFilter};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::wamp::uri::MAX_URI_LEN;
 use parking_lot::Mutex;
 
-use crate::config::{ConfigError, ListenerSettings, Profile};
 use categories::Categories;
 use check::Checks;
 use debug::DebugLog;
-use settings::EspoSettings;
+use settings::{EspoProfile, EspoSettings};
 
-/// The EspoCRM profile of a listener, as carried by [`Profile::Espo`]. Cheap to clone.
+/// The running EspoCRM profile of a listener, as its sessions and its ZeroMQ ingress share it.
+/// Cheap to clone.
 #[derive(Clone)]
-pub struct EspoListener(pub(crate) Arc<Espo>);
+pub(crate) struct EspoListener(pub(crate) Arc<Espo>);
 
 impl std::fmt::Debug for EspoListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,19 +53,21 @@ impl PartialEq for EspoListener {
 impl Eq for EspoListener {}
 
 impl EspoListener {
-    /// How the listener is described in its "listening" line.
-    pub fn label(&self) -> String {
-        format!("espocrm, app {}", self.0.settings.app)
+    /// The runtime of a configured profile: its check runner, debug log and empty user index.
+    pub(crate) fn new(profile: &EspoProfile) -> Self {
+        let settings = profile.settings.clone();
+        Self(Arc::new(Espo {
+            checks: Checks::new(&settings),
+            debug: DebugLog::new(settings.debug),
+            categories: profile.categories.clone(),
+            users: Mutex::new(HashMap::new()),
+            settings,
+        }))
     }
 
     /// The app id the EspoCRM topics live in.
-    pub fn app(&self) -> &str {
+    pub(crate) fn app(&self) -> &str {
         &self.0.settings.app
-    }
-
-    /// The ZeroMQ endpoint to bind (`webSocketZeroMQSubscriberDsn`, normalised).
-    pub fn zeromq_endpoint(&self) -> &str {
-        &self.0.settings.zmq_endpoint
     }
 }
 
@@ -83,52 +85,6 @@ pub(crate) struct Espo {
     /// Authenticated user id -> WAMP session numbers of their connections, for submissions
     /// that carry a `userId`.
     users: Mutex<HashMap<Box<str>, Vec<u64>>>,
-}
-
-/// Builds the EspoCRM listener from the `[espocrm]` section; `origin` names the config file.
-///
-/// # Errors
-/// [`ConfigError::Invalid`] naming the key (or `ESPOCRM_CONFIG_*` variable) at fault.
-pub(crate) fn listener(
-    table: toml::Table,
-    apps: &mut [AppConfig],
-    origin: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ListenerSettings, ConfigError> {
-    let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
-    let invalid =
-        |origin: &str, key: String, problem: String| ConfigError::Invalid { origin: origin.to_owned(), key, problem };
-    let settings = EspoSettings::from_table(table, &ids, env)
-        .map_err(|e| invalid(if e.from_env { "environment" } else { origin }, e.key, e.problem))?;
-    let categories = Categories::load(&settings.root, settings.categories.as_ref())
-        .map_err(|e| invalid(origin, "espocrm.categories".into(), e.to_string()))?;
-    // The app belongs to the profile: Pusher and WAMP v2 clients of the main listener have no
-    // EspoCRM identity, so they do not even find the app unless the operator shares it.
-    if let Some(app) = apps.iter_mut().find(|a| a.id == settings.app) {
-        app.profile_only = !settings.share_broadcasts;
-    }
-    // Native TLS (`webSocketUseSecureServer`) through the listeners' TLS support. PHP's
-    // `local_cert` may hold the key too, so without `webSocketSslCertificateLocalPrivateKey` the
-    // key is read from the certificate file. `webSocketSslAllowSelfSigned` concerns verifying
-    // peers, which a server without client certificates never does.
-    let tls = settings.tls.as_ref().map(|t| crate::tls::TlsFiles {
-        cert: t.cert.clone(),
-        key: t.key.clone().unwrap_or_else(|| t.cert.clone()),
-        passphrase: t.passphrase.clone().map(crate::tls::Passphrase::new),
-    });
-    let espo = Espo {
-        checks: Checks::new(&settings),
-        debug: DebugLog::new(settings.debug),
-        categories,
-        users: Mutex::new(HashMap::new()),
-        settings,
-    };
-    Ok(ListenerSettings {
-        host: espo.settings.host.clone(),
-        port: espo.settings.port,
-        profile: Profile::Espo(EspoListener(Arc::new(espo))),
-        tls,
-    })
 }
 
 impl Espo {

@@ -2,9 +2,10 @@
 //! (OroPlatform's SyncBundle on GeniusesOfSymfony's WebSocketBundle and Ratchet 0.4). docs/oro.md
 //! lists what herald reproduces and how it is configured.
 //!
-//! An Oro listener runs its own accept loop ([`serve`]), because Oro's PHP backend needs the
-//! 101 response and the WAMP v1 WELCOME in one write, which hyper cannot do. Each connection
-//! then lives in [`session`]: sync-ticket authentication right after WELCOME, Oro's route
+//! An Oro listener is accepted by the common edge (`listen.rs`: TLS, proxy trust, path prefix,
+//! per-address limits, drain) in its raw-head upgrade mode ([`upgrade`]), because Oro's PHP
+//! backend needs the 101 response and the WAMP v1 WELCOME in one write, which hyper cannot do.
+//! Each connection then lives in [`session`]: sync-ticket authentication right after WELCOME, Oro's route
 //! table and per-user topic security, publishing through the shared hub. Oro's topics belong
 //! to one herald app, so WAMP v2 sessions of that app on the main listener see the same events
 //! (when `share_broadcasts` lets them subscribe). Two background tasks per listener: the
@@ -15,11 +16,12 @@
 
 mod db;
 mod dsn;
-mod handshake;
+pub(crate) mod handshake;
 mod routes;
-mod session;
-mod settings;
+pub(crate) mod session;
+pub(crate) mod settings;
 mod ticket;
+pub(crate) mod upgrade;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,25 +33,30 @@ use herald_protocol::wamp::uri::MAX_URI_LEN;
 use herald_protocol::wamp::v1::RATCHET_SERVER_IDENT;
 use parking_lot::RwLock;
 use serde_json::value::RawValue;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::http::HttpState;
 use db::{Db, DbError};
 use routes::{Access, PING_TOPIC, Routes};
-use settings::Publishers;
+use settings::{OroSettings, Publishers};
 use ticket::{Ticket, TicketError};
-
-pub(crate) use settings::{OroFile, configure, enabled};
-pub use settings::{OroSettings, log_directives};
 
 /// What the server calls itself in WELCOME and `X-Powered-By`: Ratchet's own ident, as the
 /// PHP daemon sends it (Oro's backend client looks for it in the first read).
 pub(crate) const SERVER_IDENT: &str = RATCHET_SERVER_IDENT;
 /// The keepalive event's payload (Oro `WebsocketPingTopic`).
 const PING_PAYLOAD: &str = "\"Connection keep alive\"";
-/// Pause after an accept error (EMFILE...), as the main listener does.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Why an Oro listener cannot start (config validation normally refuses both first).
+#[derive(Debug, thiserror::Error)]
+pub enum OroError {
+    /// The app that should carry Oro's topics is not in the registry.
+    #[error("oro: no app has id {0:?}")]
+    NoApp(String),
+    /// A route does not compile.
+    #[error("oro: {0}")]
+    Route(#[from] routes::RouteError),
+}
 
 /// Who a connection authenticated as with its ticket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,77 +217,52 @@ impl Oro {
     }
 }
 
-/// Runs an Oro listener until `stop` is cancelled.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    settings: Arc<OroSettings>,
-    state: HttpState,
-    stop: CancellationToken,
-) {
-    let Some(app) = state.hub.apps().by_id(&settings.app).cloned() else {
-        tracing::error!(app = %settings.app, "oro: the Oro app is not configured; listener not started");
-        return;
-    };
-    // The same rules as the app's authorizer, installed before any listener accepted
-    // (`profile::install_authorizers`); here they judge the sessions holding a ticket.
-    let policy = match Policy::new(&settings) {
-        Ok(p) => Arc::new(p),
-        Err(e) => {
-            tracing::error!(error = %e, "oro: bad route; listener not started");
-            return;
+impl Oro {
+    /// The runtime of an Oro listener bound on `port`: its app, its rules (the same `Policy` is
+    /// installed as the app's authorizer) and its database client.
+    ///
+    /// # Errors
+    /// [`OroError`] when the app is missing or a route does not compile.
+    pub(crate) fn new(settings: Arc<OroSettings>, hub: &Arc<Hub>, port: u16) -> Result<Arc<Self>, OroError> {
+        let app = hub.apps().by_id(&settings.app).cloned().ok_or_else(|| OroError::NoApp(settings.app.clone()))?;
+        let policy = Arc::new(Policy::new(&settings)?);
+        let db = settings
+            .db
+            .as_ref()
+            .map(|dsn| Db::new(dsn, settings.user_query.clone(), settings.application_url_query.clone()));
+        if db.is_none() {
+            tracing::warn!("oro: no ORO_DB_DSN: only anonymous (backend) tickets can be verified");
         }
-    };
-    let db = settings
-        .db
-        .as_ref()
-        .map(|dsn| Db::new(dsn, settings.user_query.clone(), settings.application_url_query.clone()));
-    if db.is_none() {
-        tracing::warn!("oro: no ORO_DB_DSN: only anonymous (backend) tickets can be verified");
+        warn_about_backend_dsn(&settings, port);
+        let oro = Arc::new(Oro { settings, hub: Arc::clone(hub), app, policy, origins: RwLock::new(Vec::new()), db });
+        oro.set_application_url(oro.settings.application_url.as_deref());
+        Ok(oro)
     }
-    warn_about_backend_dsn(&settings, &listener);
-    let oro = Arc::new(Oro {
-        settings: Arc::clone(&settings),
-        hub: Arc::clone(&state.hub),
-        app,
-        policy,
-        origins: RwLock::new(Vec::new()),
-        db,
-    });
-    oro.set_application_url(settings.application_url.as_deref());
-    state.tracker.spawn(keepalive(Arc::clone(&oro), stop.clone()));
-    state.tracker.spawn(watch_config(Arc::clone(&oro), stop.clone()));
-    crate::listen::fd_reserve::arm();
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, _peer)) => {
-                state.tracker.spawn(session::accept(Arc::clone(&oro), stream, stop.clone()));
-            }
-            Err(e) => {
-                use crate::listen::fd_reserve;
-                if fd_reserve::is_fd_exhaustion(&e) && fd_reserve::turn_away(&listener, true).await {
-                    continue;
-                }
-                tracing::warn!(error = %e, "oro: accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
+
+    /// Installs Oro's rules as the authorizer of the Oro app, for the sessions that hold no
+    /// Oro ticket.
+    pub(crate) fn install_authorizer(&self) {
+        self.app.set_authorizer(Arc::clone(&self.policy) as Arc<dyn Authorizer>);
+    }
+
+    /// Starts the listener's two background tasks on `tracker`: the `oro/ping` keepalive and
+    /// the watch on Oro's configuration; both end when `stop` is cancelled.
+    pub(crate) fn start(self: &Arc<Self>, tracker: &TaskTracker, stop: &CancellationToken) {
+        tracker.spawn(keepalive(Arc::clone(self), stop.clone()));
+        tracker.spawn(watch_config(Arc::clone(self), stop.clone()));
     }
 }
 
 /// Oro's PHP backend connects to `ORO_WEBSOCKET_BACKEND_DSN`; a loopback DSN on another port
 /// than the one bound is almost certainly a mistake that silently disables Oro's websockets.
-fn warn_about_backend_dsn(settings: &OroSettings, listener: &TcpListener) {
-    let (Some(backend), Ok(bound)) = (&settings.backend, listener.local_addr()) else { return };
+fn warn_about_backend_dsn(settings: &OroSettings, bound: u16) {
+    let Some(backend) = &settings.backend else { return };
     let loopback = matches!(backend.host.as_str(), "127.0.0.1" | "localhost" | "::1");
     let port = backend.port.unwrap_or(8080);
-    if loopback && port != bound.port() {
+    if loopback && port != bound {
         tracing::warn!(
             backend_port = port,
-            bound_port = bound.port(),
+            bound_port = bound,
             "oro: ORO_WEBSOCKET_BACKEND_DSN points at another port than herald listens on"
         );
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::categories::Categories;
 use crate::profile::app_close::AppClose;
 
 /// Prefix of the docker images' config variables (`ESPOCRM_CONFIG_WEB_SOCKET_PORT`...).
@@ -117,6 +118,17 @@ pub(crate) struct TlsFiles {
     pub(crate) passphrase: Option<String>,
     /// `webSocketSslAllowSelfSigned` (a client-side notion in PHP streams; kept for the record).
     pub(crate) allow_self_signed: bool,
+}
+
+/// The EspoCRM profile of a listener as configured: the validated `[espocrm]` section and the
+/// topic categories it leads to (loaded from the EspoCRM root at configuration time, so that a
+/// bad metadata file stops herald before anything binds).
+#[derive(Debug, PartialEq)]
+pub struct EspoProfile {
+    /// The validated section.
+    pub(crate) settings: EspoSettings,
+    /// The category table.
+    pub(crate) categories: Categories,
 }
 
 /// The validated `[espocrm]` section.

@@ -23,8 +23,12 @@ pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request that may be upgraded.
 #[derive(Debug)]
 pub(crate) struct Upgrade {
+    /// The request path, without the query.
+    pub(crate) path: String,
     /// The query string (without `?`), where the ticket is.
     pub(crate) query: String,
+    /// The `X-Forwarded-For` lines, in order (believed only from trusted proxies).
+    pub(crate) forwarded_for: Vec<String>,
     /// The `Origin` header, if any.
     pub(crate) origin: Option<String>,
     /// Whether the client offered the `wamp` subprotocol.
@@ -50,6 +54,12 @@ pub(crate) enum Refusal {
     /// The request head is larger than herald accepts.
     #[error("431 Request Header Fields Too Large")]
     TooLarge,
+    /// The client address is over its per-address limits (`listen/per_ip.rs`).
+    #[error("429 Too Many Requests")]
+    TooManyRequests {
+        /// Whole seconds until a new connection may be opened, when that is what is over.
+        retry_after: Option<u64>,
+    },
     /// The app is at its `max_connections`.
     #[error("503 Service Unavailable")]
     Unavailable,
@@ -60,8 +70,10 @@ impl Refusal {
     /// headers, no body.
     pub(crate) fn response(self) -> Bytes {
         let mut out = format!("HTTP/1.1 {self}\r\nX-Powered-By: {}\r\n", super::SERVER_IDENT);
-        if self == Refusal::UpgradeRequired {
-            out.push_str("Sec-WebSocket-Version: 13\r\n");
+        match self {
+            Refusal::UpgradeRequired => out.push_str("Sec-WebSocket-Version: 13\r\n"),
+            Refusal::TooManyRequests { retry_after: Some(secs) } => out.push_str(&format!("Retry-After: {secs}\r\n")),
+            _ => {}
         }
         out.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
         Bytes::from(out)
@@ -122,7 +134,8 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, Option<Refusal>> {
         values(name).iter().any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
     let origin = text("origin").map(str::to_owned);
-    let query = path.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let forwarded_for = values("x-forwarded-for").into_iter().map(str::to_owned).collect();
     let wamp = tokens("sec-websocket-protocol", "wamp");
     let ws_ok = tokens("upgrade", "websocket") && tokens("connection", "upgrade");
     let key = text("sec-websocket-key").filter(|k| valid_key(k));
@@ -132,7 +145,7 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, Option<Refusal>> {
         (true, Some(_), Some(_)) => Err(Refusal::UpgradeRequired),
         _ => Err(Refusal::BadRequest),
     };
-    Ok(Upgrade { query, origin, wamp, accept })
+    Ok(Upgrade { path: path.to_owned(), query: query.to_owned(), forwarded_for, origin, wamp, accept })
 }
 
 impl Upgrade {

@@ -46,7 +46,7 @@ fn broadcast() -> Access {
 
 /// A route whose pattern or requirement cannot be compiled.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum RouteError {
+pub enum RouteError {
     /// A `{` without `}`, an empty or repeated parameter name.
     #[error("route {0:?}: malformed placeholder")]
     Placeholder(String),

@@ -37,51 +37,6 @@ where
     driver::Session::new(socket, Wamp1::new(session, policy, slot)).await;
 }
 
-/// Serves one accepted TCP connection of an Oro listener: the head, the origin, the 101 +
-/// WELCOME in one write, then [`run`].
-pub(crate) async fn accept(
-    oro: Arc<Oro>,
-    mut stream: tokio::net::TcpStream,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    use super::handshake::{self, HEAD_TIMEOUT, Refusal};
-    use tokio::io::AsyncWriteExt;
-    async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
-        let _ = stream.write_all(&refusal.response()).await;
-        let _ = stream.shutdown().await;
-    }
-    // The 101 + WELCOME write must not wait for Nagle: Oro's backend client reads for one burst.
-    let _ = stream.set_nodelay(true);
-    let head = tokio::select! {
-        () = stop.cancelled() => return,
-        r = tokio::time::timeout(HEAD_TIMEOUT, handshake::read_request(&mut stream)) => r,
-    };
-    let (upgrade, leftover) = match head {
-        Err(_) | Ok(Err(None)) => return,
-        Ok(Err(Some(refusal))) => return refuse(stream, refusal).await,
-        Ok(Ok(request)) => request,
-    };
-    if !oro.origin_allowed(upgrade.origin.as_deref()) {
-        tracing::debug!(origin = ?upgrade.origin, "oro: origin refused");
-        return refuse(stream, Refusal::Forbidden).await;
-    }
-    let accept = match &upgrade.accept {
-        Ok(a) => a.as_str(),
-        Err(refusal) => return refuse(stream, *refusal).await,
-    };
-    let Some(slot) = oro.app.try_connect() else {
-        return refuse(stream, Refusal::Unavailable).await;
-    };
-    let conn = oro.hub.connect(herald_core::Wire::WampV1);
-    let welcome = ws::encode_text(&v1::welcome(&crate::session::wamp1::session_id(&conn), Some(super::SERVER_IDENT)));
-    if stream.write_all(&upgrade.switching_protocols(accept, &welcome)).await.is_err() {
-        oro.hub.disconnect(&conn);
-        return;
-    }
-    let socket = Socket::new(stream, leftover, oro.app.config.max_message_bytes);
-    run(oro, conn, slot, upgrade.query.clone(), socket).await;
-}
-
 /// The Oro policy of one session.
 pub(crate) struct OroPolicy {
     oro: Arc<Oro>,

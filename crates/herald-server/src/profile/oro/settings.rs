@@ -6,6 +6,7 @@
 //! Precedence follows herald's rule: defaults < `[oro]` < environment (`ORO_*`) < command line.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_core::AppConfig;
@@ -14,7 +15,6 @@ use serde::Deserialize;
 use super::dsn::Dsn;
 use super::routes::{RouteConfig, Routes};
 use crate::cli::ServeArgs;
-use crate::config::{ConfigError, ListenerSettings, Profile};
 use crate::profile::app_close::AppClose;
 
 /// Oro's default bind (`websocket_server_dsn` default).
@@ -54,6 +54,35 @@ pub(crate) struct OroFile {
     application_close: Option<AppClose>,
     #[serde(default)]
     routes: Vec<RouteConfig>,
+    /// TLS of the Oro listener, checked by the config like `[[listeners]]`' keys.
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The certificate's private key.
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Passphrase of an encrypted key.
+    pub(crate) tls_passphrase: Option<String>,
+}
+
+/// A value of the Oro configuration that cannot be used: where it came from, its key, why.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {key}: {problem}")]
+pub(crate) struct Invalid {
+    /// The config file, `environment` or `defaults`.
+    pub(crate) origin: String,
+    /// The key or variable.
+    pub(crate) key: String,
+    /// What is wrong.
+    pub(crate) problem: String,
+}
+
+/// Where the Oro listener binds and what it serves (its TLS keys stay in [`OroFile`]).
+#[derive(Debug)]
+pub(crate) struct OroListener {
+    /// Bind address.
+    pub(crate) host: String,
+    /// Port (0 = any free port).
+    pub(crate) port: u16,
+    /// The profile.
+    pub(crate) settings: OroSettings,
 }
 
 /// Who may PUBLISH on Oro topics.
@@ -157,24 +186,21 @@ pub(crate) fn enabled(args: &ServeArgs, file: Option<&OroFile>) -> bool {
 /// `[[apps]]` entry has its id. `origin` names the config file in messages.
 ///
 /// # Errors
-/// [`ConfigError::Invalid`] naming the variable or key at fault.
+/// [`Invalid`] naming the variable or key at fault.
 pub(crate) fn configure(
     args: &ServeArgs,
     file: Option<&OroFile>,
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
     apps: &mut Vec<AppConfig>,
-) -> Result<Option<ListenerSettings>, ConfigError> {
+) -> Result<Option<OroListener>, Invalid> {
     if !enabled(args, file) {
         return Ok(None);
     }
     let empty = OroFile::default();
     let f = file.unwrap_or(&empty);
-    let invalid = |origin: &str, key: &str, problem: String| ConfigError::Invalid {
-        origin: origin.to_owned(),
-        key: key.to_owned(),
-        problem,
-    };
+    let invalid =
+        |origin: &str, key: &str, problem: String| Invalid { origin: origin.to_owned(), key: key.to_owned(), problem };
     // A value and where it came from: the environment wins over the file.
     let pick = |var: &str, key: &str, file_value: &Option<String>| -> Option<(String, String, String)> {
         env(var)
@@ -204,7 +230,7 @@ pub(crate) fn configure(
         return Err(invalid(&from, &key, format!("{host:?} is not an IP address")));
     }
 
-    let optional_dsn = |var: &str, key: &str, value: &Option<String>| -> Result<Option<Dsn>, ConfigError> {
+    let optional_dsn = |var: &str, key: &str, value: &Option<String>| -> Result<Option<Dsn>, Invalid> {
         match pick(var, key, value) {
             None => Ok(None),
             Some((v, from, key)) => Dsn::parse(&v).map(Some).map_err(|e| invalid(&from, &key, e.to_string())),
@@ -254,7 +280,7 @@ pub(crate) fn configure(
         a.profile_only = !share_broadcasts;
     }
     Routes::new(&f.routes).map_err(|e| invalid(origin, "oro.routes", e.to_string()))?;
-    let seconds = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, ConfigError> {
+    let seconds = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, Invalid> {
         let v = v.unwrap_or(default);
         Duration::try_from_secs_f64(v).map_err(|_| invalid(origin, key, format!("{v} is not a number of seconds")))
     };
@@ -284,19 +310,15 @@ pub(crate) fn configure(
         application_close: f.application_close.unwrap_or(AppClose::Status0),
         routes: f.routes.clone(),
     };
-    Ok(Some(ListenerSettings { host, port, profile: Profile::Oro(std::sync::Arc::new(settings)), tls: None }))
+    Ok(Some(OroListener { host, port, settings }))
 }
 
-/// `tracing` filter directives for Oro's log levels, or `None` when no listener
-/// runs the Oro profile. prod: WARNING, `-v` NOTICE, `-vv` INFO, `-vvv` DEBUG, quiet ERROR;
+/// `tracing` filter directives for Oro's log levels (when a listener runs the Oro profile). prod: WARNING, `-v` NOTICE, `-vv` INFO, `-vvv` DEBUG, quiet ERROR;
 /// dev: INFO, `-v` and up DEBUG. tracing has no NOTICE: `-v` shows the Oro profile's own
 /// info lines (start-up, configuration reloads) and warnings from everything else.
-pub fn log_directives(args: &ServeArgs, listeners: &[ListenerSettings]) -> Option<&'static str> {
-    if !listeners.iter().any(|l| matches!(l.profile, Profile::Oro(_))) {
-        return None;
-    }
+pub(crate) fn log_directives(args: &ServeArgs) -> &'static str {
     let dev = args.app_env.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("dev"));
-    Some(match (args.quiet, dev, args.verbose) {
+    match (args.quiet, dev, args.verbose) {
         (true, _, _) => "error",
         (false, true, 0) => "info",
         (false, true, _) => "debug",
@@ -304,7 +326,7 @@ pub fn log_directives(args: &ServeArgs, listeners: &[ListenerSettings]) -> Optio
         (false, false, 1) => "warn,herald_server::profile::oro=info",
         (false, false, 2) => "info",
         (false, false, _) => "debug",
-    })
+    }
 }
 
 #[cfg(test)]

@@ -74,7 +74,14 @@ async fn oversized_heads_are_refused() {
 
 #[test]
 fn switching_protocols_has_no_brackets_and_ends_with_the_frame() {
-    let u = Upgrade { query: String::new(), origin: None, wamp: true, accept: Ok("abc".into()) };
+    let u = Upgrade {
+        path: "/".into(),
+        query: String::new(),
+        forwarded_for: Vec::new(),
+        origin: None,
+        wamp: true,
+        accept: Ok("abc".into()),
+    };
     let out = u.switching_protocols("abc", b"[0]");
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with("HTTP/1.1 101 "));

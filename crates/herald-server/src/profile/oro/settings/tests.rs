@@ -12,7 +12,7 @@ fn run(
     args: &ServeArgs,
     file: Option<&OroFile>,
     vars: &[(&str, &str)],
-) -> Result<(Option<ListenerSettings>, Vec<AppConfig>), ConfigError> {
+) -> Result<(Option<OroListener>, Vec<AppConfig>), Invalid> {
     let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let env = |k: &str| map.get(k).cloned();
     let mut apps = Vec::new();
@@ -20,11 +20,8 @@ fn run(
     Ok((l, apps))
 }
 
-fn oro(l: &ListenerSettings) -> &OroSettings {
-    match &l.profile {
-        Profile::Oro(o) => o,
-        other => panic!("not an Oro listener: {other:?}"),
-    }
+fn oro(l: &OroListener) -> &OroSettings {
+    &l.settings
 }
 
 #[test]
@@ -48,7 +45,7 @@ fn oro_environment_configures_the_listener_and_app() {
     .unwrap();
     let l = l.unwrap();
     assert_eq!((l.host.as_str(), l.port), ("0.0.0.0", 8080));
-    assert_eq!(l.label().as_deref(), Some("oro, app oro"));
+    assert_eq!(l.settings.app, "oro");
     let o = oro(&l);
     assert_eq!(o.secret.0, "ThisTokenIsNotSoSecretChangeIt");
     assert_eq!(o.frontend.as_ref().map(|d| (d.host.as_str(), d.path.as_str())), Some(("*", "/ws")));
@@ -179,11 +176,9 @@ fn the_oro_app_is_the_profile_s_own_unless_broadcasts_are_shared() {
 
 #[test]
 fn log_levels_follow_oro() {
-    let (l, _) = run(&args(true), None, &[("ORO_SECRET", "s")]).unwrap();
-    let listeners = vec![l.unwrap()];
     let level = |verbose: u8, quiet: bool, env: Option<&str>| {
         let a = ServeArgs { verbose, quiet, app_env: env.map(str::to_owned), ..args(true) };
-        log_directives(&a, &listeners)
+        Some(log_directives(&a))
     };
     assert_eq!(level(0, false, None), Some("warn"));
     assert_eq!(level(0, false, Some("prod")), Some("warn"));
@@ -193,7 +188,6 @@ fn log_levels_follow_oro() {
     assert_eq!(level(0, true, None), Some("error"));
     assert_eq!(level(0, false, Some("dev")), Some("info"));
     assert_eq!(level(1, false, Some("dev")), Some("debug"));
-    assert_eq!(log_directives(&ServeArgs::default(), &[]), None);
 }
 
 #[test]
