@@ -3,7 +3,8 @@
 //! JSON strings").
 //!
 //! Decoding goes through serde_json (which bounds nesting at 128 and rejects invalid UTF-8);
-//! encoding writes text directly, so encoders cannot fail.
+//! encoding writes text directly, so encoders cannot fail. [`Value::from_json`] and
+//! [`Value::to_json`] are defined here, next to the `\0` convention they follow.
 
 use std::fmt;
 
@@ -17,6 +18,24 @@ use super::value::{Dict, Value};
 use crate::json_text::{push_f64, push_i64, push_str, push_u64};
 use crate::wamp::WampError;
 
+impl Value {
+    /// Decodes one JSON text (e.g. a v1 payload bridged to v2 subscribers).
+    ///
+    /// # Errors
+    /// [`WampError::InvalidJson`] when `json` is not exactly one JSON value.
+    pub fn from_json(json: &[u8]) -> Result<Value, WampError> {
+        decode_value(json)
+    }
+
+    /// Encodes as JSON text (e.g. a v2 payload bridged to v1 subscribers).
+    #[must_use]
+    pub fn to_json(&self) -> Bytes {
+        let mut out = Vec::new();
+        write_value(&mut out, self);
+        Bytes::from(out)
+    }
+}
+
 /// Decodes a frame that must hold one JSON array.
 pub(super) fn decode(frame: &[u8]) -> Result<Vec<Value>, WampError> {
     match decode_value(frame)? {
@@ -26,7 +45,7 @@ pub(super) fn decode(frame: &[u8]) -> Result<Vec<Value>, WampError> {
 }
 
 /// Decodes one JSON text into a [`Value`].
-pub(super) fn decode_value(json: &[u8]) -> Result<Value, WampError> {
+fn decode_value(json: &[u8]) -> Result<Value, WampError> {
     serde_json::from_slice::<JsonValue>(json).map(|v| v.0).map_err(WampError::InvalidJson)
 }
 
@@ -50,7 +69,7 @@ pub(super) fn encode(elems: &[Elem<'_>]) -> Bytes {
 }
 
 /// Appends `value` as JSON text.
-pub(super) fn write_value(out: &mut Vec<u8>, value: &Value) {
+fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),

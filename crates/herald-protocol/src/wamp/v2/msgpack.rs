@@ -4,7 +4,8 @@
 //! The decoder is a small cursor over the frame, written here so that every limit is ours:
 //! nesting stops at [`MAX_DEPTH`], a declared length never reserves more than the frame could
 //! hold, strings must be UTF-8, and extension types are refused. `rmp` supplies the marker
-//! table and the writers; writing into its `ByteBuf` cannot fail.
+//! table and the writers; writing into its `ByteBuf` cannot fail. [`Value::from_msgpack`] and
+//! [`Value::to_msgpack`] are defined here, next to the cursor and the writers they use.
 
 use std::convert::Infallible;
 
@@ -16,6 +17,24 @@ use super::layout::Elem;
 use super::value::{Dict, MAX_DEPTH, Value};
 use crate::wamp::WampError;
 
+impl Value {
+    /// Decodes one MessagePack value.
+    ///
+    /// # Errors
+    /// [`WampError::InvalidMsgPack`] and the other MessagePack decoding errors.
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Value, WampError> {
+        decode_value(bytes)
+    }
+
+    /// Encodes as MessagePack.
+    #[must_use]
+    pub fn to_msgpack(&self) -> Bytes {
+        let mut buf = ByteBuf::new();
+        write_value(&mut buf, self);
+        Bytes::from(buf.into_vec())
+    }
+}
+
 /// Decodes a frame that must hold one MessagePack array.
 pub(super) fn decode(frame: &[u8]) -> Result<Vec<Value>, WampError> {
     match decode_value(frame)? {
@@ -25,7 +44,7 @@ pub(super) fn decode(frame: &[u8]) -> Result<Vec<Value>, WampError> {
 }
 
 /// Decodes exactly one MessagePack value.
-pub(super) fn decode_value(bytes: &[u8]) -> Result<Value, WampError> {
+fn decode_value(bytes: &[u8]) -> Result<Value, WampError> {
     let mut reader = Reader { buf: bytes, pos: 0 };
     let value = reader.value(0)?;
     if reader.pos == bytes.len() {
@@ -47,13 +66,6 @@ pub(super) fn encode(elems: &[Elem<'_>]) -> Bytes {
             Elem::List(items) => write_list(&mut buf, items),
         }
     }
-    Bytes::from(buf.into_vec())
-}
-
-/// Encodes one value.
-pub(super) fn encode_value(value: &Value) -> Bytes {
-    let mut buf = ByteBuf::new();
-    write_value(&mut buf, value);
     Bytes::from(buf.into_vec())
 }
 

@@ -10,13 +10,14 @@
 //!
 //! What is not kept: MessagePack `float32` is widened to `f64` (same number, re-encoded as
 //! `float64`); extension types and non-string map keys are refused at decode time
-//! ([`WampError::UnsupportedValue`]); JSON integers
-//! beyond the 64-bit range arrive as floats, as serde_json reads them.
-
-use bytes::Bytes;
-
-use super::{json, msgpack};
-use crate::wamp::WampError;
+//! ([`WampError::UnsupportedValue`]); JSON integers beyond the 64-bit range arrive as floats,
+//! as serde_json reads them.
+//!
+//! This module knows no format: [`Value::from_json`] and [`Value::to_json`] are written in
+//! `json`, [`Value::from_msgpack`] and [`Value::to_msgpack`] in `msgpack`, so each serializer
+//! builds on the type and the type never calls back into a serializer.
+//!
+//! [`WampError::UnsupportedValue`]: crate::wamp::WampError::UnsupportedValue
 
 /// Deepest list/dict nesting a decoder accepts, matching serde_json's own recursion limit so
 /// both serializers refuse the same messages.
@@ -201,36 +202,6 @@ impl Value {
             Value::Dict(d) => Some(d),
             _ => None,
         }
-    }
-
-    /// Decodes one JSON text (e.g. a v1 payload bridged to v2 subscribers).
-    ///
-    /// # Errors
-    /// [`WampError::InvalidJson`] when `json` is not exactly one JSON value.
-    pub fn from_json(json: &[u8]) -> Result<Value, WampError> {
-        json::decode_value(json)
-    }
-
-    /// Encodes as JSON text (e.g. a v2 payload bridged to v1 subscribers).
-    #[must_use]
-    pub fn to_json(&self) -> Bytes {
-        let mut out = Vec::new();
-        json::write_value(&mut out, self);
-        Bytes::from(out)
-    }
-
-    /// Decodes one MessagePack value.
-    ///
-    /// # Errors
-    /// [`WampError::InvalidMsgPack`] and the other MessagePack decoding errors.
-    pub fn from_msgpack(bytes: &[u8]) -> Result<Value, WampError> {
-        msgpack::decode_value(bytes)
-    }
-
-    /// Encodes as MessagePack.
-    #[must_use]
-    pub fn to_msgpack(&self) -> Bytes {
-        msgpack::encode_value(self)
     }
 }
 
