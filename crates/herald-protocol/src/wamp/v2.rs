@@ -2,6 +2,11 @@
 //! parsing what clients send, encoding what the router sends, and the WELCOME role
 //! announcement. Broker and dealer logic (subscription index, call routing, timeouts) live in
 //! the core; this module only knows bytes and messages.
+//!
+//! Modules, each using only those listed before it: `value` ([`Value`], [`Dict`]), `msg`
+//! ([`V2Msg`], [`Id`], [`Payload`], the type [`code`]s), `options` (the `*Options` checks),
+//! `layout` (messages to and from array elements) and the serializers `json` and `msgpack`, which
+//! also define `Value`'s own JSON and MessagePack methods.
 
 mod json;
 mod layout;

@@ -1,5 +1,6 @@
 //! The array layout of each [`V2Msg`]: building a message from the elements a serializer
-//! decoded (checking count and element types) and flattening it back into elements to encode.
+//! decoded (checking count and element types) and flattening it back into elements to encode,
+//! and the spec name of each type code ([`V2Msg::name`]).
 //! Structure only: URI rules and option semantics are checked in [`super::options`], because
 //! the Basic Profile answers those with ERROR rather than ABORT.
 
@@ -8,7 +9,7 @@ use super::value::{Dict, Value};
 use crate::wamp::WampError;
 
 /// Name and allowed element counts (type code included) of each message type.
-pub(super) fn shape(type_code: u64) -> Option<(&'static str, usize, usize)> {
+fn shape(type_code: u64) -> Option<(&'static str, usize, usize)> {
     Some(match type_code {
         code::HELLO => ("HELLO", 3, 3),
         code::WELCOME => ("WELCOME", 3, 3),
@@ -37,6 +38,12 @@ pub(super) fn shape(type_code: u64) -> Option<(&'static str, usize, usize)> {
 }
 
 impl V2Msg {
+    /// The spec name, e.g. `"PUBLISH"`, for logs.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        shape(self.type_code()).map_or("?", |(name, _, _)| name)
+    }
+
     /// Builds a message from its decoded elements, checking count and element types.
     pub(super) fn from_elements(items: Vec<Value>) -> Result<V2Msg, WampError> {
         let type_code = match items.first() {

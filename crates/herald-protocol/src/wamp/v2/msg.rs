@@ -1,6 +1,6 @@
 //! [`V2Msg`], the twenty WAMP v2 Basic Profile messages (WAMP2 `messages.md`), with
-//! their type codes, [`Id`] and [`Payload`]. How each maps to an array is in
-//! [`super::layout`].
+//! their type codes, [`Id`] and [`Payload`]. How each maps to an array, and its spec name
+//! ([`V2Msg::name`]), is in `layout`, which builds on these types.
 
 use std::fmt;
 
@@ -319,12 +319,6 @@ impl V2Msg {
             V2Msg::Invocation { .. } => code::INVOCATION,
             V2Msg::Yield { .. } => code::YIELD,
         }
-    }
-
-    /// The spec name, e.g. `"PUBLISH"`, for logs.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        super::layout::shape(self.type_code()).map_or("?", |(name, _, _)| name)
     }
 
     /// The request id of a message that starts or answers a request (everything but HELLO,
