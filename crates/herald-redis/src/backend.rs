@@ -1,9 +1,9 @@
-//! The [`Backend`] half of the Redis link: what the hub calls, and the state it shares with the
-//! link's tasks.
+//! The [`Backend`] half of the Redis link: what the hub calls. It opens both connections and
+//! hands the link's tasks their end of the queue and the shared [`LinkState`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use herald_core::backend::Unavailable;
 use herald_core::{App, AppRegistry, Backend, Publication};
@@ -11,6 +11,8 @@ use redis::Client;
 use tokio::sync::mpsc;
 
 use crate::link::{RedisLink, connect_publisher, connect_subscriber};
+use crate::queue::Queued;
+use crate::state::LinkState;
 use crate::url::{UrlError, redact_url};
 
 /// Publications waiting for Redis. At a few hundred bytes each this bounds the memory an
@@ -19,23 +21,6 @@ const QUEUE: usize = 16_384;
 /// Free queue slots below which the HTTP API refuses publishes (503): one maximal batch
 /// request (10 events × 100 channels by default) always fits once admitted.
 const HEADROOM: usize = 1_024;
-
-/// Link state and counters, shared by the backend, its tasks and `/health`.
-#[derive(Debug, Default)]
-pub(crate) struct LinkState {
-    pub(crate) publisher_up: AtomicBool,
-    pub(crate) subscriber_up: AtomicBool,
-    /// Publications handed to Redis.
-    pub(crate) sent: AtomicU64,
-    /// Publications from other nodes delivered here.
-    pub(crate) received: AtomicU64,
-    /// Publications delivered locally only because the queue was full.
-    pub(crate) dropped: AtomicU64,
-    /// Publications resent after a failed pipeline.
-    pub(crate) retried: AtomicU64,
-    /// Envelopes refused because another format version wrote them (never delivered).
-    pub(crate) refused_version: AtomicU64,
-}
 
 /// The hub's [`Backend`] when nodes share a Redis: queues each publication for the link.
 pub struct RedisBackend {
@@ -46,13 +31,6 @@ pub struct RedisBackend {
     /// Into the publisher task.
     tx: mpsc::Sender<Queued>,
     state: Arc<LinkState>,
-}
-
-/// One publication on its way to Redis.
-pub(crate) struct Queued {
-    /// The app's Redis channel.
-    pub(crate) channel: Arc<str>,
-    pub(crate) publication: Arc<Publication>,
 }
 
 impl std::fmt::Debug for RedisBackend {

@@ -25,6 +25,8 @@ mod inbound;
 mod link;
 mod publication;
 mod publisher;
+mod queue;
+mod state;
 mod subscriber;
 mod url;
 

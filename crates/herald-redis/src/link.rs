@@ -13,9 +13,10 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{LinkState, Queued};
 use crate::inbound::Inbound;
 use crate::publisher::Publisher;
+use crate::queue::Queued;
+use crate::state::LinkState;
 use crate::subscriber::Subscriber;
 
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);

@@ -10,9 +10,10 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{LinkState, Queued};
 use crate::link::{BACKOFF_MIN, FLUSH_GRACE, PING_EVERY, back_off, connect_publisher};
 use crate::publication;
+use crate::queue::Queued;
+use crate::state::LinkState;
 
 /// Most publications sent in one pipeline.
 const BATCH: usize = 256;

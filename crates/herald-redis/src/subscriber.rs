@@ -12,9 +12,9 @@ use redis::{Client, Msg};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::LinkState;
 use crate::inbound::{Inbound, Verdict};
 use crate::link::{BACKOFF_MIN, PING_EVERY, RESPONSE_TIMEOUT, back_off, connect_subscriber};
+use crate::state::LinkState;
 
 /// Delivers other nodes' publications into the local hub.
 pub(crate) struct Subscriber {

@@ -1,0 +1,13 @@
+//! [`Queued`], the item of the bounded queue from the backend (filled by the hub) to the
+//! publisher task (drained into Redis).
+
+use std::sync::Arc;
+
+use herald_core::Publication;
+
+/// One publication on its way to Redis.
+pub(crate) struct Queued {
+    /// The app's Redis channel.
+    pub(crate) channel: Arc<str>,
+    pub(crate) publication: Arc<Publication>,
+}

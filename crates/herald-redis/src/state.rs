@@ -1,0 +1,21 @@
+//! [`LinkState`]: whether each connection is up, and the link's counters. The backend reads it to
+//! accept or refuse publishes; the publisher and subscriber tasks write it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+/// Link state and counters, shared by the backend, its tasks and `/health`.
+#[derive(Debug, Default)]
+pub(crate) struct LinkState {
+    pub(crate) publisher_up: AtomicBool,
+    pub(crate) subscriber_up: AtomicBool,
+    /// Publications handed to Redis.
+    pub(crate) sent: AtomicU64,
+    /// Publications from other nodes delivered here.
+    pub(crate) received: AtomicU64,
+    /// Publications delivered locally only because the queue was full.
+    pub(crate) dropped: AtomicU64,
+    /// Publications resent after a failed pipeline.
+    pub(crate) retried: AtomicU64,
+    /// Envelopes refused because another format version wrote them (never delivered).
+    pub(crate) refused_version: AtomicU64,
+}
