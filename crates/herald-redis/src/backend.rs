@@ -10,7 +10,8 @@ use herald_core::{App, AppRegistry, Backend, Publication};
 use redis::Client;
 use tokio::sync::mpsc;
 
-use crate::link::{RedisLink, connect_publisher, connect_subscriber};
+use crate::connect::{connect_publisher, connect_subscriber};
+use crate::link::RedisLink;
 use crate::queue::Queued;
 use crate::state::LinkState;
 use crate::url::{UrlError, redact_url};

@@ -19,8 +19,16 @@
 //! carry a per-node sequence number and the `subscriber` drops what it has seen (`inbound`);
 //! a node drops its own envelopes by node id, and envelopes of another format version are
 //! refused, never delivered.
+//!
+//! Modules, each using only those listed before it: `url` (checking and redacting the URL),
+//! `state` (the link's up flags and counters), `queue` (what the hub queues for Redis), `connect`
+//! (opening the connections, backoff and timings), `publication` (publication to envelope and
+//! back), `inbound` (what the subscriber delivers, drops or refuses), `publisher` and
+//! `subscriber` (the two tasks), `link` (spawning and stopping them) and `backend` (what the hub
+//! calls, connecting at start).
 
 mod backend;
+mod connect;
 mod inbound;
 mod link;
 mod publication;

@@ -1,32 +1,25 @@
-//! The link's two Redis connections and their lifecycle: one command connection that publishes
-//! this node's publications, one subscriber connection that delivers the other nodes'.
+//! The link's lifecycle: its two tasks, the publisher on the command connection that publishes
+//! this node's publications and the subscriber on the connection that delivers the other nodes',
+//! are built with the backend, spawned once the hub exists and stopped with a bounded flush.
+//! Opening the connections is `connect`'s job.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use herald_core::{App, Hub};
+use redis::Client;
 use redis::aio::{MultiplexedConnection, PubSub};
-use redis::{AsyncConnectionConfig, Client, RedisResult};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+use crate::connect::{CONNECT_TIMEOUT, FLUSH_GRACE};
 use crate::inbound::Inbound;
 use crate::publisher::Publisher;
 use crate::queue::Queued;
 use crate::state::LinkState;
 use crate::subscriber::Subscriber;
-
-pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection that stops answering pings is replaced (half-open TCP links).
-pub(crate) const PING_EVERY: Duration = Duration::from_secs(5);
-/// How long a stopping node keeps trying to hand its queue to Redis.
-pub(crate) const FLUSH_GRACE: Duration = Duration::from_secs(2);
 
 /// The link's tasks before they run: built with the backend, spawned once the hub exists.
 pub struct RedisLink {
@@ -81,36 +74,5 @@ impl RunningLink {
         self.stop.cancel();
         let _ = timeout(FLUSH_GRACE + CONNECT_TIMEOUT, self.publisher).await;
         let _ = self.subscriber.await;
-    }
-}
-
-/// Opens the command connection.
-pub(crate) async fn connect_publisher(client: &Client) -> RedisResult<MultiplexedConnection> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    client.get_multiplexed_async_connection_with_config(&config).await
-}
-
-/// Opens the subscriber connection and subscribes to `names`.
-pub(crate) async fn connect_subscriber(client: &Client, names: &[Arc<str>]) -> RedisResult<PubSub> {
-    let connect = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
-        pubsub.subscribe(names).await?;
-        Ok(pubsub)
-    };
-    timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, connect)
-        .await
-        .unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))))
-}
-
-/// Sleeps for the current backoff (doubling it) unless `stop` fires first; false on stop.
-pub(crate) async fn back_off(backoff: &mut Duration, stop: &CancellationToken) -> bool {
-    let wait = *backoff;
-    *backoff = (*backoff * 2).min(BACKOFF_MAX);
-    tokio::select! {
-        () = tokio::time::sleep(wait) => true,
-        () = stop.cancelled() => false,
     }
 }

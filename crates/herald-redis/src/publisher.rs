@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::link::{BACKOFF_MIN, FLUSH_GRACE, PING_EVERY, back_off, connect_publisher};
+use crate::connect::{BACKOFF_MIN, FLUSH_GRACE, PING_EVERY, back_off, connect_publisher};
 use crate::publication;
 use crate::queue::Queued;
 use crate::state::LinkState;

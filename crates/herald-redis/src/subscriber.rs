@@ -12,8 +12,8 @@ use redis::{Client, Msg};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+use crate::connect::{BACKOFF_MIN, PING_EVERY, RESPONSE_TIMEOUT, back_off, connect_subscriber};
 use crate::inbound::{Inbound, Verdict};
-use crate::link::{BACKOFF_MIN, PING_EVERY, RESPONSE_TIMEOUT, back_off, connect_subscriber};
 use crate::state::LinkState;
 
 /// Delivers other nodes' publications into the local hub.
