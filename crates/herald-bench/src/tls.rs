@@ -173,3 +173,122 @@ impl io::Write for TryWriter<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use herald_protocol::ws::{self, Decoder, DecoderConfig, Message};
+    use rustls::pki_types::PrivateKeyDer;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::ws_client::WsConn;
+
+    /// A directory of its own under the system's temporary directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The certificate scripts/bench-peers makes: self-signed P-256 for IP 127.0.0.1, no CA.
+    fn make_cert(name: &str) -> TempDir {
+        let dir = TempDir(std::env::temp_dir().join(format!("herald-bench-{name}-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "2", "-keyout", "key.pem", "-out", "cert.pem", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+            .current_dir(&dir.0)
+            .output()
+            .expect("openssl is installed (Debian package openssl)");
+        assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    }
+
+    fn acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
+        let certs =
+            CertificateDer::pem_file_iter(dir.join("cert.pem")).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn websocket_over_tls_both_ways_across_record_boundaries() {
+        let dir = make_cert("wss");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = acceptor(&dir.0);
+        // Larger than one TLS record (16 KiB), so the client reassembles it from several.
+        let big = vec![7u8; 40_000];
+        let sent = big.clone();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut s = acceptor.accept(tcp).await.unwrap();
+            let mut head = BytesMut::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                assert!(s.read_buf(&mut head).await.unwrap() > 0, "client closed during the upgrade");
+            }
+            let text = String::from_utf8(head.to_vec()).unwrap();
+            let key = text.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap();
+            let mut out = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+                ws::accept_key(key.as_bytes())
+            )
+            .into_bytes();
+            // A frame in the same record as the 101: the client must keep it past the upgrade.
+            out.extend_from_slice(&ws::encode_text(b"first"));
+            s.write_all(&out).await.unwrap();
+            s.write_all(&ws::encode_binary(&sent)).await.unwrap();
+            s.flush().await.unwrap();
+            let mut decoder = Decoder::new(DecoderConfig::default());
+            let mut buf = BytesMut::new();
+            loop {
+                if let Some(m) = decoder.decode(&mut buf).unwrap() {
+                    return m;
+                }
+                assert!(s.read_buf(&mut buf).await.unwrap() > 0, "client closed before its message");
+            }
+        });
+        let client = TlsClient::from_ca_file(&dir.0.join("cert.pem")).unwrap();
+        let mut conn = WsConn::connect(addr, None, Some(&client), "/", None).await.unwrap();
+        assert_eq!(&conn.next_data().await.unwrap()[..], b"first");
+        assert_eq!(conn.next_data().await.unwrap(), big);
+        conn.send_text(b"back").await.unwrap();
+        assert!(matches!(server.await.unwrap(), Message::Text(b) if &b[..] == b"back"));
+    }
+
+    #[tokio::test]
+    async fn a_certificate_not_in_the_ca_file_is_refused() {
+        let (served, trusted) = (make_cert("served"), make_cert("trusted"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = acceptor(&served.0);
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let _ = acceptor.accept(tcp).await;
+        });
+        let client = TlsClient::from_ca_file(&trusted.0.join("cert.pem")).unwrap();
+        let err = WsConn::connect(addr, None, Some(&client), "/", None).await.unwrap_err();
+        assert!(err.to_string().contains("certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_an_error() {
+        let dir = make_cert("nocert");
+        let err = TlsClient::from_ca_file(&dir.0.join("key.pem")).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+    }
+}
