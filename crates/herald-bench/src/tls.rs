@@ -22,7 +22,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::error::BenchError;
-use crate::ws_client;
+use crate::{clock, ws_client};
 
 /// How the generator opens TLS connections: trusts exactly the certificates of one PEM file.
 #[derive(Clone)]
@@ -91,26 +91,29 @@ impl TlsSocket {
     }
 
     /// Waits for the socket to be readable and appends whatever plaintext it brought to
-    /// `inbuf`. `Ok(false)`: a spurious wake-up, or only part of a record arrived.
+    /// `inbuf`. Returns when the read that brought it returned ([`clock::now_us`], taken before
+    /// decryption so that latency counts the generator's own work no more than on the plain
+    /// path), or `None` after a spurious wake-up or when only part of a record arrived.
     ///
     /// # Errors
     /// The socket failed or closed, or a record did not decrypt.
-    pub async fn read_into(&mut self, inbuf: &mut BytesMut) -> Result<bool, BenchError> {
+    pub async fn read_into(&mut self, inbuf: &mut BytesMut) -> Result<Option<u64>, BenchError> {
         if self.take_plaintext(inbuf)? {
-            return Ok(true);
+            return Ok(Some(clock::now_us()));
         }
         self.tcp.readable().await?;
         ws_client::with_scratch(|scratch| self.feed(inbuf, scratch))
     }
 
     /// Reads the ciphertext waiting on the socket into `scratch` and decrypts it into `inbuf`.
-    fn feed(&mut self, inbuf: &mut BytesMut, scratch: &mut [u8]) -> Result<bool, BenchError> {
+    fn feed(&mut self, inbuf: &mut BytesMut, scratch: &mut [u8]) -> Result<Option<u64>, BenchError> {
         let n = match self.tcp.try_read(scratch) {
             Ok(0) => return Err(BenchError::Closed),
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        let read_at = clock::now_us();
         let mut ciphertext = &scratch[..n];
         let mut got = false;
         // rustls takes at most about one record per call: feed it until the read is used up,
@@ -121,7 +124,7 @@ impl TlsSocket {
             }
             got |= self.take_plaintext(inbuf)?;
         }
-        Ok(got)
+        Ok(got.then_some(read_at))
     }
 
     /// Decrypts the complete records rustls holds and moves their plaintext to `inbuf`.

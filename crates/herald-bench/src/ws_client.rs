@@ -209,7 +209,13 @@ impl WsConn {
                         Err(e) => Err(e.into()),
                     })?
                 }
-                Transport::Tls(tls) => tls.read_into(&mut self.inbuf).await?,
+                Transport::Tls(tls) => {
+                    // Timed by the TLS socket itself: when its read returned, before decryption.
+                    if let Some(at) = tls.read_into(&mut self.inbuf).await? {
+                        self.last_read_us = at;
+                    }
+                    false
+                }
             };
             if read {
                 self.last_read_us = clock::now_us();
