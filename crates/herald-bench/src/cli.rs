@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::fleet::RampLimits;
 use crate::target::{self, AppCreds, Labels, Protocol, Target};
+use crate::tls::TlsClient;
 
 /// Load generator for herald and its peers. Prints one JSON line per measured step on stdout
 /// and a readable line per step on stderr.
@@ -81,13 +82,28 @@ pub struct TargetArgs {
     /// Most new connections per second while ramping (idle and fan-out scenarios).
     #[arg(long, default_value_t = 1000.0)]
     pub connect_rate: f64,
+    /// Speak TLS: `wss://` for WebSocket connections, `https://` for the HTTP publisher. The
+    /// results are marked so the comparison shows them as rows of their own ("herald (tls)").
+    #[arg(long, requires = "tls_ca")]
+    pub tls: bool,
+    /// PEM file of the certificates to trust with --tls (the server's self-signed certificate
+    /// or its CA); the server's certificate must name its IP address (subjectAltName).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl TargetArgs {
     /// The target these options describe.
-    pub fn target(&self) -> Target {
+    ///
+    /// # Errors
+    /// The `--tls-ca` file cannot be used.
+    pub fn target(&self) -> Result<Target, String> {
         let pusher = self.protocol == Protocol::Pusher;
-        Target {
+        let tls = match (&self.tls_ca, self.tls) {
+            (Some(ca), true) => Some(TlsClient::from_ca_file(ca)?),
+            _ => None,
+        };
+        Ok(Target {
             server: self.server,
             protocol: self.protocol,
             app: AppCreds { id: self.app_id.clone(), key: self.key.clone(), secret: self.secret.clone() },
@@ -99,12 +115,14 @@ impl TargetArgs {
             channel: self.channel.clone().unwrap_or_else(|| if pusher { "bench" } else { "com.bench.topic" }.into()),
             sources: target::loopback_sources(self.sources),
             server_pid: self.server_pid,
+            tls,
             labels: Labels {
                 server: self.label.clone(),
                 version: self.server_version.clone(),
                 knobs: self.knobs.clone(),
+                tls: self.tls,
             },
-        }
+        })
     }
 
     /// The ramp limits these options describe.

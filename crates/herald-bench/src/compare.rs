@@ -1,5 +1,6 @@
 //! The side-by-side comparison: reads the JSON lines of any number of runs (servers,
-//! repetitions) and renders Markdown tables, one row per server and protocol. Where a step was
+//! repetitions) and renders Markdown tables, one row per server, protocol and transport (TLS
+//! results are rows of their own, "herald (tls)", right below the plain row). Where a step was
 //! repeated, the median of the repetitions is shown. The "max deliveries/s" column is computed
 //! from the `max` steps themselves (see [`counts_for_max`]), not from the run's summary line.
 
@@ -8,18 +9,41 @@ use std::fmt::Write as _;
 use crate::report::Record;
 use crate::target::Protocol;
 
-/// A row key: server label and protocol.
-type Key = (String, Option<Protocol>);
+/// A row key: server label, protocol, and whether the clients spoke TLS.
+type Key = (String, Option<Protocol>, bool);
+
+/// The row key of a record.
+fn key_of(r: &Record) -> Key {
+    (r.server.clone(), r.protocol, r.tls)
+}
+
+/// The row label: the server, with ` (tls)` for TLS rows.
+fn row_name(k: &Key) -> String {
+    if k.2 { format!("{} (tls)", k.0) } else { k.0.clone() }
+}
 
 /// Renders the comparison of `records`.
 pub fn render(records: &[Record]) -> String {
     let mut keys: Vec<Key> = Vec::new();
     for r in records {
-        let k = (r.server.clone(), r.protocol);
+        let k = key_of(r);
         if !keys.contains(&k) {
             keys.push(k);
         }
     }
+    // Rows in order of first appearance, except that a TLS row follows its plain row (the
+    // plain and TLS runs of a server are usually far apart in a results file).
+    let mut ordered: Vec<Key> = Vec::with_capacity(keys.len());
+    for k in keys.iter().filter(|k| !k.2) {
+        ordered.push(k.clone());
+        let tls = (k.0.clone(), k.1, true);
+        if keys.contains(&tls) {
+            ordered.push(tls);
+        }
+    }
+    let orphans: Vec<Key> = keys.iter().filter(|k| k.2 && !ordered.contains(k)).cloned().collect();
+    ordered.extend(orphans);
+    let keys = ordered;
     let mut out = String::new();
     out.push_str("| server | protocol | start-up ms | idle RSS MB | KB/conn 1k | KB/conn 10k | KB/conn 18k | connect conn/s | HTTP publish req/s |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|\n");
@@ -28,7 +52,7 @@ pub fn render(records: &[Record]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            k.0,
+            row_name(k),
             protocol_name(k.1),
             fmt(rows.median("startup", None, |r| r.startup_ms), 1),
             fmt(rows.median("idle", None, |r| r.rss_base_kb.map(|v| v as f64 / 1024.0)), 0),
@@ -52,7 +76,7 @@ pub fn render(records: &[Record]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
-            k.0,
+            row_name(k),
             protocol_name(k.1),
             pair("1000x10/s"),
             pair("10000x10/s"),
@@ -72,7 +96,7 @@ pub fn render(records: &[Record]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.server,
+            r.display_name(),
             protocol_name(r.protocol),
             r.scenario,
             r.step.as_deref().unwrap_or(""),
@@ -103,8 +127,7 @@ impl Rows<'_> {
     /// Median over repetitions of `field` taken from each run's best `max` step (highest
     /// deliveries/s among the steps that count, see [`counts_for_max`]).
     fn median_best_max(&self, field: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
-        let mine =
-            self.records.iter().filter(|r| r.server == self.key.0 && r.protocol == self.key.1 && counts_for_max(r));
+        let mine = self.records.iter().filter(|r| key_of(r) == *self.key && counts_for_max(r));
         // Runs are told apart by their step sequence: a new run starts where a step name repeats.
         let mut runs: Vec<Vec<&Record>> = Vec::new();
         for r in mine {
@@ -136,7 +159,7 @@ impl Rows<'_> {
         let mut v: Vec<f64> = self
             .records
             .iter()
-            .filter(|r| r.server == self.key.0 && r.protocol == self.key.1 && r.scenario == scenario)
+            .filter(|r| key_of(r) == *self.key && r.scenario == scenario)
             .filter(|r| step.is_none_or(|s| r.step.as_deref() == Some(s)))
             .filter_map(field)
             .collect();
@@ -215,9 +238,27 @@ mod tests {
             step("b", 300.0, 1.0),
             step("c", 900.0, 0.5),
         ];
-        let key = ("s".to_owned(), None);
+        let key = ("s".to_owned(), None, false);
         let rows = Rows { records: &records, key: &key };
         // Per run: 200 and 300; the median of two picks the upper one.
         assert_eq!(rows.median_best_max(|r| r.delivered_per_s), Some(300.0));
+    }
+
+    #[test]
+    fn tls_results_are_a_row_of_their_own_below_the_plain_row() {
+        let mk = |server: &str, tls: bool, kb: f64| Record {
+            server: server.into(),
+            protocol: Some(Protocol::Pusher),
+            tls,
+            scenario: "idle".into(),
+            step: Some("10000".into()),
+            rss_kb_per_conn: Some(kb),
+            ..Record::default()
+        };
+        let table = render(&[mk("herald", false, 1.8), mk("soketi", false, 7.8), mk("herald", true, 4.5)]);
+        let rows: Vec<&str> = table.lines().skip(2).take(3).collect();
+        assert!(rows[0].starts_with("| herald | pusher |") && rows[0].contains("| 1.80 |"), "{table}");
+        assert!(rows[1].starts_with("| herald (tls) | pusher |") && rows[1].contains("| 4.50 |"), "{table}");
+        assert!(rows[2].starts_with("| soketi | pusher |"), "{table}");
     }
 }

@@ -165,12 +165,14 @@ pub async fn open(target: &Target, index: usize) -> Result<WsConn, BenchError> {
     let source = target.source_for(index);
     match target.protocol {
         Protocol::Pusher => {
-            let mut conn = WsConn::connect(target.server, source, &target.ws_path, None).await?;
+            let mut conn = WsConn::connect(target.server, source, target.tls.as_ref(), &target.ws_path, None).await?;
             pusher::subscribe(&mut conn, &target.channel).await?;
             Ok(conn)
         }
         Protocol::Wamp2 => {
-            let mut conn = WsConn::connect(target.server, source, &target.ws_path, Some(wamp::SUBPROTOCOL)).await?;
+            let mut conn =
+                WsConn::connect(target.server, source, target.tls.as_ref(), &target.ws_path, Some(wamp::SUBPROTOCOL))
+                    .await?;
             wamp::join(&mut conn, &target.realm).await?;
             wamp::subscribe(&mut conn, &target.channel).await?;
             Ok(conn)

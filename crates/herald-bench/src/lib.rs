@@ -25,5 +25,6 @@ pub mod report;
 pub mod scenario;
 pub mod stats;
 pub mod target;
+pub mod tls;
 pub mod wamp;
 pub mod ws_client;

@@ -38,7 +38,8 @@ fn main() -> anyhow::Result<()> {
         bail!("{sockets} sockets exceed {MAX_SOCKETS_PER_PROCESS} per generator process (fd limit 20,000)");
     }
     clock::base();
-    let ctx = Ctx { target: Rc::new(cli.target.target()), ramp: cli.target.ramp() };
+    let target = cli.target.target().map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?;
+    let ctx = Ctx { target: Rc::new(target), ramp: cli.target.ramp() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     let deadline = Duration::from_secs(cli.deadline);

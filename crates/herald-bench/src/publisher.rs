@@ -5,7 +5,7 @@
 //! [`Pacer`]. With HTTP, each publisher waits for its response before its next request, so the
 //! pool size bounds the requests in flight; a server that answers only after writing to every
 //! subscriber (or closes the connection after each request) shows up as an achieved rate below
-//! the target, which the report states.
+//! the target, which the report states. With `--tls` the HTTP connections are `https://`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -196,10 +196,24 @@ impl HttpPublisher {
             let source = self.target.source_for(self.id + 7 * self.connects);
             self.connects += 1;
             let stream = tcp_connect(self.target.server, source).await?;
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::task::spawn_local(async move {
-                let _ = conn.await;
-            });
+            // The connection futures differ in type (plain or TLS stream); the sender does not.
+            let sender = match &self.target.tls {
+                None => {
+                    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                    tokio::task::spawn_local(async move {
+                        let _ = conn.await;
+                    });
+                    sender
+                }
+                Some(tls) => {
+                    let stream = tls.handshake(stream, self.target.server).await?;
+                    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                    tokio::task::spawn_local(async move {
+                        let _ = conn.await;
+                    });
+                    sender
+                }
+            };
             self.sender = Some(sender);
         }
         self.sender.as_mut().ok_or(BenchError::Closed)
@@ -252,7 +266,8 @@ impl WampPublisher {
     /// # Errors
     /// The connection or HELLO failed.
     pub async fn open(target: &Target) -> Result<Self, BenchError> {
-        let mut conn = WsConn::connect(target.server, None, &target.ws_path, Some(wamp::SUBPROTOCOL)).await?;
+        let mut conn =
+            WsConn::connect(target.server, None, target.tls.as_ref(), &target.ws_path, Some(wamp::SUBPROTOCOL)).await?;
         wamp::join(&mut conn, &target.realm).await?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         tokio::task::spawn_local(async move {

@@ -23,6 +23,9 @@ pub struct Record {
     /// Protocol spoken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
+    /// The clients spoke TLS (`wss://`, `https://`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
     /// `startup`, `idle`, `connect`, `fanout`, `max`, `http_publish`, `cross_node`.
     pub scenario: String,
     /// Which step of the scenario (e.g. `1000x10/s`, `summary`).
@@ -107,6 +110,7 @@ impl Record {
             version: labels.version.clone(),
             knobs: labels.knobs.clone(),
             protocol,
+            tls: labels.tls,
             scenario: scenario.to_owned(),
             ..Self::default()
         }
@@ -123,9 +127,15 @@ impl Record {
         eprintln!("{}", self.readable());
     }
 
+    /// The server label as the tables show it: `herald`, or `herald (tls)` for TLS results.
+    pub fn display_name(&self) -> String {
+        if self.tls { format!("{} (tls)", self.server) } else { self.server.clone() }
+    }
+
     /// One line for a person: the scenario, the step and whichever figures it has.
     pub fn readable(&self) -> String {
-        let mut s = format!("{:<10} {:<12} {:<18}", self.server, self.scenario, self.step.as_deref().unwrap_or(""));
+        let mut s =
+            format!("{:<10} {:<12} {:<18}", self.display_name(), self.scenario, self.step.as_deref().unwrap_or(""));
         let mut add = |label: &str, v: Option<String>| {
             if let Some(v) = v {
                 s.push_str(&format!(" {label}={v}"));

@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::tls::TlsClient;
+
 /// The wire protocol the subscribers and the publisher speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +45,8 @@ pub struct Target {
     pub sources: Vec<IpAddr>,
     /// Pid of the server (root of its process tree), for memory and CPU readings.
     pub server_pid: Option<u32>,
+    /// Speak TLS (`wss://`, `https://`) with this client configuration.
+    pub tls: Option<TlsClient>,
     /// Labels copied into every result line.
     pub labels: Labels,
 }
@@ -56,6 +60,8 @@ pub struct Labels {
     pub version: Option<String>,
     /// The configuration that matters for the numbers (e.g. `WEBSOCKET_MAX_MESSAGES=100`).
     pub knobs: Option<String>,
+    /// The clients spoke TLS: the comparison gives these results rows of their own.
+    pub tls: bool,
 }
 
 impl Target {

@@ -5,6 +5,9 @@
 //! a few dozen bytes and an empty buffer. Reads land in one per-thread scratch buffer and only
 //! the bytes of an unfinished frame are kept per connection, so 18k subscribers cost the
 //! generator little and each read can still drain many frames at once.
+//!
+//! With `--tls` the same client speaks `wss://`: the handshake by `tokio-rustls`, then records
+//! read into the same scratch buffer and decrypted by rustls (see [`crate::tls`]).
 
 use std::cell::RefCell;
 use std::io;
@@ -14,11 +17,12 @@ use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use herald_protocol::ws::{self, Decoder, DecoderConfig, Message, OpCode};
 use memchr::memmem;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::clock;
 use crate::error::BenchError;
+use crate::tls::{TlsClient, TlsSocket};
 
 /// Size of the per-thread read scratch buffer: large enough to drain a burst of coalesced
 /// frames in one system call.
@@ -32,17 +36,72 @@ thread_local! {
     static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
 }
 
+/// Runs `f` on this thread's read scratch buffer (never across an `.await`: every connection
+/// of the thread shares it).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH_BUF.with_borrow_mut(|scratch| f(scratch))
+}
+
 /// One client WebSocket connection.
 #[derive(Debug)]
 pub struct WsConn {
-    /// The TCP stream.
-    stream: TcpStream,
+    /// The socket, plain or TLS.
+    transport: Transport,
     /// Bytes of a frame whose end has not arrived; empty and unallocated between frames.
     inbuf: BytesMut,
     /// The frame decoder (client role: server frames are unmasked).
     decoder: Decoder,
     /// When the last read returned data, in [`clock::now_us`] microseconds.
     last_read_us: u64,
+}
+
+/// What a connection's frames travel over. An enum, not a trait object: the plain path stays
+/// the direct `TcpStream` calls it always was, with one predictable branch per read.
+#[derive(Debug)]
+enum Transport {
+    /// `ws://`: frames straight on the TCP stream.
+    Plain(TcpStream),
+    /// `wss://`: boxed so a plain connection does not carry rustls' state inline.
+    Tls(Box<TlsSocket>),
+}
+
+/// Sends the upgrade request on `stream` and reads the response head; returns the bytes that
+/// followed the head (the start of the first frames, if the server was quick).
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    server: SocketAddr,
+    path: &str,
+    subprotocol: Option<&str>,
+) -> Result<BytesMut, BenchError> {
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    if let Some(p) = subprotocol {
+        req.push_str("Sec-WebSocket-Protocol: ");
+        req.push_str(p);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await?;
+    // A TLS stream may still hold encrypted bytes that write_all did not push out.
+    stream.flush().await?;
+
+    let mut head = BytesMut::with_capacity(1024);
+    let end = loop {
+        if stream.read_buf(&mut head).await? == 0 {
+            return Err(BenchError::Closed);
+        }
+        if let Some(i) = memmem::find(&head, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if head.len() > MAX_HEAD {
+            return Err(BenchError::BadUpgrade);
+        }
+    };
+    check_upgrade(&head[..end], &ws::accept_key(key.as_bytes()))?;
+    Ok(head.split_off(end))
 }
 
 /// Opens a TCP connection to `server`, bound to `source` (port chosen by the kernel).
@@ -61,52 +120,33 @@ pub async fn tcp_connect(server: SocketAddr, source: Option<IpAddr>) -> Result<T
 
 impl WsConn {
     /// Connects and performs the opening handshake (RFC 6455 §4.1) for `path`, offering
-    /// `subprotocol` if given.
+    /// `subprotocol` if given; over TLS first when `tls` is given (`wss://`).
     ///
     /// # Errors
-    /// TCP failures, a refused upgrade, or a `101` without the right accept key.
+    /// TCP or TLS failures, a refused upgrade, or a `101` without the right accept key.
     pub async fn connect(
         server: SocketAddr,
         source: Option<IpAddr>,
+        tls: Option<&TlsClient>,
         path: &str,
         subprotocol: Option<&str>,
     ) -> Result<Self, BenchError> {
-        let mut stream = tcp_connect(server, source).await?;
-        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
-        let mut req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        );
-        if let Some(p) = subprotocol {
-            req.push_str("Sec-WebSocket-Protocol: ");
-            req.push_str(p);
-            req.push_str("\r\n");
-        }
-        req.push_str("\r\n");
-        stream.write_all(req.as_bytes()).await?;
-
-        let mut head = BytesMut::with_capacity(1024);
-        let end = loop {
-            stream.readable().await?;
-            let mut chunk = [0u8; 1024];
-            match stream.try_read(&mut chunk) {
-                Ok(0) => return Err(BenchError::Closed),
-                Ok(n) => head.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e.into()),
+        let stream = tcp_connect(server, source).await?;
+        let (transport, leftover) = match tls {
+            None => {
+                let mut stream = stream;
+                let leftover = upgrade(&mut stream, server, path, subprotocol).await?;
+                (Transport::Plain(stream), leftover)
             }
-            if let Some(i) = memmem::find(&head, b"\r\n\r\n") {
-                break i + 4;
-            }
-            if head.len() > MAX_HEAD {
-                return Err(BenchError::BadUpgrade);
+            Some(tls) => {
+                let mut stream = tls.handshake(stream, server).await?;
+                let leftover = upgrade(&mut stream, server, path, subprotocol).await?;
+                (Transport::Tls(Box::new(TlsSocket::new(stream))), leftover)
             }
         };
-        check_upgrade(&head[..end], &ws::accept_key(key.as_bytes()))?;
-        let leftover = head.split_off(end);
         let config = DecoderConfig { max_message_size: MAX_MESSAGE, max_frame_size: MAX_MESSAGE };
         Ok(Self {
-            stream,
+            transport,
             inbuf: if leftover.is_empty() { BytesMut::new() } else { leftover },
             decoder: Decoder::new_client(config),
             last_read_us: clock::now_us(),
@@ -125,7 +165,10 @@ impl WsConn {
     /// The socket failed.
     pub async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), BenchError> {
         let frame = ws::encode_client_frame(opcode, payload, rand::random());
-        self.stream.write_all(&frame).await?;
+        match &mut self.transport {
+            Transport::Plain(stream) => stream.write_all(&frame).await?,
+            Transport::Tls(tls) => tls.write_all(&frame).await?,
+        }
         Ok(())
     }
 
@@ -153,16 +196,27 @@ impl WsConn {
                     return Ok(m);
                 }
             }
-            self.stream.readable().await?;
-            let read = SCRATCH_BUF.with_borrow_mut(|scratch| match self.stream.try_read(scratch) {
-                Ok(0) => Err(BenchError::Closed),
-                Ok(n) => {
-                    self.inbuf.extend_from_slice(&scratch[..n]);
-                    Ok(true)
+            let read = match &mut self.transport {
+                Transport::Plain(stream) => {
+                    stream.readable().await?;
+                    SCRATCH_BUF.with_borrow_mut(|scratch| match stream.try_read(scratch) {
+                        Ok(0) => Err(BenchError::Closed),
+                        Ok(n) => {
+                            self.inbuf.extend_from_slice(&scratch[..n]);
+                            Ok(true)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                        Err(e) => Err(e.into()),
+                    })?
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                Err(e) => Err(e.into()),
-            })?;
+                Transport::Tls(tls) => {
+                    // Timed by the TLS socket itself: when its read returned, before decryption.
+                    if let Some(at) = tls.read_into(&mut self.inbuf).await? {
+                        self.last_read_us = at;
+                    }
+                    false
+                }
+            };
             if read {
                 self.last_read_us = clock::now_us();
             }

@@ -2,16 +2,17 @@
 //! on its port. The command is started (and stopped) by the generator, several times; the
 //! median is reported.
 //!
-//! The probe connects every millisecond and sends `GET /`; any HTTP status line counts as
-//! accepting (Crossbar answers `/` with its own page, Pusher servers with 200). The command runs
-//! in its own process group so a server with worker processes is stopped whole, with SIGTERM
-//! first and SIGKILL if it lingers.
+//! The probe connects every millisecond and sends `GET /` (with `--tls` after a TLS handshake,
+//! which is then part of answering); any HTTP status line counts as accepting (Crossbar answers
+//! `/` with its own page, Pusher servers with 200). The command runs in its own process group
+//! so a server with worker processes is stopped whole, with SIGTERM first and SIGKILL if it
+//! lingers.
 #![allow(clippy::disallowed_types, reason = "it times real server processes; nothing here runs on paused time")]
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
@@ -88,17 +89,31 @@ async fn once(ctx: &Ctx, command: &[String]) -> Result<f64, String> {
     outcome
 }
 
-/// Whether an HTTP request to the target gets a status line back.
+/// Whether an HTTP request to the target (HTTPS with `--tls`) gets a status line back.
 async fn answers(ctx: &Ctx) -> bool {
-    let Ok(mut s) = TcpStream::connect(ctx.target.server).await else {
+    let Ok(s) = TcpStream::connect(ctx.target.server).await else {
         return false;
     };
+    match &ctx.target.tls {
+        None => status_line(s, ctx).await,
+        Some(tls) => match tokio::time::timeout(PROBE_LIMIT, tls.handshake(s, ctx.target.server)).await {
+            Ok(Ok(s)) => status_line(s, ctx).await,
+            _ => false,
+        },
+    }
+}
+
+/// Longest a probe waits for the TLS handshake or the answer.
+const PROBE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Sends `GET /` on `s` and checks that the answer starts with a status line.
+async fn status_line<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: &Ctx) -> bool {
     let req = format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", ctx.target.server);
-    if s.write_all(req.as_bytes()).await.is_err() {
+    if s.write_all(req.as_bytes()).await.is_err() || s.flush().await.is_err() {
         return false;
     }
     let mut head = [0u8; 16];
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut head)).await;
+    let read = tokio::time::timeout(PROBE_LIMIT, s.read(&mut head)).await;
     matches!(read, Ok(Ok(n)) if head[..n].starts_with(b"HTTP/1."))
 }
 

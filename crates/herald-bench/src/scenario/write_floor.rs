@@ -54,7 +54,7 @@ struct WriterPhase {
 /// Runs every step; returns their records.
 pub async fn run(ctx: &Ctx, opts: &FloorOpts) -> Vec<Record> {
     // No protocol is spoken: the frames are raw bytes.
-    let record = || Record { protocol: None, ..ctx.record("write_floor") };
+    let record = || Record { protocol: None, tls: false, ..ctx.record("write_floor") };
     let fail = |e: BenchError| {
         let mut r = record();
         r.note = Some(format!("setup: {e}"));
