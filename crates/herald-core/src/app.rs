@@ -252,6 +252,13 @@ pub struct App {
 #[derive(Debug)]
 pub struct ConnectionSlot(Arc<App>);
 
+impl ConnectionSlot {
+    /// The app this place belongs to: a session holding its place needs no other handle on it.
+    pub fn app(&self) -> &Arc<App> {
+        &self.0
+    }
+}
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::AcqRel);

@@ -65,7 +65,8 @@ pub enum Drained {
 #[derive(Default)]
 struct State {
     frames: VecDeque<Bytes>,
-    bytes: usize,
+    /// Payload bytes queued; at most the limit, which fits in 32 bits.
+    bytes: u32,
     close: Option<CloseRequest>,
     /// Set once the close request has been handed to the owner; later pushes are refused.
     closed: bool,
@@ -73,8 +74,12 @@ struct State {
 }
 
 /// A bounded, multi-producer, single-consumer queue of encoded WebSocket frames.
+///
+/// Every connection has one for its whole life, so it is kept small: the limits are stored in
+/// 32 bits (a limit above 4 GiB would be no limit at all on one socket).
 pub struct Outbox {
-    limits: OutboxLimits,
+    max_frames: u32,
+    max_bytes: u32,
     state: Mutex<State>,
 }
 
@@ -92,7 +97,12 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// An empty outbox with these limits.
     pub fn new(limits: OutboxLimits) -> Self {
-        Self { limits, state: Mutex::new(State::default()) }
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            max_frames: clamp(limits.max_frames),
+            max_bytes: clamp(limits.max_bytes),
+            state: Mutex::new(State::default()),
+        }
     }
 
     /// Queues one encoded frame and wakes the owner.
@@ -106,7 +116,9 @@ impl Outbox {
             if s.closed || s.close.is_some() {
                 return Err(PushError::Closed);
             }
-            if s.frames.len() >= self.limits.max_frames || s.bytes + frame.len() > self.limits.max_bytes {
+            let bytes = u32::try_from(frame.len()).ok().and_then(|n| n.checked_add(s.bytes));
+            let Some(bytes) = bytes.filter(|b| *b <= self.max_bytes && s.frames.len() < self.max_frames as usize)
+            else {
                 s.close = Some(CloseRequest::SlowConsumer);
                 crate::stats::slow_consumer_marked();
                 let w = s.waker.take();
@@ -115,8 +127,8 @@ impl Outbox {
                     w.wake();
                 }
                 return Err(PushError::Full);
-            }
-            s.bytes += frame.len();
+            };
+            s.bytes = bytes;
             s.frames.push_back(frame);
             s.waker.take()
         };

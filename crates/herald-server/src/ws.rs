@@ -354,7 +354,7 @@ fn spawn_session<S>(
     };
     match target {
         Target::Session(app) => match app.try_connect() {
-            Some(place) => spawn_held(tracker, held, Session::new(socket, Pusher::new(hub, app, place))),
+            Some(place) => spawn_held(tracker, held, Session::new(socket, Pusher::new(hub, place))),
             None => spawn_held(tracker, held, refuse(socket, CloseCode::OverQuota)),
         },
         Target::Echo => spawn_held(tracker, held, Session::new(socket, echo::Echo::new())),
@@ -362,7 +362,7 @@ fn spawn_session<S>(
             (Some(close), _) => spawn_held(tracker, held, socket.refuse(Some(close))),
             (None, None) => spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1013, "over capacity")))),
             (None, Some(place)) => {
-                let adapter = Wamp1::new(V1::new(hub, app), Anonymous::new(), place);
+                let adapter = Wamp1::new(V1::new(hub, place), Anonymous::new());
                 spawn_held(tracker, held, Session::new(socket, adapter));
             }
         },
@@ -373,7 +373,7 @@ fn spawn_session<S>(
         Target::Espo(espo, app, query) => match app.try_connect() {
             None => spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1013, "over capacity")))),
             Some(place) => {
-                let adapter = Wamp1::new(V1::new(hub, app), EspoPolicy::new(espo.0, &query), place);
+                let adapter = Wamp1::new(V1::new(hub, place), EspoPolicy::new(espo.0, &query));
                 spawn_held(tracker, held, Session::new(socket, adapter));
             }
         },

@@ -55,9 +55,20 @@ struct FrameHead {
     /// The masking key, present exactly when the role requires one.
     mask: Option<[u8; 4]>,
     /// Bytes of header before the payload (2 to 14).
-    header_len: usize,
-    /// Declared payload length, already checked against the configured limits.
-    payload_len: usize,
+    header_len: u8,
+    /// Declared payload length, already checked against the configured limits (which fit in
+    /// 32 bits).
+    payload_len: u32,
+}
+
+impl FrameHead {
+    fn header_len(&self) -> usize {
+        usize::from(self.header_len)
+    }
+
+    fn payload_len(&self) -> usize {
+        self.payload_len as usize
+    }
 }
 
 /// A frame whose header has been read but whose payload is not all in the buffer yet. Keeping
@@ -67,7 +78,7 @@ struct PendingFrame {
     /// The parsed header; its bytes are still at the front of the buffer.
     head: FrameHead,
     /// Payload bytes already unmasked in place (and validated, for text).
-    processed: usize,
+    processed: u32,
     /// The payload belongs to a text message and is fed to the UTF-8 validator.
     text: bool,
 }
@@ -90,18 +101,23 @@ struct OpenMessage {
 /// The decoder keeps state only across the pieces of one message: the header of a frame whose
 /// payload is still arriving (a few integers) and the body of an unfinished fragmented message
 /// (the one heap allocation it may own). Between messages it owns no heap memory.
+///
+/// Every connection holds one for its whole life, so its fields are kept small: limits and
+/// lengths in 32 bits (frames above 4 GiB are refused), and the rare fragmented message boxed.
 #[derive(Debug)]
 pub struct Decoder {
     /// Masked (server) or unmasked (client) input.
     role: Role,
-    /// The size limits.
-    config: DecoderConfig,
+    /// The largest single frame payload.
+    max_frame: u32,
+    /// The largest message, counting all of its fragments together.
+    max_message: u32,
     /// Open, closed by a Close frame, or failed.
     phase: Phase,
     /// The frame at the front of the buffer, once its header is complete.
     pending: Option<PendingFrame>,
     /// The fragmented data message in progress, if any.
-    message: Option<OpenMessage>,
+    message: Option<Box<OpenMessage>>,
     /// UTF-8 state of the text message in progress; reset by every Text frame.
     utf8: Utf8Validator,
 }
@@ -119,7 +135,16 @@ impl Decoder {
 
     /// The constructor behind both roles.
     fn with_role(role: Role, config: DecoderConfig) -> Self {
-        Self { role, config, phase: Phase::Open, pending: None, message: None, utf8: Utf8Validator::new() }
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            role,
+            max_frame: clamp(config.max_frame_size),
+            max_message: clamp(config.max_message_size),
+            phase: Phase::Open,
+            pending: None,
+            message: None,
+            utf8: Utf8Validator::new(),
+        }
     }
 
     /// Consumes complete frames from the front of `buf` and returns the next complete message.
@@ -195,30 +220,32 @@ impl Decoder {
             let head = pending.head;
             // The header was complete when it was parsed and the caller only appends, so this
             // fails only if the caller swapped buffers; waiting is the answer that cannot panic.
-            let Some(after_header) = buf.len().checked_sub(head.header_len) else {
+            let Some(after_header) = buf.len().checked_sub(head.header_len()) else {
                 self.pending = Some(pending);
                 return Ok(None);
             };
-            let arrived = after_header.min(head.payload_len);
-            if arrived > pending.processed {
+            let arrived = after_header.min(head.payload_len());
+            let processed = pending.processed as usize;
+            if arrived > processed {
                 // Unmask and validate only what is new since the last call, so a payload that
                 // trickles in is processed once, and invalid UTF-8 fails before the frame ends.
-                let fresh = &mut buf[head.header_len + pending.processed..head.header_len + arrived];
+                let fresh = &mut buf[head.header_len() + processed..head.header_len() + arrived];
                 if let Some(key) = head.mask {
-                    mask::apply(fresh, key, pending.processed);
+                    mask::apply(fresh, key, processed);
                 }
                 if pending.text && !self.utf8.feed(fresh) {
                     return Err(WsError::InvalidUtf8);
                 }
-                pending.processed = arrived;
+                // At most `payload_len`, which is a u32.
+                pending.processed = u32::try_from(arrived).unwrap_or(head.payload_len);
             }
-            if arrived < head.payload_len {
+            if arrived < head.payload_len() {
                 self.pending = Some(pending);
                 return Ok(None);
             }
             self.pending = None;
-            buf.advance(head.header_len);
-            let payload = buf.split_to(head.payload_len);
+            buf.advance(head.header_len());
+            let payload = buf.split_to(head.payload_len());
             if let Some(message) = self.finish_frame(head, payload)? {
                 return Ok(Some(message));
             }
@@ -265,7 +292,7 @@ impl Decoder {
             return Err(WsError::ControlTooLong);
         }
 
-        let (declared, mut header_len) = match len7 {
+        let (declared, mut header_len): (u64, u8) = match len7 {
             LEN_16 => match head::array_at::<2>(buf, 2) {
                 Some(bytes) => (u64::from(u16::from_be_bytes(bytes)), 4),
                 None => return Ok(None),
@@ -282,7 +309,7 @@ impl Decoder {
         let payload_len = self.check_size(opcode, declared)?;
 
         let mask = if masked {
-            let Some(key) = head::array_at::<4>(buf, header_len) else {
+            let Some(key) = head::array_at::<4>(buf, usize::from(header_len)) else {
                 return Ok(None);
             };
             header_len += 4;
@@ -304,14 +331,14 @@ impl Decoder {
     }
 
     /// Checks a declared payload length against the limits before anything is buffered.
-    fn check_size(&self, opcode: OpCode, declared: u64) -> Result<usize, WsError> {
-        let len = usize::try_from(declared).map_err(|_| WsError::MessageTooBig)?;
-        if len > self.config.max_frame_size {
+    fn check_size(&self, opcode: OpCode, declared: u64) -> Result<u32, WsError> {
+        let len = u32::try_from(declared).map_err(|_| WsError::MessageTooBig)?;
+        if len > self.max_frame {
             return Err(WsError::MessageTooBig);
         }
         if !opcode.is_control() {
             let held = self.message.as_ref().map_or(0, |m| m.payload.len());
-            if held.saturating_add(len) > self.config.max_message_size {
+            if held.saturating_add(len as usize) > self.max_message as usize {
                 return Err(WsError::MessageTooBig);
             }
         }
@@ -330,7 +357,7 @@ impl Decoder {
                     self.complete(text, payload).map(Some)
                 } else {
                     // The first fragment is kept without copying; later ones are appended.
-                    self.message = Some(OpenMessage { text, payload });
+                    self.message = Some(Box::new(OpenMessage { text, payload }));
                     Ok(None)
                 }
             }
@@ -342,7 +369,7 @@ impl Decoder {
                 if !head.fin {
                     return Ok(None);
                 }
-                match self.message.take() {
+                match self.message.take().map(|m| *m) {
                     Some(OpenMessage { text, payload }) => self.complete(text, payload).map(Some),
                     None => Err(WsError::UnexpectedContinuation),
                 }

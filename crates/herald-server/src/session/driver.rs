@@ -136,8 +136,8 @@ pin_project_lite::pin_project! {
     /// between wake-ups. This struct is the whole task of an idle connection.
     #[must_use = "a session does nothing until it is spawned"]
     pub(crate) struct Session<S, A: Adapter> {
-        // `None` once the close sequence owns it.
-        socket: Option<Socket<S>>,
+        // The socket, until the close sequence takes it.
+        stage: Stage<S>,
         adapter: A,
         keepalive: KeepAlive,
         work: Option<Box<JoinSet<A::Done>>>,
@@ -147,9 +147,17 @@ pin_project_lite::pin_project! {
         armed: bool,
         // Whether the adapter has opened the session.
         opened: bool,
-        // The close sequence, once the session has ended.
-        closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     }
+}
+
+/// Serving, or closing.
+enum Stage<S> {
+    /// The session serves its socket.
+    Open(Socket<S>),
+    /// The session has ended; its socket is being closed.
+    Closing(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// Between the two, for as long as it takes to move the socket.
+    Moving,
 }
 
 impl<S, A> Session<S, A>
@@ -162,13 +170,12 @@ where
         let now = Instant::now();
         Self {
             keepalive: KeepAlive::new(adapter.keepalive(), now),
-            socket: Some(socket),
+            stage: Stage::Open(socket),
             adapter,
             work: None,
             timer: tokio::time::sleep_until(now),
             armed: false,
             opened: false,
-            closing: None,
         }
     }
 }
@@ -183,10 +190,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         loop {
-            if let Some(closing) = this.closing.as_mut() {
-                return closing.as_mut().poll(cx);
-            }
-            let Some(socket) = this.socket.as_mut() else { return Poll::Ready(()) };
+            let socket = match this.stage {
+                Stage::Open(socket) => socket,
+                Stage::Closing(closing) => return closing.as_mut().poll(cx),
+                Stage::Moving => return Poll::Ready(()),
+            };
             let flow = if *this.opened {
                 let Poll::Ready(wake) =
                     poll_wake(cx, socket, this.adapter, this.work, this.timer.as_mut(), *this.armed)
@@ -217,9 +225,9 @@ where
                 // Pending work (and the processes it runs) goes with the session.
                 *this.work = None;
                 this.adapter.leave();
-                if let Some(socket) = this.socket.take() {
+                if let Stage::Open(socket) = std::mem::replace(this.stage, Stage::Moving) {
                     let outbox = this.adapter.outbox();
-                    *this.closing = Some(socket.close(goodbye.frame, outbox, goodbye.discard_backlog));
+                    *this.stage = Stage::Closing(socket.close(goodbye.frame, outbox, goodbye.discard_backlog));
                 }
             }
         }

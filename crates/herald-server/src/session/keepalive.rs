@@ -15,31 +15,45 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 /// How a session proves its peer is alive.
+///
+/// Periods are kept in milliseconds in 32 bits (up to 49 days): every session holds its plan,
+/// and `Duration`s would double the size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Plan {
     /// No probes.
     Off,
     /// Ping a peer silent for `idle`; close one silent `grace` longer.
     Silence {
-        /// Silence before the ping.
-        idle: Duration,
-        /// Silence after the ping before the close.
-        grace: Duration,
+        /// Silence before the ping, in milliseconds.
+        idle: u32,
+        /// Silence after the ping before the close, in milliseconds.
+        grace: u32,
     },
     /// Ping every `period`; close a peer that did not answer the previous ping.
     Fixed {
-        /// Time between pings.
-        period: Duration,
+        /// Time between pings, in milliseconds.
+        period: u32,
     },
+}
+
+/// `d` in milliseconds, saturating.
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn duration(ms: u32) -> Duration {
+    Duration::from_millis(ms.into())
 }
 
 impl Plan {
     /// The silence plan of an app's `activity_timeout` and `pong_timeout`, in seconds.
     pub(crate) fn silence(activity_timeout: u32, pong_timeout: u32) -> Self {
-        Plan::Silence {
-            idle: Duration::from_secs(activity_timeout.into()),
-            grace: Duration::from_secs(pong_timeout.into()),
-        }
+        Plan::Silence { idle: activity_timeout.saturating_mul(1000), grace: pong_timeout.saturating_mul(1000) }
+    }
+
+    /// Ratchet's fixed plan: a ping every `period`.
+    pub(crate) fn fixed(period: Duration) -> Self {
+        Plan::Fixed { period: millis(period) }
     }
 }
 
@@ -115,8 +129,8 @@ impl KeepAlive {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self.plan {
             Plan::Off => None,
-            Plan::Silence { idle, grace } => Some(self.since + if self.pinged { grace } else { idle }),
-            Plan::Fixed { period } => Some(self.since + period),
+            Plan::Silence { idle, grace } => Some(self.since + duration(if self.pinged { grace } else { idle })),
+            Plan::Fixed { period } => Some(self.since + duration(period)),
         }
     }
 
@@ -144,7 +158,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn silent_peer_is_pinged_then_expires_and_traffic_resets() {
-        let mut k = KeepAlive::new(Plan::Silence { idle: 10 * S, grace: 2 * S }, Instant::now());
+        let mut k = KeepAlive::new(Plan::Silence { idle: 10_000, grace: 2_000 }, Instant::now());
         assert_eq!(k.tick(Instant::now()), Tick::Wait);
         tokio::time::advance(10 * S).await;
         assert_eq!(k.tick(Instant::now()), Tick::Ping);
@@ -161,7 +175,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fixed_pings_keep_their_schedule_and_want_their_own_payload() {
         let start = Instant::now();
-        let mut k = KeepAlive::new(Plan::Fixed { period: 60 * S }, start);
+        let mut k = KeepAlive::new(Plan::fixed(60 * S), start);
         tokio::time::advance(60 * S).await;
         assert_eq!(k.tick(Instant::now()), Tick::Ping);
         let first = k.payload();

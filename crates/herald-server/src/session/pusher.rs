@@ -46,27 +46,26 @@ struct SignedIn {
 /// State of one Pusher session: the adapter the session driver runs.
 pub(crate) struct Pusher {
     hub: Arc<Hub>,
-    app: Arc<App>,
     conn: Arc<Conn>,
     subscriptions: Vec<Subscription>,
-    user: Option<SignedIn>,
-    client_events: TokenBucket,
-    _slot: ConnectionSlot,
+    /// Boxed, as is the budget below: most connections never sign in or send a client event,
+    /// and every idle connection would carry them inline.
+    user: Option<Box<SignedIn>>,
+    /// `max_client_events_per_second`, made at the first client event.
+    client_events: Option<Box<TokenBucket>>,
+    /// The app's connection place, which also names the app.
+    slot: ConnectionSlot,
 }
 
 impl Pusher {
     /// A session of `app`, holding one of its connection places.
-    pub(crate) fn new(hub: Arc<Hub>, app: Arc<App>, slot: ConnectionSlot) -> Self {
+    pub(crate) fn new(hub: Arc<Hub>, slot: ConnectionSlot) -> Self {
         let conn = hub.connect(Wire::Pusher);
-        Self {
-            client_events: TokenBucket::per_second(app.config.max_client_events_per_second),
-            hub,
-            app,
-            conn,
-            subscriptions: Vec::new(),
-            user: None,
-            _slot: slot,
-        }
+        Self { client_events: None, hub, conn, subscriptions: Vec::new(), user: None, slot }
+    }
+
+    fn app(&self) -> &Arc<App> {
+        self.slot.app()
     }
 }
 
@@ -78,7 +77,7 @@ impl Adapter for Pusher {
     }
 
     fn keepalive(&self) -> Plan {
-        Plan::silence(self.app.config.activity_timeout, self.app.config.pong_timeout)
+        Plan::silence(self.app().config.activity_timeout, self.app().config.pong_timeout)
     }
 
     fn probe(&self) -> Bytes {
@@ -88,14 +87,14 @@ impl Adapter for Pusher {
     fn open(&mut self, io: &mut Io<'_, Self::Done>) -> Flow {
         io.reply(frame(server_msg::connection_established(
             self.conn.socket_id.as_str(),
-            self.app.config.activity_timeout,
+            self.app().config.activity_timeout,
         )));
-        tracing::debug!(socket_id = %self.conn.socket_id, app = %self.app.config.id, "pusher connected");
+        tracing::debug!(socket_id = %self.conn.socket_id, app = %self.app().config.id, "pusher connected");
         Flow::Continue
     }
 
     fn on_data(&mut self, data: Data, io: &mut Io<'_, Self::Done>) -> Flow {
-        self.app.stats.message_in(herald_core::stats::Protocol::Pusher);
+        self.app().stats.message_in(herald_core::stats::Protocol::Pusher);
         match data {
             Data::Text(text) => self.on_text(&text, io),
             Data::Binary(_) => {
@@ -125,11 +124,12 @@ impl Adapter for Pusher {
 
     /// Removes every trace of the connection from the hub.
     fn leave(&mut self) {
+        let app = self.slot.app();
         for sub in self.subscriptions.drain(..) {
-            self.hub.unsubscribe(&self.app, &self.conn, &sub.channel);
+            self.hub.unsubscribe(app, &self.conn, &sub.channel);
         }
         if let Some(user) = self.user.take() {
-            self.hub.sign_out(&self.app, &self.conn, &user.id, &user.watchlist);
+            self.hub.sign_out(self.app(), &self.conn, &user.id, &user.watchlist);
         }
         self.hub.disconnect(&self.conn);
         tracing::debug!(socket_id = %self.conn.socket_id, "pusher disconnected");
@@ -161,14 +161,14 @@ impl Pusher {
     }
 
     fn subscribe(&mut self, name: &str, auth: Option<&str>, channel_data: Option<&str>, io: &mut Io<'_, Infallible>) {
-        let cfg = &self.app.config;
+        let cfg = &self.app().config;
         let channel = match ChannelName::parse(name, cfg.max_channel_name_length) {
             Ok(c) => c,
             Err(e) => return refuse(io, name, 400, &e.to_string()),
         };
         // A drop-in profile that shares its app judges every subscription, Pusher's included:
         // the profile's topics are public channels, so no signature would stop anyone.
-        let authorizer = self.app.authorizer();
+        let authorizer = self.app().authorizer();
         if authorizer.covers_pusher() && !authorizer.authorize(&self.conn, Action::Subscribe, name) {
             return refuse(io, name, 403, "Not allowed to subscribe to this channel");
         }
@@ -211,7 +211,7 @@ impl Pusher {
         };
         let user_id = member.as_ref().map(|m| Box::<str>::from(m.user_id.as_str()));
         let conn = Arc::clone(&self.conn);
-        let result = self.hub.subscribe(&self.app, &self.conn, &channel, member, |joined| {
+        let result = self.hub.subscribe(self.app(), &self.conn, &channel, member, |joined| {
             // Under the channel lock: these frames precede any later publication.
             let ack = match joined.presence {
                 Some(p) => server_msg::presence_subscription_succeeded(channel.as_str(), p.iter()),
@@ -248,10 +248,10 @@ impl Pusher {
         };
         let member = parse_presence_member(data).map_err(|e| e.to_string())?;
         let info_len = member.user_info.as_ref().map_or(0, |i| i.get().len());
-        if info_len > self.app.config.max_presence_user_info_bytes {
+        if info_len > self.app().config.max_presence_user_info_bytes {
             return Err(format!(
                 "user_info is {info_len} bytes, more than the {} allowed",
-                self.app.config.max_presence_user_info_bytes
+                self.app().config.max_presence_user_info_bytes
             ));
         }
         Ok(member)
@@ -260,12 +260,12 @@ impl Pusher {
     fn unsubscribe(&mut self, name: &str) {
         if let Some(i) = self.subscriptions.iter().position(|s| s.channel.as_str() == name) {
             let sub = self.subscriptions.swap_remove(i);
-            self.hub.unsubscribe(&self.app, &self.conn, &sub.channel);
+            self.hub.unsubscribe(self.app(), &self.conn, &sub.channel);
         }
     }
 
     fn sign_in(&mut self, auth: &str, user_data: &str, io: &mut Io<'_, Infallible>) {
-        let cfg = &self.app.config;
+        let cfg = &self.app().config;
         if !cfg.enable_user_authentication {
             return io.reply(frame(server_msg::error(None, "User authentication is disabled for this app")));
         }
@@ -279,7 +279,7 @@ impl Pusher {
         };
         let truncated = user.watchlist.len() > MAX_WATCHLIST;
         user.watchlist.truncate(MAX_WATCHLIST);
-        match self.hub.sign_in(&self.app, &self.conn, &user) {
+        match self.hub.sign_in(self.app(), &self.conn, &user) {
             Ok((online, offline)) => {
                 io.reply(frame(server_msg::signin_success(user_data)));
                 if truncated {
@@ -292,7 +292,7 @@ impl Pusher {
                     io.reply(frame(server_msg::watchlist_events(&[("online", &on), ("offline", &off)])));
                 }
                 if self.user.is_none() {
-                    self.user = Some(SignedIn { id: user.id.into(), watchlist: user.watchlist });
+                    self.user = Some(Box::new(SignedIn { id: user.id.into(), watchlist: user.watchlist }));
                 }
             }
             Err(e) => io.reply(frame(server_msg::error(None, &e.to_string()))),
@@ -306,7 +306,7 @@ impl Pusher {
         data: Box<serde_json::value::RawValue>,
         io: &mut Io<'_, Infallible>,
     ) {
-        let cfg = &self.app.config;
+        let cfg = &self.app().config;
         let reject = |io: &mut Io<'_, Infallible>, msg: &str| {
             io.reply(frame(server_msg::error(Some(CloseCode::ClientEventRateLimit.code()), msg)));
         };
@@ -325,13 +325,15 @@ impl Pusher {
         if data.get().len() > cfg.max_event_data_bytes {
             return reject(io, "Client event data is too large");
         }
-        if self.client_events.take(1, io.now).is_err() {
+        let per_second = cfg.max_client_events_per_second;
+        let budget = self.client_events.get_or_insert_with(|| Box::new(TokenBucket::per_second(per_second)));
+        if budget.take(1, io.now).is_err() {
             return reject(io, "Client event rejected due to rate limit");
         }
         let publication = Publication::new(sub.channel.clone(), event, PublicationData::Json(data))
             .excluding(Some(self.conn.socket_id.as_str()))
             .with_user_id(sub.user_id.as_deref());
-        self.hub.publish(&self.app, publication);
+        self.hub.publish(self.app(), publication);
     }
 }
 

@@ -81,26 +81,46 @@ pub(crate) trait Policy {
     }
 }
 
-/// What every WAMP v1 session has: its app, its connection, its CURIE prefixes and the topics
-/// it is subscribed to.
+/// What every WAMP v1 session has: its app (through its connection place), its connection, its
+/// CURIE prefixes and the topics it is subscribed to.
 pub(crate) struct V1 {
     pub(crate) hub: Arc<Hub>,
-    pub(crate) app: Arc<App>,
     pub(crate) conn: Arc<Conn>,
-    prefixes: Prefixes,
+    slot: ConnectionSlot,
+    /// Made at the first PREFIX: most clients never send one, and an empty map would still take
+    /// its room in every idle session.
+    prefixes: Option<Box<Prefixes>>,
     topics: Vec<ChannelName>,
 }
 
 impl V1 {
-    /// A session of `app` on a new hub connection.
-    pub(crate) fn new(hub: Arc<Hub>, app: Arc<App>) -> Self {
+    /// A session of the app of `slot` on a new hub connection.
+    pub(crate) fn new(hub: Arc<Hub>, slot: ConnectionSlot) -> Self {
         let conn = hub.connect(Wire::WampV1);
-        Self::on(hub, app, conn)
+        Self::on(hub, conn, slot)
     }
 
-    /// A session of `app` on a connection made earlier (Oro's, whose WELCOME went with the 101).
-    pub(crate) fn on(hub: Arc<Hub>, app: Arc<App>, conn: Arc<Conn>) -> Self {
-        Self { hub, app, conn, prefixes: Prefixes::new(CurieRule::Ratchet), topics: Vec::new() }
+    /// A session on a connection made earlier (Oro's, whose WELCOME went with the 101).
+    pub(crate) fn on(hub: Arc<Hub>, conn: Arc<Conn>, slot: ConnectionSlot) -> Self {
+        Self { hub, conn, slot, prefixes: None, topics: Vec::new() }
+    }
+
+    /// The session's app.
+    pub(crate) fn app(&self) -> &Arc<App> {
+        self.slot.app()
+    }
+
+    /// Expands the CURIEs of `msg` with the session's prefixes; a PREFIX is taken in and yields
+    /// `None`.
+    fn expand(&mut self, msg: V1ClientMsg) -> Result<Option<V1ClientMsg>, herald_protocol::wamp::WampError> {
+        match &mut self.prefixes {
+            Some(prefixes) => prefixes.apply(msg),
+            None if matches!(msg, V1ClientMsg::Prefix { .. }) => {
+                self.prefixes.insert(Box::new(Prefixes::new(CurieRule::Ratchet))).apply(msg)
+            }
+            // No prefix was ever declared: only the rule's own expansions apply.
+            None => Prefixes::new(CurieRule::Ratchet).apply(msg),
+        }
     }
 
     /// The session id of this connection, as WELCOME names it: the WAMP session number in 20
@@ -123,7 +143,7 @@ impl V1 {
     /// Joins the hub channel. WAMP v1 never answers SUBSCRIBE, and a second SUBSCRIBE is
     /// refused by the hub and ignored here.
     pub(crate) fn join(&mut self, channel: ChannelName) {
-        if self.hub.subscribe(&self.app, &self.conn, &channel, None, |_| {}).is_ok() {
+        if self.hub.subscribe(self.slot.app(), &self.conn, &channel, None, |_| {}).is_ok() {
             self.topics.push(channel);
         }
     }
@@ -132,18 +152,18 @@ impl V1 {
     pub(crate) fn part(&mut self, topic: &str) -> bool {
         let Some(i) = self.topics.iter().position(|t| t.as_str() == topic) else { return false };
         let channel = self.topics.swap_remove(i);
-        self.hub.unsubscribe(&self.app, &self.conn, &channel);
+        self.hub.unsubscribe(self.slot.app(), &self.conn, &channel);
         true
     }
 
     /// Publishes a v1 PUBLISH on `channel` through the hub.
     pub(crate) fn publish(&self, channel: ChannelName, p: V1Publish) {
-        self.hub.publish(&self.app, publication(channel, p, &self.conn));
+        self.hub.publish(self.slot.app(), publication(channel, p, &self.conn));
     }
 
     fn leave(&mut self) {
         for channel in self.topics.drain(..) {
-            self.hub.unsubscribe(&self.app, &self.conn, &channel);
+            self.hub.unsubscribe(self.slot.app(), &self.conn, &channel);
         }
         self.hub.disconnect(&self.conn);
     }
@@ -172,18 +192,17 @@ pub(crate) fn publication(channel: ChannelName, p: V1Publish, conn: &Conn) -> Pu
 pub(crate) struct Wamp1<P> {
     session: V1,
     policy: P,
-    _slot: ConnectionSlot,
 }
 
 impl<P: Policy> Wamp1<P> {
-    /// A session holding one of its app's connection places.
-    pub(crate) fn new(session: V1, policy: P, slot: ConnectionSlot) -> Self {
-        Self { session, policy, _slot: slot }
+    /// The adapter of `session` under `policy`.
+    pub(crate) fn new(session: V1, policy: P) -> Self {
+        Self { session, policy }
     }
 
     fn on_text(&mut self, text: &[u8], io: &mut Io<'_, P::Done>) -> Flow {
         let Ok(msg) = parse_v1(text) else { return malformed() };
-        let msg = match self.session.prefixes.apply(msg) {
+        let msg = match self.session.expand(msg) {
             Ok(Some(msg)) => msg,
             Ok(None) => return Flow::Continue,
             Err(_) => return malformed(),
@@ -219,7 +238,7 @@ impl<P: Policy> Adapter for Wamp1<P> {
     }
 
     fn on_data(&mut self, data: Data, io: &mut Io<'_, Self::Done>) -> Flow {
-        self.session.app.stats.message_in(herald_core::stats::Protocol::WampV1);
+        self.session.app().stats.message_in(herald_core::stats::Protocol::WampV1);
         match data {
             Data::Text(text) => self.on_text(&text, io),
             // Text frames only: Ratchet's JSON decoding fails on binary input.
@@ -271,7 +290,7 @@ impl Anonymous {
         if channel.kind().access != Access::Public {
             return None;
         }
-        let app = &session.app;
+        let app = session.app();
         let allowed = app.anonymous_allows(action, topic) && app.authorizer().authorize(&session.conn, action, topic);
         allowed.then_some(channel)
     }
@@ -281,7 +300,7 @@ impl Policy for Anonymous {
     type Done = std::convert::Infallible;
 
     fn keepalive(&self, session: &V1) -> Plan {
-        Plan::silence(session.app.config.activity_timeout, session.app.config.pong_timeout)
+        Plan::silence(session.app().config.activity_timeout, session.app().config.pong_timeout)
     }
 
     fn open(&mut self, session: &mut V1, io: &mut Io<'_, Self::Done>) -> Flow {
@@ -309,7 +328,7 @@ impl Policy for Anonymous {
         }
         // Every publish counts against `wamp_max_publishes_per_second`; v1 has no way to say
         // "refused", so a publish over it is dropped, as a denied one is.
-        let per_second = session.app.config.wamp_max_publishes_per_second;
+        let per_second = session.app().config.wamp_max_publishes_per_second;
         if per_second > 0 {
             let budget = self.publish_budget.get_or_insert_with(|| Box::new(TokenBucket::per_second(per_second)));
             if budget.take(1, io.now).is_err() {

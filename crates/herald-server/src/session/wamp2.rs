@@ -67,8 +67,8 @@ enum Next {
 /// The adapter of one WAMP v2 session.
 pub(crate) struct Wamp2 {
     hub: Arc<Hub>,
+    /// Its wire names the serializer.
     conn: Arc<Conn>,
-    ser: Serializer,
     phase: Phase,
 }
 
@@ -77,7 +77,7 @@ impl Wamp2 {
     /// `HELLO_TIMEOUT` of `now`.
     pub(crate) fn new(hub: Arc<Hub>, ser: Serializer, origin: Option<Box<str>>, now: Instant) -> Self {
         let conn = hub.connect(Wire::WampV2(ser));
-        Self { hub, conn, ser, phase: Phase::Hello(now + HELLO_TIMEOUT, origin) }
+        Self { hub, conn, phase: Phase::Hello(now + HELLO_TIMEOUT, origin) }
     }
 
     /// Handles one decoded message in the current phase.
@@ -141,7 +141,7 @@ impl Adapter for Wamp2 {
 
     fn keepalive(&self) -> Plan {
         match &self.phase {
-            Phase::Open(s) => Plan::silence(s.app.config.activity_timeout, s.app.config.pong_timeout),
+            Phase::Open(s) => Plan::silence(s.app().config.activity_timeout, s.app().config.pong_timeout),
             // The handshake has deadlines of its own.
             Phase::Hello(..) | Phase::Opening(_) | Phase::Gone => Plan::Off,
         }
@@ -152,19 +152,24 @@ impl Adapter for Wamp2 {
     }
 
     fn on_data(&mut self, data: Data, io: &mut Io<'_, Verdict>) -> Flow {
+        let ser = match self.conn.wire {
+            Wire::WampV2(ser) => ser,
+            // Every connection of this adapter is made as WAMP v2 in `Wamp2::new`.
+            Wire::Pusher | Wire::WampV1 => Serializer::Json,
+        };
         if let Phase::Open(s) = &self.phase {
-            s.app.stats.message_in(herald_core::stats::Protocol::WampV2);
+            s.app().stats.message_in(herald_core::stats::Protocol::WampV2);
         }
         let payload = match data {
-            Data::Text(b) if self.ser == Serializer::Json => b,
-            Data::Binary(b) if self.ser == Serializer::MsgPack => b,
+            Data::Text(b) if ser == Serializer::Json => b,
+            Data::Binary(b) if ser == Serializer::MsgPack => b,
             Data::Text(_) | Data::Binary(_) => {
                 let m = "frame type does not match the serializer";
                 return close_with(abort(&self.conn, reason::PROTOCOL_VIOLATION, m));
             }
         };
         let open = matches!(self.phase, Phase::Open(_));
-        let parsed = parse_v2(self.ser, &payload).and_then(|m| m.check_uris(UriRule::Loose).map(|()| m));
+        let parsed = parse_v2(ser, &payload).and_then(|m| m.check_uris(UriRule::Loose).map(|()| m));
         match parsed {
             Ok(msg) => self.on_message(msg, io),
             Err(e) if e.is_protocol_violation() || !open => {
@@ -172,7 +177,7 @@ impl Adapter for Wamp2 {
             }
             Err(e) => {
                 // A bad URI or option in a request we can still identify: ERROR, session stays.
-                if let Ok(m) = herald_protocol::wamp::v2::decode_v2(self.ser, &payload)
+                if let Ok(m) = herald_protocol::wamp::v2::decode_v2(ser, &payload)
                     && let (Some(req), Phase::Open(s)) = (m.request(), &self.phase)
                 {
                     s.error(m.type_code(), req.get(), e.v2_error_uri());
@@ -378,11 +383,10 @@ fn welcome(hub: &Arc<Hub>, conn: &Arc<Conn>, app: Arc<App>, identity: Identity) 
     }
     Ok(Session {
         hub: Arc::clone(hub),
-        app,
         conn: Arc::clone(conn),
         extras: (identity.authmethod != "anonymous")
             .then(|| Box::new(Extras { identity: Some(identity), ..Extras::default() })),
         subs: Vec::new(),
-        _slot: slot,
+        slot,
     })
 }

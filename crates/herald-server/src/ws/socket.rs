@@ -151,9 +151,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         })
     }
 
-    /// Drops the read buffer's allocation once it holds nothing, so idle sockets hold none.
+    /// Drops the read buffer once it holds nothing, so idle sockets hold none. Unconditionally:
+    /// after the decoder split the last message off, the buffer may have no capacity left and
+    /// still share (and so keep alive) the allocation that message came in.
     fn release_inbuf(&mut self) {
-        if self.inbuf.is_empty() && self.inbuf.capacity() > 0 {
+        if self.inbuf.is_empty() {
             self.inbuf = BytesMut::new();
         }
     }
@@ -183,8 +185,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
             }
             self.advance(written);
         }
-        if self.out.capacity() > 64 {
-            // A burst grew the queue; give the memory back now that it is drained.
+        if self.out.capacity() > 0 {
+            // Give the queue's memory back once it is written, so an idle socket holds none. The
+            // outbox hands its filled queue over by swapping, so a busy socket allocates once
+            // per batch of frames, not per frame.
             self.out = VecDeque::new();
         }
         Poll::Ready(Ok(()))

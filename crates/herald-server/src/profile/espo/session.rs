@@ -78,7 +78,7 @@ impl Policy for EspoPolicy {
     type Done = Done;
 
     fn keepalive(&self, _session: &V1) -> Plan {
-        Plan::Fixed { period: self.espo.settings.keepalive }
+        Plan::fixed(self.espo.settings.keepalive)
     }
 
     fn open(&mut self, session: &mut V1, io: &mut Io<'_, Done>) -> Flow {

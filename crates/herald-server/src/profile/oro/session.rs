@@ -32,9 +32,9 @@ pub(crate) async fn run<S>(oro: Arc<Oro>, conn: Arc<Conn>, slot: ConnectionSlot,
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let session = V1::on(Arc::clone(&oro.hub), Arc::clone(&oro.app), conn);
+    let session = V1::on(Arc::clone(&oro.hub), conn, slot);
     let policy = OroPolicy { oro, query: Some(query), identity: None };
-    driver::Session::new(socket, Wamp1::new(session, policy, slot)).await;
+    driver::Session::new(socket, Wamp1::new(session, policy)).await;
 }
 
 /// The Oro policy of one session.

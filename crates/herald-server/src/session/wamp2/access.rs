@@ -31,17 +31,17 @@ impl Session {
         } else {
             grant.allowed
         };
-        (ok && self.app.authorizer().authorize(&self.conn, action, uri)).then_some(grant)
+        (ok && self.app().authorizer().authorize(&self.conn, action, uri)).then_some(grant)
     }
 
     /// What the session's role decides for `action` on `uri`.
     fn decide(&self, action: Action, uri: &str) -> Grant {
-        handshake::decide(self.role(), &self.app, action, uri)
+        handshake::decide(self.role(), self.app(), action, uri)
     }
 
     /// The session's role: its identity's, or the app's anonymous role.
     pub(super) fn role(&self) -> SessionRole {
-        self.identity().map_or_else(|| handshake::anonymous_role(&self.app), |i| i.role)
+        self.identity().map_or_else(|| handshake::anonymous_role(self.app()), |i| i.role)
     }
 
     /// Calls with a timeout in flight.
@@ -66,7 +66,7 @@ impl Session {
 
     /// The session's authrole.
     pub(super) fn authrole(&self) -> &str {
-        self.identity().map_or(self.app.config.wamp_anonymous_role.as_str(), |i| i.authrole.as_str())
+        self.identity().map_or(self.app().config.wamp_anonymous_role.as_str(), |i| i.authrole.as_str())
     }
 
     /// Whether a prefix or wildcard subscription on `pattern` may be made. It receives every
@@ -78,10 +78,10 @@ impl Session {
         let role_ok = match self.role() {
             SessionRole::Builtin(b) => b.decide(Action::Subscribe).allowed,
             SessionRole::Configured(i) => {
-                self.app.config.wamp_roles.get(i as usize).is_some_and(|r| r.allows_pattern(literal))
+                self.app().config.wamp_roles.get(i as usize).is_some_and(|r| r.allows_pattern(literal))
             }
         };
-        role_ok && self.app.authorizer().authorize_pattern(&self.conn, literal)
+        role_ok && self.app().authorizer().authorize_pattern(&self.conn, literal)
     }
 
     /// ERROR `wamp.error.not_authorized` with the text Crossbar gives.
@@ -100,7 +100,7 @@ impl Session {
 
     /// Takes one publish from `wamp_max_publishes_per_second`; false when it is spent.
     pub(super) fn charge_publish(&mut self) -> bool {
-        let per_second = self.app.config.wamp_max_publishes_per_second;
+        let per_second = self.app().config.wamp_max_publishes_per_second;
         if per_second == 0 {
             return true;
         }
@@ -141,7 +141,7 @@ impl Session {
             return self.error(code::CALL, request, reason::INVALID_ARGUMENT);
         };
         let presence = matches!(name.kind().access, Access::Presence);
-        let cfg = &self.app.config;
+        let cfg = &self.app().config;
         let checked = verify_channel_auth(
             &cfg.key,
             &cfg.secret,

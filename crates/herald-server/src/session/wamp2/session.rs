@@ -35,14 +35,14 @@ pub(super) enum Sub {
 /// The state of an established session.
 pub(super) struct Session {
     pub(super) hub: Arc<Hub>,
-    pub(super) app: Arc<App>,
     pub(super) conn: Arc<Conn>,
     /// What only some sessions need (an authenticated identity, signed Pusher channels, the
     /// publish budget), made when first needed: an idle anonymous subscriber allocates none of
     /// it and carries one pointer for it.
     pub(super) extras: Option<Box<Extras>>,
     pub(super) subs: Vec<(u64, Sub)>,
-    pub(super) _slot: herald_core::app::ConnectionSlot,
+    /// The realm's connection place, which also names the realm's app.
+    pub(super) slot: herald_core::app::ConnectionSlot,
 }
 
 /// The parts of a session that most sessions never need.
@@ -61,6 +61,11 @@ pub(super) struct Extras {
 }
 
 impl Session {
+    /// The realm's app.
+    pub(super) fn app(&self) -> &Arc<App> {
+        self.slot.app()
+    }
+
     pub(super) fn send(&self, msg: &V2Msg) {
         if let Some(f) = v2_frame(self.conn.wire, msg) {
             let _ = self.conn.outbox.push(f);
@@ -104,13 +109,13 @@ impl Session {
                     self.refuse(code::REGISTER, req, "register", "procedure", &procedure);
                     return Next::Continue;
                 }
-                match self.hub.register(&self.app, &self.conn, &procedure) {
+                match self.hub.register(self.app(), &self.conn, &procedure) {
                     Ok(reg) => self.send(&V2Msg::Registered { request, registration: Id::saturating(reg) }),
                     Err(e) => self.error(code::REGISTER, req, e.uri()),
                 }
             }
             V2Msg::Unregister { request, registration } => {
-                match self.hub.unregister(&self.app, &self.conn, registration.get()) {
+                match self.hub.unregister(self.app(), &self.conn, registration.get()) {
                     Ok(()) => self.send(&V2Msg::Unregistered { request }),
                     Err(e) => self.error(code::UNREGISTER, request.get(), e.uri()),
                 }
@@ -119,10 +124,10 @@ impl Session {
                 self.call(request.get(), &options, &procedure, payload);
             }
             V2Msg::Yield { request, payload, .. } => {
-                self.hub.yield_result(&self.app, &self.conn, request.get(), payload);
+                self.hub.yield_result(self.app(), &self.conn, request.get(), payload);
             }
             V2Msg::Error { request_type: code::INVOCATION, request, error, payload, .. } => {
-                self.hub.invocation_error(&self.app, &self.conn, request.get(), &error, payload);
+                self.hub.invocation_error(self.app(), &self.conn, request.get(), &error, payload);
             }
             other => {
                 let msg = format!("{} is not a message a client sends", other.name());
@@ -150,7 +155,7 @@ impl Session {
             if !self.pattern_allowed(topic) {
                 return self.refuse(code::SUBSCRIBE, request, "subscribe", "topic pattern", topic);
             }
-            let id = self.hub.subscribe_pattern(&self.app, &self.conn, policy, topic);
+            let id = self.hub.subscribe_pattern(self.app(), &self.conn, policy, topic);
             if !self.subs.iter().any(|(s, _)| *s == id) {
                 self.subs.push((id, Sub::Pattern));
             }
@@ -166,7 +171,7 @@ impl Session {
         };
         let conn = Arc::clone(&self.conn);
         let mut joined_id = 0;
-        let result = self.hub.subscribe(&self.app, &self.conn, &channel, member, |j| {
+        let result = self.hub.subscribe(self.app(), &self.conn, &channel, member, |j| {
             joined_id = j.subscription;
             // Under the channel lock, so no EVENT of this subscription can precede it.
             let msg =
@@ -203,10 +208,10 @@ impl Session {
         let (id, sub) = self.subs.swap_remove(i);
         match sub {
             Sub::Exact(channel) => {
-                self.hub.unsubscribe(&self.app, &self.conn, &channel);
+                self.hub.unsubscribe(self.app(), &self.conn, &channel);
             }
             Sub::Pattern => {
-                self.hub.unsubscribe_pattern(&self.app, &self.conn, id);
+                self.hub.unsubscribe_pattern(self.app(), &self.conn, id);
             }
         }
         self.send(&V2Msg::Unsubscribed { request: Id::saturating(request) });
@@ -246,7 +251,7 @@ impl Session {
         };
         // Pusher reserves `pusher:` and `pusher_internal:` for the protocol itself; a WAMP
         // client must not be able to forge them (or an over-long name) for Pusher subscribers.
-        if !is_app_event_name(&event, self.app.config.max_event_name_length) {
+        if !is_app_event_name(&event, self.app().config.max_event_name_length) {
             if opts.acknowledge {
                 self.error(code::PUBLISH, request, reason::INVALID_ARGUMENT);
             }
@@ -266,7 +271,7 @@ impl Session {
                 authrole: self.authrole().into(),
             }));
         let id = publication.id;
-        self.hub.publish(&self.app, publication);
+        self.hub.publish(self.app(), publication);
         if opts.acknowledge {
             self.send(&V2Msg::Published { request: Id::saturating(request), publication: Id::saturating(id) });
         }
@@ -292,7 +297,7 @@ impl Session {
         } else {
             Dict::new()
         };
-        match self.hub.call(&self.app, &self.conn, request, procedure, payload, details) {
+        match self.hub.call(self.app(), &self.conn, request, procedure, payload, details) {
             Ok(invocation) => {
                 if let Some(ms) = timeout {
                     let extras = self.extras.get_or_insert_with(Box::default);
@@ -306,7 +311,7 @@ impl Session {
     /// Fails this session's calls whose timeout passed.
     pub(super) fn expire_calls(&mut self, now: Instant) {
         let hub = &self.hub;
-        let app = &self.app;
+        let app = self.slot.app();
         let Some(extras) = self.extras.as_mut() else { return };
         extras.timed_calls.retain(|(inv, deadline)| {
             if *deadline > now {
@@ -319,12 +324,13 @@ impl Session {
 
     /// Removes every trace of the session from the hub.
     pub(super) fn leave(&mut self) {
+        let app = self.slot.app();
         for (_, sub) in self.subs.drain(..) {
             if let Sub::Exact(channel) = sub {
-                self.hub.unsubscribe(&self.app, &self.conn, &channel);
+                self.hub.unsubscribe(app, &self.conn, &channel);
             }
         }
-        self.hub.leave_wamp(&self.app, &self.conn);
+        self.hub.leave_wamp(self.app(), &self.conn);
         self.hub.disconnect(&self.conn);
     }
 }
