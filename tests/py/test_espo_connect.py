@@ -87,13 +87,7 @@ def test_e1_secure_mode_serves_wss(certs, monkeypatch, files):
                    webSocketSslCertificatePassphrase="espo-pass")
     server = EspoHerald(base_espocrm(**tls))
     try:
-        context = ssl.create_default_context(cafile=str(certs / "cert.pem"))
-        plain_connect = socket.create_connection
-
-        def tls_connect(address, timeout=None):
-            return context.wrap_socket(plain_connect(address, timeout=timeout), server_hostname="127.0.0.1")
-
-        monkeypatch.setattr(wamp1_client.socket, "create_connection", tls_connect)
+        connect_over_tls(monkeypatch, certs)
         client = server.client("u1")
         assert len(client.welcome) == 3
         server.subscribe_approved(client, "newNotification")
@@ -104,6 +98,17 @@ def test_e1_secure_mode_serves_wss(certs, monkeypatch, files):
         server.stop()
 
 
+def connect_over_tls(monkeypatch, certs):
+    """Makes the WAMP v1 client connect through TLS, trusting the test certificate."""
+    context = ssl.create_default_context(cafile=str(certs / "cert.pem"))
+    plain_connect = socket.create_connection
+
+    def tls_connect(address, timeout=None):
+        return context.wrap_socket(plain_connect(address, timeout=timeout), server_hostname="127.0.0.1")
+
+    monkeypatch.setattr(wamp1_client.socket, "create_connection", tls_connect)
+
+
 def test_e1_secure_listener_shares_the_main_edge_prefix_and_per_address_limits(certs, monkeypatch):
     """Over TLS, the [server] path_prefix and per-address limits apply to the EspoCRM listener."""
     tls = {"webSocketUseSecureServer": True, "webSocketSslCertificateFile": str(certs / "cert.pem"),
@@ -111,13 +116,7 @@ def test_e1_secure_listener_shares_the_main_edge_prefix_and_per_address_limits(c
     server = EspoHerald(base_espocrm(**tls), env={"HERALD__SERVER__PATH_PREFIX": "/ws",
                                                   "HERALD__SERVER__MAX_CONNECTIONS_PER_IP": "1"})
     try:
-        context = ssl.create_default_context(cafile=str(certs / "cert.pem"))
-        plain_connect = socket.create_connection
-
-        def tls_connect(address, timeout=None):
-            return context.wrap_socket(plain_connect(address, timeout=timeout), server_hostname="127.0.0.1")
-
-        monkeypatch.setattr(wamp1_client.socket, "create_connection", tls_connect)
+        connect_over_tls(monkeypatch, certs)
         client = server.client("u1", path="/ws/")
         assert len(client.welcome) == 3
         with pytest.raises(HandshakeRefused) as refused:
