@@ -23,6 +23,7 @@ pub mod pusher;
 pub mod reference_server;
 pub mod report;
 pub mod scenario;
+mod scratch;
 pub mod stats;
 pub mod target;
 pub mod tls;

@@ -21,8 +21,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::clock;
 use crate::error::BenchError;
-use crate::{clock, ws_client};
 
 /// How the generator opens TLS connections: trusts exactly the certificates of one PEM file.
 #[derive(Clone)]
@@ -102,7 +102,7 @@ impl TlsSocket {
             return Ok(Some(clock::now_us()));
         }
         self.tcp.readable().await?;
-        ws_client::with_scratch(|scratch| self.feed(inbuf, scratch))
+        crate::scratch::with_scratch(|scratch| self.feed(inbuf, scratch))
     }
 
     /// Reads the ciphertext waiting on the socket into `scratch` and decrypts it into `inbuf`.

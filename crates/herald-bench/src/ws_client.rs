@@ -9,7 +9,6 @@
 //! With `--tls` the same client speaks `wss://`: the handshake by `tokio-rustls`, then records
 //! read into the same scratch buffer and decrypted by rustls (see [`crate::tls`]).
 
-use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
@@ -22,25 +21,13 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::clock;
 use crate::error::BenchError;
+use crate::scratch::with_scratch;
 use crate::tls::{TlsClient, TlsSocket};
 
-/// Size of the per-thread read scratch buffer: large enough to drain a burst of coalesced
-/// frames in one system call.
-const SCRATCH: usize = 64 * 1024;
 /// Longest response head accepted for the upgrade.
 const MAX_HEAD: usize = 8 * 1024;
 /// Largest message the generator accepts from a server.
 const MAX_MESSAGE: usize = 1 << 20;
-
-thread_local! {
-    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
-}
-
-/// Runs `f` on this thread's read scratch buffer (never across an `.await`: every connection
-/// of the thread shares it).
-pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    SCRATCH_BUF.with_borrow_mut(|scratch| f(scratch))
-}
 
 /// One client WebSocket connection.
 #[derive(Debug)]
@@ -199,7 +186,7 @@ impl WsConn {
             let read = match &mut self.transport {
                 Transport::Plain(stream) => {
                     stream.readable().await?;
-                    SCRATCH_BUF.with_borrow_mut(|scratch| match stream.try_read(scratch) {
+                    with_scratch(|scratch| match stream.try_read(scratch) {
                         Ok(0) => Err(BenchError::Closed),
                         Ok(n) => {
                             self.inbuf.extend_from_slice(&scratch[..n]);
