@@ -7,6 +7,7 @@
 //! bad file stops herald with a clear message and nothing half-started.
 
 mod key;
+mod record;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
