@@ -136,7 +136,7 @@ async fn serve_connection(
     let Some(acceptor) = edge.tls.clone() else {
         return serve_stream(stream, peer, service, edge, stop).await;
     };
-    let handshake = tokio::time::timeout(edge.handshake_timeout, acceptor.accept(stream));
+    let handshake = tokio::time::timeout(edge.handshake_timeout, acceptor.accept(crate::tls::framed(stream)));
     let tls = tokio::select! {
         r = handshake => r,
         () = stop.cancelled() => return,

@@ -6,7 +6,10 @@
 //! that fails keeps the previous certificate. Everything is loaded before a port is bound, so a
 //! bad file stops herald with a clear message and nothing half-started.
 
+mod framing;
 mod key;
+pub(crate) mod lean;
+mod record;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,7 +24,14 @@ use tokio_util::sync::CancellationToken;
 
 /// A server-side TLS stream, as the accept loop hands it on (and upgraded WebSockets find it
 /// under hyper).
-pub(crate) type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+/// rustls reads through [`framing::FramedTcp`], so that [`lean::take_over`] knows whether it
+/// holds a partial record.
+pub(crate) type TlsStream = tokio_rustls::server::TlsStream<framing::FramedTcp>;
+
+/// Wraps an accepted connection for the TLS handshake.
+pub(crate) fn framed(io: tokio::net::TcpStream) -> framing::FramedTcp {
+    framing::FramedTcp::new(io)
+}
 
 /// A secret that never appears in `Debug` output or logs.
 #[derive(Clone)]
@@ -232,6 +242,8 @@ impl CertStore {
             .with_no_client_auth()
             .with_cert_resolver(resolver);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Upgraded WebSockets continue on the lean record layer (`lean.rs`), which needs the keys.
+        config.enable_secret_extraction = true;
         Ok(Arc::new(config))
     }
 }

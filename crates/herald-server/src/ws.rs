@@ -38,6 +38,7 @@ use crate::session::driver::Session;
 use crate::session::pusher::Pusher;
 use crate::session::wamp1::{Anonymous, V1, Wamp1};
 use crate::session::wamp2::Wamp2;
+use crate::tls::lean::Handover;
 use herald_protocol::wamp::Serializer;
 use socket::Socket;
 
@@ -178,7 +179,8 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
 /// the session inside the upgrade task would make every connection carry hyper's request, the
 /// largest stream type (TLS, ~1.2 KB of rustls state in `Parts`) and the session at once; a fresh
 /// task per stream type holds only the session it runs (idle memory: docs/benchmarks.md measures it
-/// per connection).
+/// per connection). A TLS 1.3 connection leaves rustls here for the lean record layer
+/// (`tls/lean.rs`), which holds no buffer while idle.
 fn start_session(
     tracker: &TaskTracker,
     hub: Arc<Hub>,
@@ -192,9 +194,12 @@ fn start_session(
         }
         // A TLS listener hands hyper the rustls stream; take it back the same way.
         Err(upgraded) => match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
-            Ok(parts) => {
-                spawn_session(tracker, hub, target, parts.io.into_inner(), parts.read_buf, slot);
-            }
+            // Its records continue on the lean layer when nothing can be lost by the switch.
+            Ok(parts) => match crate::tls::lean::take_over(parts.io.into_inner(), parts.read_buf) {
+                Some(Handover::Lean(io, leftover)) => spawn_session(tracker, hub, target, io, leftover, slot),
+                Some(Handover::Rustls(io, leftover)) => spawn_session(tracker, hub, target, io, leftover, slot),
+                None => {}
+            },
             Err(upgraded) => {
                 spawn_session(tracker, hub, target, TokioIo::new(upgraded), Bytes::new(), slot);
             }

@@ -191,7 +191,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
             // per batch of frames, not per frame.
             self.out = VecDeque::new();
         }
-        Poll::Ready(Ok(()))
+        // A TLS stream may keep records the kernel did not take yet; only a flush sends them when
+        // no further write comes (for plain TCP this is a no-op).
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn advance(&mut self, mut written: usize) {
