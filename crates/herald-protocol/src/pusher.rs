@@ -25,3 +25,20 @@ pub use client_msg::{ClientMsg, parse_client_msg};
 pub use close_code::CloseCode;
 pub use error::ProtocolError;
 pub use server_msg::EventData;
+
+/// Whether `name` is an event name Pusher keeps for itself (`pusher:…`, `pusher_internal:…`):
+/// one that no publisher from outside, a WAMP session for one, may send to Pusher clients.
+pub fn is_reserved_event_name(name: &str) -> bool {
+    name.starts_with("pusher:") || name.starts_with("pusher_internal:")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pusher_keeps_its_own_prefixes() {
+        assert!(super::is_reserved_event_name("pusher:subscription_succeeded"));
+        assert!(super::is_reserved_event_name("pusher_internal:member_added"));
+        assert!(!super::is_reserved_event_name("client-typing"));
+        assert!(!super::is_reserved_event_name("OrderShipped"));
+    }
+}

@@ -352,21 +352,20 @@ fn spawn_session<S>(
     };
     let socket = Socket::new(io, leftover, max_message);
     let held = slot;
-    // A WAMP v1 listener's app that cannot take the session: a policy-violation close for a
-    // disabled app, 1013 "try again later" over its max_connections. No WELCOME either way.
-    let v1_refusal = |app: &App| {
-        if !app.config.enabled { Some(codec::encode_close(1008, "app disabled")) } else { None }
-    };
     match target {
         Target::Session(app) => match app.try_connect() {
             Some(place) => spawn_held(tracker, held, Session::new(socket, Pusher::new(hub, place))),
             None => spawn_held(tracker, held, refuse(socket, CloseCode::OverQuota)),
         },
         Target::Echo => spawn_held(tracker, held, Session::new(socket, echo::Echo::new())),
-        Target::Wamp1(app) => match (v1_refusal(&app), app.try_connect()) {
-            (Some(close), _) => spawn_held(tracker, held, socket.refuse(Some(close))),
-            (None, None) => spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1013, "over capacity")))),
-            (None, Some(place)) => {
+        // A disabled app serves no session: a policy-violation close, no WELCOME.
+        Target::Wamp1(app) if !app.config.enabled => {
+            spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1008, "app disabled"))));
+        }
+        // Over the app's max_connections: 1013 "try again later".
+        Target::Wamp1(app) => match app.try_connect() {
+            None => spawn_held(tracker, held, socket.refuse(Some(codec::encode_close(1013, "over capacity")))),
+            Some(place) => {
                 let adapter = Wamp1::new(V1::new(hub, place), Anonymous::new());
                 spawn_held(tracker, held, Session::new(socket, adapter));
             }

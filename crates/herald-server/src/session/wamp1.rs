@@ -323,7 +323,7 @@ impl Policy for Anonymous {
     fn publish(&mut self, session: &mut V1, p: V1Publish, io: &mut Io<'_, Self::Done>) -> Flow {
         let Some(channel) = Self::channel(session, Action::Publish, &p.topic) else { return Flow::Continue };
         // The topic becomes the Pusher event name: never a reserved `pusher:` one.
-        if !super::wamp2::is_app_event_name(&p.topic, usize::MAX) {
+        if herald_protocol::pusher::is_reserved_event_name(&p.topic) {
             return Flow::Continue;
         }
         // Every publish counts against `wamp_max_publishes_per_second`; v1 has no way to say

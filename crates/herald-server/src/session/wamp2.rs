@@ -319,11 +319,6 @@ fn challenge_timeout(app: &App) -> Duration {
     Duration::from_millis(app.config.wamp_auth.challenge_timeout_ms.unwrap_or(10_000))
 }
 
-/// Whether `name` may be used as a Pusher event name by a WAMP publisher.
-pub(crate) fn is_app_event_name(name: &str, max_len: usize) -> bool {
-    !name.starts_with("pusher:") && !name.starts_with("pusher_internal:") && name.chars().count() <= max_len
-}
-
 /// ABORT with `reason`, queued in the outbox; the caller then closes the socket.
 fn abort(conn: &Conn, reason: &str, message: &str) -> bytes::Bytes {
     let msg = V2Msg::Abort { details: Dict::new().with("message", message), reason: reason.to_owned() };

@@ -17,8 +17,8 @@ use herald_protocol::wamp::v2::{
 };
 use tokio::time::Instant;
 
+use super::Next;
 use super::handshake::Identity;
-use super::{Next, is_app_event_name};
 
 /// The meta procedure that opens a Pusher private or presence channel with its signature.
 const AUTHORIZE: &str = "herald.pusher.authorize";
@@ -251,7 +251,8 @@ impl Session {
         };
         // Pusher reserves `pusher:` and `pusher_internal:` for the protocol itself; a WAMP
         // client must not be able to forge them (or an over-long name) for Pusher subscribers.
-        if !is_app_event_name(&event, self.app().config.max_event_name_length) {
+        let too_long = event.chars().count() > self.app().config.max_event_name_length;
+        if herald_protocol::pusher::is_reserved_event_name(&event) || too_long {
             if opts.acknowledge {
                 self.error(code::PUBLISH, request, reason::INVALID_ARGUMENT);
             }
