@@ -6,6 +6,7 @@
 //! pub/sub backend implements the same trait without touching protocol code.
 
 use crate::app::App;
+use crate::events::{Event, EventSink};
 use crate::publication::Publication;
 
 /// Carries publications to the other nodes of a cluster.
@@ -27,6 +28,20 @@ pub trait Backend: Send + Sync + 'static {
     /// A short name for health reports (`local`, `redis`).
     fn name(&self) -> &'static str {
         "local"
+    }
+
+    /// Whether this backend keeps channel and user state across nodes. The hub then reports
+    /// every change of this node to [`Backend::changed`], whether or not a sink wants it.
+    fn shares_state(&self) -> bool {
+        false
+    }
+
+    /// Takes a change the hub made on this node (called under the channel's lock: queue and
+    /// return). On one node it is a change of the cluster: it goes to `events` as it is.
+    fn changed(&self, app: &App, change: Event, events: &dyn EventSink) {
+        if events.wants(app, change.kind()) {
+            events.emit(app, change);
+        }
     }
 }
 

@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use crate::app::{App, AppRegistry};
 use crate::backend::Backend;
 use crate::conn::{Conn, ConnId, ConnIds};
+use crate::events::{Event, EventKind, EventSink, NoEvents};
 use crate::outbox::{CloseRequest, OutboxLimits};
 use crate::publication::Publication;
 use crate::stats::{HubStats, Protocol};
@@ -97,6 +98,8 @@ pub struct Hub {
     /// The live state of each app, at the app's index in `apps`.
     states: Box<[AppState]>,
     backend: Arc<dyn Backend>,
+    /// Where the app's events (webhooks) go, through the backend.
+    events: Arc<dyn EventSink>,
     ids: ConnIds,
     outbox_limits: OutboxLimits,
     /// Every open connection, so a shutdown can reach each one.
@@ -126,7 +129,29 @@ impl Hub {
         let live = (0..LIVE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
         let states = (0..apps.len()).map(|_| AppState::default()).collect();
         let (stats, closing) = (HubStats::default(), std::sync::OnceLock::new());
-        Self { apps, states, backend, ids: ConnIds::new(), outbox_limits, live, stats, closing }
+        let events: Arc<dyn EventSink> = Arc::new(NoEvents);
+        Self { apps, states, backend, events, ids: ConnIds::new(), outbox_limits, live, stats, closing }
+    }
+
+    /// This hub, reporting the changes of its channels and users to `events` (webhooks).
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Where events go: the backend emits the cluster's changes here.
+    pub fn events(&self) -> &Arc<dyn EventSink> {
+        &self.events
+    }
+
+    /// Hands a change of this node to the backend, built only when someone takes it: a backend
+    /// that shares state across nodes, or a sink that wants the kind. Called under the lock of
+    /// the channel concerned, so one channel's changes keep their order.
+    fn report(&self, app: &App, kind: EventKind, build: impl FnOnce() -> Event) {
+        if self.backend.shares_state() || self.events.wants(app, kind) {
+            self.backend.changed(app, build(), &*self.events);
+        }
     }
 
     /// The live state of `app`: one index, no lookup, on every hub operation.
@@ -231,11 +256,13 @@ impl Hub {
         let kind = channel.kind();
         let state = self.state(app);
         let mut shard = state.channels.shard(channel.as_str()).write();
+        let occupies = !shard.contains_key(channel.as_str());
         let ch = shard.entry(channel.clone()).or_insert_with(Channel::new);
         if ch.subscribers.contains_key(&conn.id) {
             return Err(SubscribeError::AlreadySubscribed(channel.clone()));
         }
         let user_id = member.as_ref().map(|m| Box::<str>::from(m.user_id.as_str()));
+        let mut member_added = false;
         if let Some(m) = member {
             let presence = ch.presence.get_or_insert_with(Presence::default);
             if !presence.contains(&m.user_id) && presence.count() >= app.config.max_presence_members {
@@ -248,13 +275,32 @@ impl Hub {
                 let info = presence.iter().last().and_then(|(_, info)| info);
                 let frame = ws::encode_text(&server_msg::member_added(channel.as_str(), &m.user_id, info));
                 push_pusher(ch, &frame, None);
+                member_added = true;
             }
         }
         ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id });
         let cached = if kind.cache { state.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
+        let missed = kind.cache && cached.is_none();
         on_joined(Joined { presence: ch.presence.as_ref(), cached: cached.map(|(p, _)| p), subscription: ch.wamp_id });
         if app.config.enable_subscription_count && kind.access != Access::Presence {
             send_subscription_count(channel, ch);
+        }
+        // Still under the channel's lock: the changes of one channel are reported in order.
+        if occupies {
+            self.report(app, EventKind::ChannelOccupied, || Event::ChannelOccupied { channel: channel.clone() });
+        }
+        if member_added && let Some(user_id) = ch.subscribers.get(&conn.id).and_then(|s| s.user_id.clone()) {
+            self.report(app, EventKind::MemberAdded, || Event::MemberAdded { channel: channel.clone(), user_id });
+        }
+        if kind.access != Access::Presence {
+            let count = ch.subscribers.len();
+            self.report(app, EventKind::SubscriptionCount, || Event::SubscriptionCount {
+                channel: channel.clone(),
+                count,
+            });
+        }
+        if missed {
+            self.report(app, EventKind::CacheMiss, || Event::CacheMiss { channel: channel.clone() });
         }
         Ok(())
     }
@@ -264,16 +310,28 @@ impl Hub {
         let mut shard = self.state(app).channels.shard(channel.as_str()).write();
         let Some(ch) = shard.get_mut(channel.as_str()) else { return false };
         let Some(sub) = ch.subscribers.remove(&conn.id) else { return false };
-        if let (Some(presence), Some(user_id)) = (ch.presence.as_mut(), sub.user_id.as_deref())
-            && presence.leave(user_id)
+        if let (Some(presence), Some(user_id)) = (ch.presence.as_mut(), sub.user_id)
+            && presence.leave(&user_id)
         {
-            let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), user_id));
+            let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), &user_id));
             push_pusher(ch, &frame, None);
+            self.report(app, EventKind::MemberRemoved, || Event::MemberRemoved { channel: channel.clone(), user_id });
         }
+        let presence = channel.kind().access == Access::Presence;
         if ch.subscribers.is_empty() {
             shard.remove(channel.as_str());
-        } else if app.config.enable_subscription_count && channel.kind().access != Access::Presence {
+        } else if app.config.enable_subscription_count && !presence {
             send_subscription_count(channel, ch);
+        }
+        let count = shard.get(channel.as_str()).map_or(0, |ch| ch.subscribers.len());
+        if !presence {
+            self.report(app, EventKind::SubscriptionCount, || Event::SubscriptionCount {
+                channel: channel.clone(),
+                count,
+            });
+        }
+        if count == 0 {
+            self.report(app, EventKind::ChannelVacated, || Event::ChannelVacated { channel: channel.clone() });
         }
         true
     }
@@ -290,6 +348,18 @@ impl Hub {
         app.stats.publications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         app.stats.publish_latency.observe(started.elapsed());
         queued
+    }
+
+    /// Publishes a client event (as [`Hub::publish`]) and reports it (`client_event` webhooks).
+    pub fn publish_client_event(&self, app: &App, publication: Publication) -> usize {
+        self.report(app, EventKind::ClientEvent, || Event::ClientEvent {
+            channel: publication.channel.clone(),
+            event: publication.event.clone(),
+            data: publication.data.json_text().into(),
+            socket_id: publication.exclude.clone().unwrap_or_default(),
+            user_id: publication.user_id.clone(),
+        });
+        self.publish(app, publication)
     }
 
     /// Local fan-out only: what every backend ends in, on every node.
@@ -343,6 +413,7 @@ impl Hub {
         let mut users = self.state(app).users.lock();
         if users.sign_in(&user.id, conn) {
             notify_watchers(users.watchers_of(&user.id), "online", &user.id);
+            self.report(app, EventKind::UserOnline, || Event::UserOnline { user_id: user.id.as_str().into() });
         }
         users.watch(&user.watchlist, conn);
         let (online, offline) = user.watchlist.iter().cloned().partition(|id| users.is_online(id));
@@ -355,6 +426,7 @@ impl Hub {
         users.unwatch(watchlist, conn.id);
         if users.sign_out(user_id, conn.id) {
             notify_watchers(users.watchers_of(user_id), "offline", user_id);
+            self.report(app, EventKind::UserOffline, || Event::UserOffline { user_id: user_id.into() });
         }
     }
 

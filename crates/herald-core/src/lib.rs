@@ -9,13 +9,14 @@
 //! [`Hub`], under `hub/`: per app, its channels with their presence members, signed-in users,
 //! cached events, WAMP pattern subscriptions and dealer.
 //!
-//! Imports run one way, down this list: `hub`; `backend`; `app`; `authorize` and `publication`;
+//! Imports run one way, down this list: `hub`; `backend`; `events`; `app`; `authorize` and `publication`;
 //! `conn`; `outbox`; `stats`; `wire`. `wire`, `origin` and `rate` need nothing of the crate.
 
 pub mod app;
 pub mod authorize;
 pub mod backend;
 pub mod conn;
+pub mod events;
 pub mod hub;
 pub mod origin;
 pub mod outbox;
@@ -27,6 +28,7 @@ pub mod wire;
 pub use app::{App, AppConfig, AppRegistry};
 pub use backend::{Backend, LocalBackend};
 pub use conn::{Conn, ConnId, SocketId};
+pub use events::{Event, EventKind, EventSink, NoEvents};
 pub use hub::Hub;
 pub use outbox::{CloseRequest, Drained, Outbox, OutboxLimits};
 pub use publication::{Origin, Publication, PublicationData, WampFilter};

@@ -39,6 +39,18 @@ pub enum PublicationData {
     },
 }
 
+impl PublicationData {
+    /// The payload as the text of Pusher's `data`: a string as it is, raw JSON as its text,
+    /// WAMP arguments as the JSON a WAMP v1 subscriber would get.
+    pub fn json_text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            PublicationData::Str(s) => std::borrow::Cow::Borrowed(s),
+            PublicationData::Json(raw) => std::borrow::Cow::Borrowed(raw.get()),
+            PublicationData::Wamp { .. } => std::borrow::Cow::Owned(payload::v1_payload(self).get().to_owned()),
+        }
+    }
+}
+
 /// Who published, which decides whether WAMP receivers get the Pusher event name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {

@@ -333,7 +333,7 @@ impl Pusher {
         let publication = Publication::new(sub.channel.clone(), event, PublicationData::Json(data))
             .excluding(Some(self.conn.socket_id.as_str()))
             .with_user_id(sub.user_id.as_deref());
-        self.hub.publish(self.app(), publication);
+        self.hub.publish_client_event(self.app(), publication);
     }
 }
 
