@@ -5,6 +5,8 @@
 //! The embedded default, [`LocalBackend`], is a single node: there is nobody to tell. A Redis
 //! pub/sub backend implements the same trait without touching protocol code.
 
+use herald_protocol::pusher::channel_name::Access;
+
 use crate::app::App;
 use crate::events::{Event, EventSink};
 use crate::publication::Publication;
@@ -39,6 +41,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Takes a change the hub made on this node (called under the channel's lock: queue and
     /// return). On one node it is a change of the cluster: it goes to `events` as it is.
     fn changed(&self, app: &App, change: Event, events: &dyn EventSink) {
+        // Pusher sends no `subscription_count` for presence channels (members are counted).
+        if let Event::SubscriptionCount { channel, .. } = &change
+            && channel.kind().access == Access::Presence
+        {
+            return;
+        }
         if events.wants(app, change.kind()) {
             events.emit(app, change);
         }

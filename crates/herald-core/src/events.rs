@@ -119,7 +119,8 @@ pub enum Event {
         /// The cache channel.
         channel: ChannelName,
     },
-    /// The number of subscriptions of a (non-presence) channel changed.
+    /// The number of subscriptions of a channel changed. The hub reports it for every channel;
+    /// Pusher's `subscription_count` webhook leaves presence channels out (they count members).
     SubscriptionCount {
         /// The channel.
         channel: ChannelName,

@@ -13,6 +13,7 @@
 mod app_state;
 pub mod cache;
 pub(crate) mod channels;
+mod cluster;
 pub mod dealer;
 pub(crate) mod pattern;
 pub mod presence;
@@ -41,6 +42,7 @@ use crate::stats::{HubStats, Protocol};
 use crate::wire::Wire;
 use app_state::AppState;
 use channels::{Channel, Subscriber};
+pub use cluster::LocalSnapshot;
 use presence::Presence;
 
 /// Above this many subscribers, `subscription_count` events go out at most every 5 s
@@ -106,6 +108,9 @@ pub struct Hub {
     live: Box<[LiveShard]>,
     /// Connection counters for metrics.
     stats: HubStats,
+    /// Whether the backend shares channel state across nodes: the cluster then decides when a
+    /// member is added or removed and what a channel's subscription count is.
+    shared: bool,
     /// Set by [`Hub::close_all`]: connections made afterwards are asked to close at once, so
     /// a session upgraded during a drain cannot slip past it.
     closing: std::sync::OnceLock<()>,
@@ -130,7 +135,8 @@ impl Hub {
         let states = (0..apps.len()).map(|_| AppState::default()).collect();
         let (stats, closing) = (HubStats::default(), std::sync::OnceLock::new());
         let events: Arc<dyn EventSink> = Arc::new(NoEvents);
-        Self { apps, states, backend, events, ids: ConnIds::new(), outbox_limits, live, stats, closing }
+        let shared = backend.shares_state();
+        Self { apps, states, backend, events, ids: ConnIds::new(), outbox_limits, live, stats, shared, closing }
     }
 
     /// This hub, reporting the changes of its channels and users to `events` (webhooks).
@@ -222,7 +228,7 @@ impl Hub {
         let mut subscriptions = 0;
         for shard in self.state(app).channels.all() {
             let shard = shard.read();
-            channels += shard.len();
+            channels += shard.values().filter(|ch| !ch.subscribers.is_empty()).count();
             subscriptions += shard.values().map(|ch| ch.subscribers.len()).sum::<usize>();
         }
         (channels, subscriptions)
@@ -256,49 +262,47 @@ impl Hub {
         let kind = channel.kind();
         let state = self.state(app);
         let mut shard = state.channels.shard(channel.as_str()).write();
-        let occupies = !shard.contains_key(channel.as_str());
+        // A channel may be known here with no subscriber: its members on other nodes.
+        let occupies = shard.get(channel.as_str()).is_none_or(|ch| ch.subscribers.is_empty());
         let ch = shard.entry(channel.clone()).or_insert_with(Channel::new);
         if ch.subscribers.contains_key(&conn.id) {
             return Err(SubscribeError::AlreadySubscribed(channel.clone()));
         }
         let user_id = member.as_ref().map(|m| Box::<str>::from(m.user_id.as_str()));
-        let mut member_added = false;
+        let mut first_here = false;
         if let Some(m) = member {
             let presence = ch.presence.get_or_insert_with(Presence::default);
             if !presence.contains(&m.user_id) && presence.count() >= app.config.max_presence_members {
-                if ch.subscribers.is_empty() {
+                if ch.is_idle() {
                     shard.remove(channel.as_str());
                 }
                 return Err(SubscribeError::PresenceFull(channel.clone()));
             }
-            if presence.join(&m.user_id, m.user_info) {
+            let change = presence.join(&m.user_id, m.user_info);
+            first_here = change.local;
+            // With shared state the cluster says when a user is new (`cluster_member_added`).
+            if change.listed && !self.shared {
                 let info = presence.iter().last().and_then(|(_, info)| info);
                 let frame = ws::encode_text(&server_msg::member_added(channel.as_str(), &m.user_id, info));
                 push_pusher(ch, &frame, None);
-                member_added = true;
             }
         }
         ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id });
         let cached = if kind.cache { state.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
         let missed = kind.cache && cached.is_none();
         on_joined(Joined { presence: ch.presence.as_ref(), cached: cached.map(|(p, _)| p), subscription: ch.wamp_id });
-        if app.config.enable_subscription_count && kind.access != Access::Presence {
-            send_subscription_count(channel, ch);
+        let count = ch.subscribers.len();
+        if app.config.enable_subscription_count && kind.access != Access::Presence && !self.shared {
+            send_subscription_count(channel, ch, count);
         }
         // Still under the channel's lock: the changes of one channel are reported in order.
         if occupies {
             self.report(app, EventKind::ChannelOccupied, || Event::ChannelOccupied { channel: channel.clone() });
         }
-        if member_added && let Some(user_id) = ch.subscribers.get(&conn.id).and_then(|s| s.user_id.clone()) {
+        if first_here && let Some(user_id) = ch.subscribers.get(&conn.id).and_then(|s| s.user_id.clone()) {
             self.report(app, EventKind::MemberAdded, || Event::MemberAdded { channel: channel.clone(), user_id });
         }
-        if kind.access != Access::Presence {
-            let count = ch.subscribers.len();
-            self.report(app, EventKind::SubscriptionCount, || Event::SubscriptionCount {
-                channel: channel.clone(),
-                count,
-            });
-        }
+        self.report(app, EventKind::SubscriptionCount, || Event::SubscriptionCount { channel: channel.clone(), count });
         if missed {
             self.report(app, EventKind::CacheMiss, || Event::CacheMiss { channel: channel.clone() });
         }
@@ -310,26 +314,31 @@ impl Hub {
         let mut shard = self.state(app).channels.shard(channel.as_str()).write();
         let Some(ch) = shard.get_mut(channel.as_str()) else { return false };
         let Some(sub) = ch.subscribers.remove(&conn.id) else { return false };
-        if let (Some(presence), Some(user_id)) = (ch.presence.as_mut(), sub.user_id)
-            && presence.leave(&user_id)
+        if let (Some(presence), Some(user_id)) = (ch.presence.as_mut(), sub.user_id) {
+            let change = presence.leave(&user_id);
+            if change.listed && !self.shared {
+                let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), &user_id));
+                push_pusher(ch, &frame, None);
+            }
+            if change.local {
+                self.report(app, EventKind::MemberRemoved, || Event::MemberRemoved {
+                    channel: channel.clone(),
+                    user_id,
+                });
+            }
+        }
+        let count = ch.subscribers.len();
+        if count > 0
+            && app.config.enable_subscription_count
+            && channel.kind().access != Access::Presence
+            && !self.shared
         {
-            let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), &user_id));
-            push_pusher(ch, &frame, None);
-            self.report(app, EventKind::MemberRemoved, || Event::MemberRemoved { channel: channel.clone(), user_id });
+            send_subscription_count(channel, ch, count);
         }
-        let presence = channel.kind().access == Access::Presence;
-        if ch.subscribers.is_empty() {
+        if ch.is_idle() {
             shard.remove(channel.as_str());
-        } else if app.config.enable_subscription_count && !presence {
-            send_subscription_count(channel, ch);
         }
-        let count = shard.get(channel.as_str()).map_or(0, |ch| ch.subscribers.len());
-        if !presence {
-            self.report(app, EventKind::SubscriptionCount, || Event::SubscriptionCount {
-                channel: channel.clone(),
-                count,
-            });
-        }
+        self.report(app, EventKind::SubscriptionCount, || Event::SubscriptionCount { channel: channel.clone(), count });
         if count == 0 {
             self.report(app, EventKind::ChannelVacated, || Event::ChannelVacated { channel: channel.clone() });
         }
@@ -446,7 +455,10 @@ impl Hub {
         for shard in self.state(app).channels.all() {
             let shard = shard.read();
             out.extend(
-                shard.iter().filter(|(name, _)| name.as_str().starts_with(prefix)).map(|(name, ch)| summary(name, ch)),
+                shard
+                    .iter()
+                    .filter(|(name, ch)| !ch.subscribers.is_empty() && name.as_str().starts_with(prefix))
+                    .map(|(name, ch)| summary(name, ch)),
             );
         }
         out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
@@ -456,7 +468,7 @@ impl Hub {
     /// Occupancy of one channel; `None` when nobody is subscribed.
     pub fn channel(&self, app: &App, name: &str) -> Option<ChannelSummary> {
         let shard = self.state(app).channels.shard(name).read();
-        shard.get_key_value(name).map(|(n, ch)| summary(n, ch))
+        shard.get_key_value(name).filter(|(_, ch)| !ch.subscribers.is_empty()).map(|(n, ch)| summary(n, ch))
     }
 
     /// User ids present in a presence channel (empty when unoccupied).
@@ -493,8 +505,7 @@ fn push_pusher(ch: &Channel, frame: &Bytes, skip: Option<ConnId>) {
     }
 }
 
-fn send_subscription_count(name: &ChannelName, ch: &mut Channel) {
-    let n = ch.subscribers.len();
+fn send_subscription_count(name: &ChannelName, ch: &mut Channel, n: usize) {
     let now = Instant::now();
     if n > COUNT_THROTTLE_ABOVE
         && let Some(at) = ch.count_sent_at

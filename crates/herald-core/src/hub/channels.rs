@@ -43,6 +43,12 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
+    /// Whether the channel can be forgotten: no subscriber here and no member listed (with
+    /// shared state, members on other nodes keep a channel known without a subscriber).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.subscribers.is_empty() && self.presence.as_ref().is_none_or(|p| p.count() == 0)
+    }
+
     /// An empty channel with a fresh WAMP subscription id.
     pub(crate) fn new() -> Self {
         Self {

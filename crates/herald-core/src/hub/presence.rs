@@ -2,6 +2,11 @@
 //!
 //! Pusher counts users, not sockets: `member_added` goes out for a user's first socket and
 //! `member_removed` for its last (Pusher's "Presence channels" docs).
+//!
+//! When nodes share state, a user may be present through sockets on other nodes only. The
+//! cluster then says who is a member (`cluster` below, set and cleared by the backend) and this
+//! node adds what it knows first: its own sockets. A member is listed while it has a socket
+//! here or the cluster counts it.
 
 use std::collections::HashMap;
 
@@ -12,8 +17,10 @@ use serde_json::value::RawValue;
 pub struct Member {
     /// The `user_info` given at the user's first subscription.
     pub info: Option<Box<RawValue>>,
-    /// Sockets of this user subscribed to the channel.
+    /// Sockets of this user subscribed to the channel on this node.
     sockets: u32,
+    /// Whether the cluster counts the user as a member (only when nodes share state).
+    cluster: bool,
 }
 
 /// The members of one presence channel, in join order for stable listings.
@@ -21,6 +28,15 @@ pub struct Member {
 pub struct Presence {
     members: HashMap<Box<str>, Member>,
     order: Vec<Box<str>>,
+}
+
+/// What a change did to the listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    /// The user's first socket on this node joined, or its last one here left.
+    pub(crate) local: bool,
+    /// The user entered or left the listing.
+    pub(crate) listed: bool,
 }
 
 impl Presence {
@@ -42,27 +58,68 @@ impl Presence {
         })
     }
 
-    /// Adds one socket of `user_id`; true when the user is new to the channel.
-    pub(crate) fn join(&mut self, user_id: &str, info: Option<Box<RawValue>>) -> bool {
+    /// Users with a socket on this node.
+    pub(crate) fn local_users(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().filter(|id| self.members.get(*id).is_some_and(|m| m.sockets > 0)).map(|id| &**id)
+    }
+
+    /// Adds one socket of `user_id` on this node.
+    pub(crate) fn join(&mut self, user_id: &str, info: Option<Box<RawValue>>) -> Change {
         if let Some(m) = self.members.get_mut(user_id) {
             m.sockets += 1;
+            return Change { local: m.sockets == 1, listed: false };
+        }
+        self.members.insert(user_id.into(), Member { info, sockets: 1, cluster: false });
+        self.order.push(user_id.into());
+        Change { local: true, listed: true }
+    }
+
+    /// Removes one socket of `user_id` on this node. The user stays listed while the cluster
+    /// counts it (`leave` then reports `listed: false`).
+    pub(crate) fn leave(&mut self, user_id: &str) -> Change {
+        let Some(m) = self.members.get_mut(user_id) else { return Change { local: false, listed: false } };
+        m.sockets = m.sockets.saturating_sub(1);
+        if m.sockets > 0 {
+            return Change { local: false, listed: false };
+        }
+        if m.cluster {
+            return Change { local: true, listed: false };
+        }
+        self.remove(user_id);
+        Change { local: true, listed: true }
+    }
+
+    /// The cluster counts `user_id` as a member; true when it entered the listing.
+    pub(crate) fn cluster_add(&mut self, user_id: &str, info: Option<Box<RawValue>>) -> bool {
+        if let Some(m) = self.members.get_mut(user_id) {
+            m.cluster = true;
             return false;
         }
-        self.members.insert(user_id.into(), Member { info, sockets: 1 });
+        self.members.insert(user_id.into(), Member { info, sockets: 0, cluster: true });
         self.order.push(user_id.into());
         true
     }
 
-    /// Removes one socket of `user_id`; true when it was the user's last one.
-    pub(crate) fn leave(&mut self, user_id: &str) -> bool {
+    /// The cluster no longer counts `user_id`; true when it left the listing (a socket of the
+    /// user here keeps it listed: its own leave is on its way to the cluster).
+    pub(crate) fn cluster_remove(&mut self, user_id: &str) -> bool {
         let Some(m) = self.members.get_mut(user_id) else { return false };
-        m.sockets -= 1;
+        m.cluster = false;
         if m.sockets > 0 {
             return false;
         }
+        self.remove(user_id);
+        true
+    }
+
+    /// Users the cluster counts that are not in `keep`: for a reset of the cluster's view.
+    pub(crate) fn cluster_users_except(&self, keep: &dyn Fn(&str) -> bool) -> Vec<Box<str>> {
+        self.members.iter().filter(|(id, m)| m.cluster && !keep(id)).map(|(id, _)| id.clone()).collect()
+    }
+
+    fn remove(&mut self, user_id: &str) {
         self.members.remove(user_id);
         self.order.retain(|id| &**id != user_id);
-        true
     }
 }
 
@@ -73,13 +130,36 @@ mod tests {
     #[test]
     fn a_user_with_two_sockets_is_one_member() {
         let mut p = Presence::default();
-        assert!(p.join("1", None));
-        assert!(!p.join("1", None));
-        assert!(p.join("2", None));
+        assert_eq!(p.join("1", None), Change { local: true, listed: true });
+        assert_eq!(p.join("1", None), Change { local: false, listed: false });
+        assert!(p.join("2", None).listed);
         assert_eq!(p.count(), 2);
-        assert!(!p.leave("1"), "one socket of user 1 remains");
+        assert_eq!(p.leave("1"), Change { local: false, listed: false }, "one socket of user 1 remains");
         assert_eq!(p.count(), 2);
-        assert!(p.leave("1"));
+        assert_eq!(p.leave("1"), Change { local: true, listed: true });
         assert_eq!(p.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec!["2"]);
+    }
+
+    #[test]
+    fn a_member_the_cluster_counts_stays_listed_after_its_local_sockets_leave() {
+        let mut p = Presence::default();
+        assert!(p.cluster_add("remote", None), "present on another node only");
+        assert!(p.join("1", None).listed);
+        assert!(!p.cluster_add("1", None), "already listed through its socket here");
+        assert_eq!(p.leave("1"), Change { local: true, listed: false }, "the cluster still counts it");
+        assert_eq!(p.count(), 2);
+        assert!(p.cluster_remove("1"));
+        assert_eq!(p.local_users().count(), 0);
+        assert_eq!(p.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec!["remote"]);
+        assert_eq!(p.cluster_users_except(&|_| false), vec![Box::<str>::from("remote")]);
+    }
+
+    #[test]
+    fn a_cluster_removal_keeps_a_user_that_rejoined_here() {
+        let mut p = Presence::default();
+        p.cluster_add("1", None);
+        p.join("1", None);
+        assert!(!p.cluster_remove("1"), "its socket here keeps it listed");
+        assert!(p.contains("1"));
     }
 }

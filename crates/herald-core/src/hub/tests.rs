@@ -290,3 +290,173 @@ fn a_call_reaches_the_callee_of_its_app_and_the_yield_comes_back() {
     let err = hub.call(&app, &caller, 8, "com.add", Payload::default(), Dict::new());
     assert_eq!(err, Err(dealer::RpcError::NoSuchProcedure), "leaving drops the registration");
 }
+
+/// Records what reaches it, for every kind.
+#[derive(Default)]
+struct Recorder(parking_lot::Mutex<Vec<Event>>);
+
+impl EventSink for Recorder {
+    fn wants(&self, _app: &App, _kind: EventKind) -> bool {
+        true
+    }
+
+    fn emit(&self, _app: &App, event: Event) {
+        self.0.lock().push(event);
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock()).into_iter().map(|e| describe(&e)).collect()
+    }
+}
+
+fn describe(e: &Event) -> String {
+    let ch = e.channel().map_or("", |c| c.as_str());
+    match e {
+        Event::MemberAdded { user_id, .. } | Event::MemberRemoved { user_id, .. } => {
+            format!("{} {ch} {user_id}", e.kind().name())
+        }
+        Event::UserOnline { user_id } | Event::UserOffline { user_id } => format!("{} {user_id}", e.kind().name()),
+        Event::SubscriptionCount { count, .. } => format!("{} {ch} {count}", e.kind().name()),
+        _ => format!("{} {ch}", e.kind().name()),
+    }
+}
+
+fn recording_hub(backend: Arc<dyn Backend>) -> (Hub, Arc<App>, Arc<Recorder>) {
+    let cfg = AppConfig {
+        id: "a".into(),
+        key: "k".into(),
+        secret: "s".into(),
+        enable_subscription_count: true,
+        ..AppConfig::default()
+    };
+    let reg = AppRegistry::new(vec![cfg]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let hub = Hub::new(reg, backend, OutboxLimits::default()).with_events(Arc::clone(&recorder) as Arc<dyn EventSink>);
+    let app = Arc::clone(hub.apps().by_id("a").unwrap());
+    (hub, app, recorder)
+}
+
+#[test]
+fn one_node_reports_each_change_in_order() {
+    let (hub, app, events) = recording_hub(Arc::new(LocalBackend));
+    let (a, b) = (hub.connect(Wire::Pusher), hub.connect(Wire::Pusher));
+    subscribe(&hub, &app, &a, "news", None);
+    subscribe(&hub, &app, &b, "news", None);
+    hub.unsubscribe(&app, &a, &name("news"));
+    hub.unsubscribe(&app, &b, &name("news"));
+    assert_eq!(
+        events.take(),
+        [
+            "channel_occupied news",
+            "subscription_count news 1",
+            "subscription_count news 2",
+            "subscription_count news 1",
+            "subscription_count news 0",
+            "channel_vacated news",
+        ]
+    );
+    // Presence: one member for two sockets, and no subscription_count (Pusher counts members).
+    subscribe(&hub, &app, &a, "presence-room", Some(("7", "{}")));
+    subscribe(&hub, &app, &b, "presence-room", Some(("7", "{}")));
+    hub.unsubscribe(&app, &a, &name("presence-room"));
+    hub.unsubscribe(&app, &b, &name("presence-room"));
+    assert_eq!(
+        events.take(),
+        [
+            "channel_occupied presence-room",
+            "member_added presence-room 7",
+            "member_removed presence-room 7",
+            "channel_vacated presence-room",
+        ]
+    );
+    let c = hub.connect(Wire::Pusher);
+    subscribe(&hub, &app, &c, "cache-prices", None);
+    assert!(events.take().contains(&"cache_miss cache-prices".to_owned()));
+}
+
+/// A backend that shares state: it records the node's changes instead of emitting them.
+#[derive(Default)]
+struct Shared(parking_lot::Mutex<Vec<Event>>);
+
+impl Backend for Shared {
+    fn broadcast(&self, _app: &App, _publication: &Arc<Publication>) {}
+
+    fn shares_state(&self) -> bool {
+        true
+    }
+
+    fn changed(&self, _app: &App, change: Event, _events: &dyn EventSink) {
+        self.0.lock().push(change);
+    }
+}
+
+#[test]
+fn with_shared_state_the_cluster_decides_who_is_a_member() {
+    let backend = Arc::new(Shared::default());
+    let (hub, app, events) = recording_hub(Arc::clone(&backend) as Arc<dyn Backend>);
+    let room = name("presence-room");
+    // Ann is present on another node only: a subscriber here lists her.
+    hub.cluster_member_added(&app, &room, "ann", None);
+    let bob = hub.connect(Wire::Pusher);
+    let mut listed = Vec::new();
+    let member = PresenceMember { user_id: "bob".into(), user_info: None };
+    hub.subscribe(&app, &bob, &room, Some(member), |j| {
+        listed = j.presence.unwrap().iter().map(|(id, _)| id.to_owned()).collect();
+    })
+    .unwrap();
+    assert_eq!(listed, ["ann", "bob"]);
+    // Bob's join is the node's change, for the cluster to judge; nothing reached the sink.
+    let changes: Vec<String> = std::mem::take(&mut *backend.0.lock()).iter().map(describe).collect();
+    assert_eq!(
+        changes,
+        ["channel_occupied presence-room", "member_added presence-room bob", "subscription_count presence-room 1"]
+    );
+    assert!(events.take().is_empty());
+
+    // Carl joins here: no member_added until the cluster says he is new.
+    let carl = hub.connect(Wire::Pusher);
+    subscribe(&hub, &app, &carl, "presence-room", Some(("carl", "{}")));
+    assert!(drain(&bob).is_empty());
+    hub.cluster_member_added(&app, &room, "carl", None);
+    let got: Vec<String> = drain(&bob).iter().map(text).collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("member_added") && got[0].contains("carl"));
+    assert!(drain(&carl).iter().map(text).all(|t| !t.contains("member_added")), "not told of itself");
+
+    // Ann leaves the cluster: everyone here is told.
+    hub.cluster_member_removed(&app, &room, "ann");
+    assert!(text(&drain(&bob)[0]).contains("member_removed"));
+    // Carl's socket here leaves; the cluster still counts him until it says otherwise.
+    hub.unsubscribe(&app, &carl, &room);
+    assert!(drain(&bob).is_empty());
+    assert_eq!(hub.presence_users(&app, "presence-room"), ["bob", "carl"]);
+    hub.cluster_member_removed(&app, &room, "carl");
+    assert!(text(&drain(&bob)[0]).contains("member_removed"));
+
+    // Counts come from the cluster too.
+    hub.cluster_subscription_count(&app, &name("news"), 5);
+    let news = hub.connect(Wire::Pusher);
+    subscribe(&hub, &app, &news, "news", None);
+    assert!(drain(&news).is_empty(), "no local count with shared state");
+    hub.cluster_subscription_count(&app, &name("news"), 5);
+    assert!(text(&drain(&news)[0]).contains(r#"\"subscription_count\":5"#));
+
+    let snap = hub.local_snapshot(&app);
+    let mut channels: Vec<(String, usize, Vec<Box<str>>)> =
+        snap.channels.into_iter().map(|(n, c, m)| (n.as_str().to_owned(), c, m)).collect();
+    channels.sort();
+    assert_eq!(channels, [("news".into(), 1, vec![]), ("presence-room".into(), 1, vec![Box::from("bob")])]);
+}
+
+#[test]
+fn a_channel_known_only_through_other_nodes_is_not_listed_as_occupied_here() {
+    let (hub, app, _) = recording_hub(Arc::new(Shared::default()));
+    hub.cluster_member_added(&app, &name("presence-x"), "ann", None);
+    assert!(hub.channel(&app, "presence-x").is_none());
+    assert!(hub.channels(&app, "").is_empty());
+    assert_eq!(hub.subscription_totals(&app), (0, 0));
+    hub.cluster_member_removed(&app, &name("presence-x"), "ann");
+    assert!(hub.presence_users(&app, "presence-x").is_empty());
+}

@@ -40,6 +40,11 @@ impl UserIndex {
         false
     }
 
+    /// Every signed-in user.
+    pub(crate) fn user_ids(&self) -> Vec<Box<str>> {
+        self.sessions.keys().cloned().collect()
+    }
+
     /// Whether the user has a signed-in connection.
     pub(crate) fn is_online(&self, user_id: &str) -> bool {
         self.sessions.contains_key(user_id)
