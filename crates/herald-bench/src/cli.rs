@@ -258,6 +258,20 @@ pub enum Scenario {
         #[command(flatten)]
         step: StepArgs,
     },
+    /// Presence churn: each client joins `presence-{channel}` as its own user, waits for the
+    /// acknowledgement and leaves, again and again; joins per second and join latency. Clients
+    /// are spread round-robin over `--server` and the `--also` nodes (a cluster).
+    PresenceChurn {
+        /// Clients (distinct users: keep it within the app's presence member limit).
+        #[arg(long, default_value_t = 50)]
+        conns: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Other nodes of the same cluster (127.0.0.0/8), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        also: Vec<SocketAddr>,
+    },
     /// The kernel's floor: a plain loop on its own thread (pinned to `--writer-cpu`) writes one
     /// frame to each of `--conns` loopback sockets per round; the generator reads them as it
     /// reads a server's subscribers. No server is involved (`--server` is not used).

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let sockets = match &cli.scenario {
         Scenario::Idle { points, .. } => points.iter().copied().max().unwrap_or(0),
         Scenario::Fanout { subs, .. } | Scenario::Max { subs, .. } => *subs,
-        Scenario::Connect { conns } | Scenario::Soak { conns, .. } => *conns,
+        Scenario::Connect { conns } | Scenario::Soak { conns, .. } | Scenario::PresenceChurn { conns, .. } => *conns,
         Scenario::SlowConsumer { subs, stalled, .. } => subs + stalled,
         // Both ends of every connection live in this process.
         Scenario::WriteFloor { conns, .. } => 2 * conns,

@@ -6,6 +6,7 @@ pub mod cross_node;
 pub mod fanout;
 pub mod http_publish;
 pub mod idle;
+pub mod presence_churn;
 pub mod slow_consumer;
 pub mod soak;
 pub mod startup;
@@ -152,6 +153,9 @@ pub async fn run(ctx: &Ctx, scenario: Scenario) {
         Scenario::CrossNode { publish_to, subs, rates, step } => {
             let opts = fanout_opts(subs, rates, &step, "cross_node");
             cross_node::run(ctx, &opts, publish_to).await;
+        }
+        Scenario::PresenceChurn { conns, duration, also } => {
+            presence_churn::run(ctx, conns, duration, &also).await;
         }
         Scenario::WriteFloor { conns, rates, frame, writer_cpu, warmup, duration } => {
             let opts =
