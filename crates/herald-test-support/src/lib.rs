@@ -7,10 +7,12 @@
 //! - [`sign`]: Pusher signatures, from herald-protocol's signer;
 //! - [`tls`]: a test CA made with `openssl`, and a TLS client trusting it;
 //! - [`redis`]: a `redis-server` child per test, for the scale-out tests;
+//! - [`redis_cluster`]: a Redis Cluster of several `redis-server` children, for sharded scale-out;
 //! - [`oro`]: the Oro profile's fixtures (php-cli tickets and publisher, raw WAMP v1, PostgreSQL).
 //!
 //! Every wait is bounded by [`WAIT`] and reads a socket, a pipe or a channel; nothing sleeps to
-//! synchronise. Helpers panic on what a test would fail on anyway.
+//! synchronise, except the Redis Cluster's wait for its nodes to agree, which only `redis-cli`
+//! polling can observe. Helpers panic on what a test would fail on anyway.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +23,7 @@ pub mod inproc;
 pub mod oro;
 pub mod process;
 pub mod redis;
+pub mod redis_cluster;
 pub mod sign;
 pub mod tls;
 pub mod ws;
