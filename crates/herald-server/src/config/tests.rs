@@ -191,6 +191,9 @@ fn webhooks_are_parsed_and_checked_at_load() {
     assert_eq!(s.apps[0].webhook_batch_max, 50);
     assert_eq!(hook.filter.channel_name_starts_with.as_deref(), Some("private-"));
     assert_eq!(hook.kinds(), vec![herald_core::EventKind::ChannelVacated, herald_core::EventKind::UserOnline]);
+    let text = describe(&s);
+    assert!(text.contains("https://hooks.example.com/pusher") && text.contains("channel_vacated"), "{text}");
+    assert!(!text.contains("Bearer t"), "header values are redacted: {text}");
 
     for (hooks, key) in [
         ("[[apps.webhooks]]\nurl = \"ftp://x/\"\n", "apps[0].webhooks[0].url"),

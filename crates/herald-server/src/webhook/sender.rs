@@ -102,8 +102,28 @@ impl Client {
     }
 
     async fn exchange(&mut self, key: &HeaderValue, signature: &str, body: Vec<u8>) -> Result<StatusCode, SendError> {
+        let body = Bytes::from(body);
+        let reusable = match self.conn.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if reusable {
+            match self.round_trip(self.request(key, signature, body.clone())?).await {
+                // The endpoint closed the idle connection as the request went out: that says
+                // nothing about the endpoint, so the request goes again at once, on a new one.
+                Err(SendError::Http(e)) if e.is_canceled() || e.is_incomplete_message() => {
+                    tracing::debug!(error = %e, "kept-alive webhook connection was closed; reconnecting");
+                }
+                done => return done,
+            }
+        }
+        self.conn = Some(self.connect().await?);
+        self.round_trip(self.request(key, signature, body)?).await
+    }
+
+    fn request(&self, key: &HeaderValue, signature: &str, body: Bytes) -> Result<Request<Full<Bytes>>, SendError> {
         let t = &self.target;
-        let mut req = Request::post(t.path.as_str()).body(Full::new(Bytes::from(body))).map_err(|_| {
+        let mut req = Request::post(t.path.as_str()).body(Full::new(body)).map_err(|_| {
             SendError::Connect(std::io::Error::new(std::io::ErrorKind::InvalidInput, "unusable request path"))
         })?;
         let h = req.headers_mut();
@@ -116,15 +136,14 @@ impl Client {
         if let Ok(sig) = HeaderValue::from_str(signature) {
             h.insert("x-pusher-signature", sig);
         }
-        let reusable = match self.conn.as_mut() {
-            Some(s) => s.ready().await.is_ok(),
-            None => false,
+        Ok(req)
+    }
+
+    /// Sends `req` on the current connection and reads the answer to its end.
+    async fn round_trip(&mut self, req: Request<Full<Bytes>>) -> Result<StatusCode, SendError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(SendError::Connect(std::io::ErrorKind::NotConnected.into()));
         };
-        let sender = match self.conn.take() {
-            Some(s) if reusable => s,
-            _ => self.connect().await?,
-        };
-        let conn = self.conn.insert(sender);
         let resp = conn.send_request(req).await.map_err(SendError::Http)?;
         let status = resp.status();
         // Read the answer to its end so the connection can carry the next request.
