@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::{AppRegistry, Event};
+use herald_core::AppRegistry;
 use hyper::header::HeaderValue;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -49,7 +49,7 @@ pub(crate) const FLUSH: Duration = Duration::from_secs(5);
 pub(crate) struct Webhooks {
     sink: Arc<WebhookSink>,
     metrics: Arc<WebhookMetrics>,
-    endpoints: Vec<(Endpoint, mpsc::Receiver<Event>)>,
+    endpoints: Vec<(Endpoint, mpsc::Receiver<delivery::Stamped>)>,
 }
 
 /// An endpoint that cannot be used; validation refuses these first.

@@ -64,7 +64,8 @@ impl Debouncer {
         Self { delay, next: 0, held: BTreeMap::new(), by_subject: HashMap::new() }
     }
 
-    /// Takes `event` at `now`; what may go out right away is passed to `out`, in order.
+    /// Takes `event`, which happened at `now`; what may go out right away is passed to `out`, in
+    /// order. A departure due by then goes first: an arrival after the delay cancels nothing.
     pub(crate) fn push(&mut self, event: Event, now: Instant, out: &mut impl FnMut(Event)) {
         self.release(now, out);
         match role(&event) {
@@ -212,6 +213,19 @@ mod tests {
             user_id: None,
         };
         assert_eq!(run(&mut d, vec![ev.clone()], t0), vec![ev]);
+    }
+
+    #[test]
+    fn an_arrival_after_the_delay_cancels_nothing() {
+        // Both read late from a backed-up queue: what counts is when they happened.
+        let t0 = Instant::now();
+        let mut d = Debouncer::default();
+        let a = ch("a");
+        let late = t0 + DELAY + Duration::from_millis(1);
+        let out = run(&mut d, vec![Event::ChannelVacated { channel: a.clone() }], t0);
+        assert!(out.is_empty());
+        let out = run(&mut d, vec![Event::ChannelOccupied { channel: a.clone() }], late);
+        assert_eq!(out, vec![Event::ChannelVacated { channel: a.clone() }, Event::ChannelOccupied { channel: a }]);
     }
 
     #[test]

@@ -24,6 +24,10 @@ use super::retry::Backoff;
 use super::sender::{Client, REQUEST_TIMEOUT};
 use super::{body, sign};
 
+/// An event and when it happened: the debounce counts from then, not from when the event
+/// leaves a queue that an unresponsive endpoint let grow.
+pub(crate) type Stamped = (Instant, Event);
+
 /// An endpoint and the app it belongs to.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
@@ -51,7 +55,12 @@ enum Outcome {
 
 /// Delivers `events` to `ep` until `stop`, then sends what is left once each, within `flush`
 /// after the stop.
-pub(crate) async fn run(mut ep: Endpoint, mut events: mpsc::Receiver<Event>, stop: CancellationToken, flush: Duration) {
+pub(crate) async fn run(
+    mut ep: Endpoint,
+    mut events: mpsc::Receiver<Stamped>,
+    stop: CancellationToken,
+    flush: Duration,
+) {
     let mut debounce = Debouncer::default();
     let mut batcher = Batcher::new(ep.window, ep.max);
     let mut left = Vec::new();
@@ -71,15 +80,15 @@ pub(crate) async fn run(mut ep: Endpoint, mut events: mpsc::Receiver<Event>, sto
             biased;
             () = stop.cancelled() => break 'live,
             got = events.recv() => {
-                let Some(first) = got else { break 'live };
+                let Some((at, first)) = got else { break 'live };
                 let now = Instant::now();
                 let mut taken = 1;
-                debounce.push(first, now, &mut |e| keep(&ep.filter, &mut batcher, e, now));
+                debounce.push(first, at, &mut |e| keep(&ep.filter, &mut batcher, e, now));
                 // What queued up meanwhile goes in the same request, as far as it has room.
                 while batcher.len() < ep.max {
-                    let Ok(e) = events.try_recv() else { break };
+                    let Ok((at, e)) = events.try_recv() else { break };
                     taken += 1;
-                    debounce.push(e, now, &mut |e| keep(&ep.filter, &mut batcher, e, now));
+                    debounce.push(e, at, &mut |e| keep(&ep.filter, &mut batcher, e, now));
                 }
                 AppCounters::sub(&ep.counters.queued, taken);
             }
@@ -91,9 +100,9 @@ pub(crate) async fn run(mut ep: Endpoint, mut events: mpsc::Receiver<Event>, sto
     events.close();
     let now = Instant::now();
     let mut taken = 0;
-    while let Ok(e) = events.try_recv() {
+    while let Ok((at, e)) = events.try_recv() {
         taken += 1;
-        debounce.push(e, now, &mut |e| keep(&ep.filter, &mut batcher, e, now));
+        debounce.push(e, at, &mut |e| keep(&ep.filter, &mut batcher, e, now));
     }
     AppCounters::sub(&ep.counters.queued, taken);
     debounce.flush(&mut |e| keep(&ep.filter, &mut batcher, e, now));

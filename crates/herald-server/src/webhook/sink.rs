@@ -8,6 +8,7 @@ use std::sync::Arc;
 use herald_core::{App, Event, EventKind, EventSink};
 use tokio::sync::mpsc;
 
+use super::delivery::Stamped;
 use super::filter::Filter;
 use super::metrics::AppCounters;
 
@@ -15,7 +16,7 @@ use super::metrics::AppCounters;
 #[derive(Debug)]
 pub(crate) struct Feed {
     pub(crate) filter: Filter,
-    pub(crate) tx: mpsc::Sender<Event>,
+    pub(crate) tx: mpsc::Sender<Stamped>,
 }
 
 /// One app's endpoints.
@@ -38,8 +39,9 @@ impl EventSink for WebhookSink {
 
     fn emit(&self, app: &App, event: Event) {
         let Some(a) = self.apps.get(&app.config.id) else { return };
+        let now = tokio::time::Instant::now();
         for feed in a.feeds.iter().filter(|f| f.filter.admits(&event)) {
-            match feed.tx.try_send(event.clone()) {
+            match feed.tx.try_send((now, event.clone())) {
                 Ok(()) => AppCounters::add(&a.counters.queued, 1),
                 Err(mpsc::error::TrySendError::Full(_)) => AppCounters::add(&a.counters.dropped_queue_full, 1),
                 // The delivery task is gone (shutdown): nothing will send it.
