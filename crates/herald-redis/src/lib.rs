@@ -29,15 +29,18 @@
 
 mod backend;
 mod connect;
+mod cursor;
 mod inbound;
 mod link;
 mod publication;
 mod publisher;
 mod queue;
 mod state;
+mod stream;
 mod subscriber;
 mod url;
 
 pub use backend::RedisBackend;
 pub use link::{RedisLink, RunningLink};
+pub use stream::DEFAULT_REPLAY_WINDOW;
 pub use url::{UrlError, check_url, redact_url};

@@ -1,8 +1,10 @@
-//! The publisher task: drains the backend's queue into Redis, in order, resending a failed batch
-//! after reconnecting, and gives what is left one bounded chance at shutdown.
+//! The publisher task: drains the backend's queue into the app streams, in order, resending a
+//! failed batch after reconnecting, and gives what is left one bounded chance at shutdown. Each
+//! batch also trims the streams it wrote to the replay window.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Client;
 use redis::aio::MultiplexedConnection;
@@ -14,11 +16,12 @@ use crate::connect::{BACKOFF_MIN, FLUSH_GRACE, PING_EVERY, back_off, connect_pub
 use crate::publication;
 use crate::queue::Queued;
 use crate::state::LinkState;
+use crate::stream;
 
 /// Most publications sent in one pipeline.
 const BATCH: usize = 256;
 
-/// An encoded envelope and the app channel it goes to.
+/// An encoded envelope and the app stream it goes to.
 type Outgoing = (Arc<str>, Vec<u8>);
 
 /// Drains the queue into Redis.
@@ -29,6 +32,8 @@ pub(crate) struct Publisher {
     node: u64,
     /// Sequence number of the last envelope written.
     seq: u64,
+    /// Age beyond which stream entries are trimmed.
+    window: Duration,
     state: Arc<LinkState>,
 }
 
@@ -38,9 +43,10 @@ impl Publisher {
         conn: Option<MultiplexedConnection>,
         rx: mpsc::Receiver<Queued>,
         node: u64,
+        window: Duration,
         state: Arc<LinkState>,
     ) -> Publisher {
-        Publisher { client, conn, rx, node, seq: 0, state }
+        Publisher { client, conn, rx, node, seq: 0, window, state }
     }
 
     pub(crate) async fn run(mut self, stop: CancellationToken) {
@@ -130,8 +136,17 @@ impl Publisher {
     async fn send(&mut self, batch: &[Outgoing]) -> bool {
         let Some(conn) = self.conn.as_mut() else { return false };
         let mut pipe = redis::pipe();
-        for (channel, bytes) in batch {
-            pipe.cmd("PUBLISH").arg(&**channel).arg(bytes.as_slice()).ignore();
+        let mut streams: Vec<&str> = Vec::new();
+        for (key, bytes) in batch {
+            stream::xadd(&mut pipe, key, bytes);
+            if !streams.contains(&&**key) {
+                streams.push(key);
+            }
+        }
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let now_ms = u64::try_from(now_ms).unwrap_or(u64::MAX);
+        for key in streams {
+            stream::xtrim(&mut pipe, key, now_ms, self.window);
         }
         match pipe.query_async::<()>(conn).await {
             Ok(()) => {

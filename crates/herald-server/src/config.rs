@@ -373,6 +373,7 @@ pub fn describe(settings: &Settings) -> String {
     }
     if let Some(s) = &settings.scale_out {
         let _ = writeln!(out, "\n[scale_out]\nredis_url = {:?}\nprefix = {:?}", s.redacted_url(), s.prefix);
+        let _ = writeln!(out, "replay_window_secs = {}", s.replay_window.as_secs());
     }
     out
 }
