@@ -27,6 +27,7 @@
 //! `subscriber` (the two tasks), `link` (spawning and stopping them) and `backend` (what the hub
 //! calls, connecting at start).
 
+mod acked;
 mod backend;
 mod connect;
 mod cursor;
