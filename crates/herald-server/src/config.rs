@@ -164,7 +164,7 @@ struct FileConfig {
     espocrm: Option<toml::Table>,
     /// The Oro profile, read by `config/profiles.rs`.
     oro: Option<crate::profile::oro::settings::OroFile>,
-    /// Redis pub/sub shared with the other nodes (`config/scale_out.rs`).
+    /// The Redis shared with the other nodes (`config/scale_out.rs`).
     scale_out: Option<scale_out::ScaleOutFile>,
 }
 
