@@ -18,4 +18,13 @@ pub(crate) struct LinkState {
     pub(crate) retried: AtomicU64,
     /// Envelopes refused because another format version wrote them (never delivered).
     pub(crate) refused_version: AtomicU64,
+    /// Reconnects that found entries trimmed before this node read them (away longer than the
+    /// replay window).
+    pub(crate) gaps: AtomicU64,
+    /// Entries lost to those gaps.
+    pub(crate) missed: AtomicU64,
+    /// Publications delivered while catching up after a reconnect.
+    pub(crate) replayed: AtomicU64,
+    /// Streams found gone or behind the reader's cursor (Redis restarted without its data).
+    pub(crate) resets: AtomicU64,
 }
