@@ -68,6 +68,10 @@ impl Backend for RedisBackend {
     fn name(&self) -> &'static str {
         "redis"
     }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.state.counters()
+    }
 }
 
 impl RedisBackend {

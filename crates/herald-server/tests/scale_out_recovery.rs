@@ -292,4 +292,10 @@ async fn a_node_away_longer_than_the_window_reports_the_gap_and_carries_on() {
     let gaps: Vec<&str> = text.lines().filter(|l| l.contains("longer than the replay window")).collect();
     assert_eq!(gaps.len(), 1, "{text}");
     assert!(gaps[0].contains("WARN") && gaps[0].contains("missed=1") && gaps[0].contains(STREAM), "{}", gaps[0]);
+    // And the operator sees it without reading logs.
+    let (_, metrics) = herald_test_support::http::http(b.metrics(), "GET", "/metrics").await;
+    assert!(metrics.contains("herald_scale_out_total{kind=\"missed\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("herald_scale_out_total{kind=\"gaps\"} 1\n"), "{metrics}");
+    let (_, health) = herald_test_support::redis::health(b.metrics()).await;
+    assert_eq!(health["backend_counters"]["missed"], 1, "{health}");
 }
