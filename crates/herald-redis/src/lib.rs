@@ -51,6 +51,7 @@ mod acked;
 mod backend;
 mod connect;
 mod cursor;
+pub mod hooks;
 mod inbound;
 mod link;
 mod publication;
