@@ -49,6 +49,7 @@
 
 mod acked;
 mod backend;
+mod commands;
 mod connect;
 mod cursor;
 mod inbound;
@@ -56,12 +57,14 @@ mod link;
 mod publication;
 mod publisher;
 mod queue;
+mod sharded;
 mod state;
 mod stream;
 mod subscriber;
 mod url;
 
 pub use backend::RedisBackend;
+pub use commands::Commands;
 pub use link::{RedisLink, RunningLink};
 pub use stream::DEFAULT_REPLAY_WINDOW;
 pub use url::{UrlError, check_url, redact_url};
