@@ -33,6 +33,8 @@ pub struct RedisBackend {
     /// Into the publisher task.
     tx: mpsc::Sender<Queued>,
     state: Arc<LinkState>,
+    /// `redis` or `redis-cluster`, for `/health` and refusals.
+    name: &'static str,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -57,16 +59,16 @@ impl Backend for RedisBackend {
     fn available(&self) -> Result<(), Unavailable> {
         let up = |b: &AtomicBool| b.load(Ordering::Acquire);
         if !up(&self.state.publisher_up) || !up(&self.state.subscriber_up) {
-            return Err(Unavailable::LinkDown("redis"));
+            return Err(Unavailable::LinkDown(self.name));
         }
         if self.tx.capacity() < HEADROOM {
-            return Err(Unavailable::QueueFull("redis"));
+            return Err(Unavailable::QueueFull(self.name));
         }
         Ok(())
     }
 
     fn name(&self) -> &'static str {
-        "redis"
+        self.name
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
@@ -112,7 +114,7 @@ impl RedisBackend {
         state.publisher_up.store(publisher.is_ok(), Ordering::Release);
         state.subscriber_up.store(subscriber.is_ok(), Ordering::Release);
         let (tx, rx) = mpsc::channel(QUEUE);
-        let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state) });
+        let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), name: "redis" });
         let link = RedisLink {
             client,
             node,
@@ -122,6 +124,56 @@ impl RedisBackend {
             window: crate::stream::DEFAULT_REPLAY_WINDOW,
             channels: backend.channels.clone(),
             state,
+            sharded: None,
+        };
+        Ok((backend, link))
+    }
+
+    /// Like [`RedisBackend::connect`] for a Redis Cluster reached through the seed `urls`: each
+    /// app's channels are spread over shards of `{prefix}:{app_id:k}` keys (see `sharded`).
+    /// `prefix` must not contain `{` or `}`.
+    ///
+    /// # Errors
+    /// [`UrlError::Refused`] when the cluster client refuses the URLs. An unreachable cluster
+    /// is not an error: the node starts with the link down and keeps reconnecting.
+    pub async fn connect_cluster(
+        urls: &[String],
+        prefix: &str,
+        apps: &AppRegistry,
+    ) -> Result<(Arc<dyn Backend>, RedisLink), UrlError> {
+        let first = urls.first().map_or("", String::as_str);
+        // Kept for the link's fields; the cluster side never uses it.
+        let client = Client::open(first).map_err(UrlError::Refused)?;
+        let node = rand::random::<u64>();
+        // In cluster mode a queued publication names its app; the shard follows from the channel.
+        let channels: HashMap<String, Arc<str>> =
+            apps.iter().map(|a| (a.config.id.clone(), Arc::from(a.config.id.as_str()))).collect();
+        let shards = crate::sharded::Shards::new(prefix, channels.values().cloned());
+        let (parts, connected) = crate::sharded::connect(urls, shards).await.map_err(UrlError::Refused)?;
+        let seeds = urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>().join(",");
+        match &connected {
+            Ok(()) => tracing::info!(
+                node = %format_args!("{node:016x}"), %seeds, "scale-out: connected to the redis cluster"
+            ),
+            Err(e) => tracing::warn!(
+                %seeds, error = %e,
+                "scale-out: redis cluster unreachable at start; HTTP publishes get 503 until it is back"
+            ),
+        }
+        // Up once the tasks have subscribed and pinged (the reader reads every shard first).
+        let state = Arc::new(LinkState::default());
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), name: "redis-cluster" });
+        let link = RedisLink {
+            client,
+            node,
+            rx,
+            publisher: None,
+            subscriber: None,
+            window: crate::stream::DEFAULT_REPLAY_WINDOW,
+            channels: backend.channels.clone(),
+            state,
+            sharded: Some(parts),
         };
         Ok((backend, link))
     }

@@ -45,10 +45,14 @@
 //! `acked` (what a new Redis instance gets again), `inbound` (what the reader delivers, drops or
 //! refuses), `publisher` and `subscriber` (the two tasks; `subscriber` also opens the reader
 //! connection), `link` (spawning and stopping them) and `backend` (what the hub calls,
-//! connecting at start).
+//! connecting at start). `sharded` is the Redis Cluster mode (each app's channels over shards
+//! with sharded pub/sub, filled from per-shard streams; see its docs), spawned by `link` in
+//! place of both tasks; `commands` is [`Commands`], one connection type over a single Redis or a
+//! cluster for code running its own commands and scripts.
 
 mod acked;
 mod backend;
+mod commands;
 mod connect;
 mod cursor;
 pub mod hooks;
@@ -57,12 +61,14 @@ mod link;
 mod publication;
 mod publisher;
 mod queue;
+mod sharded;
 mod state;
 mod stream;
 mod subscriber;
 mod url;
 
 pub use backend::RedisBackend;
+pub use commands::Commands;
 pub use link::{RedisLink, RunningLink};
 pub use stream::DEFAULT_REPLAY_WINDOW;
 pub use url::{UrlError, check_url, redact_url};

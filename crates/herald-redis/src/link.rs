@@ -33,6 +33,8 @@ pub struct RedisLink {
     /// The Redis stream of each app id.
     pub(crate) channels: HashMap<String, Arc<str>>,
     pub(crate) state: Arc<LinkState>,
+    /// The Redis Cluster side, which replaces both tasks when the node shares a cluster.
+    pub(crate) sharded: Option<crate::sharded::Parts>,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -66,6 +68,10 @@ impl RedisLink {
             .iter()
             .filter_map(|(id, ch)| hub.apps().by_id(id).map(|a| (Arc::clone(ch), Arc::clone(a))))
             .collect();
+        if let Some(parts) = self.sharded {
+            let apps = apps.into_values().map(|a| (Arc::from(a.config.id.as_str()), a)).collect();
+            return parts.spawn(self.rx, self.node, self.window, apps, self.state, hub);
+        }
         let publisher = Publisher::new(
             self.client.clone(),
             self.publisher,
@@ -84,6 +90,10 @@ impl RedisLink {
 }
 
 impl RunningLink {
+    pub(crate) fn from_tasks(stop: CancellationToken, publisher: JoinHandle<()>, subscriber: JoinHandle<()>) -> Self {
+        RunningLink { stop, publisher, subscriber }
+    }
+
     /// Hands what is still queued to Redis (at most [`FLUSH_GRACE`]) and stops both tasks.
     pub async fn stop(self) {
         self.stop.cancel();

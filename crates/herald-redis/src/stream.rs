@@ -75,7 +75,7 @@ pub(crate) fn parse_read(value: Value) -> Option<Vec<(Vec<u8>, Vec<Entry>)>> {
         .collect()
 }
 
-fn entry(value: Value) -> Option<Entry> {
+pub(crate) fn entry(value: Value) -> Option<Entry> {
     let (id, fields) = pair(value)?;
     let id = bytes(&id).and_then(EntryId::parse)?;
     // An entry some other writer added without our field is skipped, not fatal.

@@ -376,7 +376,8 @@ pub fn describe(settings: &Settings) -> String {
         }
     }
     if let Some(s) = &settings.scale_out {
-        let _ = writeln!(out, "\n[scale_out]\nredis_url = {:?}\nprefix = {:?}", s.redacted_url(), s.prefix);
+        let key = if s.redis_cluster.is_empty() { "redis_url" } else { "redis_cluster" };
+        let _ = writeln!(out, "\n[scale_out]\n{key} = {:?}\nprefix = {:?}", s.redacted_url(), s.prefix);
         let _ = writeln!(out, "replay_window_secs = {}", s.replay_window.as_secs());
     }
     out

@@ -1,8 +1,9 @@
 //! Scale-out wiring: which backend the hub gets, from the `[scale_out]` settings.
 //!
 //! Without `[scale_out]` herald is one process and the hub gets [`LocalBackend`]. With it, the
-//! hub gets the Redis backend of `herald-redis`, which shares every publication accepted on this
-//! node with the others and delivers theirs here.
+//! hub gets the Redis backend of `herald-redis` (on one Redis, or on a Redis Cluster when
+//! `redis_cluster` is set), which shares every publication accepted on this node with the
+//! others and delivers theirs here.
 
 use std::sync::Arc;
 
@@ -38,8 +39,11 @@ pub(crate) async fn start(
     apps: &AppRegistry,
 ) -> Result<(Arc<dyn Backend>, Option<RedisLink>), ScaleOutError> {
     let Some(settings) = settings else { return Ok((Arc::new(LocalBackend), None)) };
-    let (backend, link) = RedisBackend::connect(&settings.redis_url, &settings.prefix, apps)
-        .await
-        .map_err(|source| ScaleOutError::Url { url: settings.redacted_url(), source })?;
+    let connected = if settings.redis_cluster.is_empty() {
+        RedisBackend::connect(&settings.redis_url, &settings.prefix, apps).await
+    } else {
+        RedisBackend::connect_cluster(&settings.redis_cluster, &settings.prefix, apps).await
+    };
+    let (backend, link) = connected.map_err(|source| ScaleOutError::Url { url: settings.redacted_url(), source })?;
     Ok((backend, Some(link.with_replay_window(settings.replay_window))))
 }

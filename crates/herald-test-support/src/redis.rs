@@ -90,8 +90,12 @@ impl Drop for RedisServer {
 /// there only).
 pub fn node_settings(base: Settings, redis: &RedisServer) -> Settings {
     let base = crate::inproc::with_metrics(base);
-    let scale_out =
-        ScaleOutSettings { redis_url: redis.url(), prefix: "test".into(), replay_window: Duration::from_secs(60) };
+    let scale_out = ScaleOutSettings {
+        redis_url: redis.url(),
+        redis_cluster: Vec::new(),
+        prefix: "test".into(),
+        replay_window: Duration::from_secs(60),
+    };
     Settings { scale_out: Some(scale_out), ..base }
 }
 

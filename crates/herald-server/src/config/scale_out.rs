@@ -21,6 +21,7 @@ const MAX_REPLAY_WINDOW_SECS: u64 = 86_400;
 #[serde(deny_unknown_fields)]
 pub(super) struct ScaleOutFile {
     redis_url: Option<String>,
+    redis_cluster: Option<Vec<String>>,
     prefix: Option<String>,
     replay_window_secs: Option<u64>,
 }
@@ -28,8 +29,12 @@ pub(super) struct ScaleOutFile {
 /// Validated scale-out settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScaleOutSettings {
-    /// `redis://host:port/db` or `redis+unix:///path/to/redis.sock` (credentials allowed).
+    /// `redis://host:port/db` or `redis+unix:///path/to/redis.sock` (credentials allowed);
+    /// empty when `redis_cluster` is set.
     pub redis_url: String,
+    /// Seed nodes of a Redis Cluster (`redis://host:port`), instead of `redis_url`: publications
+    /// are spread over the cluster's masters. Empty for a single Redis.
+    pub redis_cluster: Vec<String>,
     /// Namespace of herald's Redis channels, so several clusters can share one Redis.
     pub prefix: String,
     /// How long each app's stream keeps publications, so a node whose link dropped delivers
@@ -38,19 +43,24 @@ pub struct ScaleOutSettings {
 }
 
 impl ScaleOutSettings {
-    /// The URL as it may be printed: credentials replaced by `<redacted>`.
+    /// The URL as it may be printed: credentials replaced by `<redacted>` (the seed URLs,
+    /// comma-separated, for a cluster).
     pub fn redacted_url(&self) -> String {
-        herald_redis::redact_url(&self.redis_url)
+        if self.redis_cluster.is_empty() {
+            return herald_redis::redact_url(&self.redis_url);
+        }
+        self.redis_cluster.iter().map(|u| herald_redis::redact_url(u)).collect::<Vec<_>>().join(",")
     }
 }
 
 /// Builds the settings from the file's `[scale_out]`, overridden by the environment
-/// (`HERALD__SCALE_OUT__REDIS_URL`, `HERALD__SCALE_OUT__PREFIX`,
-/// `HERALD__SCALE_OUT__REPLAY_WINDOW_SECS`).
+/// (`HERALD__SCALE_OUT__REDIS_URL`, `HERALD__SCALE_OUT__REDIS_CLUSTER` (comma-separated),
+/// `HERALD__SCALE_OUT__PREFIX`, `HERALD__SCALE_OUT__REPLAY_WINDOW_SECS`).
 ///
 /// # Errors
-/// [`ConfigError::Invalid`] naming the key when the URL cannot be used, the prefix is odd or the
-/// replay window is not 1 to 86400 seconds.
+/// [`ConfigError::Invalid`] naming the key when a URL cannot be used, both or neither of
+/// `redis_url` and `redis_cluster` are set, the prefix is odd or the replay window is not 1 to
+/// 86400 seconds.
 pub(super) fn build(
     file: Option<&ScaleOutFile>,
     origin: &str,
@@ -65,15 +75,47 @@ pub(super) fn build(
         Some(p) => (Some(p), "environment"),
         None => (file.and_then(|f| f.prefix.clone()), origin),
     };
-    let Some(redis_url) = url else {
-        if file.is_some() || prefix.is_some() {
-            return Err(invalid(prefix_origin, "scale_out.redis_url", "is required to scale out".into()));
+    let (cluster, cluster_origin) = match from_env("HERALD__SCALE_OUT__REDIS_CLUSTER") {
+        Some(list) => {
+            let urls = list.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+            (Some(urls), "environment")
         }
-        return Ok(None);
+        None => (file.and_then(|f| f.redis_cluster.clone()), origin),
     };
-    herald_redis::check_url(&redis_url)
-        .map_err(|problem| invalid(url_origin, "scale_out.redis_url", problem.to_string()))?;
+    let (redis_url, redis_cluster) = match (url, cluster) {
+        (Some(_), Some(_)) => {
+            let problem = "and scale_out.redis_cluster are both set: name one Redis or one Redis Cluster".into();
+            return Err(invalid(url_origin, "scale_out.redis_url", problem));
+        }
+        (None, Some(seeds)) => {
+            if seeds.is_empty() {
+                return Err(invalid(cluster_origin, "scale_out.redis_cluster", "names no seed node".into()));
+            }
+            for seed in &seeds {
+                herald_redis::check_url(seed)
+                    .map_err(|problem| invalid(cluster_origin, "scale_out.redis_cluster", problem.to_string()))?;
+                if seed.starts_with("redis+unix") || seed.starts_with("unix") {
+                    let problem = "a Redis Cluster is reached over TCP (redis:// or rediss://)".into();
+                    return Err(invalid(cluster_origin, "scale_out.redis_cluster", problem));
+                }
+            }
+            (String::new(), seeds)
+        }
+        (Some(url), None) => {
+            herald_redis::check_url(&url)
+                .map_err(|problem| invalid(url_origin, "scale_out.redis_url", problem.to_string()))?;
+            (url, Vec::new())
+        }
+        (None, None) => {
+            if file.is_some() || prefix.is_some() {
+                let problem = "(or scale_out.redis_cluster) is required to scale out".into();
+                return Err(invalid(prefix_origin, "scale_out.redis_url", problem));
+            }
+            return Ok(None);
+        }
+    };
     let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+    // No braces: in a Redis Cluster the first `{…}` of every key must be the shard's hash tag.
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
     if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(valid) {
         let problem = format!("{prefix:?} must be 1-64 characters of A-Z a-z 0-9 _ - . :");
@@ -93,7 +135,7 @@ pub(super) fn build(
         let problem = format!("{window} must be 1 to {MAX_REPLAY_WINDOW_SECS} seconds");
         return Err(invalid(window_origin, "scale_out.replay_window_secs", problem));
     }
-    Ok(Some(ScaleOutSettings { redis_url, prefix, replay_window: Duration::from_secs(window) }))
+    Ok(Some(ScaleOutSettings { redis_url, redis_cluster, prefix, replay_window: Duration::from_secs(window) }))
 }
 
 fn invalid(origin: &str, key: &str, problem: String) -> ConfigError {
@@ -111,7 +153,12 @@ mod tests {
     }
 
     fn file(url: Option<&str>, prefix: Option<&str>) -> ScaleOutFile {
-        ScaleOutFile { redis_url: url.map(Into::into), prefix: prefix.map(Into::into), replay_window_secs: None }
+        ScaleOutFile {
+            redis_url: url.map(Into::into),
+            redis_cluster: None,
+            prefix: prefix.map(Into::into),
+            replay_window_secs: None,
+        }
     }
 
     #[test]
@@ -134,6 +181,7 @@ mod tests {
             s,
             Some(ScaleOutSettings {
                 redis_url: "redis+unix:///run/redis.sock".into(),
+                redis_cluster: Vec::new(),
                 prefix: "app1".into(),
                 replay_window: Duration::from_secs(60),
             })
@@ -183,6 +231,43 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_from_file_or_environment() {
+        let cluster = |seeds: &[&str]| ScaleOutFile {
+            redis_cluster: Some(seeds.iter().map(|s| (*s).to_owned()).collect()),
+            ..file(None, None)
+        };
+        let s = build(Some(&cluster(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])), "f.toml", &env_of(&[]));
+        let s = s.ok().flatten().unwrap();
+        assert_eq!((s.redis_url.as_str(), s.redis_cluster.len()), ("", 2));
+        let env = env_of(&[("HERALD__SCALE_OUT__REDIS_CLUSTER", "redis://a:1, redis://b:2,redis://c:3")]);
+        let s = build(None, "f.toml", &env).ok().flatten().unwrap();
+        assert_eq!(s.redis_cluster, ["redis://a:1", "redis://b:2", "redis://c:3"]);
+        assert_eq!(s.redacted_url(), "redis://a:1,redis://b:2,redis://c:3");
+    }
+
+    #[test]
+    fn a_cluster_and_a_url_together_or_an_empty_cluster_are_refused() {
+        let both = ScaleOutFile { redis_cluster: Some(vec!["redis://a:1".into()]), ..file(Some("redis://h"), None) };
+        let Err(e) = build(Some(&both), "f.toml", &env_of(&[])) else { panic!("accepted both") };
+        assert!(e.to_string().contains("both set"), "{e}");
+        let env = env_of(&[("HERALD__SCALE_OUT__REDIS_CLUSTER", "redis://a:1")]);
+        assert!(build(Some(&file(Some("redis://h"), None)), "f.toml", &env).is_err());
+        let empty = ScaleOutFile { redis_cluster: Some(Vec::new()), ..file(None, None) };
+        let Err(e) = build(Some(&empty), "f.toml", &env_of(&[])) else { panic!("accepted no seeds") };
+        assert!(e.to_string().contains("scale_out.redis_cluster"), "{e}");
+        let unix = ScaleOutFile { redis_cluster: Some(vec!["redis+unix:///s.sock".into()]), ..file(None, None) };
+        assert!(build(Some(&unix), "f.toml", &env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn a_prefix_with_braces_is_refused() {
+        let Err(e) = build(Some(&file(Some("redis://h"), Some("a{b}"))), "f.toml", &env_of(&[])) else {
+            panic!("accepted a prefix with braces");
+        };
+        assert!(e.to_string().contains("scale_out.prefix"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_refused_by_name() {
         let Err(e) = toml::from_str::<ScaleOutFile>("redis_url = \"redis://h\"\nredis_host = \"h\"\n") else {
             panic!("accepted an unknown key");
@@ -195,12 +280,14 @@ mod tests {
         let window = Duration::from_secs(60);
         let s = ScaleOutSettings {
             redis_url: "redis://user:pw@h:6379/0".into(),
+            redis_cluster: Vec::new(),
             prefix: "p".into(),
             replay_window: window,
         };
         assert_eq!(s.redacted_url(), "redis://<redacted>@h:6379/0");
         let s = ScaleOutSettings {
             redis_url: "redis+unix:///s.sock?pass=pw".into(),
+            redis_cluster: Vec::new(),
             prefix: "p".into(),
             replay_window: window,
         };

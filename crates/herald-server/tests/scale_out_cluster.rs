@@ -1,0 +1,316 @@
+//! Scale-out on a real Redis Cluster (three masters): every publication accepted on any of three
+//! herald nodes reaches every subscriber on every node exactly once, in its publisher's order per
+//! channel, with the app's shards spread over all three masters; a node whose cluster
+//! connections are cut gets what was published meanwhile, none twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use herald_protocol::cluster::Envelope;
+use herald_protocol::cluster::envelope::Data;
+use herald_protocol::pusher::channel_name::ChannelName;
+use herald_server::config::ScaleOutSettings;
+use herald_test_support::http::publish;
+use herald_test_support::redis::await_health;
+use herald_test_support::redis_cluster::RedisCluster;
+use herald_test_support::{TestServer, WAIT, Ws, next_json, subscribe};
+use redis::aio::MultiplexedConnection;
+use serde_json::{Value, json};
+
+const APP: (&str, &str, &str) = ("1", "key", "key-secret");
+/// Shards per app (`herald-redis`'s constant).
+const SHARDS: u32 = 16;
+/// The publish script every node runs, to publish as a third node would.
+const SCRIPT: &str = include_str!("../../herald-redis/src/sharded/script.lua");
+
+async fn node(cluster: &RedisCluster) -> TestServer {
+    let app = herald_test_support::app(APP.0, APP.1);
+    let base = herald_test_support::inproc::with_metrics(herald_test_support::settings(vec![app]));
+    let scale_out = ScaleOutSettings {
+        redis_url: String::new(),
+        redis_cluster: cluster.urls(),
+        prefix: "test".into(),
+        replay_window: Duration::from_secs(60),
+    };
+    let server = TestServer::start(herald_server::config::Settings { scale_out: Some(scale_out), ..base }).await;
+    let health = await_health(server.metrics(), 200).await;
+    assert_eq!(health["backend"], "redis-cluster", "{health}");
+    server
+}
+
+/// The shard of a channel, as herald computes it (FNV-1a).
+fn shard_of(channel: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in channel.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % SHARDS
+}
+
+/// One channel per shard: `channels[k]` goes through shard `k`.
+fn one_channel_per_shard() -> Vec<String> {
+    let mut channels = vec![String::new(); SHARDS as usize];
+    let mut left = SHARDS;
+    for i in 0.. {
+        let c = format!("ch-{i}");
+        let k = shard_of(&c) as usize;
+        if channels[k].is_empty() {
+            channels[k] = c;
+            left -= 1;
+            if left == 0 {
+                return channels;
+            }
+        }
+    }
+    unreachable!()
+}
+
+/// The next Pusher event that is not an internal one: (channel, data).
+async fn next_event(ws: &mut Ws) -> (String, String) {
+    loop {
+        let v: Value = next_json(ws).await;
+        if !v["event"].as_str().unwrap_or("").starts_with("pusher") {
+            return (v["channel"].as_str().unwrap().to_owned(), v["data"].as_str().unwrap().to_owned());
+        }
+    }
+}
+
+async fn publish_until_accepted(addr: SocketAddr, channel: &str, data: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = publish(addr, APP, json!({"name": "ev", "channel": channel, "data": data})).await;
+        match status {
+            200 => return,
+            503 => assert!(tokio::time::Instant::now() < deadline, "{data}: refused until the deadline: {body}"),
+            other => panic!("{data}: {other} {body}"),
+        }
+        // Bounded retry pace while the link is down (the 503 says to retry later).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads `ws` until every marker has arrived and checks that what came before is exactly
+/// `expected`: per (publisher, channel), in order, nothing twice. Data is "{publisher}:{n}".
+/// A publisher's marker on a channel comes after everything it published there.
+async fn assert_exactly_once_in_order(
+    ws: &mut Ws,
+    expected: &HashMap<(String, String), Vec<String>>,
+    markers: &HashSet<(String, String)>,
+) {
+    let mut got: HashMap<(String, String), Vec<String>> = HashMap::new();
+    let mut left = markers.clone();
+    while !left.is_empty() {
+        let (channel, data) = tokio::time::timeout(WAIT, next_event(ws)).await.unwrap_or_else(|_| {
+            panic!("markers never arrived: {left:?}");
+        });
+        if left.remove(&(channel.clone(), data.clone())) || data.starts_with("marker") {
+            continue;
+        }
+        let (publisher, _) = data.split_once(':').unwrap();
+        got.entry((publisher.to_owned(), channel)).or_default().push(data);
+    }
+    for (key, want) in expected {
+        let have = got.remove(key).unwrap_or_default();
+        assert_eq!(&have, want, "{key:?}: not every publication once in publish order");
+    }
+    assert!(got.is_empty(), "delivered without being accepted: {got:?}");
+}
+
+/// A connection to each master.
+async fn masters(cluster: &RedisCluster) -> Vec<MultiplexedConnection> {
+    let mut out = Vec::new();
+    for url in cluster.urls() {
+        out.push(redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap());
+    }
+    out
+}
+
+/// Ids of the clients connected to `conn`'s server, without `conn` itself.
+async fn client_ids(conn: &mut MultiplexedConnection) -> HashSet<String> {
+    let me: i64 = redis::cmd("CLIENT").arg("ID").query_async(conn).await.unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(conn).await.unwrap();
+    list.lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
+        .filter(|id| *id != me.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn three_nodes_share_every_publication_once_over_three_masters() {
+    let cluster = RedisCluster::start(3);
+    let nodes = [node(&cluster).await, node(&cluster).await, node(&cluster).await];
+    let channels = one_channel_per_shard();
+    let mut subscribers = Vec::new();
+    for n in &nodes {
+        let (mut ws, _) = n.pusher(APP.1).await;
+        for c in &channels {
+            subscribe(&mut ws, c).await;
+        }
+        subscribers.push(ws);
+    }
+
+    // Every node publishes on every channel, the three at once.
+    let publishers = nodes.iter().enumerate().map(|(i, n)| {
+        let (addr, channels) = (n.addr, channels.clone());
+        tokio::spawn(async move {
+            let mut accepted: HashMap<(String, String), Vec<String>> = HashMap::new();
+            for round in 0..4 {
+                for c in &channels {
+                    let data = format!("n{i}:{round}");
+                    publish_until_accepted(addr, c, &data).await;
+                    accepted.entry((format!("n{i}"), c.clone())).or_default().push(data);
+                }
+            }
+            accepted
+        })
+    });
+    let mut expected = HashMap::new();
+    for p in publishers {
+        expected.extend(p.await.unwrap());
+    }
+    assert_eq!(expected.values().map(Vec::len).sum::<usize>(), 3 * 4 * SHARDS as usize);
+    let mut markers = HashSet::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for c in &channels {
+            let marker = format!("marker-n{i}");
+            publish_until_accepted(n.addr, c, &marker).await;
+            markers.insert((c.clone(), marker));
+        }
+    }
+    for ws in &mut subscribers {
+        assert_exactly_once_in_order(ws, &expected, &markers).await;
+    }
+
+    // The app's shards live on every master: the load is spread.
+    for mut m in masters(&cluster).await {
+        let logs: Vec<String> = redis::cmd("KEYS").arg("test:{1:*}:log").query_async(&mut m).await.unwrap();
+        let subscribed: Vec<String> =
+            redis::cmd("PUBSUB").arg("SHARDCHANNELS").arg("test:*").query_async(&mut m).await.unwrap();
+        assert!(!logs.is_empty() && !subscribed.is_empty(), "a master holds no shard: {logs:?} {subscribed:?}");
+    }
+}
+
+/// An envelope as a third node would publish it.
+fn third_node_envelope(seq: u64, channel: &str, data: &str) -> Vec<u8> {
+    Envelope {
+        node: 0x0123_4567_89ab_cdef,
+        seq,
+        id: seq,
+        wamp: false,
+        channel: ChannelName::topic(channel, 200).unwrap(),
+        event: "ev",
+        exclude: None,
+        user_id: None,
+        filter: None,
+        publisher: None,
+        data: Data::Str(data),
+    }
+    .encode()
+}
+
+/// The publish script's call for shard `k` of the app, as one command.
+fn script_call(k: u32, envelope: &[u8]) -> redis::Cmd {
+    let tag = format!("test:{{{}:{k}}}", APP.0);
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(SCRIPT).arg(3).arg(format!("{tag}:log")).arg(format!("{tag}:last")).arg(&tag).arg(100_000).arg(envelope);
+    cmd
+}
+
+#[tokio::test]
+async fn a_node_whose_cluster_connections_are_cut_gets_what_was_published_meanwhile() {
+    let cluster = RedisCluster::start(3);
+    let a = node(&cluster).await;
+    let mut conns = masters(&cluster).await;
+    // Everything connected before C is not C's.
+    let mut others = Vec::new();
+    for m in &mut conns {
+        others.push(client_ids(m).await);
+    }
+    let c = node(&cluster).await;
+    let channels = one_channel_per_shard();
+    let (mut on_c, _) = c.pusher(APP.1).await;
+    for ch in &channels {
+        subscribe(&mut on_c, ch).await;
+    }
+    // A shard owned by each master (a plain connection is refused the others' keys).
+    let mut owned = Vec::new();
+    for m in &mut conns {
+        let mut mine = None;
+        for k in 0..SHARDS {
+            let key = format!("test:{{{}:{k}}}:log", APP.0);
+            if redis::cmd("TYPE").arg(&key).query_async::<String>(m).await.is_ok() {
+                mine = Some(k);
+                break;
+            }
+        }
+        owned.push(mine.expect("the master owns one of the app's shards"));
+    }
+
+    // A keeps publishing through its HTTP API...
+    let (a_addr, a_channels) = (a.addr, channels.clone());
+    let publisher = tokio::spawn(async move {
+        let mut accepted: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for n in 0..160 {
+            let ch = &a_channels[n % a_channels.len()];
+            let data = format!("a:{n}");
+            publish_until_accepted(a_addr, ch, &data).await;
+            accepted.entry(("a".to_owned(), ch.clone())).or_default().push(data);
+        }
+        accepted
+    });
+    // ...while every connection of C to each master is cut, again and again; in the same step
+    // a third node publishes on that master, so C can only get it from the shard's stream.
+    let mut expected: HashMap<(String, String), Vec<String>> = HashMap::new();
+    let mut seq = 0;
+    for round in 0..4 {
+        for (i, m) in conns.iter_mut().enumerate() {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let ids = loop {
+                let ids: Vec<String> = client_ids(m).await.difference(&others[i]).cloned().collect();
+                if !ids.is_empty() {
+                    break ids;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "C did not reconnect to master {i}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            seq += 1;
+            let k = owned[i];
+            let ch = &channels[k as usize];
+            let data = format!("third:{round}-{i}");
+            let mut tx = redis::pipe();
+            tx.atomic();
+            for id in &ids {
+                tx.cmd("CLIENT").arg("KILL").arg("ID").arg(id);
+            }
+            tx.add_command(script_call(k, &third_node_envelope(seq, ch, &data)));
+            let answers: Vec<redis::Value> = tx.query_async(m).await.unwrap();
+            // Some of those may have closed by themselves since (the client's seed connections).
+            let killed = answers[..ids.len()].iter().filter(|a| **a == redis::Value::Int(1)).count();
+            assert!(killed >= 1, "C was connected: {answers:?}");
+            expected.entry(("third".to_owned(), ch.clone())).or_default().push(data);
+        }
+    }
+    let accepted = tokio::time::timeout(WAIT * 2, publisher).await.expect("publisher loop ends").unwrap();
+    expected.extend(accepted);
+
+    // Markers: A's on every channel, and the third node's on each shard it used.
+    let mut markers = HashSet::new();
+    for ch in &channels {
+        publish_until_accepted(a.addr, ch, "marker-a").await;
+        markers.insert((ch.clone(), "marker-a".to_owned()));
+    }
+    for (i, m) in conns.iter_mut().enumerate() {
+        seq += 1;
+        let ch = &channels[owned[i] as usize];
+        let _: redis::Value =
+            script_call(owned[i], &third_node_envelope(seq, ch, "marker-third")).query_async(m).await.unwrap();
+        markers.insert((ch.clone(), "marker-third".to_owned()));
+    }
+    assert_exactly_once_in_order(&mut on_c, &expected, &markers).await;
+    // The link is up again.
+    await_health(c.metrics(), 200).await;
+}
