@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use herald_core::backend::Unavailable;
-use herald_core::{App, AppRegistry, Backend, Publication};
+use herald_core::{App, AppRegistry, Backend, Event, EventSink, Publication};
 use redis::Client;
 use tokio::sync::mpsc;
 
+use crate::cluster::{self, Tracked};
 use crate::connect::{connect_publisher, connect_subscriber};
 use crate::link::RedisLink;
 use crate::queue::Queued;
@@ -32,6 +33,8 @@ pub struct RedisBackend {
     /// Into the publisher task.
     tx: mpsc::Sender<Queued>,
     state: Arc<LinkState>,
+    /// Into the tracker task: this node's channel and user changes (`cluster`).
+    cluster: cluster::Handle,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -42,6 +45,12 @@ impl std::fmt::Debug for RedisBackend {
 
 impl Backend for RedisBackend {
     fn broadcast(&self, app: &App, publication: &Arc<Publication>) {
+        if publication.channel.kind().cache {
+            // Kept in Redis for nodes that start after it was published.
+            let ttl = std::time::Duration::from_secs(app.config.cache_ttl.into());
+            let (app, publication) = (app.config.id.as_str().into(), Arc::clone(publication));
+            self.cluster.queue(Tracked::Cache { app, publication, ttl });
+        }
         let Some(channel) = self.channels.get(&app.config.id) else { return };
         let queued = Queued { channel: Arc::clone(channel), publication: Arc::clone(publication) };
         if self.tx.try_send(queued).is_err() {
@@ -66,6 +75,16 @@ impl Backend for RedisBackend {
 
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn shares_state(&self) -> bool {
+        true
+    }
+
+    /// Queued for the tracker, which emits the cluster's change to `events` (through the hub's
+    /// sink, the same one) once the shared state says there is one.
+    fn changed(&self, app: &App, change: Event, _events: &dyn EventSink) {
+        self.cluster.queue(Tracked::Change { app: app.config.id.as_str().into(), event: change });
     }
 }
 
@@ -107,7 +126,8 @@ impl RedisBackend {
         state.publisher_up.store(publisher.is_ok(), Ordering::Release);
         state.subscriber_up.store(subscriber.is_ok(), Ordering::Release);
         let (tx, rx) = mpsc::channel(QUEUE);
-        let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state) });
+        let (cluster, shared) = cluster::new(client.clone(), prefix, node);
+        let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), cluster });
         let link = RedisLink {
             client,
             node,
@@ -116,6 +136,7 @@ impl RedisBackend {
             subscriber: subscriber.ok(),
             channels: backend.channels.clone(),
             state,
+            shared,
         };
         Ok((backend, link))
     }

@@ -28,16 +28,25 @@
 //! calls, connecting at start).
 
 mod backend;
+mod cluster;
 mod connect;
+mod control;
+mod follower;
 mod inbound;
+mod keys;
 mod link;
+mod liveness;
 mod publication;
 mod publisher;
+mod queries;
 mod queue;
+mod script;
 mod state;
 mod subscriber;
+mod tracker;
 mod url;
 
 pub use backend::RedisBackend;
 pub use link::{RedisLink, RunningLink};
+pub use queries::{ChannelCounts, ClusterQueries, QueryError};
 pub use url::{UrlError, check_url, redact_url};

@@ -31,6 +31,8 @@ pub struct RedisLink {
     /// The Redis channel of each app id.
     pub(crate) channels: HashMap<String, Arc<str>>,
     pub(crate) state: Arc<LinkState>,
+    /// The shared channel and user state's tasks (`cluster`).
+    pub(crate) shared: crate::cluster::Pending,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -45,12 +47,19 @@ pub struct RunningLink {
     stop: CancellationToken,
     publisher: JoinHandle<()>,
     subscriber: JoinHandle<()>,
+    shared: crate::cluster::Running,
 }
 
 impl RedisLink {
+    /// The HTTP API's channel and user queries, answered from Redis.
+    pub fn queries(&self) -> Arc<crate::ClusterQueries> {
+        self.shared.queries()
+    }
+
     /// Starts the publisher and subscriber tasks; the subscriber delivers into `hub`.
     pub fn spawn(self, hub: Arc<Hub>) -> RunningLink {
         let stop = CancellationToken::new();
+        let shared = self.shared.spawn(Arc::clone(&hub), &stop);
         let apps: HashMap<Arc<str>, Arc<App>> = self
             .channels
             .iter()
@@ -63,6 +72,7 @@ impl RedisLink {
         RunningLink {
             publisher: tokio::spawn(publisher.run(stop.clone())),
             subscriber: tokio::spawn(subscriber.run(self.subscriber, stop.clone())),
+            shared,
             stop,
         }
     }
@@ -74,5 +84,6 @@ impl RunningLink {
         self.stop.cancel();
         let _ = timeout(FLUSH_GRACE + CONNECT_TIMEOUT, self.publisher).await;
         let _ = self.subscriber.await;
+        self.shared.stopped().await;
     }
 }

@@ -179,6 +179,7 @@ impl Server {
         // Plain HTTP connections, drained before the sessions (shutdown.rs).
         let conns = TaskTracker::new();
         let mut accepts = Vec::new();
+        let cluster = self.scale_out.as_ref().map(herald_redis::RedisLink::queries);
         for (i, (listener, serves, _)) in self.listeners.into_iter().enumerate() {
             let config = self.tls.get(i).and_then(|t| t.as_ref().map(|(_, c)| Arc::clone(c)));
             if let Serves::Oro(oro) = &serves {
@@ -190,6 +191,7 @@ impl Server {
                 echo: self.settings.test_echo_endpoint,
                 profile: Arc::new(serves),
                 edge: listen::edge::Edge::new(ops, config, &status, &conns),
+                cluster: cluster.clone(),
             };
             // On the connection tracker: a drain waits for the loops' final sweep of the backlog.
             accepts.push(conns.spawn(listen::accept_loop(listener, state, stop.clone())));
