@@ -234,3 +234,55 @@ async fn a_node_started_after_a_cache_publication_serves_it() {
 async fn api_publish(addr: std::net::SocketAddr, event: &Value) -> (u16, String) {
     herald_test_support::http::publish(addr, herald_test_support::cluster::APP, event.clone()).await
 }
+
+#[tokio::test]
+async fn subscription_counts_are_the_clusters() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::new(&redis);
+    let nodes = cluster.nodes(2);
+    let (mut on_a, _) = client(nodes[0].addr()).await;
+    subscribe(&mut on_a, "counted").await;
+    let (mut on_b, _) = client(nodes[1].addr()).await;
+    subscribe(&mut on_b, "counted").await;
+    for ws in [&mut on_a, &mut on_b] {
+        tokio::time::timeout(REAP_BOUND, async {
+            loop {
+                let v = next_json(ws).await;
+                if v["event"] == "pusher_internal:subscription_count" {
+                    let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+                    if data["subscription_count"] == 2 {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("subscription_count 2 on both nodes");
+    }
+}
+
+#[tokio::test]
+async fn after_redis_restarts_empty_the_nodes_register_their_members_again() {
+    let mut redis = RedisServer::start();
+    let cluster = Cluster::new(&redis);
+    let nodes = cluster.nodes(2);
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
+    let (mut ann, sid) = client(addrs[0]).await;
+    join_presence(&mut ann, &sid, "presence-restart", "ann").await;
+    await_users(&addrs, "presence-restart", &["ann"]).await;
+
+    redis.kill();
+    redis.restart();
+    // Until the nodes reconnect the API may answer 503; then both list Ann again.
+    let deadline = tokio::time::Instant::now() + herald_test_support::WAIT;
+    for addr in addrs {
+        loop {
+            let (status, body) = api(addr, "GET", "/channels/presence-restart/users", &[]).await;
+            if status == 200 && body["users"] == json!([{"id": "ann"}]) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{addr}: {status} {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
