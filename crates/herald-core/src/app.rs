@@ -92,6 +92,13 @@ pub struct AppConfig {
     /// Origins a browser may connect from, for Pusher and WAMP alike: `https://app.example.com`,
     /// `*.example.com` (any scheme and port), `http://localhost:8080`. Empty: any origin.
     pub allowed_origins: Vec<String>,
+    /// Where the app's webhooks go (`[[apps.webhooks]]`); none by default: nothing is sent.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Milliseconds a webhook request waits for more events after its first; 0 sends what is
+    /// queued at once.
+    pub webhook_batch_ms: u64,
+    /// Most events in one webhook request.
+    pub webhook_batch_max: usize,
     /// Set by a drop-in profile (EspoCRM, Oro) that owns the app and does not share it: the
     /// app is then reachable only through the profile's own listeners. Not a config key.
     #[serde(skip)]
@@ -130,8 +137,82 @@ impl Default for AppConfig {
             wamp_roles: Vec::new(),
             wamp_auth: WampAuthConfig::default(),
             allowed_origins: Vec::new(),
+            webhooks: Vec::new(),
+            webhook_batch_ms: 0,
+            webhook_batch_max: 50,
             profile_only: false,
         }
+    }
+}
+
+/// One webhook endpoint of an app (`[[apps.webhooks]]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL the events are POSTed to.
+    pub url: String,
+    /// The event names sent there; empty: Pusher's seven (`user_online` and `user_offline`,
+    /// herald's own, only when listed).
+    pub event_types: Vec<String>,
+    /// Which channels' events are sent there.
+    pub filter: WebhookFilter,
+    /// Extra request headers (an API token of the receiver, say).
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// The channels a webhook endpoint hears about. Events without a channel (user events) pass
+/// only when no channel filter is set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookFilter {
+    /// Only channels whose name starts with this.
+    pub channel_name_starts_with: Option<String>,
+    /// Only channels whose name ends with this.
+    pub channel_name_ends_with: Option<String>,
+}
+
+impl WebhookConfig {
+    /// The kinds sent to this endpoint.
+    pub fn kinds(&self) -> Vec<crate::events::EventKind> {
+        use crate::events::EventKind;
+        if self.event_types.is_empty() {
+            return EventKind::ALL
+                .into_iter()
+                .filter(|k| !matches!(k, EventKind::UserOnline | EventKind::UserOffline))
+                .collect();
+        }
+        self.event_types.iter().filter_map(|n| EventKind::from_name(n)).collect()
+    }
+
+    /// The first invalid key (relative to the entry) and what is wrong with it.
+    fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        let rest = self.url.strip_prefix("http://").or_else(|| self.url.strip_prefix("https://"));
+        let host = rest.and_then(|r| r.split(['/', '?', '#']).next()).unwrap_or("");
+        if host.is_empty() || self.url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+            return Err(("url", "must be an http:// or https:// URL with a host"));
+        }
+        if self.event_types.iter().any(|n| crate::events::EventKind::from_name(n).is_none()) {
+            return Err((
+                "event_types",
+                "each must be one of channel_occupied, channel_vacated, member_added, member_removed, \
+                 client_event, cache_miss, subscription_count, user_online, user_offline",
+            ));
+        }
+        let token =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        for (name, value) in &self.headers {
+            let ours = ["content-type", "content-length", "host", "x-pusher-key", "x-pusher-signature", "connection"];
+            if !token(name) || ours.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err((
+                    "headers",
+                    "names must be HTTP header names other than Content-Type, Content-Length, Host, Connection and X-Pusher-*",
+                ));
+            }
+            if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                return Err(("headers", "values must not hold control characters"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -221,6 +302,17 @@ impl AppConfig {
             if crate::origin::OriginPattern::parse(origin).is_none() {
                 return Err(bad("allowed_origins", "each entry must be a host, *.host, or scheme://host[:port]"));
             }
+        }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            if let Err((field, problem)) = hook.validate() {
+                return Err(InvalidApp { key: format!("apps[{index}].webhooks[{i}].{field}"), problem });
+            }
+        }
+        if self.webhook_batch_max == 0 {
+            return Err(bad("webhook_batch_max", "must be at least 1"));
+        }
+        if self.webhook_batch_ms > 60_000 {
+            return Err(bad("webhook_batch_ms", "must be at most 60000 (one minute)"));
         }
         Ok(())
     }

@@ -357,7 +357,11 @@ pub fn describe(settings: &Settings) -> String {
         settings.outbox.max_frames, settings.outbox.max_bytes
     );
     for app in &settings.apps {
-        let redacted = AppConfig { secret: "<redacted>".into(), ..app.clone() };
+        let mut redacted = AppConfig { secret: "<redacted>".into(), ..app.clone() };
+        // Extra webhook headers carry the receivers' tokens.
+        for hook in &mut redacted.webhooks {
+            hook.headers.values_mut().for_each(|v| *v = "<redacted>".into());
+        }
         // A plain struct of strings, numbers and booleans always serialises.
         if let Ok(text) = toml::to_string(&redacted) {
             let _ = write!(out, "\n[[apps]]\n{text}");

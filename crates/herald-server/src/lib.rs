@@ -19,6 +19,7 @@ pub mod shutdown;
 mod status;
 pub mod telemetry;
 pub mod tls;
+mod webhook;
 mod ws;
 
 use std::future::Future;
@@ -59,13 +60,21 @@ pub enum StartError {
     /// refuses them first).
     #[error(transparent)]
     Oro(#[from] profile::oro::OroError),
+    /// A webhook endpoint cannot be used (exit code 64; config validation normally refuses it
+    /// first).
+    #[error("{0}")]
+    Webhook(String),
 }
 
 impl StartError {
     /// The process exit code (sysexits): 64 for configuration problems, 69 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Tls(_) | StartError::Apps(_) | StartError::ScaleOut(_) | StartError::Oro(_) => 64,
+            StartError::Tls(_)
+            | StartError::Apps(_)
+            | StartError::ScaleOut(_)
+            | StartError::Oro(_)
+            | StartError::Webhook(_) => 64,
             StartError::Bind { .. } => 69,
         }
     }
@@ -92,6 +101,8 @@ pub struct Server {
     /// SIGHUP, taken over from its default action (exit) at bind time, before the ports are
     /// announced: `systemctl reload` right after start must not kill herald.
     hangup: std::io::Result<tokio::signal::unix::Signal>,
+    /// The apps' webhooks (`[[apps.webhooks]]`), started by `run`; `None` when no app has one.
+    webhooks: Option<webhook::Webhooks>,
 }
 
 impl Server {
@@ -102,7 +113,12 @@ impl Server {
     pub async fn bind(settings: Settings) -> Result<Self, StartError> {
         let registry = AppRegistry::new(settings.apps.clone())?;
         let (backend, scale_out) = scale_out::start(settings.scale_out.as_ref(), &registry).await?;
-        let hub = Arc::new(Hub::new(registry, backend, settings.outbox));
+        let webhooks = webhook::Webhooks::build(&registry).map_err(|e| StartError::Webhook(e.to_string()))?;
+        let mut hub = Hub::new(registry, backend, settings.outbox);
+        if let Some(w) = &webhooks {
+            hub = hub.with_events(w.sink());
+        }
+        let hub = Arc::new(hub);
         let main = config::ListenerSettings {
             host: settings.host.clone(),
             port: settings.port,
@@ -142,7 +158,7 @@ impl Server {
             .await
             .map_err(|e| StartError::Bind { addr: e.endpoint, source: e.source })?;
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup })
+        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup, webhooks })
     }
 
     /// Every bound address with its label (`None` for the main listener).
@@ -175,7 +191,10 @@ impl Server {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let ops = &self.settings.ops;
-        let status = Arc::new(status::ServerStatus::new(ops.per_ip));
+        let mut status = status::ServerStatus::new(ops.per_ip);
+        status.webhooks = self.webhooks.as_ref().map(webhook::Webhooks::metrics);
+        let status = Arc::new(status);
+        let webhooks = self.webhooks.map(webhook::Webhooks::start);
         // Plain HTTP connections, drained before the sessions (shutdown.rs).
         let conns = TaskTracker::new();
         let mut accepts = Vec::new();
@@ -219,6 +238,10 @@ impl Server {
             grace: self.settings.shutdown_grace,
         })
         .await;
+        // After the drain: the departures of the sessions it closed are sent too, for a bounded time.
+        if let Some(w) = webhooks {
+            w.stop().await;
+        }
         ops_stop.cancel();
         // After the drain: publications accepted until the end are still handed to Redis.
         if let Some(link) = scale_out {

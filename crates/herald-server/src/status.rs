@@ -38,12 +38,19 @@ pub(crate) struct ServerStatus {
     pub(crate) api: ApiCounters,
     /// WebSocket connections by client address, shared by every listener.
     pub(crate) per_ip: Arc<PerIp>,
+    /// The webhooks' counters, when an app has webhooks.
+    pub(crate) webhooks: Option<Arc<crate::webhook::metrics::WebhookMetrics>>,
 }
 
 impl ServerStatus {
     /// A status enforcing these per-address connection limits.
     pub(crate) fn new(per_ip: PerIpLimits) -> Self {
-        Self { draining: AtomicBool::new(false), api: ApiCounters::default(), per_ip: Arc::new(PerIp::new(per_ip)) }
+        Self {
+            draining: AtomicBool::new(false),
+            api: ApiCounters::default(),
+            per_ip: Arc::new(PerIp::new(per_ip)),
+            webhooks: None,
+        }
     }
 
     /// Marks the process as draining: `/ready` fails from now on.

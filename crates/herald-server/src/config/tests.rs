@@ -175,3 +175,41 @@ fn oro_tls_keys_are_checked_like_a_listener_s() {
     assert_eq!(oro_log_directives(&ServeArgs::default(), &s.listeners), Some("warn"));
     assert_eq!(oro_log_directives(&ServeArgs::default(), &[]), None);
 }
+
+#[test]
+fn webhooks_are_parsed_and_checked_at_load() {
+    let app = |hooks: &str| {
+        format!("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"{SECRET}\"\nwebhook_batch_ms = 250\n{hooks}")
+    };
+    let good = file(&app("[[apps.webhooks]]\nurl = \"https://hooks.example.com/pusher\"\nevent_types = \
+         [\"channel_vacated\", \"user_online\"]\nfilter = { channel_name_starts_with = \"private-\" }\nheaders = \
+         { Authorization = \"Bearer t\" }\n"));
+    let args = ServeArgs { config: Some(good.0.clone()), ..ServeArgs::default() };
+    let s = load(&args, &env(&[])).unwrap();
+    let hook = &s.apps[0].webhooks[0];
+    assert_eq!(s.apps[0].webhook_batch_ms, 250);
+    assert_eq!(s.apps[0].webhook_batch_max, 50);
+    assert_eq!(hook.filter.channel_name_starts_with.as_deref(), Some("private-"));
+    assert_eq!(hook.kinds(), vec![herald_core::EventKind::ChannelVacated, herald_core::EventKind::UserOnline]);
+    let text = describe(&s);
+    assert!(text.contains("https://hooks.example.com/pusher") && text.contains("channel_vacated"), "{text}");
+    assert!(!text.contains("Bearer t"), "header values are redacted: {text}");
+
+    for (hooks, key) in [
+        ("[[apps.webhooks]]\nurl = \"ftp://x/\"\n", "apps[0].webhooks[0].url"),
+        ("[[apps.webhooks]]\nurl = \"http:///nohost\"\n", "apps[0].webhooks[0].url"),
+        (
+            "[[apps.webhooks]]\nurl = \"http://a/\"\n[[apps.webhooks]]\nurl = \"http://b/\"\nevent_types = [\"channel_ocupied\"]\n",
+            "apps[0].webhooks[1].event_types",
+        ),
+        (
+            "[[apps.webhooks]]\nurl = \"http://a/\"\nheaders = { X-Pusher-Key = \"other\" }\n",
+            "apps[0].webhooks[0].headers",
+        ),
+    ] {
+        let f = file(&app(hooks));
+        let args = ServeArgs { config: Some(f.0.clone()), ..ServeArgs::default() };
+        let err = load(&args, &env(&[])).unwrap_err().to_string();
+        assert!(err.contains(key), "{hooks}: {err}");
+    }
+}

@@ -134,6 +134,10 @@ pub(crate) fn render(hub: &Hub, status: &ServerStatus) -> String {
         let _ = writeln!(out, "{name}{{code=\"{code}\"}} {}", c.load(Ordering::Relaxed));
     }
 
+    if let Some(webhooks) = &status.webhooks {
+        webhooks.render(&mut out, esc);
+    }
+
     header(&mut out, "herald_draining", "gauge", "1 while a graceful shutdown is in progress.");
     let _ = writeln!(out, "herald_draining {}", u8::from(status.is_draining()));
     if let Some(limits) = crate::fd_limit::current() {

@@ -112,7 +112,7 @@ where
 }
 
 /// A TLS client trusting the system's roots (built once: reading the store takes milliseconds).
-fn tls_connector() -> tokio_rustls::TlsConnector {
+pub(crate) fn tls_connector() -> tokio_rustls::TlsConnector {
     static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     let config = CONFIG.get_or_init(|| {
         let mut roots = rustls::RootCertStore::empty();
