@@ -126,7 +126,8 @@ impl RedisBackend {
         state.publisher_up.store(publisher.is_ok(), Ordering::Release);
         state.subscriber_up.store(subscriber.is_ok(), Ordering::Release);
         let (tx, rx) = mpsc::channel(QUEUE);
-        let (cluster, shared) = cluster::new(client.clone(), prefix, node);
+        let app_ids: Vec<String> = apps.iter().map(|a| a.config.id.clone()).collect();
+        let (cluster, shared) = cluster::new(client.clone(), prefix, node, &app_ids).await;
         let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), cluster });
         let link = RedisLink {
             client,

@@ -84,9 +84,10 @@ impl Handle {
 }
 
 /// The tasks before they run: built with the backend, spawned once the hub exists.
-#[derive(Debug)]
 pub(crate) struct Pending {
     client: Client,
+    /// The control channels' subscription, opened at start.
+    control: Option<redis::aio::PubSub>,
     rx: mpsc::Receiver<Tracked>,
     shared: Arc<Shared>,
     queries: Arc<ClusterQueries>,
@@ -108,8 +109,9 @@ pub(crate) struct Context {
     pub(crate) hub: Arc<Hub>,
 }
 
-/// The queue and the tasks' pending half for node `node`.
-pub(crate) fn new(client: Client, prefix: &str, node: u64) -> (Handle, Pending) {
+/// The queue and the tasks' pending half for node `node`; subscribes to the control channels
+/// of `apps` (an unreachable Redis is not an error: the follower keeps trying).
+pub(crate) async fn new(client: Client, prefix: &str, node: u64, apps: &[String]) -> (Handle, Pending) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let keys = Keys::new(prefix);
     let shared = Arc::new(Shared {
@@ -119,8 +121,10 @@ pub(crate) fn new(client: Client, prefix: &str, node: u64) -> (Handle, Pending) 
         dropped: AtomicU64::new(0),
         run_id: Mutex::new(None),
     });
-    let queries = Arc::new(ClusterQueries::new(client.clone(), keys));
-    (Handle { tx, shared: Arc::clone(&shared) }, Pending { client, rx, shared, queries })
+    let queries = Arc::new(ClusterQueries::new(client.clone(), keys.clone()));
+    let names: Vec<String> = apps.iter().map(|a| keys.control(a)).collect();
+    let control = crate::follower::subscribe(&client, &names).await.ok();
+    (Handle { tx, shared: Arc::clone(&shared) }, Pending { client, control, rx, shared, queries })
 }
 
 impl Pending {
@@ -132,7 +136,7 @@ impl Pending {
         let cx = Context { client: self.client, shared: self.shared, hub };
         Running {
             tracker: tokio::spawn(crate::tracker::run(cx.clone(), self.rx, stop.clone())),
-            follower: tokio::spawn(crate::follower::run(cx.clone(), stop.clone())),
+            follower: tokio::spawn(crate::follower::run(cx.clone(), self.control, stop.clone())),
             liveness: tokio::spawn(crate::liveness::run(cx, stop.clone())),
         }
     }

@@ -12,7 +12,7 @@ use herald_core::{App, Publication};
 use herald_protocol::cluster::Envelope;
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use redis::aio::{MultiplexedConnection, PubSub};
-use redis::{Msg, RedisResult};
+use redis::{Client, Msg, RedisError, RedisResult};
 use serde_json::value::RawValue;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -24,34 +24,38 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(6);
 const PING_EVERY: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(cx: Context, stop: CancellationToken) {
+/// Subscribes to the control channels `names` (bounded by a timeout).
+pub(crate) async fn subscribe(client: &Client, names: &[String]) -> RedisResult<PubSub> {
+    let subscribed = timeout(CONNECT_TIMEOUT, async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(names).await?;
+        RedisResult::Ok(pubsub)
+    })
+    .await;
+    subscribed.unwrap_or_else(|_| Err(RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))))
+}
+
+/// Runs until `stop`; `subscribed` is the subscription opened at start, before the node took
+/// its first client (a termination or announcement sent right after cannot slip past it).
+pub(crate) async fn run(cx: Context, mut subscribed: Option<PubSub>, stop: CancellationToken) {
     let apps: HashMap<String, Arc<App>> =
         cx.hub.apps().iter().map(|a| (cx.keys().control(&a.config.id), Arc::clone(a))).collect();
-    let names: Vec<&str> = apps.keys().map(String::as_str).collect();
+    let names: Vec<String> = apps.keys().cloned().collect();
     let mut backoff = BACKOFF_MIN;
     let mut first = true;
     loop {
-        let subscribed = timeout(CONNECT_TIMEOUT, async {
-            let mut pubsub = cx.client.get_async_pubsub().await?;
-            pubsub.subscribe(&names).await?;
-            RedisResult::Ok(pubsub)
-        })
-        .await;
-        let pubsub = match subscribed {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "scale-out: redis control channel unreachable");
-                if back_off(&mut backoff, &stop).await {
-                    continue;
+        let pubsub = match subscribed.take() {
+            Some(p) => p,
+            None => match subscribe(&cx.client, &names).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(error = %e, "scale-out: redis control channel unreachable");
+                    if back_off(&mut backoff, &stop).await {
+                        continue;
+                    }
+                    return;
                 }
-                return;
-            }
-            Err(_) => {
-                if back_off(&mut backoff, &stop).await {
-                    continue;
-                }
-                return;
-            }
+            },
         };
         // Subscribed first: an announcement made during the rebuild is applied after it.
         if let Err(e) = rebuild(&cx).await {
