@@ -123,6 +123,13 @@ async fn a_member_on_one_node_is_seen_on_every_node_and_the_api_agrees() {
         assert_eq!(info, json!({"occupied": true, "user_count": 2, "subscription_count": 2}), "{addr}");
     }
 
+    // A publish asking for the channel's counts gets the cluster's, on any node.
+    let event = json!({"name": "ev", "channel": "presence-room", "data": "x", "info": "user_count,subscription_count"});
+    let (status, body) = api_publish(b, &event).await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body, json!({"channels": {"presence-room": {"user_count": 2, "subscription_count": 2}}}));
+
     // A channel occupied only on B is listed on A.
     let (mut on_b, _) = client(b).await;
     subscribe(&mut on_b, "only-b").await;

@@ -100,8 +100,8 @@ async fn dispatch(
     }
 
     match (&method, rest) {
-        (&Method::POST, ["events"]) => publish_one(hub, &app, &body),
-        (&Method::POST, ["batch_events"]) => publish_batch(hub, &app, &body),
+        (&Method::POST, ["events"]) => publish_one(hub, cluster, &app, &body).await,
+        (&Method::POST, ["batch_events"]) => publish_batch(hub, cluster, &app, &body).await,
         (&Method::GET, ["channels"]) => list_channels(hub, cluster, &app, &params).await,
         (&Method::GET, ["channels", name]) => channel_info(hub, cluster, &app, &decode(name), &params).await,
         (&Method::GET, ["channels", name, "users"]) => presence_users(hub, cluster, &app, &decode(name)).await,
@@ -235,26 +235,30 @@ fn parse_info(info: Option<&str>, allowed: &[&str]) -> Result<Vec<String>, ApiEr
         .collect()
 }
 
-/// Publishes a validated event; returns its `info` result, if any was asked for.
-fn publish(hub: &Hub, app: &App, ev: ValidEvent) -> Option<Value> {
+/// Publishes a validated event; returns what its `info` result is about: its channels and the
+/// attributes asked for (none: no `info`).
+fn publish(hub: &Hub, app: &App, ev: ValidEvent) -> (Vec<ChannelName>, Vec<String>) {
     for channel in &ev.channels {
         let p = Publication::new(channel.clone(), ev.name.as_str(), PublicationData::Str(ev.data.as_str().into()))
             .excluding(ev.socket_id.as_deref());
         hub.publish(app, p);
     }
-    if ev.info.is_empty() {
-        return None;
-    }
-    let mut channels = Map::new();
-    for channel in &ev.channels {
-        channels
-            .insert(channel.as_str().to_owned(), Value::Object(channel_attrs(hub, app, channel.as_str(), &ev.info)));
-    }
-    Some(json!({ "channels": channels }))
+    (ev.channels, ev.info)
 }
 
-fn channel_attrs(hub: &Hub, app: &App, name: &str, info: &[String]) -> Map<String, Value> {
-    let summary = hub.channel(app, name);
+/// The `info` attributes of a channel just published to. Scaled out, the cluster's counts;
+/// when Redis cannot say, this node's (the event is published: a 503 would make it sent again).
+async fn channel_attrs(
+    hub: &Hub,
+    cluster: Option<&ClusterQueries>,
+    app: &App,
+    name: &str,
+    info: &[String],
+) -> Map<String, Value> {
+    let summary = match summary(hub, cluster, app, name).await {
+        Ok(s) => s,
+        Err(_) => hub.channel(app, name),
+    };
     let mut attrs = Map::new();
     for a in info {
         match a.as_str() {
@@ -270,19 +274,25 @@ fn channel_attrs(hub: &Hub, app: &App, name: &str, info: &[String]) -> Map<Strin
     attrs
 }
 
-fn publish_one(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
+async fn publish_one(hub: &Hub, cluster: Option<&ClusterQueries>, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
     let ev: EventBody = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
     let ev = validate(app, ev)?;
     // Refused (503) while the other nodes cannot be reached: nothing answered 200 is lost.
     hub.backend().available()?;
     charge(app, ev.channels.len())?;
-    Ok(match publish(hub, app, ev) {
-        Some(info) => info.to_string().into(),
-        None => Bytes::from_static(b"{}"),
-    })
+    let (channels, info) = publish(hub, app, ev);
+    if info.is_empty() {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    let mut out = Map::new();
+    for channel in &channels {
+        let attrs = channel_attrs(hub, cluster, app, channel.as_str(), &info).await;
+        out.insert(channel.as_str().to_owned(), Value::Object(attrs));
+    }
+    Ok(json!({ "channels": out }).to_string().into())
 }
 
-fn publish_batch(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
+async fn publish_batch(hub: &Hub, cluster: Option<&ClusterQueries>, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
     let batch: BatchBody = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
     let max = app.config.max_batch_events;
     if batch.batch.len() > max {
@@ -293,19 +303,18 @@ fn publish_batch(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
     hub.backend().available()?;
     charge(app, events.iter().map(|e| e.channels.len()).sum())?;
     let wants_info = events.iter().any(|e| !e.info.is_empty());
-    let results: Vec<Value> = events
-        .into_iter()
-        .map(|e| {
-            let channel = e.channels.first().map(|c| c.as_str().to_owned());
-            let info = e.info.clone();
-            publish(hub, app, e);
-            match channel {
-                Some(c) if !info.is_empty() => Value::Object(channel_attrs(hub, app, &c, &info)),
-                _ => json!({}),
-            }
-        })
-        .collect();
-    Ok(if wants_info { json!({ "batch": results }).to_string().into() } else { Bytes::from_static(b"{}") })
+    let published: Vec<_> = events.into_iter().map(|e| publish(hub, app, e)).collect();
+    if !wants_info {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    let mut results = Vec::with_capacity(published.len());
+    for (channels, info) in published {
+        results.push(match channels.first() {
+            Some(c) if !info.is_empty() => Value::Object(channel_attrs(hub, cluster, app, c.as_str(), &info).await),
+            _ => json!({}),
+        });
+    }
+    Ok(json!({ "batch": results }).to_string().into())
 }
 
 /// Redis could not answer a query: 503, the client may retry.
