@@ -32,6 +32,12 @@ pub trait Backend: Send + Sync + 'static {
         "local"
     }
 
+    /// The backend's counters (name, value), for `/health` and `/metrics`: what it sent,
+    /// received, replayed or lost. Names are `snake_case`; none on one node.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// Whether this backend keeps channel and user state across nodes. The hub then reports
     /// every change of this node to [`Backend::changed`], whether or not a sink wants it.
     fn shares_state(&self) -> bool {

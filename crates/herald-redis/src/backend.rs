@@ -11,10 +11,11 @@ use redis::Client;
 use tokio::sync::mpsc;
 
 use crate::cluster::{self, Tracked};
-use crate::connect::{connect_publisher, connect_subscriber};
+use crate::connect::connect_publisher;
 use crate::link::RedisLink;
 use crate::queue::Queued;
 use crate::state::LinkState;
+use crate::subscriber;
 use crate::url::{UrlError, redact_url};
 
 /// Publications waiting for Redis. At a few hundred bytes each this bounds the memory an
@@ -28,7 +29,7 @@ const HEADROOM: usize = 1_024;
 pub struct RedisBackend {
     /// This node's random id, written in every envelope.
     node: u64,
-    /// The Redis channel of each app id.
+    /// The Redis stream of each app id.
     channels: HashMap<String, Arc<str>>,
     /// Into the publisher task.
     tx: mpsc::Sender<Queued>,
@@ -77,6 +78,10 @@ impl Backend for RedisBackend {
         "redis"
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.state.counters()
+    }
+
     fn shares_state(&self) -> bool {
         true
     }
@@ -91,10 +96,10 @@ impl Backend for RedisBackend {
 impl RedisBackend {
     /// Opens both connections to the Redis at `url` (each bounded by a short timeout) and
     /// returns the backend for the hub and the link to [`RedisLink::spawn`] once the hub exists.
-    /// Each app of `apps` is the Redis channel `{prefix}:{app_id}`.
+    /// Each app of `apps` is the Redis stream `{prefix}:{app_id}`.
     ///
-    /// Connecting before the hub exists means that a node started while Redis is up is
-    /// subscribed before it accepts its first client.
+    /// Connecting before the hub exists means that a node started while Redis is up reads
+    /// every publication made after it accepts its first client (it starts at the streams' end).
     ///
     /// # Errors
     /// [`UrlError::Refused`] when the client refuses the URL. An unreachable Redis is not an
@@ -111,7 +116,7 @@ impl RedisBackend {
         let names: Vec<Arc<str>> = channels.values().cloned().collect();
         let state = Arc::new(LinkState::default());
         let publisher = connect_publisher(&client).await;
-        let subscriber = connect_subscriber(&client, &names).await;
+        let subscriber = subscriber::open(&client, node, &names, &HashMap::new()).await.map(|(reader, _)| reader);
         let url = redact_url(url);
         match (&publisher, &subscriber) {
             // The node id in hex, as refusals of other nodes' envelopes name it.
@@ -135,6 +140,7 @@ impl RedisBackend {
             rx,
             publisher: publisher.ok(),
             subscriber: subscriber.ok(),
+            window: crate::stream::DEFAULT_REPLAY_WINDOW,
             channels: backend.channels.clone(),
             state,
             shared,

@@ -1,13 +1,11 @@
-//! Opening the two Redis connections, and the timings every reconnect, ping and shutdown of the
-//! link follows. The backend connects once at start; the publisher and subscriber tasks
-//! reconnect with the same helpers after a lost connection.
+//! Opening the command connection, and the timings every reconnect, ping and shutdown of the
+//! link follows. The backend connects once at start; the publisher and reader tasks reconnect
+//! with the same helpers after a lost connection (the reader's connection is `subscriber::open`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{MultiplexedConnection, PubSub};
+use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisResult};
-use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -25,19 +23,6 @@ pub(crate) async fn connect_publisher(client: &Client) -> RedisResult<Multiplexe
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
     client.get_multiplexed_async_connection_with_config(&config).await
-}
-
-/// Opens the subscriber connection and subscribes to `names`.
-pub(crate) async fn connect_subscriber(client: &Client, names: &[Arc<str>]) -> RedisResult<PubSub> {
-    let connect = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        let names: Vec<&str> = names.iter().map(|n| &**n).collect();
-        pubsub.subscribe(names).await?;
-        Ok(pubsub)
-    };
-    timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, connect)
-        .await
-        .unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))))
 }
 
 /// Sleeps for the current backoff (doubling it) unless `stop` fires first; false on stop.

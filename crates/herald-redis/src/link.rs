@@ -5,21 +5,21 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use herald_core::{App, Hub};
 use redis::Client;
-use redis::aio::{MultiplexedConnection, PubSub};
+use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::{CONNECT_TIMEOUT, FLUSH_GRACE};
-use crate::inbound::Inbound;
 use crate::publisher::Publisher;
 use crate::queue::Queued;
 use crate::state::LinkState;
-use crate::subscriber::Subscriber;
+use crate::subscriber::{Reader, Subscriber};
 
 /// The link's tasks before they run: built with the backend, spawned once the hub exists.
 pub struct RedisLink {
@@ -27,8 +27,10 @@ pub struct RedisLink {
     pub(crate) node: u64,
     pub(crate) rx: mpsc::Receiver<Queued>,
     pub(crate) publisher: Option<MultiplexedConnection>,
-    pub(crate) subscriber: Option<PubSub>,
-    /// The Redis channel of each app id.
+    pub(crate) subscriber: Option<Reader>,
+    /// Age beyond which stream entries are trimmed.
+    pub(crate) window: Duration,
+    /// The Redis stream of each app id.
     pub(crate) channels: HashMap<String, Arc<str>>,
     pub(crate) state: Arc<LinkState>,
     /// The shared channel and user state's tasks (`cluster`).
@@ -56,6 +58,14 @@ impl RedisLink {
         self.shared.queries()
     }
 
+    /// Keeps `window` of publications in Redis (60 s unless set), for nodes that lose their
+    /// link to read once back. Set before [`RedisLink::spawn`].
+    #[must_use]
+    pub fn with_replay_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
     /// Starts the publisher and subscriber tasks; the subscriber delivers into `hub`.
     pub fn spawn(self, hub: Arc<Hub>) -> RunningLink {
         let stop = CancellationToken::new();
@@ -65,10 +75,15 @@ impl RedisLink {
             .iter()
             .filter_map(|(id, ch)| hub.apps().by_id(id).map(|a| (Arc::clone(ch), Arc::clone(a))))
             .collect();
-        let publisher =
-            Publisher::new(self.client.clone(), self.publisher, self.rx, self.node, Arc::clone(&self.state));
-        let subscriber =
-            Subscriber { client: self.client, apps, inbound: Inbound::new(self.node), state: self.state, hub };
+        let publisher = Publisher::new(
+            self.client.clone(),
+            self.publisher,
+            self.rx,
+            self.node,
+            self.window,
+            Arc::clone(&self.state),
+        );
+        let subscriber = Subscriber::new(self.client, self.node, apps, self.state, hub);
         RunningLink {
             publisher: tokio::spawn(publisher.run(stop.clone())),
             subscriber: tokio::spawn(subscriber.run(self.subscriber, stop.clone())),

@@ -1,25 +1,26 @@
-//! The publisher task: drains the backend's queue into Redis, in order, resending a failed batch
-//! after reconnecting, and gives what is left one bounded chance at shutdown.
+//! The publisher task: drains the backend's queue into the app streams, in order, resending a
+//! failed batch after reconnecting, and gives what is left one bounded chance at shutdown. Each
+//! batch also trims the streams it wrote to the replay window.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Client;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
+use crate::acked::{Acked, Outgoing};
 use crate::connect::{BACKOFF_MIN, FLUSH_GRACE, PING_EVERY, back_off, connect_publisher};
 use crate::publication;
 use crate::queue::Queued;
 use crate::state::LinkState;
+use crate::stream;
 
 /// Most publications sent in one pipeline.
 const BATCH: usize = 256;
-
-/// An encoded envelope and the app channel it goes to.
-type Outgoing = (Arc<str>, Vec<u8>);
 
 /// Drains the queue into Redis.
 pub(crate) struct Publisher {
@@ -29,6 +30,12 @@ pub(crate) struct Publisher {
     node: u64,
     /// Sequence number of the last envelope written.
     seq: u64,
+    /// Age beyond which stream entries are trimmed.
+    window: Duration,
+    /// What Redis acknowledged last, for a Redis that comes back without it.
+    acked: Acked,
+    /// `run_id` of the Redis instance the connection reaches: a new one is a restart.
+    run_id: Option<String>,
     state: Arc<LinkState>,
 }
 
@@ -38,9 +45,10 @@ impl Publisher {
         conn: Option<MultiplexedConnection>,
         rx: mpsc::Receiver<Queued>,
         node: u64,
+        window: Duration,
         state: Arc<LinkState>,
     ) -> Publisher {
-        Publisher { client, conn, rx, node, seq: 0, state }
+        Publisher { client, conn, rx, node, seq: 0, window, acked: Acked::default(), run_id: None, state }
     }
 
     pub(crate) async fn run(mut self, stop: CancellationToken) {
@@ -51,14 +59,28 @@ impl Publisher {
         // publishes) before the next publication has to find out.
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.conn.is_some() {
+            self.identify().await;
+        }
         loop {
             // Reconnect even with nothing to send: the HTTP API refuses publishes until then,
             // so waiting for a publication first would never end.
-            if self.conn.is_none() && !self.reconnect().await {
-                if back_off(&mut backoff, &stop).await {
-                    continue;
+            if self.conn.is_none() {
+                if !self.reconnect().await {
+                    if back_off(&mut backoff, &stop).await {
+                        continue;
+                    }
+                    break;
                 }
-                break;
+                // Before anything newer, so each node's envelopes stay in order in the stream.
+                let again = self.acked.restarted();
+                if !again.is_empty() {
+                    tracing::info!(
+                        envelopes = again.len(),
+                        "scale-out: redis came back as a new instance; appending the last envelopes it                          acknowledged again (readers drop those they had)"
+                    );
+                    pending.splice(0..0, again);
+                }
             }
             if pending.is_empty() {
                 tokio::select! {
@@ -78,7 +100,7 @@ impl Publisher {
                 pending.push(self.encode(&q));
             }
             if self.send(&pending).await {
-                pending.clear();
+                self.acked.acked(Instant::now(), pending.drain(..));
                 backoff = BACKOFF_MIN;
             } else if !back_off(&mut backoff, &stop).await {
                 break;
@@ -92,6 +114,9 @@ impl Publisher {
         match connect_publisher(&self.client).await {
             Ok(c) => {
                 self.conn = Some(c);
+                if !self.identify().await {
+                    return false;
+                }
                 if !self.state.publisher_up.swap(true, Ordering::AcqRel) {
                     tracing::info!("scale-out: redis publisher connection is up");
                 }
@@ -104,9 +129,30 @@ impl Publisher {
         }
     }
 
+    /// Reads the `run_id` of the Redis reached and tells [`Acked`] whether it is the one the
+    /// link had; false when the connection failed meanwhile.
+    async fn identify(&mut self) -> bool {
+        let Some(conn) = self.conn.as_mut() else { return false };
+        let info = match redis::cmd("INFO").arg("server").query_async::<String>(conn).await {
+            Ok(info) => info,
+            Err(e) => {
+                self.link_lost(&e);
+                return false;
+            }
+        };
+        let run_id = info.lines().find_map(|l| l.strip_prefix("run_id:")).map(|id| id.trim().to_owned());
+        match (&self.run_id, &run_id) {
+            (Some(old), Some(new)) if old != new => {}
+            _ => self.acked.same_instance(),
+        }
+        self.run_id = run_id;
+        true
+    }
+
     /// Marks the command connection lost (logged once per outage).
     fn link_lost(&mut self, e: &redis::RedisError) {
         self.conn = None;
+        self.acked.lost();
         if self.state.publisher_up.swap(false, Ordering::AcqRel) {
             tracing::warn!(error = %e, "scale-out: redis publisher connection lost; reconnecting");
         } else {
@@ -130,8 +176,17 @@ impl Publisher {
     async fn send(&mut self, batch: &[Outgoing]) -> bool {
         let Some(conn) = self.conn.as_mut() else { return false };
         let mut pipe = redis::pipe();
-        for (channel, bytes) in batch {
-            pipe.cmd("PUBLISH").arg(&**channel).arg(bytes.as_slice()).ignore();
+        let mut streams: Vec<&str> = Vec::new();
+        for (key, bytes) in batch {
+            stream::xadd(&mut pipe, key, bytes);
+            if !streams.contains(&&**key) {
+                streams.push(key);
+            }
+        }
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let now_ms = u64::try_from(now_ms).unwrap_or(u64::MAX);
+        for key in streams {
+            stream::xtrim(&mut pipe, key, now_ms, self.window);
         }
         match pipe.query_async::<()>(conn).await {
             Ok(()) => {

@@ -7,7 +7,7 @@ use herald_core::Publication;
 
 /// One publication on its way to Redis.
 pub(crate) struct Queued {
-    /// The app's Redis channel.
+    /// The app's Redis stream.
     pub(crate) channel: Arc<str>,
     pub(crate) publication: Arc<Publication>,
 }

@@ -164,7 +164,7 @@ struct FileConfig {
     espocrm: Option<toml::Table>,
     /// The Oro profile, read by `config/profiles.rs`.
     oro: Option<crate::profile::oro::settings::OroFile>,
-    /// Redis pub/sub shared with the other nodes (`config/scale_out.rs`).
+    /// The Redis shared with the other nodes (`config/scale_out.rs`).
     scale_out: Option<scale_out::ScaleOutFile>,
 }
 
@@ -377,6 +377,7 @@ pub fn describe(settings: &Settings) -> String {
     }
     if let Some(s) = &settings.scale_out {
         let _ = writeln!(out, "\n[scale_out]\nredis_url = {:?}\nprefix = {:?}", s.redacted_url(), s.prefix);
+        let _ = writeln!(out, "replay_window_secs = {}", s.replay_window.as_secs());
     }
     out
 }

@@ -41,5 +41,5 @@ pub(crate) async fn start(
     let (backend, link) = RedisBackend::connect(&settings.redis_url, &settings.prefix, apps)
         .await
         .map_err(|source| ScaleOutError::Url { url: settings.redacted_url(), source })?;
-    Ok((backend, Some(link)))
+    Ok((backend, Some(link.with_replay_window(settings.replay_window))))
 }

@@ -12,7 +12,7 @@ use herald_protocol::cluster::envelope::Data;
 use herald_protocol::cluster::{Envelope, VERSION};
 use herald_protocol::pusher::channel_name::ChannelName;
 use herald_test_support::http::publish;
-use herald_test_support::redis::{RedisServer, await_health, health, node_settings, redis_publish};
+use herald_test_support::redis::{RedisServer, await_health, health, node_settings, redis_xadd};
 use herald_test_support::{TestServer, WAIT, Ws, next_json, send_json, subscribe};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -227,7 +227,7 @@ async fn envelopes_of_another_format_version_are_refused_on_every_node() {
     let (mut on_b, _) = b.pusher(APP.1).await;
     subscribe(&mut on_b, "news").await;
 
-    // What a third node would publish on the app's Redis channel ("{prefix}:{app_id}").
+    // What a third node would append to the app's Redis stream ("{prefix}:{app_id}").
     let from_third_node = |seq: u64, data: &str| {
         let envelope = Envelope {
             node: 0x0123_4567_89ab_cdef,
@@ -248,10 +248,10 @@ async fn envelopes_of_another_format_version_are_refused_on_every_node() {
     for (seq, version) in [(1, VERSION - 1), (2, VERSION + 1)] {
         let mut foreign = from_third_node(seq, "from-another-version");
         foreign[0] = version;
-        assert_eq!(redis_publish(&redis, "test:1", &foreign).await, 2, "both nodes are subscribed");
+        redis_xadd(&redis, "test:1", &foreign).await;
     }
-    // Redis keeps the order of one publisher: what arrives first was published after them.
-    assert_eq!(redis_publish(&redis, "test:1", &from_third_node(3, "same-version")).await, 2);
+    // The stream keeps the order of its entries: what arrives first was appended after them.
+    redis_xadd(&redis, "test:1", &from_third_node(3, "same-version")).await;
     for ws in [&mut on_a, &mut on_b] {
         assert_eq!(next_event(ws).await["data"], "same-version", "an envelope of another version was delivered");
     }

@@ -1,5 +1,6 @@
 //! A real `redis-server` per test for the scale-out tests: a child process on a unix socket in a
-//! fresh directory (no TCP port); herald nodes sharing it; `/health` of a node.
+//! fresh directory (no TCP port); herald nodes sharing it; `/health` of a node; and a plain RESP
+//! client to do to Redis what an operator or another node would (append, trim, kill a client).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -89,7 +90,9 @@ impl Drop for RedisServer {
 /// there only).
 pub fn node_settings(base: Settings, redis: &RedisServer) -> Settings {
     let base = crate::inproc::with_metrics(base);
-    Settings { scale_out: Some(ScaleOutSettings { redis_url: redis.url(), prefix: "test".into() }), ..base }
+    let scale_out =
+        ScaleOutSettings { redis_url: redis.url(), prefix: "test".into(), replay_window: Duration::from_secs(60) };
+    Settings { scale_out: Some(scale_out), ..base }
 }
 
 /// `GET /health`: status and JSON body (`Null` when the body is not JSON).
@@ -112,28 +115,128 @@ pub async fn await_health(addr: SocketAddr, want: u16) -> Value {
     }
 }
 
-/// `PUBLISH channel payload` straight to `redis`, as any other node would (RESP written by hand);
-/// returns how many subscriber connections received it.
-pub async fn redis_publish(redis: &RedisServer, channel: &str, payload: &[u8]) -> i64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::UnixStream::connect(redis.socket()).await.unwrap();
-    let mut cmd = b"*3\r\n".to_vec();
-    for part in [&b"PUBLISH"[..], channel.as_bytes(), payload] {
-        cmd.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
-        cmd.extend_from_slice(part);
-        cmd.extend_from_slice(b"\r\n");
+/// `XADD stream * e payload` straight to `redis`, as any other node would; returns the entry id.
+pub async fn redis_xadd(redis: &RedisServer, stream: &str, payload: &[u8]) -> String {
+    let mut cli = RedisCli::connect(redis).await;
+    match cli.cmd(&[b"XADD", stream.as_bytes(), b"*", b"e", payload]).await {
+        Reply::Bulk(Some(id)) => String::from_utf8(id).unwrap(),
+        other => panic!("XADD answered {other:?}"),
     }
-    s.write_all(&cmd).await.unwrap();
-    // The answer is one integer: ":<receivers>\r\n".
-    let mut reply = Vec::new();
-    let mut byte = [0u8; 1];
-    while !reply.ends_with(b"\r\n") {
-        tokio::time::timeout(WAIT, s.read_exact(&mut byte)).await.expect("redis answers").unwrap();
-        reply.push(byte[0]);
+}
+
+/// One RESP2 answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK`.
+    Status(String),
+    /// `-ERR ...`.
+    Error(String),
+    /// `:n`.
+    Int(i64),
+    /// `$n` (`None`: nil).
+    Bulk(Option<Vec<u8>>),
+    /// `*n` (`None`: nil).
+    Array(Option<Vec<Reply>>),
+}
+
+impl Reply {
+    /// The text of a status or bulk answer.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Reply::Status(s) => Some(s.clone()),
+            Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
     }
-    let text = String::from_utf8(reply).unwrap();
-    text.trim_end()
-        .strip_prefix(':')
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("PUBLISH answered {text:?}"))
+}
+
+/// A plain RESP client on the server's socket: commands written by hand, answers read with a
+/// deadline. Pipelining (`send` several, then `read` as many) makes `MULTI`/`EXEC` possible.
+pub struct RedisCli {
+    stream: tokio::io::BufReader<tokio::net::UnixStream>,
+}
+
+impl RedisCli {
+    /// Connects to `redis`.
+    pub async fn connect(redis: &RedisServer) -> Self {
+        let s = tokio::net::UnixStream::connect(redis.socket()).await.unwrap();
+        Self { stream: tokio::io::BufReader::new(s) }
+    }
+
+    /// Writes one command without reading its answer.
+    pub async fn send(&mut self, parts: &[&[u8]]) {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = format!("*{}\r\n", parts.len()).into_bytes();
+        for part in parts {
+            cmd.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
+            cmd.extend_from_slice(part);
+            cmd.extend_from_slice(b"\r\n");
+        }
+        self.stream.get_mut().write_all(&cmd).await.unwrap();
+    }
+
+    /// Reads the next answer.
+    pub async fn read(&mut self) -> Reply {
+        tokio::time::timeout(WAIT, read_reply(&mut self.stream)).await.expect("redis answers")
+    }
+
+    /// Sends one command and returns its answer.
+    pub async fn cmd(&mut self, parts: &[&[u8]]) -> Reply {
+        self.send(parts).await;
+        self.read().await
+    }
+
+    /// `CLIENT LIST`: the id of each connection named `name`.
+    pub async fn client_ids(&mut self, name: &str) -> Vec<String> {
+        let list = self.cmd(&[b"CLIENT", b"LIST"]).await.text().unwrap();
+        let wanted = format!("name={name}");
+        list.lines()
+            .filter(|l| l.split(' ').any(|f| f == wanted))
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
+            .collect()
+    }
+
+    /// `CLIENT LIST`: the names of the connections whose name starts with `prefix`.
+    pub async fn client_names(&mut self, prefix: &str) -> Vec<String> {
+        let list = self.cmd(&[b"CLIENT", b"LIST"]).await.text().unwrap();
+        list.lines()
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("name=")))
+            .filter(|n| n.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn read_reply(
+    s: &mut tokio::io::BufReader<tokio::net::UnixStream>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + '_>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    Box::pin(async move {
+        let mut line = Vec::new();
+        s.read_until(b'\n', &mut line).await.unwrap();
+        assert!(line.ends_with(b"\r\n"), "redis closed the connection: {line:?}");
+        let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
+        let n = || text.parse::<i64>().unwrap();
+        match line[0] {
+            b'+' => Reply::Status(text.clone()),
+            b'-' => Reply::Error(text.clone()),
+            b':' => Reply::Int(n()),
+            b'$' if n() < 0 => Reply::Bulk(None),
+            b'$' => {
+                let mut data = vec![0; usize::try_from(n()).unwrap() + 2];
+                s.read_exact(&mut data).await.unwrap();
+                data.truncate(data.len() - 2);
+                Reply::Bulk(Some(data))
+            }
+            b'*' if n() < 0 => Reply::Array(None),
+            b'*' => {
+                let mut items = Vec::new();
+                for _ in 0..n() {
+                    items.push(read_reply(s).await);
+                }
+                Reply::Array(Some(items))
+            }
+            other => panic!("not RESP2: {:?}", other as char),
+        }
+    })
 }

@@ -1,8 +1,11 @@
-//! The `[scale_out]` section: which Redis the nodes of a cluster share, and the key prefix.
+//! The `[scale_out]` section: which Redis the nodes of a cluster share, the key prefix, and how
+//! long Redis keeps publications for a node that lost its link.
 //!
 //! Only parsing and validation live here; the link itself is the `herald-redis` crate. Without
 //! the section (and without `HERALD__SCALE_OUT__REDIS_URL`) herald is one process with
 //! in-memory state, as before.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -10,6 +13,8 @@ use super::ConfigError;
 
 /// Channel prefix when none is configured: the channels are `herald:{app_id}`.
 const DEFAULT_PREFIX: &str = "herald";
+/// Longest replay window accepted: a day of publications is more than Redis' memory is for.
+const MAX_REPLAY_WINDOW_SECS: u64 = 86_400;
 
 /// `[scale_out]` as written in the file.
 #[derive(Debug, Default, Deserialize)]
@@ -17,6 +22,7 @@ const DEFAULT_PREFIX: &str = "herald";
 pub(super) struct ScaleOutFile {
     redis_url: Option<String>,
     prefix: Option<String>,
+    replay_window_secs: Option<u64>,
 }
 
 /// Validated scale-out settings.
@@ -26,6 +32,9 @@ pub struct ScaleOutSettings {
     pub redis_url: String,
     /// Namespace of herald's Redis channels, so several clusters can share one Redis.
     pub prefix: String,
+    /// How long each app's stream keeps publications, so a node whose link dropped delivers
+    /// what was published meanwhile once it is back (`replay_window_secs`, default 60).
+    pub replay_window: Duration,
 }
 
 impl ScaleOutSettings {
@@ -36,10 +45,12 @@ impl ScaleOutSettings {
 }
 
 /// Builds the settings from the file's `[scale_out]`, overridden by the environment
-/// (`HERALD__SCALE_OUT__REDIS_URL`, `HERALD__SCALE_OUT__PREFIX`).
+/// (`HERALD__SCALE_OUT__REDIS_URL`, `HERALD__SCALE_OUT__PREFIX`,
+/// `HERALD__SCALE_OUT__REPLAY_WINDOW_SECS`).
 ///
 /// # Errors
-/// [`ConfigError::Invalid`] naming the key when the URL cannot be used or the prefix is odd.
+/// [`ConfigError::Invalid`] naming the key when the URL cannot be used, the prefix is odd or the
+/// replay window is not 1 to 86400 seconds.
 pub(super) fn build(
     file: Option<&ScaleOutFile>,
     origin: &str,
@@ -68,7 +79,21 @@ pub(super) fn build(
         let problem = format!("{prefix:?} must be 1-64 characters of A-Z a-z 0-9 _ - . :");
         return Err(invalid(prefix_origin, "scale_out.prefix", problem));
     }
-    Ok(Some(ScaleOutSettings { redis_url, prefix }))
+    let (window, window_origin) = match from_env("HERALD__SCALE_OUT__REPLAY_WINDOW_SECS") {
+        Some(w) => {
+            let secs = w.parse::<u64>().map_err(|_| {
+                invalid("environment", "scale_out.replay_window_secs", format!("{w:?} is not a number of seconds"))
+            })?;
+            (Some(secs), "environment")
+        }
+        None => (file.and_then(|f| f.replay_window_secs), origin),
+    };
+    let window = window.unwrap_or(herald_redis::DEFAULT_REPLAY_WINDOW.as_secs());
+    if !(1..=MAX_REPLAY_WINDOW_SECS).contains(&window) {
+        let problem = format!("{window} must be 1 to {MAX_REPLAY_WINDOW_SECS} seconds");
+        return Err(invalid(window_origin, "scale_out.replay_window_secs", problem));
+    }
+    Ok(Some(ScaleOutSettings { redis_url, prefix, replay_window: Duration::from_secs(window) }))
 }
 
 fn invalid(origin: &str, key: &str, problem: String) -> ConfigError {
@@ -86,7 +111,7 @@ mod tests {
     }
 
     fn file(url: Option<&str>, prefix: Option<&str>) -> ScaleOutFile {
-        ScaleOutFile { redis_url: url.map(Into::into), prefix: prefix.map(Into::into) }
+        ScaleOutFile { redis_url: url.map(Into::into), prefix: prefix.map(Into::into), replay_window_secs: None }
     }
 
     #[test]
@@ -107,7 +132,11 @@ mod tests {
         let s = build(Some(&file(Some("redis://10.0.0.1"), Some("app1"))), "f.toml", &env).ok().flatten();
         assert_eq!(
             s,
-            Some(ScaleOutSettings { redis_url: "redis+unix:///run/redis.sock".into(), prefix: "app1".into() })
+            Some(ScaleOutSettings {
+                redis_url: "redis+unix:///run/redis.sock".into(),
+                prefix: "app1".into(),
+                replay_window: Duration::from_secs(60),
+            })
         );
     }
 
@@ -136,6 +165,24 @@ mod tests {
     }
 
     #[test]
+    fn replay_window_from_file_or_environment_within_bounds() {
+        let with_window = |secs| ScaleOutFile { replay_window_secs: Some(secs), ..file(Some("redis://h"), None) };
+        let s = build(Some(&with_window(5)), "f.toml", &env_of(&[])).ok().flatten();
+        assert_eq!(s.map(|s| s.replay_window), Some(Duration::from_secs(5)));
+        let env = env_of(&[("HERALD__SCALE_OUT__REPLAY_WINDOW_SECS", "300")]);
+        let s = build(Some(&with_window(5)), "f.toml", &env).ok().flatten();
+        assert_eq!(s.map(|s| s.replay_window), Some(Duration::from_secs(300)));
+        for (f, env, origin) in [
+            (with_window(0), env_of(&[]), "f.toml"),
+            (with_window(86_401), env_of(&[]), "f.toml"),
+            (with_window(5), env_of(&[("HERALD__SCALE_OUT__REPLAY_WINDOW_SECS", "1m")]), "environment"),
+        ] {
+            let Err(e) = build(Some(&f), "f.toml", &env) else { panic!("accepted {f:?}") };
+            assert!(e.to_string().starts_with(&format!("{origin}: scale_out.replay_window_secs:")), "{e}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused_by_name() {
         let Err(e) = toml::from_str::<ScaleOutFile>("redis_url = \"redis://h\"\nredis_host = \"h\"\n") else {
             panic!("accepted an unknown key");
@@ -145,9 +192,18 @@ mod tests {
 
     #[test]
     fn credentials_are_redacted() {
-        let s = ScaleOutSettings { redis_url: "redis://user:pw@h:6379/0".into(), prefix: "p".into() };
+        let window = Duration::from_secs(60);
+        let s = ScaleOutSettings {
+            redis_url: "redis://user:pw@h:6379/0".into(),
+            prefix: "p".into(),
+            replay_window: window,
+        };
         assert_eq!(s.redacted_url(), "redis://<redacted>@h:6379/0");
-        let s = ScaleOutSettings { redis_url: "redis+unix:///s.sock?pass=pw".into(), prefix: "p".into() };
+        let s = ScaleOutSettings {
+            redis_url: "redis+unix:///s.sock?pass=pw".into(),
+            prefix: "p".into(),
+            replay_window: window,
+        };
         assert_eq!(s.redacted_url(), "redis+unix://<redacted>");
     }
 }

@@ -26,7 +26,9 @@ pub(crate) fn up() -> Response<Body> {
 /// publishes are refused meanwhile).
 pub(crate) fn health(hub: &Hub) -> Response<Body> {
     let backend = hub.backend();
-    let (status, body) = match backend.available() {
+    let counters: serde_json::Map<String, serde_json::Value> =
+        backend.counters().into_iter().map(|(name, n)| (name.to_owned(), n.into())).collect();
+    let (status, mut body) = match backend.available() {
         Ok(()) => (
             StatusCode::OK,
             serde_json::json!({ "health": "OK", "backend": backend.name(), "backend_available": true }),
@@ -38,6 +40,9 @@ pub(crate) fn health(hub: &Hub) -> Response<Body> {
             }),
         ),
     };
+    if !counters.is_empty() {
+        body["backend_counters"] = counters.into();
+    }
     json_response(status, body.to_string().into())
 }
 

@@ -134,6 +134,15 @@ pub(crate) fn render(hub: &Hub, status: &ServerStatus) -> String {
         let _ = writeln!(out, "{name}{{code=\"{code}\"}} {}", c.load(Ordering::Relaxed));
     }
 
+    let counters = hub.backend().counters();
+    if !counters.is_empty() {
+        let name = "herald_scale_out_total";
+        header(&mut out, name, "counter", "The scale-out link's publications and recoveries, by kind.");
+        for (kind, n) in counters {
+            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
+        }
+    }
+
     if let Some(webhooks) = &status.webhooks {
         webhooks.render(&mut out, esc);
     }
