@@ -88,7 +88,12 @@ impl Backend for RedisBackend {
 
     /// Queued for the tracker, which emits the cluster's change to `events` (through the hub's
     /// sink, the same one) once the shared state says there is one.
-    fn changed(&self, app: &App, change: Event, _events: &dyn EventSink) {
+    fn changed(&self, app: &App, change: Event, events: &dyn EventSink) {
+        // Seen on one node only, they change no shared state: queued (to keep their order among
+        // the channel's other events) only when the sink wants them.
+        if matches!(change, Event::ClientEvent { .. } | Event::CacheMiss { .. }) && !events.wants(app, change.kind()) {
+            return;
+        }
         self.cluster.queue(Tracked::Change { app: app.config.id.as_str().into(), event: change });
     }
 }
