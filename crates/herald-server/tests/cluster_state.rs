@@ -322,3 +322,119 @@ async fn after_redis_restarts_empty_the_nodes_register_their_members_again() {
         }
     }
 }
+
+/// Webhook events an HTTP receiver on 127.0.0.1:0 got, one `(name, channel)` per event, in the
+/// order of the requests.
+async fn webhook_receiver() -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let tx = tx.clone();
+                async move {
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let body: Value = serde_json::from_slice(&body).unwrap();
+                    for e in body["events"].as_array().unwrap() {
+                        let name = e["name"].as_str().unwrap_or("").to_owned();
+                        let _ = tx.send((name, e["channel"].as_str().unwrap_or("").to_owned()));
+                    }
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"{}"),
+                    )))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
+            );
+        }
+    });
+    (addr, rx)
+}
+
+/// The next webhook event for `channel` (others are skipped).
+async fn next_hook(hooks: &mut tokio::sync::mpsc::UnboundedReceiver<(String, String)>, channel: &str) -> String {
+    loop {
+        let (name, ch) = tokio::time::timeout(herald_test_support::WAIT, hooks.recv()).await.unwrap().unwrap();
+        if ch == channel {
+            return name;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_occupied_and_vacated_once_in_the_cluster() {
+    use herald_test_support::redis::node_settings;
+    use herald_test_support::{TestServer, app, settings};
+    let redis = RedisServer::start();
+    let (hook_addr, mut hooks) = webhook_receiver().await;
+    let hooked = || {
+        let hook = herald_core::app::WebhookConfig {
+            url: format!("http://{hook_addr}/hooks"),
+            event_types: vec!["channel_occupied".into(), "channel_vacated".into()],
+            ..Default::default()
+        };
+        settings(vec![herald_core::AppConfig { webhooks: vec![hook], ..app("1", "key") }])
+    };
+    let a = TestServer::start(node_settings(hooked(), &redis)).await;
+    let b = TestServer::start(node_settings(hooked(), &redis)).await;
+
+    let (mut on_a, _) = a.pusher("key").await;
+    subscribe(&mut on_a, "room").await;
+    assert_eq!(next_hook(&mut hooks, "room").await, "channel_occupied");
+    // B's changes are emitted in order: were B to report `room` occupied again, it would come
+    // before its `marker-b`.
+    let (mut on_b, _) = b.pusher("key").await;
+    subscribe(&mut on_b, "room").await;
+    subscribe(&mut on_b, "marker-b").await;
+    let mut seen = Vec::new();
+    loop {
+        let (name, ch) = tokio::time::timeout(herald_test_support::WAIT, hooks.recv()).await.unwrap().unwrap();
+        if ch == "marker-b" {
+            break;
+        }
+        seen.push((name, ch));
+    }
+    assert_eq!(seen, [], "B reported nothing about room");
+
+    // A leaves (B is still there), then B: one channel_vacated, from B; A's leave reported
+    // nothing, which A's own marker after it shows.
+    drop(on_a);
+    // A's leave is in Redis once the cluster counts one subscription.
+    let deadline = tokio::time::Instant::now() + herald_test_support::WAIT;
+    loop {
+        let path = "/apps/1/channels/room";
+        let q = herald_test_support::sign::signed_query(
+            "GET",
+            path,
+            &[("info", "subscription_count")],
+            "",
+            "key",
+            "key-secret",
+        );
+        let (status, body) = herald_test_support::http::http(b.addr, "GET", &format!("{path}?{q}")).await;
+        assert_eq!(status, 200, "{body}");
+        if serde_json::from_str::<Value>(&body).unwrap()["subscription_count"] == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut on_a2, _) = a.pusher("key").await;
+    subscribe(&mut on_a2, "marker-a").await;
+    let mut seen = Vec::new();
+    loop {
+        let (name, ch) = tokio::time::timeout(herald_test_support::WAIT, hooks.recv()).await.unwrap().unwrap();
+        if ch == "marker-a" {
+            break;
+        }
+        seen.push((name, ch));
+    }
+    assert_eq!(seen, [], "A's leave vacated nothing");
+    drop(on_b);
+    assert_eq!(next_hook(&mut hooks, "room").await, "channel_vacated");
+}
