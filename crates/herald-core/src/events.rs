@@ -190,3 +190,98 @@ impl EventSink for NoEvents {
 
     fn emit(&self, _app: &App, _event: Event) {}
 }
+
+/// Proof that an event taken from a durable queue was dealt with: delivered, refused, given up
+/// after retries, filtered out or cancelled by the debounce. The queue moves past an event only
+/// when every copy of its receipt was completed; a copy dropped without [`Receipt::complete`]
+/// (the process stopped with the event still to send) keeps the event in the queue for whoever
+/// delivers next. Events from memory carry [`Receipt::none`].
+#[derive(Clone, Debug, Default)]
+pub struct Receipt(Option<std::sync::Arc<Ticket>>);
+
+/// The shared part of a receipt: what to call once every copy is gone.
+pub struct Ticket {
+    settle: Box<dyn Fn(bool) + Send + Sync>,
+    abandoned: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket").field("abandoned", &self.abandoned).finish_non_exhaustive()
+    }
+}
+
+impl Receipt {
+    /// No queue behind the event: completing or dropping it does nothing.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// A receipt whose last copy calls `settle(true)` when every copy was completed, or
+    /// `settle(false)` when one was dropped uncompleted.
+    pub fn new(settle: impl Fn(bool) + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(Ticket {
+            settle: Box::new(settle),
+            abandoned: std::sync::atomic::AtomicBool::new(false),
+        })))
+    }
+
+    /// This copy's event was dealt with.
+    pub fn complete(mut self) {
+        // The ticket goes without marking it abandoned; the last copy settles it.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.0.take() {
+            ticket.abandoned.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        (self.settle)(!self.abandoned.load(std::sync::atomic::Ordering::Acquire));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    use super::*;
+
+    fn counted() -> (Receipt, Arc<AtomicI32>) {
+        let result = Arc::new(AtomicI32::new(-1));
+        let r = Arc::clone(&result);
+        (Receipt::new(move |done| r.store(i32::from(done), Ordering::SeqCst)), result)
+    }
+
+    #[test]
+    fn a_receipt_settles_when_every_copy_is_completed() {
+        let (receipt, result) = counted();
+        let copy = receipt.clone();
+        receipt.complete();
+        assert_eq!(result.load(Ordering::SeqCst), -1, "one copy is still out");
+        copy.complete();
+        assert_eq!(result.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_copy_dropped_uncompleted_leaves_the_event_in_the_queue() {
+        let (receipt, result) = counted();
+        let copy = receipt.clone();
+        receipt.complete();
+        drop(copy);
+        assert_eq!(result.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn an_event_of_no_queue_has_nothing_to_settle() {
+        Receipt::none().complete();
+        drop(Receipt::none());
+    }
+}

@@ -28,7 +28,7 @@ pub mod wire;
 pub use app::{App, AppConfig, AppRegistry};
 pub use backend::{Backend, LocalBackend};
 pub use conn::{Conn, ConnId, SocketId};
-pub use events::{Event, EventKind, EventSink, NoEvents};
+pub use events::{Event, EventKind, EventSink, NoEvents, Receipt};
 pub use hub::Hub;
 pub use outbox::{CloseRequest, Drained, Outbox, OutboxLimits};
 pub use publication::{Origin, Publication, PublicationData, WampFilter};

@@ -62,6 +62,7 @@ mod connect;
 mod control;
 mod cursor;
 mod follower;
+pub mod hooks;
 mod inbound;
 mod keys;
 mod link;

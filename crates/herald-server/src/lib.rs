@@ -103,6 +103,8 @@ pub struct Server {
     hangup: std::io::Result<tokio::signal::unix::Signal>,
     /// The apps' webhooks (`[[apps.webhooks]]`), started by `run`; `None` when no app has one.
     webhooks: Option<webhook::Webhooks>,
+    /// In a cluster with webhooks: their queue in Redis, started by `run`.
+    hooks: Option<herald_redis::hooks::HookQueue>,
 }
 
 impl Server {
@@ -114,9 +116,21 @@ impl Server {
         let registry = AppRegistry::new(settings.apps.clone())?;
         let (backend, scale_out) = scale_out::start(settings.scale_out.as_ref(), &registry).await?;
         let webhooks = webhook::Webhooks::build(&registry).map_err(|e| StartError::Webhook(e.to_string()))?;
+        // In a cluster, webhook events go through Redis: sent once, by one node, surviving nodes.
+        let hooks = match (&webhooks, &settings.scale_out) {
+            (Some(w), Some(s)) => {
+                let apps: Vec<Arc<herald_core::App>> = registry.iter().cloned().collect();
+                let queue = herald_redis::hooks::HookQueue::new(&s.redis_url, &s.prefix, &apps, w.consumer())
+                    .map_err(|source| scale_out::ScaleOutError::Url { url: s.redacted_url(), source })?;
+                Some(queue)
+            }
+            _ => None,
+        };
         let mut hub = Hub::new(registry, backend, settings.outbox);
-        if let Some(w) = &webhooks {
-            hub = hub.with_events(w.sink());
+        match (&hooks, &webhooks) {
+            (Some(q), _) => hub = hub.with_events(q.sink()),
+            (None, Some(w)) => hub = hub.with_events(w.sink()),
+            (None, None) => {}
         }
         let hub = Arc::new(hub);
         let main = config::ListenerSettings {
@@ -158,7 +172,7 @@ impl Server {
             .await
             .map_err(|e| StartError::Bind { addr: e.endpoint, source: e.source })?;
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup, webhooks })
+        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup, webhooks, hooks })
     }
 
     /// Every bound address with its label (`None` for the main listener).
@@ -195,6 +209,7 @@ impl Server {
         status.webhooks = self.webhooks.as_ref().map(webhook::Webhooks::metrics);
         let status = Arc::new(status);
         let webhooks = self.webhooks.map(webhook::Webhooks::start);
+        let hooks = self.hooks.map(herald_redis::hooks::HookQueue::spawn);
         // Plain HTTP connections, drained before the sessions (shutdown.rs).
         let conns = TaskTracker::new();
         let mut accepts = Vec::new();
@@ -241,6 +256,11 @@ impl Server {
         // After the drain: the departures of the sessions it closed are sent too, for a bounded time.
         if let Some(w) = webhooks {
             w.stop().await;
+        }
+        // Then the cluster's queue: what the delivery settled moves the cursor, the rest stays
+        // in Redis for the node that takes the lease next.
+        if let Some(h) = hooks {
+            h.stop().await;
         }
         ops_stop.cancel();
         // After the drain: publications accepted until the end are still handed to Redis.

@@ -15,6 +15,7 @@ mod body;
 mod debounce;
 mod delivery;
 mod filter;
+mod item;
 pub(crate) mod metrics;
 mod retry;
 mod sender;
@@ -108,6 +109,11 @@ impl Webhooks {
     /// The sink to install in the hub.
     pub(crate) fn sink(&self) -> Arc<dyn herald_core::EventSink> {
         Arc::clone(&self.sink) as Arc<dyn herald_core::EventSink>
+    }
+
+    /// What a cluster's webhook queue hands the events this node delivers to.
+    pub(crate) fn consumer(&self) -> Arc<dyn herald_redis::hooks::HookConsumer> {
+        Arc::clone(&self.sink) as Arc<dyn herald_redis::hooks::HookConsumer>
     }
 
     /// The counters `/metrics` shows.

@@ -8,41 +8,41 @@ use tokio::time::Instant;
 
 /// The events of the next request.
 #[derive(Debug)]
-pub(crate) struct Batcher {
+pub(crate) struct Batcher<T = Event> {
     window: Duration,
     max: usize,
-    pending: Vec<Event>,
+    pending: Vec<T>,
     /// When the first pending event came.
     opened: Option<Instant>,
 }
 
-impl Batcher {
+impl<T> Batcher<T> {
     /// A batcher of requests of at most `max` (at least 1) events, waiting `window`.
     pub(crate) fn new(window: Duration, max: usize) -> Self {
         Self { window, max: max.max(1), pending: Vec::new(), opened: None }
     }
 
     /// Adds `event`, come at `now`.
-    pub(crate) fn push(&mut self, event: Event, now: Instant) {
+    pub(crate) fn push(&mut self, event: T, now: Instant) {
         self.opened.get_or_insert(now);
         self.pending.push(event);
     }
 
     /// The next request's events, if one is due at `now`.
-    pub(crate) fn take(&mut self, now: Instant) -> Option<Vec<Event>> {
+    pub(crate) fn take(&mut self, now: Instant) -> Option<Vec<T>> {
         let due = self.pending.len() >= self.max || self.deadline().is_some_and(|at| at <= now);
         if !due {
             return None;
         }
         let n = self.pending.len().min(self.max);
-        let batch: Vec<Event> = self.pending.drain(..n).collect();
+        let batch: Vec<T> = self.pending.drain(..n).collect();
         // What is left over from a full request starts its own window now.
         self.opened = (!self.pending.is_empty()).then_some(now);
         Some(batch)
     }
 
     /// Everything pending, in requests of at most `max` events (shutdown).
-    pub(crate) fn flush(&mut self) -> Vec<Vec<Event>> {
+    pub(crate) fn flush(&mut self) -> Vec<Vec<T>> {
         self.opened = None;
         let mut out = Vec::new();
         while !self.pending.is_empty() {
@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn no_window_sends_at_once() {
         let t0 = Instant::now();
-        let mut b = Batcher::new(Duration::ZERO, 50);
+        let mut b = Batcher::<Event>::new(Duration::ZERO, 50);
         assert_eq!(b.take(t0), None);
         b.push(ev(1), t0);
         b.push(ev(2), t0);
@@ -88,7 +88,7 @@ mod tests {
     fn a_window_waits_for_more_until_full() {
         let t0 = Instant::now();
         let window = Duration::from_millis(500);
-        let mut b = Batcher::new(window, 3);
+        let mut b = Batcher::<Event>::new(window, 3);
         b.push(ev(1), t0);
         b.push(ev(2), t0 + Duration::from_millis(100));
         assert_eq!(b.take(t0 + Duration::from_millis(499)), None);

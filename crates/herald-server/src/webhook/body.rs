@@ -6,6 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use herald_core::Event;
 use serde::Serialize;
 
+use super::item::Item;
+
 #[derive(Serialize)]
 struct Body<'a> {
     time_ms: u64,
@@ -58,8 +60,8 @@ fn wire(event: &Event) -> Wire<'_> {
 }
 
 /// The JSON body of a request carrying `events`, stamped `time_ms`.
-pub(crate) fn encode(time_ms: u64, events: &[Event]) -> Vec<u8> {
-    let body = Body { time_ms, events: events.iter().map(wire).collect() };
+pub(crate) fn encode<T: Item>(time_ms: u64, events: &[T]) -> Vec<u8> {
+    let body = Body { time_ms, events: events.iter().map(|i| wire(i.event())).collect() };
     // Serialising borrowed strings and integers to a Vec cannot fail.
     serde_json::to_vec(&body).unwrap_or_default()
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 use herald_core::Event;
 use tokio::time::Instant;
 
+use super::item::Item;
+
 /// How long a departure is held (Pusher's 3 s).
 pub(crate) const DELAY: Duration = Duration::from_secs(3);
 
@@ -43,22 +45,22 @@ fn role(event: &Event) -> Option<(bool, Subject)> {
 
 /// The held departures, oldest first.
 #[derive(Debug)]
-pub(crate) struct Debouncer {
+pub(crate) struct Debouncer<T = Event> {
     delay: Duration,
     next: u64,
     /// By arrival number: the release time and the departure.
-    held: BTreeMap<u64, (Instant, Event, Subject)>,
+    held: BTreeMap<u64, (Instant, T, Subject)>,
     /// The arrival number of the departure held for each subject.
     by_subject: HashMap<Subject, u64>,
 }
 
-impl Default for Debouncer {
+impl<T: Item> Default for Debouncer<T> {
     fn default() -> Self {
         Self::new(DELAY)
     }
 }
 
-impl Debouncer {
+impl<T: Item> Debouncer<T> {
     /// A debouncer holding departures for `delay`.
     pub(crate) fn new(delay: Duration) -> Self {
         Self { delay, next: 0, held: BTreeMap::new(), by_subject: HashMap::new() }
@@ -66,9 +68,9 @@ impl Debouncer {
 
     /// Takes `event`, which happened at `now`; what may go out right away is passed to `out`, in
     /// order. A departure due by then goes first: an arrival after the delay cancels nothing.
-    pub(crate) fn push(&mut self, event: Event, now: Instant, out: &mut impl FnMut(Event)) {
+    pub(crate) fn push(&mut self, event: T, now: Instant, out: &mut impl FnMut(T)) {
         self.release(now, out);
-        match role(&event) {
+        match role(event.event()) {
             Some((true, subject)) => {
                 if self.held.len() >= MAX_HELD
                     && let Some((n, (_, early, s))) = self.held.pop_first()
@@ -84,7 +86,10 @@ impl Debouncer {
             Some((false, subject)) => match self.by_subject.remove(&subject) {
                 // Back within the delay: neither the departure nor this arrival is told.
                 Some(n) => {
-                    self.held.remove(&n);
+                    if let Some((_, departure, _)) = self.held.remove(&n) {
+                        departure.settle();
+                    }
+                    event.settle();
                 }
                 None => out(event),
             },
@@ -93,7 +98,7 @@ impl Debouncer {
     }
 
     /// Releases the departures due at `now`, oldest first.
-    pub(crate) fn release(&mut self, now: Instant, out: &mut impl FnMut(Event)) {
+    pub(crate) fn release(&mut self, now: Instant, out: &mut impl FnMut(T)) {
         while let Some(entry) = self.held.first_entry() {
             if entry.get().0 > now {
                 break;
@@ -106,7 +111,7 @@ impl Debouncer {
     }
 
     /// Releases every held departure now (shutdown).
-    pub(crate) fn flush(&mut self, out: &mut impl FnMut(Event)) {
+    pub(crate) fn flush(&mut self, out: &mut impl FnMut(T)) {
         self.by_subject.clear();
         while let Some((_, (_, event, _))) = self.held.pop_first() {
             out(event);
@@ -142,7 +147,7 @@ mod tests {
         ChannelName::parse(name, 200).unwrap()
     }
 
-    fn run(d: &mut Debouncer, events: Vec<Event>, now: Instant) -> Vec<Event> {
+    fn run(d: &mut Debouncer<Event>, events: Vec<Event>, now: Instant) -> Vec<Event> {
         let mut out = Vec::new();
         for e in events {
             d.push(e, now, &mut |e| out.push(e));
@@ -153,7 +158,7 @@ mod tests {
     #[test]
     fn quick_reoccupation_drops_both() {
         let t0 = Instant::now();
-        let mut d = Debouncer::default();
+        let mut d = Debouncer::<Event>::default();
         let a = ch("a");
         let out = run(&mut d, vec![Event::ChannelOccupied { channel: a.clone() }], t0);
         assert_eq!(out, vec![Event::ChannelOccupied { channel: a.clone() }]);
@@ -170,7 +175,7 @@ mod tests {
     #[test]
     fn departure_goes_out_after_the_delay_in_order() {
         let t0 = Instant::now();
-        let mut d = Debouncer::default();
+        let mut d = Debouncer::<Event>::default();
         let (a, b) = (ch("presence-a"), ch("b"));
         let removed = Event::MemberRemoved { channel: a.clone(), user_id: "u".into() };
         let vacated_a = Event::ChannelVacated { channel: a.clone() };
@@ -192,7 +197,7 @@ mod tests {
     #[test]
     fn members_and_users_are_debounced_per_subject() {
         let t0 = Instant::now();
-        let mut d = Debouncer::default();
+        let mut d = Debouncer::<Event>::default();
         let a = ch("presence-a");
         let gone = |u: &str| Event::MemberRemoved { channel: a.clone(), user_id: u.into() };
         let back = |u: &str| Event::MemberAdded { channel: a.clone(), user_id: u.into() };
@@ -219,7 +224,7 @@ mod tests {
     fn an_arrival_after_the_delay_cancels_nothing() {
         // Both read late from a backed-up queue: what counts is when they happened.
         let t0 = Instant::now();
-        let mut d = Debouncer::default();
+        let mut d = Debouncer::<Event>::default();
         let a = ch("a");
         let late = t0 + DELAY + Duration::from_millis(1);
         let out = run(&mut d, vec![Event::ChannelVacated { channel: a.clone() }], t0);
@@ -229,9 +234,39 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_pair_settles_both_receipts() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use herald_core::Receipt;
+
+        use crate::webhook::item::Hook;
+
+        let settled = Arc::new(AtomicUsize::new(0));
+        let hook = |event| {
+            let s = Arc::clone(&settled);
+            Hook {
+                event,
+                receipt: Receipt::new(move |done| {
+                    if done {
+                        s.fetch_add(1, Ordering::SeqCst);
+                    }
+                }),
+            }
+        };
+        let t0 = Instant::now();
+        let mut d = Debouncer::<Hook>::default();
+        let mut out = Vec::new();
+        d.push(hook(Event::ChannelVacated { channel: ch("a") }), t0, &mut |h| out.push(h));
+        d.push(hook(Event::ChannelOccupied { channel: ch("a") }), t0, &mut |h| out.push(h));
+        assert!(out.is_empty());
+        assert_eq!(settled.load(Ordering::SeqCst), 2, "a durable queue may move past both");
+    }
+
+    #[test]
     fn held_departures_are_bounded() {
         let t0 = Instant::now();
-        let mut d = Debouncer::default();
+        let mut d = Debouncer::<Event>::default();
         let mut early = 0;
         for i in 0..MAX_HELD + 5 {
             d.push(Event::ChannelVacated { channel: ch(&format!("c{i}")) }, t0, &mut |_| early += 1);

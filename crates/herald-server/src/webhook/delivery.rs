@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::Event;
 use hyper::header::HeaderValue;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -19,14 +18,15 @@ use tokio_util::sync::CancellationToken;
 use super::batch::Batcher;
 use super::debounce::Debouncer;
 use super::filter::Filter;
+use super::item::{Hook, Item};
 use super::metrics::AppCounters;
 use super::retry::Backoff;
 use super::sender::{Client, REQUEST_TIMEOUT};
 use super::{body, sign};
 
-/// An event and when it happened: the debounce counts from then, not from when the event
-/// leaves a queue that an unresponsive endpoint let grow.
-pub(crate) type Stamped = (Instant, Event);
+/// An event (with its queue's receipt) and when it happened: the debounce counts from then,
+/// not from when the event leaves a queue that an unresponsive endpoint let grow.
+pub(crate) type Stamped = (Instant, Hook);
 
 /// An endpoint and the app it belongs to.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub(crate) struct Endpoint {
 enum Outcome {
     Done,
     /// Stopped while waiting to retry: the events are still to send.
-    Stopped(Vec<Event>),
+    Stopped(Vec<Hook>),
 }
 
 /// Delivers `events` to `ep` until `stop`, then sends what is left once each, within `flush`
@@ -61,8 +61,8 @@ pub(crate) async fn run(
     stop: CancellationToken,
     flush: Duration,
 ) {
-    let mut debounce = Debouncer::default();
-    let mut batcher = Batcher::new(ep.window, ep.max);
+    let mut debounce = Debouncer::<Hook>::default();
+    let mut batcher = Batcher::<Hook>::new(ep.window, ep.max);
     let mut left = Vec::new();
     'live: loop {
         let now = Instant::now();
@@ -120,10 +120,18 @@ pub(crate) async fn run(
 }
 
 /// Passes a debounced event on to the batch if the endpoint sends its kind.
-fn keep(filter: &Filter, batcher: &mut Batcher, event: Event, now: Instant) {
-    if filter.sends(event.kind()) {
-        batcher.push(event, now);
+fn keep(filter: &Filter, batcher: &mut Batcher<Hook>, hook: Hook, now: Instant) {
+    if filter.sends(hook.event.kind()) {
+        batcher.push(hook, now);
+    } else {
+        hook.settle();
     }
+}
+
+/// A request is over (delivered, refused or given up after retrying): its events are settled.
+fn settled(batch: Vec<Hook>) -> Outcome {
+    batch.into_iter().for_each(Item::settle);
+    Outcome::Done
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -136,7 +144,7 @@ async fn sleep_until(at: Option<Instant>) {
 impl Endpoint {
     /// Sends one request of `batch`, retrying while `stop` (if any) is not cancelled; with no
     /// `stop`, tries once.
-    async fn send(&mut self, batch: Vec<Event>, stop: Option<&CancellationToken>) -> Outcome {
+    async fn send(&mut self, batch: Vec<Hook>, stop: Option<&CancellationToken>) -> Outcome {
         let n = batch.len();
         let body = body::encode(body::now_ms(), &batch);
         let signature = sign::signature(&self.secret, &body);
@@ -146,26 +154,28 @@ impl Endpoint {
             let problem = match self.client.post(&self.key, &signature, body.clone(), timeout).await {
                 Ok(status) if status.is_success() => {
                     AppCounters::add(&self.counters.sent, n);
-                    return Outcome::Done;
+                    return settled(batch);
                 }
                 Ok(status) if !status.is_server_error() => {
                     AppCounters::add(&self.counters.failed, 1);
                     AppCounters::add(&self.counters.dropped_rejected, n);
                     tracing::warn!(app = %self.app, url = %self.url, %status, events = n, "webhook refused; not retried");
-                    return Outcome::Done;
+                    return settled(batch);
                 }
                 Ok(status) => status.to_string(),
                 Err(e) => e.to_string(),
             };
             AppCounters::add(&self.counters.failed, 1);
             let Some(stop) = stop else {
+                // The one try of a shutdown: the receipts are dropped unsettled, so a durable
+                // queue keeps these events for whoever delivers next.
                 AppCounters::add(&self.counters.dropped_gave_up, n);
                 return Outcome::Done;
             };
             let Some(at) = backoff.next(Instant::now()) else {
                 AppCounters::add(&self.counters.dropped_gave_up, n);
                 tracing::warn!(app = %self.app, url = %self.url, %problem, events = n, "webhook dropped after retrying");
-                return Outcome::Done;
+                return settled(batch);
             };
             tracing::debug!(app = %self.app, url = %self.url, %problem, "webhook failed; retrying");
             tokio::select! {

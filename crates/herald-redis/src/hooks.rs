@@ -1,0 +1,179 @@
+//! Webhooks in a cluster: each event is sent once, by one node, in order, and survives the node
+//! that saw it.
+//!
+//! The cluster's events (a channel vacated on every node, a member's last socket anywhere) are
+//! emitted once, by the node whose change made them; [`HookQueue::sink`] appends them to the
+//! app's webhook stream in Redis (`writer`) instead of delivering them itself. One node per app
+//! holds a lease and delivers from that stream through the same webhook delivery a single node
+//! uses (`leader`), moving the app's cursor past an event once every endpoint settled it. A node
+//! that dies mid-batch leaves its events after the cursor: the next lease holder sends them.
+//! Delivery is therefore at least once, as Pusher's is; order per app, and so per channel, is
+//! the stream's.
+//!
+//! Modules: `codec` (an event as a stream entry), `writer` (appending), `leader` (lease, read,
+//! cursor).
+
+mod codec;
+mod leader;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use herald_core::{App, Event, EventKind, EventSink, Receipt};
+use redis::Client;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::{CONNECT_TIMEOUT, FLUSH_GRACE};
+use crate::url::UrlError;
+
+/// Entries kept per app stream: a dead endpoint can hold this many events in Redis, no more.
+pub(crate) const MAX_ENTRIES: u64 = 100_000;
+/// Events waiting to be appended on this node; beyond it they are dropped and counted.
+const QUEUE: usize = 16_384;
+
+/// Where a node hands the events it delivers: the webhook delivery of `herald-server`.
+pub trait HookConsumer: Send + Sync + 'static {
+    /// Whether any endpoint of `app` wants events of `kind`.
+    fn wants(&self, app: &App, kind: EventKind) -> bool;
+    /// Events every endpoint of `app` can take now.
+    fn room(&self, app: &App) -> usize;
+    /// Takes `event`, which happened at `at_ms` (Unix ms); each endpoint settles its copy of
+    /// `receipt` once done with it.
+    fn offer(&self, app: &App, event: Event, at_ms: u64, receipt: &Receipt);
+}
+
+/// The Redis keys of one app's webhooks.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    stream: Arc<str>,
+    lease: Arc<str>,
+    cursor: Arc<str>,
+}
+
+impl Keys {
+    fn new(prefix: &str, app: &str) -> Self {
+        let base = format!("{prefix}:hooks:{app}");
+        Self { lease: format!("{base}:lease").into(), cursor: format!("{base}:cursor").into(), stream: base.into() }
+    }
+}
+
+/// One event on its way to Redis.
+pub(crate) struct Written {
+    key: Arc<str>,
+    entry: Vec<u8>,
+}
+
+/// The cluster's webhook queue, before it runs.
+pub struct HookQueue {
+    client: Client,
+    node: String,
+    consumer: Arc<dyn HookConsumer>,
+    sink: Arc<RedisHookSink>,
+    rx: mpsc::Receiver<Written>,
+    leads: Vec<leader::Lead>,
+}
+
+impl std::fmt::Debug for HookQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookQueue").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+/// What the hub's backend emits to: appends each wanted event to its app's stream.
+pub struct RedisHookSink {
+    consumer: Arc<dyn HookConsumer>,
+    /// The stream of each app with webhooks, by app id.
+    keys: HashMap<String, Arc<str>>,
+    tx: mpsc::Sender<Written>,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for RedisHookSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHookSink").field("dropped", &self.dropped).finish_non_exhaustive()
+    }
+}
+
+impl EventSink for RedisHookSink {
+    fn wants(&self, app: &App, kind: EventKind) -> bool {
+        self.consumer.wants(app, kind)
+    }
+
+    fn emit(&self, app: &App, event: Event) {
+        let Some(key) = self.keys.get(&app.config.id) else { return };
+        let entry = codec::encode(&event, now_ms());
+        if self.tx.try_send(Written { key: Arc::clone(key), entry }).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "webhooks: redis queue full; events dropped");
+            }
+        }
+    }
+}
+
+impl HookQueue {
+    /// The queue for the apps of `apps` that have webhooks (`consumer.wants` any kind), on the
+    /// Redis at `url` under `prefix`.
+    ///
+    /// # Errors
+    /// [`UrlError::Refused`] when the client refuses the URL.
+    pub fn new(url: &str, prefix: &str, apps: &[Arc<App>], consumer: Arc<dyn HookConsumer>) -> Result<Self, UrlError> {
+        let client = Client::open(url).map_err(UrlError::Refused)?;
+        let node = format!("{:016x}", rand::random::<u64>());
+        let mut keys = HashMap::new();
+        let mut leads = Vec::new();
+        for app in apps.iter().filter(|a| EventKind::ALL.into_iter().any(|k| consumer.wants(a, k))) {
+            let k = Keys::new(prefix, &app.config.id);
+            keys.insert(app.config.id.clone(), Arc::clone(&k.stream));
+            leads.push(leader::Lead { app: Arc::clone(app), keys: k });
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let sink = Arc::new(RedisHookSink { consumer: Arc::clone(&consumer), keys, tx, dropped: AtomicU64::new(0) });
+        Ok(Self { client, node, consumer, sink, rx, leads })
+    }
+
+    /// The sink to install in the hub.
+    pub fn sink(&self) -> Arc<dyn EventSink> {
+        Arc::clone(&self.sink) as Arc<dyn EventSink>
+    }
+
+    /// Starts the writer and the leader.
+    pub fn spawn(self) -> RunningHooks {
+        let stop = CancellationToken::new();
+        let leader =
+            leader::Leader { client: self.client.clone(), node: self.node, apps: self.leads, consumer: self.consumer };
+        RunningHooks {
+            writer: tokio::spawn(writer::run(self.client, self.rx, stop.clone())),
+            leader: tokio::spawn(leader.run(stop.clone())),
+            stop,
+        }
+    }
+}
+
+/// The running writer and leader.
+#[derive(Debug)]
+pub struct RunningHooks {
+    stop: CancellationToken,
+    writer: JoinHandle<()>,
+    leader: JoinHandle<()>,
+}
+
+impl RunningHooks {
+    /// Appends what is queued (bounded), stops delivering and gives up the leases, so another
+    /// node takes over at once.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(FLUSH_GRACE + CONNECT_TIMEOUT, self.writer).await;
+        let _ = tokio::time::timeout(FLUSH_GRACE + CONNECT_TIMEOUT, self.leader).await;
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
