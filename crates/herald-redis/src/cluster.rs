@@ -202,10 +202,10 @@ impl Context {
     ) -> RedisResult<()> {
         let id = &app.config.id;
         let key = self.keys().subs(id, channel.as_str());
-        let (before, after): (usize, usize) = SUBS.run(c, &[&key], &[node, &n.to_string()]).await?;
-        let set = self.keys().node_channels(id, node);
-        let verb = if n > 0 { "SADD" } else { "SREM" };
-        redis::cmd(verb).arg(set).arg(channel.as_str()).query_async::<()>(c).await?;
+        // The node's channel set is kept in the same round trip (it lists and reaps the node).
+        let mut set = redis::cmd(if n > 0 { "SADD" } else { "SREM" });
+        set.arg(self.keys().node_channels(id, node)).arg(channel.as_str());
+        let (before, after): (usize, usize) = SUBS.run_then(c, &[&key], &[node, &n.to_string()], &set).await?;
         self.counted(c, app, channel, before, after).await
     }
 

@@ -40,6 +40,35 @@ impl Lua {
     }
 }
 
+impl Lua {
+    /// Runs the script, then `then` (an idempotent command whose answer is ignored), in one
+    /// pipeline: one round trip for both.
+    pub(crate) async fn run_then<T: FromRedisValue>(
+        &self,
+        conn: &mut MultiplexedConnection,
+        keys: &[&str],
+        args: &[&str],
+        then: &redis::Cmd,
+    ) -> RedisResult<T> {
+        let known = self.sha.lock().clone();
+        if let Some(sha) = known {
+            match pipeline(&sha, keys, args, then).query_async::<(T, redis::Value)>(conn).await {
+                Err(e) if e.code() == Some("NOSCRIPT") => {}
+                other => return other.map(|(t, _)| t),
+            }
+        }
+        let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(self.src).query_async(conn).await?;
+        *self.sha.lock() = Some(sha.clone());
+        pipeline(&sha, keys, args, then).query_async::<(T, redis::Value)>(conn).await.map(|(t, _)| t)
+    }
+}
+
+fn pipeline(sha: &str, keys: &[&str], args: &[&str], then: &redis::Cmd) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.add_command(evalsha(sha, keys, args)).add_command(then.clone());
+    pipe
+}
+
 fn evalsha(sha: &str, keys: &[&str], args: &[&str]) -> redis::Cmd {
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(sha).arg(keys.len()).arg(keys).arg(args);

@@ -115,3 +115,17 @@ async fn scripts_load_again_after_redis_forgot_them() {
     let r: (usize, usize) = SUBS.run(&mut c, &["s1"], &["a", "2"]).await.unwrap();
     assert_eq!(r, (1, 2));
 }
+
+#[tokio::test]
+async fn a_script_and_its_companion_command_go_in_one_pipeline() {
+    let (_r, mut c) = redis().await;
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("set").arg("x");
+    let r: (usize, usize) = SUBS.run_then(&mut c, &["s2"], &["a", "4"], &sadd).await.unwrap();
+    assert_eq!(r, (0, 4));
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut c).await.unwrap();
+    let r: (usize, usize) = SUBS.run_then(&mut c, &["s2"], &["b", "1"], &sadd).await.unwrap();
+    assert_eq!(r, (4, 5), "loaded again after NOSCRIPT");
+    let members: Vec<String> = redis::cmd("SMEMBERS").arg("set").query_async(&mut c).await.unwrap();
+    assert_eq!(members, ["x"]);
+}
