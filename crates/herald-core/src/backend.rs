@@ -47,15 +47,20 @@ pub trait Backend: Send + Sync + 'static {
     /// Takes a change the hub made on this node (called under the channel's lock: queue and
     /// return). On one node it is a change of the cluster: it goes to `events` as it is.
     fn changed(&self, app: &App, change: Event, events: &dyn EventSink) {
-        // Pusher sends no `subscription_count` for presence channels (members are counted).
-        if let Event::SubscriptionCount { channel, .. } = &change
-            && channel.kind().access == Access::Presence
-        {
-            return;
-        }
-        if events.wants(app, change.kind()) {
-            events.emit(app, change);
-        }
+        emit_as_the_cluster(app, change, events);
+    }
+}
+
+/// Emits a change of this node as the cluster's: what a backend that shares no state does.
+pub fn emit_as_the_cluster(app: &App, change: Event, events: &dyn EventSink) {
+    // Pusher sends no `subscription_count` for presence channels (members are counted).
+    if let Event::SubscriptionCount { channel, .. } = &change
+        && channel.kind().access == Access::Presence
+    {
+        return;
+    }
+    if events.wants(app, change.kind()) {
+        events.emit(app, change);
     }
 }
 

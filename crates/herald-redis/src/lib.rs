@@ -38,6 +38,14 @@
 //! a node drops its own envelopes by node id, and envelopes of another format version are
 //! refused, never delivered.
 //!
+//! Channel and user state is shared too (`cluster`): each node counts its own share of every
+//! channel's subscriptions and presence members, and of the app's signed-in users, in Redis; a
+//! `tracker` task turns the hub's changes of this node into the cluster's with Lua scripts
+//! (`script`, `keys`), emits those to the app's event sink once, and announces them on the
+//! app's control channel (`control`), which the `follower` task applies to the local hub.
+//! `liveness` keeps the node's lease and reaps the share of dead nodes; `queries` answers the
+//! HTTP API from Redis.
+//!
 //! Modules, each using only those listed before it: `url` (checking and redacting the URL),
 //! `state` (the link's up flags and counters), `queue` (what the hub queues for Redis), `connect`
 //! (opening the command connection, backoff and timings), `publication` (publication to envelope
@@ -52,23 +60,32 @@
 
 mod acked;
 mod backend;
+mod cluster;
 mod commands;
 mod connect;
+mod control;
 mod cursor;
+mod follower;
 pub mod hooks;
 mod inbound;
+mod keys;
 mod link;
+mod liveness;
 mod publication;
 mod publisher;
+mod queries;
 mod queue;
+mod script;
 mod sharded;
 mod state;
 mod stream;
 mod subscriber;
+mod tracker;
 mod url;
 
 pub use backend::RedisBackend;
 pub use commands::Commands;
 pub use link::{RedisLink, RunningLink};
+pub use queries::{ChannelCounts, ClusterQueries, QueryError};
 pub use stream::DEFAULT_REPLAY_WINDOW;
 pub use url::{UrlError, check_url, redact_url};

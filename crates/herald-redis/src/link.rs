@@ -35,6 +35,8 @@ pub struct RedisLink {
     pub(crate) state: Arc<LinkState>,
     /// The Redis Cluster side, which replaces both tasks when the node shares a cluster.
     pub(crate) sharded: Option<crate::sharded::Parts>,
+    /// The shared channel and user state's tasks (`cluster`); on a single Redis only.
+    pub(crate) shared: Option<crate::cluster::Pending>,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -49,9 +51,16 @@ pub struct RunningLink {
     stop: CancellationToken,
     publisher: JoinHandle<()>,
     subscriber: JoinHandle<()>,
+    shared: Option<crate::cluster::Running>,
 }
 
 impl RedisLink {
+    /// The HTTP API's channel and user queries, answered from Redis; `None` when the nodes do
+    /// not share channel state (a Redis Cluster carries publications only).
+    pub fn queries(&self) -> Option<Arc<crate::ClusterQueries>> {
+        self.shared.as_ref().map(crate::cluster::Pending::queries)
+    }
+
     /// Keeps `window` of publications in Redis (60 s unless set), for nodes that lose their
     /// link to read once back. Set before [`RedisLink::spawn`].
     #[must_use]
@@ -63,6 +72,7 @@ impl RedisLink {
     /// Starts the publisher and subscriber tasks; the subscriber delivers into `hub`.
     pub fn spawn(self, hub: Arc<Hub>) -> RunningLink {
         let stop = CancellationToken::new();
+        let shared = self.shared.map(|s| s.spawn(Arc::clone(&hub), &stop));
         let apps: HashMap<Arc<str>, Arc<App>> = self
             .channels
             .iter()
@@ -84,6 +94,7 @@ impl RedisLink {
         RunningLink {
             publisher: tokio::spawn(publisher.run(stop.clone())),
             subscriber: tokio::spawn(subscriber.run(self.subscriber, stop.clone())),
+            shared,
             stop,
         }
     }
@@ -91,7 +102,7 @@ impl RedisLink {
 
 impl RunningLink {
     pub(crate) fn from_tasks(stop: CancellationToken, publisher: JoinHandle<()>, subscriber: JoinHandle<()>) -> Self {
-        RunningLink { stop, publisher, subscriber }
+        RunningLink { stop, publisher, subscriber, shared: None }
     }
 
     /// Hands what is still queued to Redis (at most [`FLUSH_GRACE`]) and stops both tasks.
@@ -99,5 +110,8 @@ impl RunningLink {
         self.stop.cancel();
         let _ = timeout(FLUSH_GRACE + CONNECT_TIMEOUT, self.publisher).await;
         let _ = self.subscriber.await;
+        if let Some(shared) = self.shared {
+            shared.stopped().await;
+        }
     }
 }

@@ -33,7 +33,7 @@ pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>)
     let path = req.uri().path();
     // `/users/` too: one SDK sends user termination without the `/apps/{id}` prefix.
     let resp = if path.starts_with("/apps/") || path.starts_with("/users/") {
-        pusher_api::handle(&state.hub, req).await
+        pusher_api::handle(&state.hub, state.cluster.as_deref(), req).await
     } else {
         match path {
             "/" => text_response(StatusCode::OK, "OK"),

@@ -116,9 +116,10 @@ impl Server {
         let registry = AppRegistry::new(settings.apps.clone())?;
         let (backend, scale_out) = scale_out::start(settings.scale_out.as_ref(), &registry).await?;
         let webhooks = webhook::Webhooks::build(&registry).map_err(|e| StartError::Webhook(e.to_string()))?;
-        // In a cluster, webhook events go through Redis: sent once, by one node, surviving nodes.
+        // On a shared Redis, webhook events go through it: sent once, by one node, surviving
+        // nodes. (A Redis Cluster carries publications only: each node sends its own.)
         let hooks = match (&webhooks, &settings.scale_out) {
-            (Some(w), Some(s)) => {
+            (Some(w), Some(s)) if s.redis_cluster.is_empty() => {
                 let apps: Vec<Arc<herald_core::App>> = registry.iter().cloned().collect();
                 let queue = herald_redis::hooks::HookQueue::new(&s.redis_url, &s.prefix, &apps, w.consumer())
                     .map_err(|source| scale_out::ScaleOutError::Url { url: s.redacted_url(), source })?;
@@ -213,6 +214,7 @@ impl Server {
         // Plain HTTP connections, drained before the sessions (shutdown.rs).
         let conns = TaskTracker::new();
         let mut accepts = Vec::new();
+        let cluster = self.scale_out.as_ref().and_then(herald_redis::RedisLink::queries);
         for (i, (listener, serves, _)) in self.listeners.into_iter().enumerate() {
             let config = self.tls.get(i).and_then(|t| t.as_ref().map(|(_, c)| Arc::clone(c)));
             if let Serves::Oro(oro) = &serves {
@@ -224,6 +226,7 @@ impl Server {
                 echo: self.settings.test_echo_endpoint,
                 profile: Arc::new(serves),
                 edge: listen::edge::Edge::new(ops, config, &status, &conns),
+                cluster: cluster.clone(),
             };
             // On the connection tracker: a drain waits for the loops' final sweep of the backlog.
             accepts.push(conns.spawn(listen::accept_loop(listener, state, stop.clone())));

@@ -7,6 +7,7 @@
 //! - [`sign`]: Pusher signatures, from herald-protocol's signer;
 //! - [`tls`]: a test CA made with `openssl`, and a TLS client trusting it;
 //! - [`redis`]: a `redis-server` child per test, for the scale-out tests;
+//! - [`cluster`]: herald child processes sharing one Redis, with their clients and API calls;
 //! - [`redis_cluster`]: a Redis Cluster of several `redis-server` children, for sharded scale-out;
 //! - [`oro`]: the Oro profile's fixtures (php-cli tickets and publisher, raw WAMP v1, PostgreSQL).
 //!
@@ -18,6 +19,7 @@
 
 use std::time::Duration;
 
+pub mod cluster;
 pub mod http;
 pub mod inproc;
 pub mod oro;

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use herald_core::backend::Unavailable;
+use herald_core::hub::ChannelSummary;
 use herald_core::{App, Hub, Publication, PublicationData};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::rest_sign::{QueryParams, RestAuthError, RestRequest, precheck, verify_request};
+use herald_redis::{ChannelCounts, ClusterQueries, QueryError};
 use http_body_util::{BodyExt, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -25,9 +28,14 @@ use super::response::{Body, json_response};
 /// How long a client may take to send its request body (slow-body guard).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Handles a request under `/apps/`.
-pub(crate) async fn handle(hub: &Hub, req: Request<hyper::body::Incoming>) -> Response<Body> {
-    match dispatch(hub, req).await {
+/// Handles a request under `/apps/`. With `cluster` (scaled out), channel and user queries are
+/// answered from the state the nodes share, and user termination reaches every node.
+pub(crate) async fn handle(
+    hub: &Hub,
+    cluster: Option<&ClusterQueries>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    match dispatch(hub, cluster, req).await {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(e) => {
             tracing::debug!(error = %e, status = %e.status(), "API request refused");
@@ -36,7 +44,11 @@ pub(crate) async fn handle(hub: &Hub, req: Request<hyper::body::Incoming>) -> Re
     }
 }
 
-async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Bytes, ApiError> {
+async fn dispatch(
+    hub: &Hub,
+    cluster: Option<&ClusterQueries>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Bytes, ApiError> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
@@ -88,13 +100,20 @@ async fn dispatch(hub: &Hub, req: Request<hyper::body::Incoming>) -> Result<Byte
     }
 
     match (&method, rest) {
-        (&Method::POST, ["events"]) => publish_one(hub, &app, &body),
-        (&Method::POST, ["batch_events"]) => publish_batch(hub, &app, &body),
-        (&Method::GET, ["channels"]) => list_channels(hub, &app, &params),
-        (&Method::GET, ["channels", name]) => channel_info(hub, &app, &decode(name), &params),
-        (&Method::GET, ["channels", name, "users"]) => presence_users(hub, &app, &decode(name)),
+        (&Method::POST, ["events"]) => publish_one(hub, cluster, &app, &body).await,
+        (&Method::POST, ["batch_events"]) => publish_batch(hub, cluster, &app, &body).await,
+        (&Method::GET, ["channels"]) => list_channels(hub, cluster, &app, &params).await,
+        (&Method::GET, ["channels", name]) => channel_info(hub, cluster, &app, &decode(name), &params).await,
+        (&Method::GET, ["channels", name, "users"]) => presence_users(hub, cluster, &app, &decode(name)).await,
         (&Method::POST, ["users", user, "terminate_connections"]) => {
-            hub.terminate_user(&app, &decode(user));
+            let user = decode(user);
+            match cluster {
+                // Every node (this one too) closes its sockets of the user.
+                Some(q) => q.terminate(&app.config.id, &user).await.map_err(unavailable)?,
+                None => {
+                    hub.terminate_user(&app, &user);
+                }
+            }
             Ok(Bytes::from_static(b"{}"))
         }
         (_, ["events" | "batch_events" | "channels"])
@@ -216,26 +235,30 @@ fn parse_info(info: Option<&str>, allowed: &[&str]) -> Result<Vec<String>, ApiEr
         .collect()
 }
 
-/// Publishes a validated event; returns its `info` result, if any was asked for.
-fn publish(hub: &Hub, app: &App, ev: ValidEvent) -> Option<Value> {
+/// Publishes a validated event; returns what its `info` result is about: its channels and the
+/// attributes asked for (none: no `info`).
+fn publish(hub: &Hub, app: &App, ev: ValidEvent) -> (Vec<ChannelName>, Vec<String>) {
     for channel in &ev.channels {
         let p = Publication::new(channel.clone(), ev.name.as_str(), PublicationData::Str(ev.data.as_str().into()))
             .excluding(ev.socket_id.as_deref());
         hub.publish(app, p);
     }
-    if ev.info.is_empty() {
-        return None;
-    }
-    let mut channels = Map::new();
-    for channel in &ev.channels {
-        channels
-            .insert(channel.as_str().to_owned(), Value::Object(channel_attrs(hub, app, channel.as_str(), &ev.info)));
-    }
-    Some(json!({ "channels": channels }))
+    (ev.channels, ev.info)
 }
 
-fn channel_attrs(hub: &Hub, app: &App, name: &str, info: &[String]) -> Map<String, Value> {
-    let summary = hub.channel(app, name);
+/// The `info` attributes of a channel just published to. Scaled out, the cluster's counts;
+/// when Redis cannot say, this node's (the event is published: a 503 would make it sent again).
+async fn channel_attrs(
+    hub: &Hub,
+    cluster: Option<&ClusterQueries>,
+    app: &App,
+    name: &str,
+    info: &[String],
+) -> Map<String, Value> {
+    let summary = match summary(hub, cluster, app, name).await {
+        Ok(s) => s,
+        Err(_) => hub.channel(app, name),
+    };
     let mut attrs = Map::new();
     for a in info {
         match a.as_str() {
@@ -251,19 +274,25 @@ fn channel_attrs(hub: &Hub, app: &App, name: &str, info: &[String]) -> Map<Strin
     attrs
 }
 
-fn publish_one(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
+async fn publish_one(hub: &Hub, cluster: Option<&ClusterQueries>, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
     let ev: EventBody = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
     let ev = validate(app, ev)?;
     // Refused (503) while the other nodes cannot be reached: nothing answered 200 is lost.
     hub.backend().available()?;
     charge(app, ev.channels.len())?;
-    Ok(match publish(hub, app, ev) {
-        Some(info) => info.to_string().into(),
-        None => Bytes::from_static(b"{}"),
-    })
+    let (channels, info) = publish(hub, app, ev);
+    if info.is_empty() {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    let mut out = Map::new();
+    for channel in &channels {
+        let attrs = channel_attrs(hub, cluster, app, channel.as_str(), &info).await;
+        out.insert(channel.as_str().to_owned(), Value::Object(attrs));
+    }
+    Ok(json!({ "channels": out }).to_string().into())
 }
 
-fn publish_batch(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
+async fn publish_batch(hub: &Hub, cluster: Option<&ClusterQueries>, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
     let batch: BatchBody = serde_json::from_slice(body).map_err(ApiError::InvalidJson)?;
     let max = app.config.max_batch_events;
     if batch.batch.len() > max {
@@ -274,29 +303,78 @@ fn publish_batch(hub: &Hub, app: &App, body: &[u8]) -> Result<Bytes, ApiError> {
     hub.backend().available()?;
     charge(app, events.iter().map(|e| e.channels.len()).sum())?;
     let wants_info = events.iter().any(|e| !e.info.is_empty());
-    let results: Vec<Value> = events
-        .into_iter()
-        .map(|e| {
-            let channel = e.channels.first().map(|c| c.as_str().to_owned());
-            let info = e.info.clone();
-            publish(hub, app, e);
-            match channel {
-                Some(c) if !info.is_empty() => Value::Object(channel_attrs(hub, app, &c, &info)),
-                _ => json!({}),
-            }
-        })
-        .collect();
-    Ok(if wants_info { json!({ "batch": results }).to_string().into() } else { Bytes::from_static(b"{}") })
+    let published: Vec<_> = events.into_iter().map(|e| publish(hub, app, e)).collect();
+    if !wants_info {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    let mut results = Vec::with_capacity(published.len());
+    for (channels, info) in published {
+        results.push(match channels.first() {
+            Some(c) if !info.is_empty() => Value::Object(channel_attrs(hub, cluster, app, c.as_str(), &info).await),
+            _ => json!({}),
+        });
+    }
+    Ok(json!({ "batch": results }).to_string().into())
 }
 
-fn list_channels(hub: &Hub, app: &App, params: &QueryParams) -> Result<Bytes, ApiError> {
+/// Redis could not answer a query: 503, the client may retry.
+fn unavailable(e: QueryError) -> ApiError {
+    tracing::warn!(error = %e, "API query refused");
+    ApiError::Unavailable(Unavailable::LinkDown("redis"))
+}
+
+/// A channel across the cluster, as the hub summarises one on a single node.
+fn cluster_summary(c: ChannelCounts) -> Option<ChannelSummary> {
+    let name = ChannelName::parse(&c.name, usize::MAX).ok()?;
+    let user_count = (name.kind().access == Access::Presence).then_some(c.user_count);
+    Some(ChannelSummary { name, subscription_count: c.subscription_count, user_count })
+}
+
+/// Occupied channels starting with `prefix`: this node's, or the cluster's when scaled out.
+async fn summaries(
+    hub: &Hub,
+    cluster: Option<&ClusterQueries>,
+    app: &App,
+    prefix: &str,
+) -> Result<Vec<ChannelSummary>, ApiError> {
+    match cluster {
+        None => Ok(hub.channels(app, prefix)),
+        Some(q) => Ok(q
+            .channels(&app.config.id, prefix)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .filter_map(cluster_summary)
+            .collect()),
+    }
+}
+
+/// One channel's occupancy: this node's, or the cluster's when scaled out.
+async fn summary(
+    hub: &Hub,
+    cluster: Option<&ClusterQueries>,
+    app: &App,
+    name: &str,
+) -> Result<Option<ChannelSummary>, ApiError> {
+    match cluster {
+        None => Ok(hub.channel(app, name)),
+        Some(q) => Ok(q.channel(&app.config.id, name).await.map_err(unavailable)?.and_then(cluster_summary)),
+    }
+}
+
+async fn list_channels(
+    hub: &Hub,
+    cluster: Option<&ClusterQueries>,
+    app: &App,
+    params: &QueryParams,
+) -> Result<Bytes, ApiError> {
     let prefix = params.get("filter_by_prefix").unwrap_or("");
     let info = parse_info(params.get("info"), &["user_count", "subscription_count"])?;
     if info.iter().any(|a| a == "user_count") && !prefix.starts_with("presence-") {
         return Err(ApiError::InvalidInfo("user_count (needs filter_by_prefix=presence-)".into()));
     }
     let mut channels = Map::new();
-    for s in hub.channels(app, prefix) {
+    for s in summaries(hub, cluster, app, prefix).await? {
         let mut attrs = Map::new();
         for a in &info {
             match a.as_str() {
@@ -309,12 +387,18 @@ fn list_channels(hub: &Hub, app: &App, params: &QueryParams) -> Result<Bytes, Ap
     Ok(json!({ "channels": channels }).to_string().into())
 }
 
-fn channel_info(hub: &Hub, app: &App, name: &str, params: &QueryParams) -> Result<Bytes, ApiError> {
+async fn channel_info(
+    hub: &Hub,
+    cluster: Option<&ClusterQueries>,
+    app: &App,
+    name: &str,
+    params: &QueryParams,
+) -> Result<Bytes, ApiError> {
     let channel = ChannelName::parse(name, app.config.max_channel_name_length)
         .map_err(|source| ApiError::InvalidChannel { name: name.to_owned(), source })?;
     let info = parse_info(params.get("info"), &["user_count", "subscription_count", "cache"])?;
     let kind = channel.kind();
-    let summary = hub.channel(app, name);
+    let summary = summary(hub, cluster, app, name).await?;
     let mut out = Map::new();
     out.insert("occupied".into(), summary.is_some().into());
     let mut seen = HashSet::new();
@@ -341,12 +425,16 @@ fn channel_info(hub: &Hub, app: &App, name: &str, params: &QueryParams) -> Resul
     Ok(Value::Object(out).to_string().into())
 }
 
-fn presence_users(hub: &Hub, app: &App, name: &str) -> Result<Bytes, ApiError> {
+async fn presence_users(hub: &Hub, cluster: Option<&ClusterQueries>, app: &App, name: &str) -> Result<Bytes, ApiError> {
     let channel = ChannelName::parse(name, app.config.max_channel_name_length)
         .map_err(|source| ApiError::InvalidChannel { name: name.to_owned(), source })?;
     if channel.kind().access != Access::Presence {
         return Err(ApiError::NotPresence(name.to_owned()));
     }
-    let users: Vec<Value> = hub.presence_users(app, name).into_iter().map(|id| json!({ "id": id })).collect();
+    let ids = match cluster {
+        None => hub.presence_users(app, name),
+        Some(q) => q.users(&app.config.id, name).await.map_err(unavailable)?,
+    };
+    let users: Vec<Value> = ids.into_iter().map(|id| json!({ "id": id })).collect();
     Ok(json!({ "users": users }).to_string().into())
 }

@@ -22,4 +22,6 @@ pub(crate) struct HttpState {
     pub(crate) profile: Arc<Serves>,
     /// The listener's TLS, proxy and health settings (`listen/edge.rs`).
     pub(crate) edge: Arc<Edge>,
+    /// Channel and user queries answered from Redis when scaled out (`[scale_out]`).
+    pub(crate) cluster: Option<Arc<herald_redis::ClusterQueries>>,
 }

@@ -1,0 +1,189 @@
+//! The tracker task: applies this node's changes to the shared state in the order the hub made
+//! them, and emits the cluster's changes (see `cluster`). A change that fails on a live
+//! connection is retried after reconnecting, so the order holds through an outage; while Redis
+//! is away the queue fills, and what it cannot hold is made good by re-registering the node's
+//! share from the hub (`reconcile`).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use herald_core::{App, Event};
+use herald_protocol::pusher::channel_name::{Access, ChannelName};
+use redis::RedisResult;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{BACKOFF_MIN, Context, Tracked, back_off, command};
+
+/// Attempts at one change on a live connection before it is given up (a script error that
+/// retrying cannot fix); the next reconcile repairs what it would have written.
+const ATTEMPTS: u32 = 3;
+/// How long a stopping node keeps handing its last changes to Redis.
+const FLUSH_GRACE: Duration = Duration::from_secs(2);
+
+/// What the tracker does next.
+enum Work {
+    Item(Tracked),
+    Reconcile,
+}
+
+pub(crate) async fn run(cx: Context, mut rx: mpsc::Receiver<Tracked>, stop: CancellationToken) {
+    let mut conn: Option<MultiplexedConnection> = None;
+    let mut backoff = BACKOFF_MIN;
+    // At start: registers what the hub holds already (nothing, normally) and tidies a share an
+    // earlier process with this id left (none: ids are random).
+    let mut work = Some(Work::Reconcile);
+    let mut attempts = 0;
+    loop {
+        let current = match work.take() {
+            Some(w) => w,
+            None => tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = cx.shared.resync.notified() => Work::Reconcile,
+                item = rx.recv() => match item {
+                    Some(item) => Work::Item(item),
+                    None => break,
+                },
+            },
+        };
+        let c = match &mut conn {
+            Some(c) => c,
+            None => match command(&cx.client).await {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    tracing::debug!(error = %e, "scale-out: redis unreachable for channel state");
+                    work = Some(current);
+                    if back_off(&mut backoff, &stop).await {
+                        continue;
+                    }
+                    break;
+                }
+            },
+        };
+        let result = match &current {
+            Work::Item(item) => apply(&cx, c, item).await,
+            Work::Reconcile => reconcile(&cx, c).await,
+        };
+        match result {
+            Ok(()) => {
+                backoff = BACKOFF_MIN;
+                attempts = 0;
+            }
+            Err(e) => {
+                attempts += 1;
+                conn = None;
+                if attempts < ATTEMPTS {
+                    tracing::debug!(error = %e, "scale-out: channel state change failed; retrying");
+                    work = Some(current);
+                } else {
+                    tracing::warn!(error = %e, "scale-out: channel state change given up; re-registering");
+                    attempts = 0;
+                    work = Some(Work::Reconcile);
+                }
+                if !back_off(&mut backoff, &stop).await {
+                    break;
+                }
+            }
+        }
+    }
+    flush(&cx, conn, &mut rx).await;
+}
+
+/// At shutdown: the drained sessions' last changes, bounded; then the lease goes, so another
+/// node reaps whatever did not make it at once.
+async fn flush(cx: &Context, conn: Option<MultiplexedConnection>, rx: &mut mpsc::Receiver<Tracked>) {
+    let deadline = Instant::now() + FLUSH_GRACE;
+    let work = async {
+        let mut c = match conn {
+            Some(c) => c,
+            None => command(&cx.client).await?,
+        };
+        while let Ok(item) = rx.try_recv() {
+            apply(cx, &mut c, &item).await?;
+        }
+        redis::cmd("DEL").arg(cx.keys().lease(cx.node())).query_async::<()>(&mut c).await
+    };
+    match timeout_at(deadline, work).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "scale-out: channel state not flushed; other nodes reap it"),
+        Err(_) => tracing::warn!("scale-out: channel state flush timed out; other nodes reap it"),
+    }
+}
+
+async fn apply(cx: &Context, c: &mut MultiplexedConnection, item: &Tracked) -> RedisResult<()> {
+    let node = cx.node();
+    match item {
+        Tracked::Cache { app, publication, ttl } => {
+            let bytes = crate::publication::encode(0, 0, publication);
+            let key = cx.keys().cache(app, publication.channel.as_str());
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            redis::cmd("SET").arg(key).arg(bytes).arg("PX").arg(ms).query_async(c).await
+        }
+        Tracked::Change { app, event } => {
+            let Some(app) = cx.hub.apps().by_id(app) else { return Ok(()) };
+            match event {
+                Event::ChannelOccupied { channel } => cx.subs(c, app, channel, node, 1).await,
+                Event::ChannelVacated { channel } => cx.subs(c, app, channel, node, 0).await,
+                Event::SubscriptionCount { channel, count } => cx.subs(c, app, channel, node, *count).await,
+                Event::MemberAdded { channel, user_id } => cx.member(c, app, channel, node, user_id, true).await,
+                Event::MemberRemoved { channel, user_id } => cx.member(c, app, channel, node, user_id, false).await,
+                Event::UserOnline { user_id } => cx.online(c, app, node, user_id, true).await,
+                Event::UserOffline { user_id } => cx.online(c, app, node, user_id, false).await,
+                // Seen by one node only: already the cluster's.
+                Event::ClientEvent { .. } | Event::CacheMiss { .. } => {
+                    cx.emit(app, event.clone());
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Makes this node's share in Redis what the hub holds: each channel's subscriptions and
+/// members here, and the users signed in here. Every step is idempotent, and the changes still
+/// queued behind it apply on top.
+pub(crate) async fn reconcile(cx: &Context, c: &mut MultiplexedConnection) -> RedisResult<()> {
+    let node = cx.node().to_owned();
+    for app in cx.hub.apps().iter() {
+        reconcile_app(cx, c, app, &node).await?;
+    }
+    Ok(())
+}
+
+async fn reconcile_app(cx: &Context, c: &mut MultiplexedConnection, app: &App, node: &str) -> RedisResult<()> {
+    let id = &app.config.id;
+    let snapshot = cx.hub.local_snapshot(app);
+    let listed: Vec<String> = redis::cmd("SMEMBERS").arg(cx.keys().node_channels(id, node)).query_async(c).await?;
+    let here: HashSet<&str> = snapshot.channels.iter().map(|(ch, _, _)| ch.as_str()).collect();
+    for name in listed.iter().filter(|n| !here.contains(n.as_str())) {
+        match ChannelName::parse(name, usize::MAX) {
+            Ok(channel) => cx.reap_channel(c, app, &channel, node).await?,
+            Err(_) => redis::cmd("SREM").arg(cx.keys().node_channels(id, node)).arg(name).query_async(c).await?,
+        }
+    }
+    for (channel, count, members) in &snapshot.channels {
+        cx.subs(c, app, channel, node, *count).await?;
+        if channel.kind().access != Access::Presence {
+            continue;
+        }
+        let key = cx.keys().node_members(id, channel.as_str(), node);
+        let registered: Vec<String> = redis::cmd("HKEYS").arg(key).query_async(c).await?;
+        for user in registered.iter().filter(|u| !members.iter().any(|m| **m == ***u)) {
+            cx.member(c, app, channel, node, user, false).await?;
+        }
+        for user in members.iter().filter(|m| !registered.iter().any(|u| **u == ***m)) {
+            cx.member(c, app, channel, node, user, true).await?;
+        }
+    }
+    let registered: Vec<String> = redis::cmd("HKEYS").arg(cx.keys().node_online(id, node)).query_async(c).await?;
+    for user in registered.iter().filter(|u| !snapshot.users.iter().any(|m| **m == ***u)) {
+        cx.online(c, app, node, user, false).await?;
+    }
+    for user in snapshot.users.iter().filter(|m| !registered.iter().any(|u| **u == ***m)) {
+        cx.online(c, app, node, user, true).await?;
+    }
+    Ok(())
+}
