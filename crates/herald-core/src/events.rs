@@ -93,6 +93,9 @@ pub enum Event {
         channel: ChannelName,
         /// The user.
         user_id: Box<str>,
+        /// The member's `user_info` as JSON text, for a backend that lists members on other
+        /// nodes (webhooks do not carry it).
+        info: Option<Box<str>>,
     },
     /// A user's last socket left a presence channel.
     MemberRemoved {

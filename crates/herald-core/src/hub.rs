@@ -300,7 +300,10 @@ impl Hub {
             self.report(app, EventKind::ChannelOccupied, || Event::ChannelOccupied { channel: channel.clone() });
         }
         if first_here && let Some(user_id) = ch.subscribers.get(&conn.id).and_then(|s| s.user_id.clone()) {
-            self.report(app, EventKind::MemberAdded, || Event::MemberAdded { channel: channel.clone(), user_id });
+            self.report(app, EventKind::MemberAdded, || {
+                let info = ch.presence.as_ref().and_then(|p| p.info_of(&user_id)).map(|i| i.get().into());
+                Event::MemberAdded { channel: channel.clone(), user_id, info }
+            });
         }
         self.report(app, EventKind::SubscriptionCount, || Event::SubscriptionCount { channel: channel.clone(), count });
         if missed {

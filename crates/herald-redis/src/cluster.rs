@@ -233,7 +233,8 @@ impl Context {
         Ok(())
     }
 
-    /// A user's first (`join`) or last socket on `node` in presence `channel`.
+    /// A user's first socket on `node` in presence `channel` (`join` is its `user_info` JSON,
+    /// `""` for none), or its last one (`join` is `None`).
     pub(crate) async fn member(
         &self,
         c: &mut MultiplexedConnection,
@@ -241,21 +242,22 @@ impl Context {
         channel: &ChannelName,
         node: &str,
         user: &str,
-        join: bool,
+        join: Option<&str>,
     ) -> RedisResult<()> {
         let (id, ch) = (&app.config.id, channel.as_str());
         let keys = [self.keys().users(id, ch), self.keys().node_members(id, ch, node), self.keys().info(id, ch)];
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let op = if join { "+" } else { "-" };
-        // The hub's node-level change carries no user_info; members are listed without it.
-        let changed: i64 = MEMBER.run(c, &keys, &[user, op, ""]).await?;
+        let op = if join.is_some() { "+" } else { "-" };
+        let changed: i64 = MEMBER.run(c, &keys, &[user, op, join.unwrap_or("")]).await?;
         if changed != 1 {
             return Ok(());
         }
         let (channel, user_id) = (channel.clone(), Box::<str>::from(user));
-        if join {
-            self.emit(app, Event::MemberAdded { channel: channel.clone(), user_id: user_id.clone() });
-            self.tell(c, app, &Control::MemberAdded { channel, user: user_id, info: None }).await
+        if let Some(info) = join {
+            let text = (!info.is_empty()).then(|| Box::<str>::from(info));
+            self.emit(app, Event::MemberAdded { channel: channel.clone(), user_id: user_id.clone(), info: text });
+            let info = serde_json::value::RawValue::from_string(info.to_owned()).ok();
+            self.tell(c, app, &Control::MemberAdded { channel, user: user_id, info }).await
         } else {
             self.emit(app, Event::MemberRemoved { channel: channel.clone(), user_id: user_id.clone() });
             self.tell(c, app, &Control::MemberRemoved { channel, user: user_id }).await

@@ -128,8 +128,10 @@ async fn apply(cx: &Context, c: &mut MultiplexedConnection, item: &Tracked) -> R
                 Event::ChannelOccupied { channel } => cx.subs(c, app, channel, node, 1).await,
                 Event::ChannelVacated { channel } => cx.subs(c, app, channel, node, 0).await,
                 Event::SubscriptionCount { channel, count } => cx.subs(c, app, channel, node, *count).await,
-                Event::MemberAdded { channel, user_id } => cx.member(c, app, channel, node, user_id, true).await,
-                Event::MemberRemoved { channel, user_id } => cx.member(c, app, channel, node, user_id, false).await,
+                Event::MemberAdded { channel, user_id, info } => {
+                    cx.member(c, app, channel, node, user_id, Some(info.as_deref().unwrap_or(""))).await
+                }
+                Event::MemberRemoved { channel, user_id } => cx.member(c, app, channel, node, user_id, None).await,
                 Event::UserOnline { user_id } => cx.online(c, app, node, user_id, true).await,
                 Event::UserOffline { user_id } => cx.online(c, app, node, user_id, false).await,
                 // Seen by one node only: already the cluster's.
@@ -171,11 +173,11 @@ async fn reconcile_app(cx: &Context, c: &mut MultiplexedConnection, app: &App, n
         }
         let key = cx.keys().node_members(id, channel.as_str(), node);
         let registered: Vec<String> = redis::cmd("HKEYS").arg(key).query_async(c).await?;
-        for user in registered.iter().filter(|u| !members.iter().any(|m| **m == ***u)) {
-            cx.member(c, app, channel, node, user, false).await?;
+        for user in registered.iter().filter(|u| !members.iter().any(|(m, _)| **m == ***u)) {
+            cx.member(c, app, channel, node, user, None).await?;
         }
-        for user in members.iter().filter(|m| !registered.iter().any(|u| **u == ***m)) {
-            cx.member(c, app, channel, node, user, true).await?;
+        for (user, info) in members.iter().filter(|(m, _)| !registered.iter().any(|u| **u == **m)) {
+            cx.member(c, app, channel, node, user, Some(info.as_deref().unwrap_or(""))).await?;
         }
     }
     let registered: Vec<String> = redis::cmd("HKEYS").arg(cx.keys().node_online(id, node)).query_async(c).await?;

@@ -27,8 +27,8 @@ use crate::wire::Wire;
 #[derive(Debug, Default)]
 pub struct LocalSnapshot {
     /// Each channel with subscribers here: its name, its subscriptions here, and the presence
-    /// members with a socket here.
-    pub channels: Vec<(ChannelName, usize, Vec<Box<str>>)>,
+    /// members with a socket here, with their `user_info` JSON.
+    pub channels: Vec<(ChannelName, usize, Vec<(Box<str>, Option<Box<str>>)>)>,
     /// Users signed in on this node.
     pub users: Vec<Box<str>>,
 }
@@ -44,7 +44,10 @@ impl Hub {
         let mut shard = self.state(app).channels.shard(channel.as_str()).write();
         let ch = shard.entry(channel.clone()).or_insert_with(Channel::new);
         let presence = ch.presence.get_or_insert_with(Presence::default);
-        presence.cluster_add(user_id, info);
+        if !presence.cluster_add(user_id, info) {
+            // Already announced here (a reload of the channel crossing an announcement).
+            return;
+        }
         let info = presence.iter().find(|(id, _)| *id == user_id).and_then(|(_, info)| info);
         let frame = ws::encode_text(&server_msg::member_added(channel.as_str(), user_id, info));
         for sub in ch.subscribers.values() {
@@ -129,8 +132,11 @@ impl Hub {
         for shard in state.channels.all() {
             let shard = shard.read();
             for (name, ch) in shard.iter().filter(|(_, ch)| !ch.subscribers.is_empty()) {
-                let members =
-                    ch.presence.as_ref().map(|p| p.local_users().map(Box::from).collect()).unwrap_or_default();
+                let members = ch
+                    .presence
+                    .as_ref()
+                    .map(|p| p.local_users().map(|u| (Box::from(u), p.info_of(u).map(|i| i.get().into()))).collect())
+                    .unwrap_or_default();
                 snapshot.channels.push((name.clone(), ch.subscribers.len(), members));
             }
         }

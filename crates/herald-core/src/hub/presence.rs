@@ -58,6 +58,11 @@ impl Presence {
         })
     }
 
+    /// The `user_info` of a member.
+    pub(crate) fn info_of(&self, user_id: &str) -> Option<&RawValue> {
+        self.members.get(user_id).and_then(|m| m.info.as_deref())
+    }
+
     /// Users with a socket on this node.
     pub(crate) fn local_users(&self) -> impl Iterator<Item = &str> {
         self.order.iter().filter(|id| self.members.get(*id).is_some_and(|m| m.sockets > 0)).map(|id| &**id)
@@ -89,11 +94,16 @@ impl Presence {
         Change { local: true, listed: true }
     }
 
-    /// The cluster counts `user_id` as a member; true when it entered the listing.
+    /// The cluster counts `user_id` as a member; true when it did not before (so this node's
+    /// subscribers have not been told yet: a socket of the user here joined unannounced).
     pub(crate) fn cluster_add(&mut self, user_id: &str, info: Option<Box<RawValue>>) -> bool {
         if let Some(m) = self.members.get_mut(user_id) {
+            let news = !m.cluster;
             m.cluster = true;
-            return false;
+            if m.info.is_none() {
+                m.info = info;
+            }
+            return news;
         }
         self.members.insert(user_id.into(), Member { info, sockets: 0, cluster: true });
         self.order.push(user_id.into());
@@ -145,7 +155,8 @@ mod tests {
         let mut p = Presence::default();
         assert!(p.cluster_add("remote", None), "present on another node only");
         assert!(p.join("1", None).listed);
-        assert!(!p.cluster_add("1", None), "already listed through its socket here");
+        assert!(p.cluster_add("1", None), "listed through its socket here, news to the cluster's view");
+        assert!(!p.cluster_add("1", None), "told once");
         assert_eq!(p.leave("1"), Change { local: true, listed: false }, "the cluster still counts it");
         assert_eq!(p.count(), 2);
         assert!(p.cluster_remove("1"));

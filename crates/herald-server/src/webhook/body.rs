@@ -83,7 +83,7 @@ mod tests {
         let ch = |n: &str| ChannelName::parse(n, 200).unwrap();
         let events = vec![
             Event::ChannelOccupied { channel: ch("a") },
-            Event::MemberAdded { channel: ch("presence-a"), user_id: "u1".into() },
+            Event::MemberAdded { channel: ch("presence-a"), user_id: "u1".into(), info: None },
             Event::ClientEvent {
                 channel: ch("presence-a"),
                 event: "client-x".into(),

@@ -36,7 +36,9 @@ fn role(event: &Event) -> Option<(bool, Subject)> {
         Event::ChannelVacated { channel } => (true, Subject::Channel(channel.as_str().into())),
         Event::ChannelOccupied { channel } => (false, Subject::Channel(channel.as_str().into())),
         Event::MemberRemoved { channel, user_id } => (true, Subject::Member(channel.as_str().into(), user_id.clone())),
-        Event::MemberAdded { channel, user_id } => (false, Subject::Member(channel.as_str().into(), user_id.clone())),
+        Event::MemberAdded { channel, user_id, .. } => {
+            (false, Subject::Member(channel.as_str().into(), user_id.clone()))
+        }
         Event::UserOffline { user_id } => (true, Subject::User(user_id.clone())),
         Event::UserOnline { user_id } => (false, Subject::User(user_id.clone())),
         _ => return None,
@@ -200,7 +202,7 @@ mod tests {
         let mut d = Debouncer::<Event>::default();
         let a = ch("presence-a");
         let gone = |u: &str| Event::MemberRemoved { channel: a.clone(), user_id: u.into() };
-        let back = |u: &str| Event::MemberAdded { channel: a.clone(), user_id: u.into() };
+        let back = |u: &str| Event::MemberAdded { channel: a.clone(), user_id: u.into(), info: None };
         let out = run(&mut d, vec![gone("u"), back("v"), back("u")], t0);
         assert_eq!(out, vec![back("v")], "v's arrival goes out; u's pair is dropped");
         let out = run(
