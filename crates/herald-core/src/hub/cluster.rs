@@ -22,13 +22,16 @@ use crate::app::App;
 use crate::publication::Publication;
 use crate::wire::Wire;
 
+/// A presence member with a socket on this node: its user id and `user_info` JSON.
+pub type LocalMember = (Box<str>, Option<Box<str>>);
+
 /// This node's share of an app: what it contributes to the cluster's state, for a backend to
 /// register again after the shared store lost it (a restarted Redis).
 #[derive(Debug, Default)]
 pub struct LocalSnapshot {
     /// Each channel with subscribers here: its name, its subscriptions here, and the presence
     /// members with a socket here, with their `user_info` JSON.
-    pub channels: Vec<(ChannelName, usize, Vec<(Box<str>, Option<Box<str>>)>)>,
+    pub channels: Vec<(ChannelName, usize, Vec<LocalMember>)>,
     /// Users signed in on this node.
     pub users: Vec<Box<str>>,
 }

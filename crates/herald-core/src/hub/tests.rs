@@ -446,7 +446,7 @@ fn with_shared_state_the_cluster_decides_who_is_a_member() {
     assert!(text(&drain(&news)[0]).contains(r#"\"subscription_count\":5"#));
 
     let snap = hub.local_snapshot(&app);
-    let mut channels: Vec<(String, usize, Vec<(Box<str>, Option<Box<str>>)>)> =
+    let mut channels: Vec<(String, usize, Vec<cluster::LocalMember>)> =
         snap.channels.into_iter().map(|(n, c, m)| (n.as_str().to_owned(), c, m)).collect();
     channels.sort();
     assert_eq!(channels, [("news".into(), 1, vec![]), ("presence-room".into(), 1, vec![(Box::from("bob"), None)])]);
