@@ -42,7 +42,7 @@ use crate::stats::{HubStats, Protocol};
 use crate::wire::Wire;
 use app_state::AppState;
 use channels::{Channel, Subscriber};
-pub use cluster::LocalSnapshot;
+pub use cluster::{LocalMember, LocalSnapshot};
 use presence::Presence;
 
 /// Above this many subscribers, `subscription_count` events go out at most every 5 s
