@@ -431,3 +431,55 @@ async fn a_channel_is_occupied_and_vacated_once_in_the_cluster() {
     drop(on_b);
     assert_eq!(next_hook(&mut hooks, "room").await, "channel_vacated");
 }
+
+/// `kill -9` of the node that both holds a presence channel's only member and delivers the
+/// app's webhooks: another node reaps the member and takes the webhook lease over; the
+/// `member_removed` and `channel_vacated` webhooks arrive once each, after the debounce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_channel_is_vacated_once_by_webhook_after_the_debounce() {
+    let redis = RedisServer::start();
+    let (hook_addr, mut hooks) = webhook_receiver().await;
+    let extra = format!(
+        "[[apps.webhooks]]\nurl = \"http://{hook_addr}/hooks\"\n\
+         event_types = [\"channel_occupied\", \"channel_vacated\", \"member_added\", \"member_removed\"]\n"
+    );
+    let cluster = Cluster::with_app_extra(&redis, &extra);
+    // Started first, B takes the webhook lease first.
+    let mut b = cluster.node();
+    let (mut bea, sid) = client(b.addr()).await;
+    join_presence(&mut bea, &sid, "presence-doomed", "bea").await;
+    assert_eq!(next_hook(&mut hooks, "presence-doomed").await, "channel_occupied");
+    assert_eq!(next_hook(&mut hooks, "presence-doomed").await, "member_added");
+    let others = cluster.nodes(2);
+
+    b.child.kill().unwrap();
+    let killed = tokio::time::Instant::now();
+    // Reaped within the lease, taken over within the lease, held for the debounce.
+    let bound = REAP_BOUND + Duration::from_secs(10);
+    let mut departures = Vec::new();
+    while departures.len() < 2 {
+        let (name, ch) = tokio::time::timeout(bound.saturating_sub(killed.elapsed()), hooks.recv())
+            .await
+            .expect("the departures within the bound")
+            .unwrap();
+        // What B delivered just before dying may come again (at least once); departures once.
+        if ch == "presence-doomed" && !["channel_occupied", "member_added"].contains(&name.as_str()) {
+            departures.push(name);
+        }
+    }
+    departures.sort();
+    assert_eq!(departures, ["channel_vacated", "member_removed"]);
+    assert!(killed.elapsed() >= Duration::from_secs(3), "held for the debounce");
+    // Nothing more about the channel: the app's webhooks keep their order, so a second
+    // departure would come before a marker occupied after it.
+    let (mut on_a, _) = client(others[0].addr()).await;
+    subscribe(&mut on_a, "marker").await;
+    loop {
+        let (name, ch) = tokio::time::timeout(herald_test_support::WAIT, hooks.recv()).await.unwrap().unwrap();
+        if ch == "marker" {
+            assert_eq!(name, "channel_occupied");
+            break;
+        }
+        assert_ne!(ch, "presence-doomed", "{name} sent twice");
+    }
+}

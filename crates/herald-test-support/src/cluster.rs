@@ -24,11 +24,17 @@ pub struct Cluster {
 impl Cluster {
     /// Nodes of [`APP`] (client events, user sign-in and subscription counts enabled) on `redis`.
     pub fn new(redis: &RedisServer) -> Self {
+        Self::with_app_extra(redis, "")
+    }
+
+    /// Like [`Cluster::new`], with `extra` TOML at the end of the app's `[[apps]]` table (for
+    /// instance its `[[apps.webhooks]]`).
+    pub fn with_app_extra(redis: &RedisServer, extra: &str) -> Self {
         let dir = TempDir::new("cluster");
         let text = format!(
             "[server]\nhost = \"127.0.0.1\"\nport = 0\nshutdown_grace = 2\n\n\
              [[apps]]\nid = \"{}\"\nkey = \"{}\"\nsecret = \"{}\"\nenable_client_messages = true\n\
-             enable_user_authentication = true\nenable_subscription_count = true\ncache_ttl = 60\n\n\
+             enable_user_authentication = true\nenable_subscription_count = true\ncache_ttl = 60\n{extra}\n\
              [scale_out]\nredis_url = \"{}\"\nprefix = \"test\"\n",
             APP.0,
             APP.1,

@@ -18,7 +18,7 @@ use crate::connect::{BACKOFF_MIN, CONNECT_TIMEOUT, back_off};
 
 /// How long a lease lasts without renewal: a dead node's apps are taken over within it.
 pub(crate) const LEASE: Duration = Duration::from_secs(5);
-/// Leases are renewed, and cursors moved, this often.
+/// Leases are renewed this often.
 const TICK: Duration = Duration::from_millis(500);
 /// Longest wait of one read for new entries.
 const BLOCK_MS: u64 = 200;
@@ -133,20 +133,22 @@ impl Leader {
                             }
                         }
                     }
-                    for (i, (_, l)) in &mut led {
-                        let Some(id) = l.commit.take() else { continue };
-                        let keys = &self.apps[*i].keys;
-                        let done: redis::RedisResult<i64> = commit_script
-                            .key(&*keys.lease)
-                            .key(&*keys.cursor)
-                            .key(&*keys.stream)
-                            .arg(&self.node)
-                            .arg(&id)
-                            .invoke_async(&mut conn)
-                            .await;
-                        if done.is_err() {
-                            l.commit = Some(id);
-                        }
+                }
+                // The cursor follows what was settled at once: a node that dies right after a
+                // delivery leaves as little as possible to send again.
+                for (i, (_, l)) in &mut led {
+                    let Some(id) = l.commit.take() else { continue };
+                    let keys = &self.apps[*i].keys;
+                    let done: redis::RedisResult<i64> = commit_script
+                        .key(&*keys.lease)
+                        .key(&*keys.cursor)
+                        .key(&*keys.stream)
+                        .arg(&self.node)
+                        .arg(&id)
+                        .invoke_async(&mut conn)
+                        .await;
+                    if done.is_err() {
+                        l.commit = Some(id);
                     }
                 }
                 if led.is_empty() {
