@@ -11,6 +11,7 @@ use redis::Client;
 use tokio::sync::mpsc;
 
 use crate::cluster::{self, Tracked};
+use crate::commands::Connector;
 use crate::connect::connect_publisher;
 use crate::link::RedisLink;
 use crate::queue::Queued;
@@ -36,8 +37,7 @@ pub struct RedisBackend {
     state: Arc<LinkState>,
     /// `redis` or `redis-cluster`, for `/health` and refusals.
     name: &'static str,
-    /// Into the tracker task: this node's channel and user changes (`cluster`); on a single
-    /// Redis only.
+    /// Into the tracker task: this node's channel and user changes (`cluster`).
     cluster: Option<cluster::Handle>,
 }
 
@@ -95,7 +95,7 @@ impl Backend for RedisBackend {
     /// sink, the same one) once the shared state says there is one.
     fn changed(&self, app: &App, change: Event, events: &dyn EventSink) {
         let Some(cluster) = &self.cluster else {
-            // No shared state (a Redis Cluster carries publications only): this node's view.
+            // No shared state: this node's view.
             return herald_core::backend::emit_as_the_cluster(app, change, events);
         };
         // Seen on one node only, they change no shared state: queued (to keep their order among
@@ -146,7 +146,8 @@ impl RedisBackend {
         state.subscriber_up.store(subscriber.is_ok(), Ordering::Release);
         let (tx, rx) = mpsc::channel(QUEUE);
         let app_ids: Vec<String> = apps.iter().map(|a| a.config.id.clone()).collect();
-        let (cluster, shared) = cluster::new(client.clone(), prefix, node, &app_ids).await;
+        let (cluster, shared) =
+            cluster::new(Connector::Single(client.clone()), prefix, node, &app_ids).await.map_err(UrlError::Refused)?;
         let backend = Arc::new(RedisBackend {
             node,
             channels,
@@ -204,13 +205,16 @@ impl RedisBackend {
         // Up once the tasks have subscribed and pinged (the reader reads every shard first).
         let state = Arc::new(LinkState::default());
         let (tx, rx) = mpsc::channel(QUEUE);
+        let app_ids: Vec<String> = apps.iter().map(|a| a.config.id.clone()).collect();
+        let connector = Connector::cluster(urls).map_err(UrlError::Refused)?;
+        let (cluster, shared) = cluster::new(connector, prefix, node, &app_ids).await.map_err(UrlError::Refused)?;
         let backend = Arc::new(RedisBackend {
             node,
             channels,
             tx,
             state: Arc::clone(&state),
             name: "redis-cluster",
-            cluster: None,
+            cluster: Some(cluster),
         });
         let link = RedisLink {
             client,
@@ -222,7 +226,7 @@ impl RedisBackend {
             channels: backend.channels.clone(),
             state,
             sharded: Some(parts),
-            shared: None,
+            shared: Some(shared),
         };
         Ok((backend, link))
     }

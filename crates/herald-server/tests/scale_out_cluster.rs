@@ -1,7 +1,8 @@
 //! Scale-out on a real Redis Cluster (three masters): every publication accepted on any of three
 //! herald nodes reaches every subscriber on every node exactly once, in its publisher's order per
 //! channel, with the app's shards spread over all three masters; a node whose cluster
-//! connections are cut gets what was published meanwhile, none twice.
+//! connections are cut gets what was published meanwhile, none twice. Channel and user state
+//! is the cluster's too: presence members, counts and the HTTP API's answers agree on every node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,7 +28,10 @@ const SHARDS: u32 = 16;
 const SCRIPT: &str = include_str!("../../herald-redis/src/sharded/script.lua");
 
 async fn node(cluster: &RedisCluster) -> TestServer {
-    let app = herald_test_support::app(APP.0, APP.1);
+    node_of(cluster, herald_test_support::app(APP.0, APP.1)).await
+}
+
+async fn node_of(cluster: &RedisCluster, app: herald_core::AppConfig) -> TestServer {
     let base = herald_test_support::inproc::with_metrics(herald_test_support::settings(vec![app]));
     let scale_out = ScaleOutSettings {
         redis_url: String::new(),
@@ -313,4 +317,104 @@ async fn a_node_whose_cluster_connections_are_cut_gets_what_was_published_meanwh
     assert_exactly_once_in_order(&mut on_c, &expected, &markers).await;
     // The link is up again.
     await_health(c.metrics(), 200).await;
+}
+
+/// A signed HTTP API request of [`APP`] on `addr` (`path` under `/apps/{id}`): status and JSON.
+async fn api(addr: SocketAddr, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    let path = format!("/apps/{}{path}", APP.0);
+    let q = herald_test_support::sign::signed_query("GET", &path, params, "", APP.1, APP.2);
+    let (status, body) = herald_test_support::http::http(addr, "GET", &format!("{path}?{q}")).await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Subscribes to presence `channel` as `user` (`user_info` `{"name": user}`) and returns the
+/// acknowledgement's presence data.
+async fn join_presence(ws: &mut Ws, socket_id: &str, channel: &str, user: &str) -> Value {
+    let channel_data = json!({"user_id": user, "user_info": {"name": user}}).to_string();
+    let auth = herald_test_support::sign::channel_auth(APP.1, APP.2, socket_id, channel, Some(&channel_data));
+    herald_test_support::send_json(
+        ws,
+        json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": channel_data}}),
+    )
+    .await;
+    loop {
+        let ack = next_json(ws).await;
+        if ack["event"] == "pusher_internal:subscription_succeeded" {
+            let data: Value = serde_json::from_str(ack["data"].as_str().unwrap()).unwrap();
+            return data["presence"].clone();
+        }
+    }
+}
+
+/// Polls `GET` `path` with `params` on every node until each answers `want` (the shared state
+/// is written after a subscription is acknowledged).
+async fn await_api(nodes: &[SocketAddr], path: &str, params: &[(&str, &str)], want: &Value) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for &addr in nodes {
+        loop {
+            let (status, got) = api(addr, path, params).await;
+            if status == 200 && got == *want {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{addr} {path}: {status} {got}, wanted {want}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The next `pusher_internal:member_*` event on `ws`.
+async fn next_member_event(ws: &mut Ws) -> Value {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let v = next_json(ws).await;
+            if v["event"].as_str().is_some_and(|e| e.starts_with("pusher_internal:member_")) {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("a member event in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_members_and_counts_are_the_clusters_on_every_node() {
+    let cluster = RedisCluster::start(3);
+    let app = || herald_core::AppConfig { enable_subscription_count: true, ..herald_test_support::app(APP.0, APP.1) };
+    let nodes = [node_of(&cluster, app()).await, node_of(&cluster, app()).await, node_of(&cluster, app()).await];
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+
+    let (mut ann, sid) = nodes[0].pusher(APP.1).await;
+    let presence = join_presence(&mut ann, &sid, "presence-room", "ann").await;
+    assert_eq!(presence["ids"], json!(["ann"]));
+    await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}]})).await;
+
+    // Cid, on another node, gets Ann with her user_info; Ann hears of Cid with his.
+    let (mut cid, sid) = nodes[2].pusher(APP.1).await;
+    let presence = join_presence(&mut cid, &sid, "presence-room", "cid").await;
+    let mut ids: Vec<&str> = presence["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["ann", "cid"], "{presence}");
+    assert_eq!(presence["hash"]["ann"], json!({"name": "ann"}), "{presence}");
+    let added = next_member_event(&mut ann).await;
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+    let data: Value = serde_json::from_str(added["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data, json!({"user_id": "cid", "user_info": {"name": "cid"}}));
+
+    await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}, {"id": "cid"}]})).await;
+    let both = json!({"occupied": true, "user_count": 2, "subscription_count": 2});
+    await_api(&addrs, "/channels/presence-room", &[("info", "user_count,subscription_count")], &both).await;
+
+    // A channel occupied on one node only is listed on every node, then vacated everywhere.
+    let (mut on_b, _) = nodes[1].pusher(APP.1).await;
+    subscribe(&mut on_b, "only-b").await;
+    let listed = json!({"channels": {"only-b": {"subscription_count": 1}, "presence-room": {"subscription_count": 2}}});
+    await_api(&addrs, "/channels", &[("info", "subscription_count")], &listed).await;
+    drop(on_b);
+    await_api(&addrs, "/channels/only-b", &[], &json!({"occupied": false})).await;
+
+    // Cid leaves: Ann hears it, and every node lists Ann alone.
+    drop(cid);
+    let removed = next_member_event(&mut ann).await;
+    assert_eq!(removed["event"], "pusher_internal:member_removed", "{removed}");
+    await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}]})).await;
 }
