@@ -506,3 +506,59 @@ async fn a_channel_is_occupied_and_vacated_once_by_webhook_on_a_redis_cluster() 
     // They went through the app's webhook stream in the cluster, whose leader moved its cursor.
     assert_eq!(cluster.cli(&["EXISTS", "test:hooks:{1}:cursor"]).trim(), "1");
 }
+
+/// The sorted member ids of `GET /channels/{channel}/users` on the child node at `addr`.
+async fn child_users(addr: SocketAddr, channel: &str) -> Vec<String> {
+    let (status, body) =
+        herald_test_support::cluster::api(addr, "GET", &format!("/channels/{channel}/users"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let mut ids: Vec<String> =
+        body["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+fn member_event(v: &Value) -> (String, String) {
+    let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+    (v["event"].as_str().unwrap().to_owned(), data["user_id"].as_str().unwrap().to_owned())
+}
+
+/// `kill -9` of a herald process on a Redis Cluster: another node reaps its member, who leaves
+/// every node once, within the lease and a reaping tick.
+#[tokio::test]
+async fn a_killed_nodes_member_leaves_every_node_once_on_a_redis_cluster() {
+    use herald_test_support::cluster::{Cluster, client};
+    let redis = RedisCluster::start(3);
+    let cluster = Cluster::on_redis_cluster(&redis);
+    let mut nodes = cluster.nodes(3);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr()).collect();
+
+    let (mut watcher, sid) = client(addrs[0]).await;
+    let presence = herald_test_support::cluster::join_presence(&mut watcher, &sid, "presence-kill", "watcher").await;
+    assert_eq!(presence["ids"], json!(["watcher"]));
+    let (mut bea, sid) = client(addrs[1]).await;
+    herald_test_support::cluster::join_presence(&mut bea, &sid, "presence-kill", "bea").await;
+    let added = member_event(&next_member_event(&mut watcher).await);
+    assert_eq!(added, ("pusher_internal:member_added".to_owned(), "bea".to_owned()));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for addr in [addrs[0], addrs[2]] {
+        while child_users(addr, "presence-kill").await != ["bea", "watcher"] {
+            assert!(tokio::time::Instant::now() < deadline, "{addr} never listed bea");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    nodes[1].child.kill().unwrap();
+    let killed = tokio::time::Instant::now();
+    let removed = member_event(&next_member_event(&mut watcher).await);
+    assert_eq!(removed, ("pusher_internal:member_removed".to_owned(), "bea".to_owned()));
+    assert!(killed.elapsed() < Duration::from_secs(10), "reaped after {:?}", killed.elapsed());
+    for addr in [addrs[0], addrs[2]] {
+        assert_eq!(child_users(addr, "presence-kill").await, ["watcher"], "{addr}");
+    }
+    // Nothing more about bea: the next member event is a newcomer's.
+    let (mut cy, sid) = client(addrs[2]).await;
+    herald_test_support::cluster::join_presence(&mut cy, &sid, "presence-kill", "cy").await;
+    let added = member_event(&next_member_event(&mut watcher).await);
+    assert_eq!(added, ("pusher_internal:member_added".to_owned(), "cy".to_owned()));
+}
