@@ -562,3 +562,56 @@ async fn a_killed_nodes_member_leaves_every_node_once_on_a_redis_cluster() {
     let added = member_event(&next_member_event(&mut watcher).await);
     assert_eq!(added, ("pusher_internal:member_added".to_owned(), "cy".to_owned()));
 }
+
+/// Cached events spread over the masters (one per channel): a node started later finds each
+/// one, whichever master holds it.
+#[tokio::test]
+async fn a_node_started_after_cache_publications_serves_them_on_a_redis_cluster() {
+    use herald_test_support::cluster::{APP as CHILD_APP, Cluster, client};
+    let redis = RedisCluster::start(3);
+    let cluster = Cluster::on_redis_cluster(&redis);
+    let first = cluster.node();
+    let channels: Vec<String> = (0..8).map(|i| format!("cache-news-{i}")).collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for c in &channels {
+        // 503 until the node's cluster link is up (it subscribes after it binds).
+        loop {
+            let (status, body) = publish(first.addr(), CHILD_APP, json!({"name": "ev", "channel": c, "data": c})).await;
+            if status == 200 {
+                break;
+            }
+            assert!(status == 503 && tokio::time::Instant::now() < deadline, "{status} {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // The events reach Redis after the publishes are answered, and a node loads them after it
+    // binds: the late node is asked until it serves them all (bounded).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let late = cluster.node();
+    'late: loop {
+        assert!(tokio::time::Instant::now() < deadline, "the late node never served every cached event");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for c in &channels {
+            // One socket per channel: another channel's subscription_count cannot come first.
+            let (mut ws, _) = client(late.addr()).await;
+            subscribe(&mut ws, c).await;
+            let next = loop {
+                let v = next_json(&mut ws).await;
+                if v["event"] != "pusher_internal:subscription_count" {
+                    break v;
+                }
+            };
+            if next["event"] == "pusher:cache_miss" {
+                continue 'late;
+            }
+            assert_eq!((&next["event"], &next["data"]), (&json!("ev"), &json!(c)), "{next}");
+        }
+        break;
+    }
+    let mut held = 0;
+    for m in masters(&redis).await.iter_mut() {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("test:{1:cache-news-*}:cache").query_async(m).await.unwrap();
+        held += usize::from(!keys.is_empty());
+    }
+    assert!(held > 1, "the cached events sat on one master only");
+}
