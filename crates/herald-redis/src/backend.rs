@@ -11,6 +11,7 @@ use redis::Client;
 use tokio::sync::mpsc;
 
 use crate::cluster::{self, Tracked};
+use crate::commands::Connector;
 use crate::connect::connect_publisher;
 use crate::link::RedisLink;
 use crate::queue::Queued;
@@ -36,9 +37,9 @@ pub struct RedisBackend {
     state: Arc<LinkState>,
     /// `redis` or `redis-cluster`, for `/health` and refusals.
     name: &'static str,
-    /// Into the tracker task: this node's channel and user changes (`cluster`); on a single
-    /// Redis only.
-    cluster: Option<cluster::Handle>,
+    /// Into the tracker task: this node's channel and user changes (`cluster`), on one Redis and
+    /// on a Redis Cluster alike.
+    cluster: cluster::Handle,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -49,13 +50,11 @@ impl std::fmt::Debug for RedisBackend {
 
 impl Backend for RedisBackend {
     fn broadcast(&self, app: &App, publication: &Arc<Publication>) {
-        if let Some(cluster) = &self.cluster
-            && publication.channel.kind().cache
-        {
+        if publication.channel.kind().cache {
             // Kept in Redis for nodes that start after it was published.
             let ttl = std::time::Duration::from_secs(app.config.cache_ttl.into());
             let (app, publication) = (app.config.id.as_str().into(), Arc::clone(publication));
-            cluster.queue(Tracked::Cache { app, publication, ttl });
+            self.cluster.queue(Tracked::Cache { app, publication, ttl });
         }
         let Some(channel) = self.channels.get(&app.config.id) else { return };
         let queued = Queued { channel: Arc::clone(channel), publication: Arc::clone(publication) };
@@ -88,22 +87,18 @@ impl Backend for RedisBackend {
     }
 
     fn shares_state(&self) -> bool {
-        self.cluster.is_some()
+        true
     }
 
     /// Queued for the tracker, which emits the cluster's change to `events` (through the hub's
     /// sink, the same one) once the shared state says there is one.
     fn changed(&self, app: &App, change: Event, events: &dyn EventSink) {
-        let Some(cluster) = &self.cluster else {
-            // No shared state (a Redis Cluster carries publications only): this node's view.
-            return herald_core::backend::emit_as_the_cluster(app, change, events);
-        };
         // Seen on one node only, they change no shared state: queued (to keep their order among
         // the channel's other events) only when the sink wants them.
         if matches!(change, Event::ClientEvent { .. } | Event::CacheMiss { .. }) && !events.wants(app, change.kind()) {
             return;
         }
-        cluster.queue(Tracked::Change { app: app.config.id.as_str().into(), event: change });
+        self.cluster.queue(Tracked::Change { app: app.config.id.as_str().into(), event: change });
     }
 }
 
@@ -146,15 +141,9 @@ impl RedisBackend {
         state.subscriber_up.store(subscriber.is_ok(), Ordering::Release);
         let (tx, rx) = mpsc::channel(QUEUE);
         let app_ids: Vec<String> = apps.iter().map(|a| a.config.id.clone()).collect();
-        let (cluster, shared) = cluster::new(client.clone(), prefix, node, &app_ids).await;
-        let backend = Arc::new(RedisBackend {
-            node,
-            channels,
-            tx,
-            state: Arc::clone(&state),
-            name: "redis",
-            cluster: Some(cluster),
-        });
+        let (cluster, shared) =
+            cluster::new(Connector::Single(client.clone()), prefix, node, &app_ids).await.map_err(UrlError::Refused)?;
+        let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), name: "redis", cluster });
         let link = RedisLink {
             client,
             node,
@@ -204,14 +193,11 @@ impl RedisBackend {
         // Up once the tasks have subscribed and pinged (the reader reads every shard first).
         let state = Arc::new(LinkState::default());
         let (tx, rx) = mpsc::channel(QUEUE);
-        let backend = Arc::new(RedisBackend {
-            node,
-            channels,
-            tx,
-            state: Arc::clone(&state),
-            name: "redis-cluster",
-            cluster: None,
-        });
+        let app_ids: Vec<String> = apps.iter().map(|a| a.config.id.clone()).collect();
+        let connector = Connector::cluster(urls).map_err(UrlError::Refused)?;
+        let (cluster, shared) = cluster::new(connector, prefix, node, &app_ids).await.map_err(UrlError::Refused)?;
+        let backend =
+            Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), name: "redis-cluster", cluster });
         let link = RedisLink {
             client,
             node,
@@ -222,7 +208,7 @@ impl RedisBackend {
             channels: backend.channels.clone(),
             state,
             sharded: Some(parts),
-            shared: None,
+            shared: Some(shared),
         };
         Ok((backend, link))
     }

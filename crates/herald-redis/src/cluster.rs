@@ -22,13 +22,14 @@ use std::time::Duration;
 use herald_core::{App, Event, Hub, Publication};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use parking_lot::Mutex;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisResult};
+use redis::RedisResult;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::{Commands, Connector};
 use crate::control::Control;
+use crate::follower::Listening;
 use crate::keys::Keys;
 use crate::queries::ClusterQueries;
 use crate::script::{MEMBER, REAP, SUBS};
@@ -36,8 +37,6 @@ use crate::script::{MEMBER, REAP, SUBS};
 /// Changes waiting for the tracker. Beyond it the node's share is re-registered from the hub
 /// once Redis keeps up again.
 const QUEUE: usize = 16_384;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -85,9 +84,9 @@ impl Handle {
 
 /// The tasks before they run: built with the backend, spawned once the hub exists.
 pub(crate) struct Pending {
-    client: Client,
+    connector: Connector,
     /// The control channels' subscription, opened at start.
-    control: Option<redis::aio::PubSub>,
+    control: Listening,
     rx: mpsc::Receiver<Tracked>,
     shared: Arc<Shared>,
     queries: Arc<ClusterQueries>,
@@ -104,14 +103,22 @@ pub(crate) struct Running {
 /// What each task needs to act on the shared state.
 #[derive(Clone)]
 pub(crate) struct Context {
-    pub(crate) client: Client,
+    pub(crate) connector: Connector,
     pub(crate) shared: Arc<Shared>,
     pub(crate) hub: Arc<Hub>,
 }
 
 /// The queue and the tasks' pending half for node `node`; subscribes to the control channels
 /// of `apps` (an unreachable Redis is not an error: the follower keeps trying).
-pub(crate) async fn new(client: Client, prefix: &str, node: u64, apps: &[String]) -> (Handle, Pending) {
+///
+/// # Errors
+/// When the cluster client refuses the seed URLs.
+pub(crate) async fn new(
+    connector: Connector,
+    prefix: &str,
+    node: u64,
+    apps: &[String],
+) -> RedisResult<(Handle, Pending)> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let keys = Keys::new(prefix);
     let shared = Arc::new(Shared {
@@ -121,10 +128,10 @@ pub(crate) async fn new(client: Client, prefix: &str, node: u64, apps: &[String]
         dropped: AtomicU64::new(0),
         run_id: Mutex::new(None),
     });
-    let queries = Arc::new(ClusterQueries::new(client.clone(), keys.clone()));
+    let queries = Arc::new(ClusterQueries::new(connector.clone(), keys.clone()));
     let names: Vec<String> = apps.iter().map(|a| keys.control(a)).collect();
-    let control = crate::follower::subscribe(&client, &names).await.ok();
-    (Handle { tx, shared: Arc::clone(&shared) }, Pending { client, control, rx, shared, queries })
+    let control = crate::follower::listen(&connector, &names).await?;
+    Ok((Handle { tx, shared: Arc::clone(&shared) }, Pending { connector, control, rx, shared, queries }))
 }
 
 impl Pending {
@@ -133,7 +140,7 @@ impl Pending {
     }
 
     pub(crate) fn spawn(self, hub: Arc<Hub>, stop: &CancellationToken) -> Running {
-        let cx = Context { client: self.client, shared: self.shared, hub };
+        let cx = Context { connector: self.connector, shared: self.shared, hub };
         Running {
             tracker: tokio::spawn(crate::tracker::run(cx.clone(), self.rx, stop.clone())),
             follower: tokio::spawn(crate::follower::run(cx.clone(), self.control, stop.clone())),
@@ -152,11 +159,8 @@ impl Running {
 }
 
 /// A command connection with short timeouts.
-pub(crate) async fn command(client: &Client) -> RedisResult<MultiplexedConnection> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    client.get_multiplexed_async_connection_with_config(&config).await
+pub(crate) async fn command(connector: &Connector) -> RedisResult<Commands> {
+    connector.connect().await
 }
 
 /// Sleeps for the current backoff (doubling it) unless `stop` fires first; false on stop.
@@ -187,14 +191,14 @@ impl Context {
     }
 
     /// Tells every node (this one included).
-    pub(crate) async fn tell(&self, c: &mut MultiplexedConnection, app: &App, msg: &Control) -> RedisResult<()> {
-        redis::cmd("PUBLISH").arg(self.keys().control(&app.config.id)).arg(msg.encode()).query_async(c).await
+    pub(crate) async fn tell(&self, c: &mut Commands, app: &App, msg: &Control) -> RedisResult<()> {
+        redis::cmd(c.publish()).arg(self.keys().control(&app.config.id)).arg(msg.encode()).query_async(c).await
     }
 
     /// `node` has `n` subscriptions to `channel` now.
     pub(crate) async fn subs(
         &self,
-        c: &mut MultiplexedConnection,
+        c: &mut Commands,
         app: &App,
         channel: &ChannelName,
         node: &str,
@@ -212,7 +216,7 @@ impl Context {
     /// The events of a channel whose cluster total went from `before` to `after`.
     async fn counted(
         &self,
-        c: &mut MultiplexedConnection,
+        c: &mut Commands,
         app: &App,
         channel: &ChannelName,
         before: usize,
@@ -237,7 +241,7 @@ impl Context {
     /// `""` for none), or its last one (`join` is `None`).
     pub(crate) async fn member(
         &self,
-        c: &mut MultiplexedConnection,
+        c: &mut Commands,
         app: &App,
         channel: &ChannelName,
         node: &str,
@@ -267,7 +271,7 @@ impl Context {
     /// A signed-in user's first (`on`) or last connection on `node`.
     pub(crate) async fn online(
         &self,
-        c: &mut MultiplexedConnection,
+        c: &mut Commands,
         app: &App,
         node: &str,
         user: &str,
@@ -286,7 +290,7 @@ impl Context {
     /// Takes `node`'s whole share of `channel` back (a dead node, or this one re-registering).
     pub(crate) async fn reap_channel(
         &self,
-        c: &mut MultiplexedConnection,
+        c: &mut Commands,
         app: &App,
         channel: &ChannelName,
         node: &str,
@@ -305,7 +309,7 @@ impl Context {
     }
 
     /// Takes `node`'s signed-in users back.
-    pub(crate) async fn reap_online(&self, c: &mut MultiplexedConnection, app: &App, node: &str) -> RedisResult<()> {
+    pub(crate) async fn reap_online(&self, c: &mut Commands, app: &App, node: &str) -> RedisResult<()> {
         let id = &app.config.id;
         let keys = [self.keys().online(id), self.keys().node_online(id, node)];
         let (_, _, removed): (usize, usize, Vec<String>) = REAP.run(c, &[&keys[0], &keys[1]], &[node]).await?;

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::Connector;
 use crate::connect::{CONNECT_TIMEOUT, FLUSH_GRACE};
 use crate::url::UrlError;
 
@@ -55,8 +56,11 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    fn new(prefix: &str, app: &str) -> Self {
-        let base = format!("{prefix}:hooks:{app}");
+    /// `{prefix}:hooks:{app}` and its `:lease` and `:cursor`; on a Redis Cluster the app id is
+    /// a hash tag (`{prefix}:hooks:{{app}}`), so the three share a slot and the commit script
+    /// runs on one master (one Redis keeps the names it always had).
+    fn new(prefix: &str, app: &str, cluster: bool) -> Self {
+        let base = if cluster { format!("{prefix}:hooks:{{{app}}}") } else { format!("{prefix}:hooks:{app}") };
         Self { lease: format!("{base}:lease").into(), cursor: format!("{base}:cursor").into(), stream: base.into() }
     }
 }
@@ -69,7 +73,7 @@ pub(crate) struct Written {
 
 /// The cluster's webhook queue, before it runs.
 pub struct HookQueue {
-    client: Client,
+    connector: Connector,
     node: String,
     consumer: Arc<dyn HookConsumer>,
     sink: Arc<RedisHookSink>,
@@ -123,17 +127,36 @@ impl HookQueue {
     /// [`UrlError::Refused`] when the client refuses the URL.
     pub fn new(url: &str, prefix: &str, apps: &[Arc<App>], consumer: Arc<dyn HookConsumer>) -> Result<Self, UrlError> {
         let client = Client::open(url).map_err(UrlError::Refused)?;
+        Ok(Self::build(Connector::Single(client), prefix, apps, consumer))
+    }
+
+    /// Like [`HookQueue::new`], on the Redis Cluster reached through the seed `urls`.
+    ///
+    /// # Errors
+    /// [`UrlError::Refused`] when the cluster client refuses the URLs.
+    pub fn new_cluster(
+        urls: &[String],
+        prefix: &str,
+        apps: &[Arc<App>],
+        consumer: Arc<dyn HookConsumer>,
+    ) -> Result<Self, UrlError> {
+        let connector = Connector::cluster(urls).map_err(UrlError::Refused)?;
+        Ok(Self::build(connector, prefix, apps, consumer))
+    }
+
+    fn build(connector: Connector, prefix: &str, apps: &[Arc<App>], consumer: Arc<dyn HookConsumer>) -> Self {
+        let cluster = matches!(connector, Connector::Cluster(..));
         let node = format!("{:016x}", rand::random::<u64>());
         let mut keys = HashMap::new();
         let mut leads = Vec::new();
         for app in apps.iter().filter(|a| EventKind::ALL.into_iter().any(|k| consumer.wants(a, k))) {
-            let k = Keys::new(prefix, &app.config.id);
+            let k = Keys::new(prefix, &app.config.id, cluster);
             keys.insert(app.config.id.clone(), Arc::clone(&k.stream));
             leads.push(leader::Lead { app: Arc::clone(app), keys: k });
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let sink = Arc::new(RedisHookSink { consumer: Arc::clone(&consumer), keys, tx, dropped: AtomicU64::new(0) });
-        Ok(Self { client, node, consumer, sink, rx, leads })
+        Self { connector, node, consumer, sink, rx, leads }
     }
 
     /// The sink to install in the hub.
@@ -144,10 +167,14 @@ impl HookQueue {
     /// Starts the writer and the leader.
     pub fn spawn(self) -> RunningHooks {
         let stop = CancellationToken::new();
-        let leader =
-            leader::Leader { client: self.client.clone(), node: self.node, apps: self.leads, consumer: self.consumer };
+        let leader = leader::Leader {
+            connector: self.connector.clone(),
+            node: self.node,
+            apps: self.leads,
+            consumer: self.consumer,
+        };
         RunningHooks {
-            writer: tokio::spawn(writer::run(self.client, self.rx, stop.clone())),
+            writer: tokio::spawn(writer::run(self.connector, self.rx, stop.clone())),
             leader: tokio::spawn(leader.run(stop.clone())),
             stop,
         }

@@ -1,7 +1,9 @@
 //! The Redis keys of the cluster's shared channel and user state.
 //!
 //! A channel's keys carry the hash tag `{app:channel}`, an app's `{app}`, so that each set of
-//! keys one script touches lives on one Redis Cluster shard.
+//! keys one script touches lives on one Redis Cluster shard, and so does every set that one
+//! command reads together (the nodes' channel sets of an app). The node keys (`nodes`, `lease`,
+//! `reap`) carry no tag: each command on them names one key.
 
 use std::sync::Arc;
 

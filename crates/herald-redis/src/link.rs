@@ -35,7 +35,7 @@ pub struct RedisLink {
     pub(crate) state: Arc<LinkState>,
     /// The Redis Cluster side, which replaces both tasks when the node shares a cluster.
     pub(crate) sharded: Option<crate::sharded::Parts>,
-    /// The shared channel and user state's tasks (`cluster`); on a single Redis only.
+    /// The shared channel and user state's tasks (`cluster`).
     pub(crate) shared: Option<crate::cluster::Pending>,
 }
 
@@ -56,7 +56,7 @@ pub struct RunningLink {
 
 impl RedisLink {
     /// The HTTP API's channel and user queries, answered from Redis; `None` when the nodes do
-    /// not share channel state (a Redis Cluster carries publications only).
+    /// not share channel state.
     pub fn queries(&self) -> Option<Arc<crate::ClusterQueries>> {
         self.shared.as_ref().map(crate::cluster::Pending::queries)
     }
@@ -72,7 +72,6 @@ impl RedisLink {
     /// Starts the publisher and subscriber tasks; the subscriber delivers into `hub`.
     pub fn spawn(self, hub: Arc<Hub>) -> RunningLink {
         let stop = CancellationToken::new();
-        let shared = self.shared.map(|s| s.spawn(Arc::clone(&hub), &stop));
         let apps: HashMap<Arc<str>, Arc<App>> = self
             .channels
             .iter()
@@ -80,7 +79,10 @@ impl RedisLink {
             .collect();
         if let Some(parts) = self.sharded {
             let apps = apps.into_values().map(|a| (Arc::from(a.config.id.as_str()), a)).collect();
-            return parts.spawn(self.rx, self.node, self.window, apps, self.state, hub);
+            let mut running = parts.spawn(self.rx, self.node, self.window, apps, self.state, Arc::clone(&hub));
+            // Stopped with the cluster side's tasks, by its token.
+            running.shared = self.shared.map(|s| s.spawn(hub, &running.stop));
+            return running;
         }
         let publisher = Publisher::new(
             self.client.clone(),
@@ -90,6 +92,7 @@ impl RedisLink {
             self.window,
             Arc::clone(&self.state),
         );
+        let shared = self.shared.map(|s| s.spawn(Arc::clone(&hub), &stop));
         let subscriber = Subscriber::new(self.client, self.node, apps, self.state, hub);
         RunningLink {
             publisher: tokio::spawn(publisher.run(stop.clone())),

@@ -5,18 +5,19 @@
 //! `{prefix}:reap:<id>` and takes its share back with the reap script, which deletes what it
 //! reaps: the dead node's members leave the cluster exactly once, wherever it happens.
 //!
-//! The same tick watches Redis's `run_id`: a new one is a Redis that restarted (empty, without
-//! persistence), and this node registers its share again. So does a node that finds its own
+//! The same tick watches Redis's `run_id` (on a Redis Cluster, every master's): a new one is a
+//! Redis that restarted (empty, without persistence) or a master replaced by a replica (which
+//! may have missed the last writes), and this node registers its share again. So does a node that finds its own
 //! lease gone (Redis was out of reach for longer than the lease: it may have been reaped).
 
 use std::time::Duration;
 
 use herald_protocol::pusher::channel_name::ChannelName;
 use redis::RedisResult;
-use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Context, command};
+use crate::commands::Commands;
 
 /// How long a lease lives without renewal.
 pub(crate) const LEASE: Duration = Duration::from_secs(5);
@@ -27,7 +28,7 @@ const TICK: Duration = Duration::from_secs(1);
 const REAP_HOLD: Duration = Duration::from_secs(30);
 
 pub(crate) async fn run(cx: Context, stop: CancellationToken) {
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Commands> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = true;
@@ -38,7 +39,7 @@ pub(crate) async fn run(cx: Context, stop: CancellationToken) {
         }
         let c = match &mut conn {
             Some(c) => c,
-            None => match command(&cx.client).await {
+            None => match command(&cx.connector).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     tracing::debug!(error = %e, "scale-out: redis unreachable for the node lease");
@@ -57,7 +58,7 @@ pub(crate) async fn run(cx: Context, stop: CancellationToken) {
 }
 
 /// Renews the lease, watches `run_id`, reaps dead nodes.
-async fn beat(cx: &Context, c: &mut MultiplexedConnection, first: bool) -> RedisResult<()> {
+async fn beat(cx: &Context, c: &mut Commands, first: bool) -> RedisResult<()> {
     let keys = cx.keys();
     let me = cx.node();
     let ms = LEASE.as_millis() as u64;
@@ -71,8 +72,7 @@ async fn beat(cx: &Context, c: &mut MultiplexedConnection, first: bool) -> Redis
             cx.shared.resync.notify_one();
         }
     }
-    let info: String = redis::cmd("INFO").arg("server").query_async(c).await?;
-    let run_id = info.lines().find_map(|l| l.strip_prefix("run_id:")).map(|s| s.trim().to_owned());
+    let run_id = run_ids(c.info_server().await?);
     let restarted = {
         let mut known = cx.shared.run_id.lock();
         let restarted = known.is_some() && *known != run_id;
@@ -104,8 +104,22 @@ async fn beat(cx: &Context, c: &mut MultiplexedConnection, first: bool) -> Redis
     Ok(())
 }
 
+/// The `run_id` of every master, in address order: on a cluster, any master that restarts
+/// (or a replica taking over, which may have missed the last writes) changes it.
+fn run_ids(mut masters: Vec<(String, String)>) -> Option<String> {
+    masters.sort();
+    let ids: Option<Vec<String>> = masters
+        .iter()
+        .map(|(addr, info)| {
+            let id = info.lines().find_map(|l| l.strip_prefix("run_id:"))?;
+            Some(format!("{addr}={}", id.trim()))
+        })
+        .collect();
+    ids.map(|ids| ids.join(","))
+}
+
 /// Takes the dead `node`'s share of every app back, then forgets the node.
-pub(crate) async fn reap(cx: &Context, c: &mut MultiplexedConnection, node: &str) -> RedisResult<()> {
+pub(crate) async fn reap(cx: &Context, c: &mut Commands, node: &str) -> RedisResult<()> {
     tracing::info!(node, "scale-out: node lease ran out; removing its members and subscriptions");
     let keys = cx.keys();
     for app in cx.hub.apps().iter() {

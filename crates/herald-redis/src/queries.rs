@@ -3,11 +3,11 @@
 //! channel's members, and `terminate_connections` carried to every node.
 
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
-use redis::aio::MultiplexedConnection;
-use redis::{Client, RedisError};
+use redis::RedisError;
 use tokio::sync::Mutex;
 
 use crate::cluster::command;
+use crate::commands::{Commands, Connector};
 use crate::control::Control;
 use crate::keys::Keys;
 
@@ -30,32 +30,29 @@ pub struct QueryError(#[from] RedisError);
 /// Answers the HTTP API's channel and user queries for a scaled-out node.
 #[derive(Debug)]
 pub struct ClusterQueries {
-    client: Client,
+    connector: Connector,
     keys: Keys,
     /// One connection, opened on first use and again after it failed.
-    conn: Mutex<Option<MultiplexedConnection>>,
+    conn: Mutex<Option<Commands>>,
 }
 
 impl ClusterQueries {
-    pub(crate) fn new(client: Client, keys: Keys) -> Self {
-        Self { client, keys, conn: Mutex::new(None) }
+    pub(crate) fn new(connector: Connector, keys: Keys) -> Self {
+        Self { connector, keys, conn: Mutex::new(None) }
     }
 
-    async fn conn(&self) -> Result<MultiplexedConnection, QueryError> {
+    async fn conn(&self) -> Result<Commands, QueryError> {
         let mut guard = self.conn.lock().await;
         if let Some(c) = &*guard {
             return Ok(c.clone());
         }
-        let c = command(&self.client).await?;
+        let c = command(&self.connector).await?;
         *guard = Some(c.clone());
         Ok(c)
     }
 
     /// Runs `f` on the connection; forgets the connection when it fails.
-    async fn with<T>(
-        &self,
-        f: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
-    ) -> Result<T, QueryError> {
+    async fn with<T>(&self, f: impl AsyncFnOnce(&mut Commands) -> Result<T, RedisError>) -> Result<T, QueryError> {
         let mut c = self.conn().await?;
         match f(&mut c).await {
             Ok(v) => Ok(v),
@@ -84,6 +81,7 @@ impl ClusterQueries {
             if live.is_empty() {
                 return Ok(Vec::new());
             }
+            // The nodes' sets share the app's hash tag: one slot, so one command on a cluster too.
             let mut names: Vec<String> = redis::cmd("SUNION").arg(&live).query_async(c).await?;
             names.retain(|n| n.starts_with(prefix));
             names.sort();
@@ -133,16 +131,11 @@ impl ClusterQueries {
     pub async fn terminate(&self, app: &str, user: &str) -> Result<(), QueryError> {
         let msg = Control::Terminate { user: user.into() }.encode();
         let channel = self.keys.control(app);
-        self.with(async |c| redis::cmd("PUBLISH").arg(channel).arg(msg).query_async::<()>(c).await).await
+        self.with(async |c| redis::cmd(c.publish()).arg(channel).arg(msg).query_async::<()>(c).await).await
     }
 }
 
-async fn counts(
-    keys: &Keys,
-    c: &mut MultiplexedConnection,
-    app: &str,
-    name: String,
-) -> Result<ChannelCounts, RedisError> {
+async fn counts(keys: &Keys, c: &mut Commands, app: &str, name: String) -> Result<ChannelCounts, RedisError> {
     let (subs, users): (Vec<usize>, usize) = redis::pipe()
         .cmd("HVALS")
         .arg(keys.subs(app, &name))

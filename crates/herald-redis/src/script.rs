@@ -1,9 +1,12 @@
 //! A Lua script run with `EVALSHA`: loaded once (`SCRIPT LOAD`), loaded again when Redis
-//! answers `NOSCRIPT` (a restarted or flushed Redis forgets its scripts).
+//! answers `NOSCRIPT` (a restarted or flushed Redis forgets its scripts). On a Redis Cluster
+//! `SCRIPT LOAD` goes to every node and `EVALSHA` to the master of the first key's slot: each
+//! script's keys share one hash tag.
 
 use parking_lot::Mutex;
-use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult};
+
+use crate::commands::Commands;
 
 /// One script and the SHA1 Redis gave it.
 pub(crate) struct Lua {
@@ -23,7 +26,7 @@ impl Lua {
     /// Runs the script on `keys` and `args`: one round trip once loaded.
     pub(crate) async fn run<T: FromRedisValue>(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Commands,
         keys: &[&str],
         args: &[&str],
     ) -> RedisResult<T> {
@@ -42,14 +45,21 @@ impl Lua {
 
 impl Lua {
     /// Runs the script, then `then` (an idempotent command whose answer is ignored), in one
-    /// pipeline: one round trip for both.
+    /// pipeline on one Redis: one round trip for both.
     pub(crate) async fn run_then<T: FromRedisValue>(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Commands,
         keys: &[&str],
         args: &[&str],
         then: &redis::Cmd,
     ) -> RedisResult<T> {
+        if conn.is_cluster() {
+            // `then` is about another slot (the node's set of the app): a cluster pipeline
+            // must stay within one, so it is a second round trip there.
+            let t = self.run(conn, keys, args).await?;
+            then.query_async::<redis::Value>(conn).await?;
+            return Ok(t);
+        }
         let known = self.sha.lock().clone();
         if let Some(sha) = known {
             match pipeline(&sha, keys, args, then).query_async::<(T, redis::Value)>(conn).await {

@@ -10,12 +10,12 @@ use std::time::Duration;
 use herald_core::{App, Event};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use redis::RedisResult;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{BACKOFF_MIN, Context, Tracked, back_off, command};
+use crate::commands::Commands;
 
 /// Attempts at one change on a live connection before it is given up (a script error that
 /// retrying cannot fix); the next reconcile repairs what it would have written.
@@ -30,7 +30,7 @@ enum Work {
 }
 
 pub(crate) async fn run(cx: Context, mut rx: mpsc::Receiver<Tracked>, stop: CancellationToken) {
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Commands> = None;
     let mut backoff = BACKOFF_MIN;
     // At start: registers what the hub holds already (nothing, normally) and tidies a share an
     // earlier process with this id left (none: ids are random).
@@ -51,7 +51,7 @@ pub(crate) async fn run(cx: Context, mut rx: mpsc::Receiver<Tracked>, stop: Canc
         };
         let c = match &mut conn {
             Some(c) => c,
-            None => match command(&cx.client).await {
+            None => match command(&cx.connector).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     tracing::debug!(error = %e, "scale-out: redis unreachable for channel state");
@@ -94,12 +94,12 @@ pub(crate) async fn run(cx: Context, mut rx: mpsc::Receiver<Tracked>, stop: Canc
 
 /// At shutdown: the drained sessions' last changes, bounded; then the lease goes, so another
 /// node reaps whatever did not make it at once.
-async fn flush(cx: &Context, conn: Option<MultiplexedConnection>, rx: &mut mpsc::Receiver<Tracked>) {
+async fn flush(cx: &Context, conn: Option<Commands>, rx: &mut mpsc::Receiver<Tracked>) {
     let deadline = Instant::now() + FLUSH_GRACE;
     let work = async {
         let mut c = match conn {
             Some(c) => c,
-            None => command(&cx.client).await?,
+            None => command(&cx.connector).await?,
         };
         while let Ok(item) = rx.try_recv() {
             apply(cx, &mut c, &item).await?;
@@ -113,7 +113,7 @@ async fn flush(cx: &Context, conn: Option<MultiplexedConnection>, rx: &mut mpsc:
     }
 }
 
-async fn apply(cx: &Context, c: &mut MultiplexedConnection, item: &Tracked) -> RedisResult<()> {
+async fn apply(cx: &Context, c: &mut Commands, item: &Tracked) -> RedisResult<()> {
     let node = cx.node();
     match item {
         Tracked::Cache { app, publication, ttl } => {
@@ -147,7 +147,7 @@ async fn apply(cx: &Context, c: &mut MultiplexedConnection, item: &Tracked) -> R
 /// Makes this node's share in Redis what the hub holds: each channel's subscriptions and
 /// members here, and the users signed in here. Every step is idempotent, and the changes still
 /// queued behind it apply on top.
-pub(crate) async fn reconcile(cx: &Context, c: &mut MultiplexedConnection) -> RedisResult<()> {
+pub(crate) async fn reconcile(cx: &Context, c: &mut Commands) -> RedisResult<()> {
     let node = cx.node().to_owned();
     for app in cx.hub.apps().iter() {
         reconcile_app(cx, c, app, &node).await?;
@@ -155,7 +155,7 @@ pub(crate) async fn reconcile(cx: &Context, c: &mut MultiplexedConnection) -> Re
     Ok(())
 }
 
-async fn reconcile_app(cx: &Context, c: &mut MultiplexedConnection, app: &App, node: &str) -> RedisResult<()> {
+async fn reconcile_app(cx: &Context, c: &mut Commands, app: &App, node: &str) -> RedisResult<()> {
     let id = &app.config.id;
     let snapshot = cx.hub.local_snapshot(app);
     let listed: Vec<String> = redis::cmd("SMEMBERS").arg(cx.keys().node_channels(id, node)).query_async(c).await?;

@@ -116,13 +116,17 @@ impl Server {
         let registry = AppRegistry::new(settings.apps.clone())?;
         let (backend, scale_out) = scale_out::start(settings.scale_out.as_ref(), &registry).await?;
         let webhooks = webhook::Webhooks::build(&registry).map_err(|e| StartError::Webhook(e.to_string()))?;
-        // On a shared Redis, webhook events go through it: sent once, by one node, surviving
-        // nodes. (A Redis Cluster carries publications only: each node sends its own.)
+        // On a shared Redis (one server or a cluster), webhook events go through it: sent once,
+        // by one node, surviving nodes.
         let hooks = match (&webhooks, &settings.scale_out) {
-            (Some(w), Some(s)) if s.redis_cluster.is_empty() => {
+            (Some(w), Some(s)) => {
                 let apps: Vec<Arc<herald_core::App>> = registry.iter().cloned().collect();
-                let queue = herald_redis::hooks::HookQueue::new(&s.redis_url, &s.prefix, &apps, w.consumer())
-                    .map_err(|source| scale_out::ScaleOutError::Url { url: s.redacted_url(), source })?;
+                let queue = if s.redis_cluster.is_empty() {
+                    herald_redis::hooks::HookQueue::new(&s.redis_url, &s.prefix, &apps, w.consumer())
+                } else {
+                    herald_redis::hooks::HookQueue::new_cluster(&s.redis_cluster, &s.prefix, &apps, w.consumer())
+                };
+                let queue = queue.map_err(|source| scale_out::ScaleOutError::Url { url: s.redacted_url(), source })?;
                 Some(queue)
             }
             _ => None,

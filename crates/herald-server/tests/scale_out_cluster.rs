@@ -1,7 +1,8 @@
 //! Scale-out on a real Redis Cluster (three masters): every publication accepted on any of three
 //! herald nodes reaches every subscriber on every node exactly once, in its publisher's order per
 //! channel, with the app's shards spread over all three masters; a node whose cluster
-//! connections are cut gets what was published meanwhile, none twice.
+//! connections are cut gets what was published meanwhile, none twice. Channel and user state
+//! is the cluster's too: presence members, counts and the HTTP API's answers agree on every node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,7 +28,10 @@ const SHARDS: u32 = 16;
 const SCRIPT: &str = include_str!("../../herald-redis/src/sharded/script.lua");
 
 async fn node(cluster: &RedisCluster) -> TestServer {
-    let app = herald_test_support::app(APP.0, APP.1);
+    node_of(cluster, herald_test_support::app(APP.0, APP.1)).await
+}
+
+async fn node_of(cluster: &RedisCluster, app: herald_core::AppConfig) -> TestServer {
     let base = herald_test_support::inproc::with_metrics(herald_test_support::settings(vec![app]));
     let scale_out = ScaleOutSettings {
         redis_url: String::new(),
@@ -313,4 +317,301 @@ async fn a_node_whose_cluster_connections_are_cut_gets_what_was_published_meanwh
     assert_exactly_once_in_order(&mut on_c, &expected, &markers).await;
     // The link is up again.
     await_health(c.metrics(), 200).await;
+}
+
+/// A signed HTTP API request of [`APP`] on `addr` (`path` under `/apps/{id}`): status and JSON.
+async fn api(addr: SocketAddr, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    let path = format!("/apps/{}{path}", APP.0);
+    let q = herald_test_support::sign::signed_query("GET", &path, params, "", APP.1, APP.2);
+    let (status, body) = herald_test_support::http::http(addr, "GET", &format!("{path}?{q}")).await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Subscribes to presence `channel` as `user` (`user_info` `{"name": user}`) and returns the
+/// acknowledgement's presence data.
+async fn join_presence(ws: &mut Ws, socket_id: &str, channel: &str, user: &str) -> Value {
+    let channel_data = json!({"user_id": user, "user_info": {"name": user}}).to_string();
+    let auth = herald_test_support::sign::channel_auth(APP.1, APP.2, socket_id, channel, Some(&channel_data));
+    herald_test_support::send_json(
+        ws,
+        json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": channel_data}}),
+    )
+    .await;
+    loop {
+        let ack = next_json(ws).await;
+        if ack["event"] == "pusher_internal:subscription_succeeded" {
+            let data: Value = serde_json::from_str(ack["data"].as_str().unwrap()).unwrap();
+            return data["presence"].clone();
+        }
+    }
+}
+
+/// Polls `GET` `path` with `params` on every node until each answers `want` (the shared state
+/// is written after a subscription is acknowledged).
+async fn await_api(nodes: &[SocketAddr], path: &str, params: &[(&str, &str)], want: &Value) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for &addr in nodes {
+        loop {
+            let (status, got) = api(addr, path, params).await;
+            if status == 200 && got == *want {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{addr} {path}: {status} {got}, wanted {want}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The next `pusher_internal:member_*` event on `ws`.
+async fn next_member_event(ws: &mut Ws) -> Value {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let v = next_json(ws).await;
+            if v["event"].as_str().is_some_and(|e| e.starts_with("pusher_internal:member_")) {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("a member event in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_members_and_counts_are_the_clusters_on_every_node() {
+    let cluster = RedisCluster::start(3);
+    let app = || herald_core::AppConfig { enable_subscription_count: true, ..herald_test_support::app(APP.0, APP.1) };
+    let nodes = [node_of(&cluster, app()).await, node_of(&cluster, app()).await, node_of(&cluster, app()).await];
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+
+    let (mut ann, sid) = nodes[0].pusher(APP.1).await;
+    let presence = join_presence(&mut ann, &sid, "presence-room", "ann").await;
+    assert_eq!(presence["ids"], json!(["ann"]));
+    await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}]})).await;
+
+    // Cid, on another node, gets Ann with her user_info; Ann hears of Cid with his.
+    let (mut cid, sid) = nodes[2].pusher(APP.1).await;
+    let presence = join_presence(&mut cid, &sid, "presence-room", "cid").await;
+    let mut ids: Vec<&str> = presence["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["ann", "cid"], "{presence}");
+    assert_eq!(presence["hash"]["ann"], json!({"name": "ann"}), "{presence}");
+    let added = next_member_event(&mut ann).await;
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+    let data: Value = serde_json::from_str(added["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data, json!({"user_id": "cid", "user_info": {"name": "cid"}}));
+
+    await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}, {"id": "cid"}]})).await;
+    let both = json!({"occupied": true, "user_count": 2, "subscription_count": 2});
+    await_api(&addrs, "/channels/presence-room", &[("info", "user_count,subscription_count")], &both).await;
+
+    // A channel occupied on one node only is listed on every node, then vacated everywhere.
+    let (mut on_b, _) = nodes[1].pusher(APP.1).await;
+    subscribe(&mut on_b, "only-b").await;
+    let listed = json!({"channels": {"only-b": {"subscription_count": 1}, "presence-room": {"subscription_count": 2}}});
+    await_api(&addrs, "/channels", &[("info", "subscription_count")], &listed).await;
+    drop(on_b);
+    await_api(&addrs, "/channels/only-b", &[], &json!({"occupied": false})).await;
+
+    // Cid leaves: Ann hears it, and every node lists Ann alone.
+    drop(cid);
+    let removed = next_member_event(&mut ann).await;
+    assert_eq!(removed["event"], "pusher_internal:member_removed", "{removed}");
+    await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}]})).await;
+}
+
+/// Webhook events an HTTP receiver on 127.0.0.1:0 got, one `(name, channel)` per event, in the
+/// order of the requests.
+async fn webhook_receiver() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let tx = tx.clone();
+                async move {
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let body: Value = serde_json::from_slice(&body).unwrap();
+                    for e in body["events"].as_array().unwrap() {
+                        let name = e["name"].as_str().unwrap_or("").to_owned();
+                        let _ = tx.send((name, e["channel"].as_str().unwrap_or("").to_owned()));
+                    }
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"{}"),
+                    )))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
+            );
+        }
+    });
+    (addr, rx)
+}
+
+/// The webhook events received until one for `marker`, which is left out.
+async fn hooks_until(
+    hooks: &mut tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    marker: &str,
+) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    loop {
+        let (name, channel) = tokio::time::timeout(WAIT, hooks.recv()).await.unwrap().unwrap();
+        if channel == marker {
+            return seen;
+        }
+        seen.push((name, channel));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_occupied_and_vacated_once_by_webhook_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3);
+    let (hook_addr, mut hooks) = webhook_receiver().await;
+    let hooked = || {
+        let hook = herald_core::app::WebhookConfig {
+            url: format!("http://{hook_addr}/hooks"),
+            event_types: vec!["channel_occupied".into(), "channel_vacated".into()],
+            ..Default::default()
+        };
+        herald_core::AppConfig { webhooks: vec![hook], ..herald_test_support::app(APP.0, APP.1) }
+    };
+    let a = node_of(&cluster, hooked()).await;
+    let b = node_of(&cluster, hooked()).await;
+
+    let (mut on_a, _) = a.pusher(APP.1).await;
+    subscribe(&mut on_a, "room").await;
+    let (mut marker, _) = a.pusher(APP.1).await;
+    subscribe(&mut marker, "marker-0").await;
+    assert_eq!(hooks_until(&mut hooks, "marker-0").await, [("channel_occupied".to_owned(), "room".to_owned())]);
+
+    // B joins: the channel was occupied already; B's marker comes after anything B reported.
+    let (mut on_b, _) = b.pusher(APP.1).await;
+    subscribe(&mut on_b, "room").await;
+    subscribe(&mut on_b, "marker-b").await;
+    assert_eq!(hooks_until(&mut hooks, "marker-b").await, [], "B reported nothing about room");
+
+    // A leaves while B stays: nothing; then B leaves: one channel_vacated.
+    drop(on_a);
+    let one = json!({"occupied": true, "subscription_count": 1});
+    await_api(&[a.addr, b.addr], "/channels/room", &[("info", "subscription_count")], &one).await;
+    subscribe(&mut marker, "marker-a").await;
+    assert_eq!(hooks_until(&mut hooks, "marker-a").await, [], "A's leave vacated nothing");
+    drop(on_b);
+    let vacated = tokio::time::timeout(WAIT, hooks.recv()).await.unwrap().unwrap();
+    assert_eq!(vacated, ("channel_vacated".to_owned(), "room".to_owned()));
+    // They went through the app's webhook stream in the cluster, whose leader moved its cursor.
+    assert_eq!(cluster.cli(&["EXISTS", "test:hooks:{1}:cursor"]).trim(), "1");
+}
+
+/// The sorted member ids of `GET /channels/{channel}/users` on the child node at `addr`.
+async fn child_users(addr: SocketAddr, channel: &str) -> Vec<String> {
+    let (status, body) =
+        herald_test_support::cluster::api(addr, "GET", &format!("/channels/{channel}/users"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let mut ids: Vec<String> =
+        body["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+fn member_event(v: &Value) -> (String, String) {
+    let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+    (v["event"].as_str().unwrap().to_owned(), data["user_id"].as_str().unwrap().to_owned())
+}
+
+/// `kill -9` of a herald process on a Redis Cluster: another node reaps its member, who leaves
+/// every node once, within the lease and a reaping tick.
+#[tokio::test]
+async fn a_killed_nodes_member_leaves_every_node_once_on_a_redis_cluster() {
+    use herald_test_support::cluster::{Cluster, client};
+    let redis = RedisCluster::start(3);
+    let cluster = Cluster::on_redis_cluster(&redis);
+    let mut nodes = cluster.nodes(3);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr()).collect();
+
+    let (mut watcher, sid) = client(addrs[0]).await;
+    let presence = herald_test_support::cluster::join_presence(&mut watcher, &sid, "presence-kill", "watcher").await;
+    assert_eq!(presence["ids"], json!(["watcher"]));
+    let (mut bea, sid) = client(addrs[1]).await;
+    herald_test_support::cluster::join_presence(&mut bea, &sid, "presence-kill", "bea").await;
+    let added = member_event(&next_member_event(&mut watcher).await);
+    assert_eq!(added, ("pusher_internal:member_added".to_owned(), "bea".to_owned()));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for addr in [addrs[0], addrs[2]] {
+        while child_users(addr, "presence-kill").await != ["bea", "watcher"] {
+            assert!(tokio::time::Instant::now() < deadline, "{addr} never listed bea");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    nodes[1].child.kill().unwrap();
+    let killed = tokio::time::Instant::now();
+    let removed = member_event(&next_member_event(&mut watcher).await);
+    assert_eq!(removed, ("pusher_internal:member_removed".to_owned(), "bea".to_owned()));
+    assert!(killed.elapsed() < Duration::from_secs(10), "reaped after {:?}", killed.elapsed());
+    for addr in [addrs[0], addrs[2]] {
+        assert_eq!(child_users(addr, "presence-kill").await, ["watcher"], "{addr}");
+    }
+    // Nothing more about bea: the next member event is a newcomer's.
+    let (mut cy, sid) = client(addrs[2]).await;
+    herald_test_support::cluster::join_presence(&mut cy, &sid, "presence-kill", "cy").await;
+    let added = member_event(&next_member_event(&mut watcher).await);
+    assert_eq!(added, ("pusher_internal:member_added".to_owned(), "cy".to_owned()));
+}
+
+/// Cached events spread over the masters (one per channel): a node started later finds each
+/// one, whichever master holds it.
+#[tokio::test]
+async fn a_node_started_after_cache_publications_serves_them_on_a_redis_cluster() {
+    use herald_test_support::cluster::{APP as CHILD_APP, Cluster, client};
+    let redis = RedisCluster::start(3);
+    let cluster = Cluster::on_redis_cluster(&redis);
+    let first = cluster.node();
+    let channels: Vec<String> = (0..8).map(|i| format!("cache-news-{i}")).collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for c in &channels {
+        // 503 until the node's cluster link is up (it subscribes after it binds).
+        loop {
+            let (status, body) = publish(first.addr(), CHILD_APP, json!({"name": "ev", "channel": c, "data": c})).await;
+            if status == 200 {
+                break;
+            }
+            assert!(status == 503 && tokio::time::Instant::now() < deadline, "{status} {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // The events reach Redis after the publishes are answered, and a node loads them after it
+    // binds: the late node is asked until it serves them all (bounded).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let late = cluster.node();
+    'late: loop {
+        assert!(tokio::time::Instant::now() < deadline, "the late node never served every cached event");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for c in &channels {
+            // One socket per channel: another channel's subscription_count cannot come first.
+            let (mut ws, _) = client(late.addr()).await;
+            subscribe(&mut ws, c).await;
+            let next = loop {
+                let v = next_json(&mut ws).await;
+                if v["event"] != "pusher_internal:subscription_count" {
+                    break v;
+                }
+            };
+            if next["event"] == "pusher:cache_miss" {
+                continue 'late;
+            }
+            assert_eq!((&next["event"], &next["data"]), (&json!("ev"), &json!(c)), "{next}");
+        }
+        break;
+    }
+    let mut held = 0;
+    for m in masters(&redis).await.iter_mut() {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("test:{1:cache-news-*}:cache").query_async(m).await.unwrap();
+        held += usize::from(!keys.is_empty());
+    }
+    assert!(held > 1, "the cached events sat on one master only");
 }

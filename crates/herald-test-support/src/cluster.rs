@@ -1,4 +1,4 @@
-//! Several herald child processes sharing one redis-server: a cluster whose nodes can be killed
+//! Several herald child processes sharing one redis-server (or a Redis Cluster): a cluster whose nodes can be killed
 //! with `SIGKILL` (`kill -9`) and started late, each with its own configuration file.
 
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::http::http_on;
 use crate::process::{Herald, TempDir};
 use crate::redis::RedisServer;
+use crate::redis_cluster::RedisCluster;
 use crate::sign::signed_query;
 use crate::ws::{Ws, next_json, pusher_path, send_json};
 
@@ -30,16 +31,24 @@ impl Cluster {
     /// Like [`Cluster::new`], with `extra` TOML at the end of the app's `[[apps]]` table (for
     /// instance its `[[apps.webhooks]]`).
     pub fn with_app_extra(redis: &RedisServer, extra: &str) -> Self {
+        Self::with_scale_out(&format!("redis_url = \"{}\"", redis.url()), extra)
+    }
+
+    /// Like [`Cluster::new`], the nodes sharing the Redis Cluster `redis` instead of one Redis.
+    pub fn on_redis_cluster(redis: &RedisCluster) -> Self {
+        let urls: Vec<String> = redis.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        Self::with_scale_out(&format!("redis_cluster = [{}]", urls.join(", ")), "")
+    }
+
+    /// The configuration with `scale_out` (the `[scale_out]` line naming the Redis).
+    fn with_scale_out(scale_out: &str, extra: &str) -> Self {
         let dir = TempDir::new("cluster");
         let text = format!(
             "[server]\nhost = \"127.0.0.1\"\nport = 0\nshutdown_grace = 2\n\n\
              [[apps]]\nid = \"{}\"\nkey = \"{}\"\nsecret = \"{}\"\nenable_client_messages = true\n\
              enable_user_authentication = true\nenable_subscription_count = true\ncache_ttl = 60\n{extra}\n\
-             [scale_out]\nredis_url = \"{}\"\nprefix = \"test\"\n",
-            APP.0,
-            APP.1,
-            APP.2,
-            redis.url()
+             [scale_out]\n{scale_out}\nprefix = \"test\"\n",
+            APP.0, APP.1, APP.2,
         );
         let config = dir.write("herald.toml", &text).display().to_string();
         Self { _dir: dir, config }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::{App, Receipt};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{HookConsumer, Keys, codec};
-use crate::connect::{BACKOFF_MIN, CONNECT_TIMEOUT, back_off};
+use crate::commands::{Commands, Connector};
+use crate::connect::{BACKOFF_MIN, back_off};
 
 /// How long a lease lasts without renewal: a dead node's apps are taken over within it.
 pub(crate) const LEASE: Duration = Duration::from_secs(5);
@@ -55,7 +55,7 @@ pub(crate) struct Lead {
 
 /// The leader task of this node.
 pub(crate) struct Leader {
-    pub(crate) client: Client,
+    pub(crate) connector: Connector,
     pub(crate) node: String,
     pub(crate) apps: Vec<Lead>,
     pub(crate) consumer: Arc<dyn HookConsumer>,
@@ -76,20 +76,17 @@ impl Leader {
         let lease_script = redis::Script::new(LEASE_SCRIPT);
         let commit_script = redis::Script::new(COMMIT_SCRIPT);
         'connect: loop {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(Duration::from_millis(BLOCK_MS) + Duration::from_secs(5)));
-            let mut conn: MultiplexedConnection =
-                match self.client.get_multiplexed_async_connection_with_config(&config).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "webhooks: redis unreachable for delivery");
-                        if back_off(&mut backoff, &stop).await {
-                            continue;
-                        }
-                        return;
+            // Its response timeout (5 s) is well above an `XREAD`'s block.
+            let mut conn: Commands = match self.connector.connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "webhooks: redis unreachable for delivery");
+                    if back_off(&mut backoff, &stop).await {
+                        continue;
                     }
-                };
+                    return;
+                }
+            };
             backoff = BACKOFF_MIN;
             loop {
                 if stop.is_cancelled() {
@@ -168,20 +165,32 @@ impl Leader {
                     tokio::time::sleep(Duration::from_millis(BLOCK_MS)).await;
                     continue;
                 };
-                let mut cmd = redis::cmd("XREAD");
-                cmd.arg("COUNT").arg(count.min(512)).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS");
-                for (i, _) in &room {
-                    cmd.arg(&*self.apps[*i].keys.stream);
+                // One `XREAD` for every app on one Redis; on a cluster the app streams live in
+                // different slots: one read per app, all at once.
+                let streams: Vec<usize> = room.iter().map(|&(i, _)| i).collect();
+                let groups: Vec<Vec<usize>> =
+                    if conn.is_cluster() { streams.iter().map(|&i| vec![i]).collect() } else { vec![streams] };
+                let reads = groups.iter().map(|group| {
+                    let mut cmd = redis::cmd("XREAD");
+                    cmd.arg("COUNT").arg(count.min(512)).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS");
+                    for i in group {
+                        cmd.arg(&*self.apps[*i].keys.stream);
+                    }
+                    for i in group {
+                        cmd.arg(&led[i].1.read);
+                    }
+                    let mut c = conn.clone();
+                    async move { cmd.query_async::<Value>(&mut c).await }
+                });
+                let mut read = Vec::new();
+                for reply in futures_util::future::join_all(reads).await {
+                    let Ok(reply) = reply else {
+                        tracing::warn!("webhooks: reading from redis failed; reconnecting");
+                        continue 'connect;
+                    };
+                    read.extend(entries_of(&reply));
                 }
-                for (i, _) in &room {
-                    cmd.arg(&led[i].1.read);
-                }
-                let reply: redis::RedisResult<Value> = cmd.query_async(&mut conn).await;
-                let Ok(reply) = reply else {
-                    tracing::warn!("webhooks: reading from redis failed; reconnecting");
-                    continue 'connect;
-                };
-                for (key, entries) in entries_of(&reply) {
+                for (key, entries) in read {
                     let Some(i) = self.apps.iter().position(|l| *l.keys.stream == *key) else { continue };
                     let Some((g, l)) = led.get_mut(&i) else { continue };
                     let app = &self.apps[i].app;
@@ -215,7 +224,7 @@ impl Leader {
                 settle(l, n, ok);
             }
         }
-        let Ok(mut conn) = self.client.get_multiplexed_async_connection().await else { return };
+        let Ok(mut conn) = self.connector.connect().await else { return };
         let release = redis::Script::new(
             "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
         );

@@ -2,20 +2,19 @@
 //! batches, keeping a failed batch to append again after reconnecting. An entry may then be
 //! appended twice: webhooks are delivered at least once, as Pusher's are.
 
-use redis::Client;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{MAX_ENTRIES, Written};
-use crate::connect::{BACKOFF_MIN, FLUSH_GRACE, back_off, connect_publisher};
+use crate::commands::{Commands, Connector};
+use crate::connect::{BACKOFF_MIN, FLUSH_GRACE, back_off};
 
 /// Most entries appended in one pipeline.
 const BATCH: usize = 256;
 
 /// Appends what the sink queues until `stop`, then what is left within [`FLUSH_GRACE`].
-pub(crate) async fn run(client: Client, mut rx: mpsc::Receiver<Written>, stop: CancellationToken) {
-    let mut conn: Option<MultiplexedConnection> = None;
+pub(crate) async fn run(connector: Connector, mut rx: mpsc::Receiver<Written>, stop: CancellationToken) {
+    let mut conn: Option<Commands> = None;
     let mut pending: Vec<Written> = Vec::new();
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -26,7 +25,7 @@ pub(crate) async fn run(client: Client, mut rx: mpsc::Receiver<Written>, stop: C
             }
         }
         if conn.is_none() {
-            match connect_publisher(&client).await {
+            match connector.connect().await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(error = %e, "webhooks: redis unreachable; keeping {} events", pending.len());
@@ -58,7 +57,7 @@ pub(crate) async fn run(client: Client, mut rx: mpsc::Receiver<Written>, stop: C
         return;
     }
     let flush = async {
-        let mut c = connect_publisher(&client).await.ok()?;
+        let mut c = connector.connect().await.ok()?;
         append(&mut c, &pending).await.ok()
     };
     if tokio::time::timeout(FLUSH_GRACE, flush).await.ok().flatten().is_none() {
@@ -66,10 +65,28 @@ pub(crate) async fn run(client: Client, mut rx: mpsc::Receiver<Written>, stop: C
     }
 }
 
-async fn append(conn: &mut MultiplexedConnection, batch: &[Written]) -> redis::RedisResult<()> {
+async fn append(conn: &mut Commands, batch: &[Written]) -> redis::RedisResult<()> {
+    if !conn.is_cluster() {
+        return pipeline(batch.iter()).query_async(conn).await;
+    }
+    // A cluster pipeline stays within one slot: one per app stream, in the batch's order per app.
+    let mut streams: Vec<&str> = batch.iter().map(|w| &*w.key).collect();
+    streams.dedup();
+    let mut done: Vec<&str> = Vec::new();
+    for key in streams {
+        if done.contains(&key) {
+            continue;
+        }
+        done.push(key);
+        pipeline(batch.iter().filter(|w| *w.key == *key)).query_async::<()>(conn).await?;
+    }
+    Ok(())
+}
+
+fn pipeline<'a>(batch: impl Iterator<Item = &'a Written>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     for w in batch {
         pipe.cmd("XADD").arg(&*w.key).arg("MAXLEN").arg("~").arg(MAX_ENTRIES).arg("*").arg("e").arg(&w.entry).ignore();
     }
-    pipe.query_async(conn).await
+    pipe
 }

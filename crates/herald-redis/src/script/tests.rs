@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use crate::commands::Commands;
 
 use super::{MEMBER, REAP, SUBS};
 
@@ -20,7 +20,7 @@ impl Drop for Redis {
     }
 }
 
-async fn redis() -> (Redis, MultiplexedConnection) {
+async fn redis() -> (Redis, Commands) {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("herald-redis-scripts-{}-{n}", std::process::id()));
@@ -40,7 +40,7 @@ async fn redis() -> (Redis, MultiplexedConnection) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(c) = client.get_multiplexed_async_connection().await {
-            return (server, c);
+            return (server, c.into());
         }
         assert!(tokio::time::Instant::now() < deadline, "redis-server did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -50,7 +50,7 @@ async fn redis() -> (Redis, MultiplexedConnection) {
 #[tokio::test]
 async fn subscription_totals_add_up_over_nodes() {
     let (_r, mut c) = redis().await;
-    let run = async |c: &mut MultiplexedConnection, node: &str, n: &str| -> (usize, usize) {
+    let run = async |c: &mut Commands, node: &str, n: &str| -> (usize, usize) {
         SUBS.run(c, &["s"], &[node, n]).await.unwrap()
     };
     assert_eq!(run(&mut c, "a", "1").await, (0, 1));
@@ -66,7 +66,7 @@ async fn subscription_totals_add_up_over_nodes() {
 #[tokio::test]
 async fn a_member_is_added_by_its_first_node_and_removed_by_its_last() {
     let (_r, mut c) = redis().await;
-    let run = async |c: &mut MultiplexedConnection, node: &str, user: &str, op: &str| -> i64 {
+    let run = async |c: &mut Commands, node: &str, user: &str, op: &str| -> i64 {
         MEMBER.run(c, &["users", node, "info"], &[user, op, r#"{"n":1}"#]).await.unwrap()
     };
     assert_eq!(run(&mut c, "n:a", "u", "+").await, 1);
