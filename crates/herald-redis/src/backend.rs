@@ -83,7 +83,11 @@ impl Backend for RedisBackend {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        self.state.counters()
+        let mut counters = self.state.counters();
+        // Changes the tracker could not keep up with: the node's share is registered again
+        // from the hub, and the cluster events between are not emitted.
+        counters.push(("state_changes_dropped", self.cluster.shared.dropped.load(Ordering::Relaxed)));
+        counters
     }
 
     fn shares_state(&self) -> bool {
