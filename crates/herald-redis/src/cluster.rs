@@ -222,19 +222,68 @@ impl Context {
         before: usize,
         after: usize,
     ) -> RedisResult<()> {
+        if let Some(msg) = self.count_changed(app, channel, before, after) {
+            self.tell(c, app, &msg).await?;
+        }
+        Ok(())
+    }
+
+    /// Emits the events of a channel whose cluster total went from `before` to `after`, and
+    /// returns what the nodes must be told.
+    pub(crate) fn count_changed(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        before: usize,
+        after: usize,
+    ) -> Option<Control> {
         if before == 0 && after > 0 {
             self.emit(app, Event::ChannelOccupied { channel: channel.clone() });
         }
+        let mut tell = None;
         if before != after && channel.kind().access != Access::Presence {
             self.emit(app, Event::SubscriptionCount { channel: channel.clone(), count: after });
             if app.config.enable_subscription_count && after > 0 {
-                self.tell(c, app, &Control::Count { channel: channel.clone(), count: after }).await?;
+                tell = Some(Control::Count { channel: channel.clone(), count: after });
             }
         }
         if before > 0 && after == 0 {
             self.emit(app, Event::ChannelVacated { channel: channel.clone() });
         }
-        Ok(())
+        tell
+    }
+
+    /// Emits what a member script's answer `changed` means (1: the user's first or last node)
+    /// and returns what the nodes must be told.
+    pub(crate) fn member_changed(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        user: &str,
+        join: Option<&str>,
+        changed: i64,
+    ) -> Option<Control> {
+        if changed != 1 {
+            return None;
+        }
+        let (channel, user_id) = (channel.clone(), Box::<str>::from(user));
+        Some(if let Some(info) = join {
+            let text = (!info.is_empty()).then(|| Box::<str>::from(info));
+            self.emit(app, Event::MemberAdded { channel: channel.clone(), user_id: user_id.clone(), info: text });
+            let info = serde_json::value::RawValue::from_string(info.to_owned()).ok();
+            Control::MemberAdded { channel, user: user_id, info }
+        } else {
+            self.emit(app, Event::MemberRemoved { channel: channel.clone(), user_id: user_id.clone() });
+            Control::MemberRemoved { channel, user: user_id }
+        })
+    }
+
+    /// Emits what an online script's answer `changed` means.
+    pub(crate) fn online_changed(&self, app: &App, user: &str, on: bool, changed: i64) {
+        if changed == 1 {
+            let user_id = user.into();
+            self.emit(app, if on { Event::UserOnline { user_id } } else { Event::UserOffline { user_id } });
+        }
     }
 
     /// A user's first socket on `node` in presence `channel` (`join` is its `user_info` JSON,
@@ -253,18 +302,9 @@ impl Context {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let op = if join.is_some() { "+" } else { "-" };
         let changed: i64 = MEMBER.run(c, &keys, &[user, op, join.unwrap_or("")]).await?;
-        if changed != 1 {
-            return Ok(());
-        }
-        let (channel, user_id) = (channel.clone(), Box::<str>::from(user));
-        if let Some(info) = join {
-            let text = (!info.is_empty()).then(|| Box::<str>::from(info));
-            self.emit(app, Event::MemberAdded { channel: channel.clone(), user_id: user_id.clone(), info: text });
-            let info = serde_json::value::RawValue::from_string(info.to_owned()).ok();
-            self.tell(c, app, &Control::MemberAdded { channel, user: user_id, info }).await
-        } else {
-            self.emit(app, Event::MemberRemoved { channel: channel.clone(), user_id: user_id.clone() });
-            self.tell(c, app, &Control::MemberRemoved { channel, user: user_id }).await
+        match self.member_changed(app, channel, user, join, changed) {
+            Some(msg) => self.tell(c, app, &msg).await,
+            None => Ok(()),
         }
     }
 
@@ -280,10 +320,7 @@ impl Context {
         let id = &app.config.id;
         let keys = [self.keys().online(id), self.keys().node_online(id, node)];
         let changed: i64 = MEMBER.run(c, &[&keys[0], &keys[1]], &[user, if on { "+" } else { "-" }, ""]).await?;
-        if changed == 1 {
-            let user_id = user.into();
-            self.emit(app, if on { Event::UserOnline { user_id } } else { Event::UserOffline { user_id } });
-        }
+        self.online_changed(app, user, on, changed);
         Ok(())
     }
 

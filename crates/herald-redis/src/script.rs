@@ -44,6 +44,28 @@ impl Lua {
 }
 
 impl Lua {
+    /// The script's SHA1, loading it first when this process has not yet (for pipelines).
+    pub(crate) async fn sha(&self, conn: &mut Commands) -> RedisResult<String> {
+        if let Some(sha) = self.sha.lock().clone() {
+            return Ok(sha);
+        }
+        let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(self.src).query_async(conn).await?;
+        *self.sha.lock() = Some(sha.clone());
+        Ok(sha)
+    }
+
+    /// Forgets the SHA1 (Redis answered `NOSCRIPT`: it restarted or was flushed).
+    pub(crate) fn forget(&self) {
+        *self.sha.lock() = None;
+    }
+
+    /// `EVALSHA` of the script with `sha` (from [`Lua::sha`]), for a pipeline.
+    pub(crate) fn cmd(sha: &str, keys: &[&str], args: &[&str]) -> redis::Cmd {
+        evalsha(sha, keys, args)
+    }
+}
+
+impl Lua {
     /// Runs the script, then `then` (an idempotent command whose answer is ignored), in one
     /// pipeline on one Redis: one round trip for both.
     pub(crate) async fn run_then<T: FromRedisValue>(

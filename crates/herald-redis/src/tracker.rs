@@ -16,16 +16,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{BACKOFF_MIN, Context, Tracked, back_off, command};
 use crate::commands::Commands;
+use crate::script::{Lua, MEMBER, SUBS};
 
 /// Attempts at one change on a live connection before it is given up (a script error that
 /// retrying cannot fix); the next reconcile repairs what it would have written.
 const ATTEMPTS: u32 = 3;
 /// How long a stopping node keeps handing its last changes to Redis.
 const FLUSH_GRACE: Duration = Duration::from_secs(2);
+/// Most changes applied in one pipeline: under churn the tracker keeps up by sending what queued
+/// up meanwhile in one round trip instead of one round trip each.
+const BATCH: usize = 256;
 
 /// What the tracker does next.
 enum Work {
-    Item(Tracked),
+    Batch(Vec<Tracked>),
     Reconcile,
 }
 
@@ -44,7 +48,14 @@ pub(crate) async fn run(cx: Context, mut rx: mpsc::Receiver<Tracked>, stop: Canc
                 () = stop.cancelled() => break,
                 () = cx.shared.resync.notified() => Work::Reconcile,
                 item = rx.recv() => match item {
-                    Some(item) => Work::Item(item),
+                    Some(item) => {
+                        let mut batch = vec![item];
+                        while batch.len() < BATCH {
+                            let Ok(item) = rx.try_recv() else { break };
+                            batch.push(item);
+                        }
+                        Work::Batch(batch)
+                    }
                     None => break,
                 },
             },
@@ -64,7 +75,7 @@ pub(crate) async fn run(cx: Context, mut rx: mpsc::Receiver<Tracked>, stop: Canc
             },
         };
         let result = match &current {
-            Work::Item(item) => apply(&cx, c, item).await,
+            Work::Batch(items) => apply_batch(&cx, c, items).await,
             Work::Reconcile => reconcile(&cx, c).await,
         };
         match result {
@@ -111,6 +122,139 @@ async fn flush(cx: &Context, conn: Option<Commands>, rx: &mut mpsc::Receiver<Tra
         Ok(Err(e)) => tracing::warn!(error = %e, "scale-out: channel state not flushed; other nodes reap it"),
         Err(_) => tracing::warn!("scale-out: channel state flush timed out; other nodes reap it"),
     }
+}
+
+/// What one answer of a batch's pipeline is about.
+enum Answer<'a> {
+    /// A subscription count: `(total before, total after)`.
+    Count(&'a App, &'a ChannelName),
+    /// A member script's answer, `Some(user_info)` for a join.
+    Member(&'a App, &'a ChannelName, &'a str, Option<&'a str>),
+    /// An online script's answer.
+    Online(&'a App, &'a str, bool),
+    /// No command: an event of this node only, emitted in its place among the others.
+    Pass(&'a App, &'a Event),
+}
+
+/// Applies `items` in order: on one Redis in one pipeline (one round trip for the scripts, one
+/// for what the nodes are told), emitting the cluster's events in the items' order; on a Redis
+/// Cluster, whose pipelines must stay in one slot, one change after the other. Every script is
+/// idempotent, so a batch that failed is applied again whole.
+async fn apply_batch(cx: &Context, c: &mut Commands, items: &[Tracked]) -> RedisResult<()> {
+    if c.is_cluster() || items.len() == 1 {
+        for item in items {
+            apply(cx, c, item).await?;
+        }
+        return Ok(());
+    }
+    let node = cx.node();
+    let (subs, member) = (SUBS.sha(c).await?, MEMBER.sha(c).await?);
+    let mut pipe = redis::pipe();
+    let mut answers = Vec::with_capacity(items.len());
+    for item in items {
+        let (app, event) = match item {
+            Tracked::Cache { app, publication, ttl } => {
+                let bytes = crate::publication::encode(0, 0, publication);
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                pipe.cmd("SET")
+                    .arg(cx.keys().cache(app, publication.channel.as_str()))
+                    .arg(bytes)
+                    .arg("PX")
+                    .arg(ms)
+                    .ignore();
+                continue;
+            }
+            Tracked::Change { app, event } => match cx.hub.apps().by_id(app) {
+                Some(app) => (&**app, event),
+                None => continue,
+            },
+        };
+        let id = &app.config.id;
+        match event {
+            Event::ChannelOccupied { channel }
+            | Event::ChannelVacated { channel }
+            | Event::SubscriptionCount { channel, .. } => {
+                let n = match event {
+                    Event::ChannelOccupied { .. } => 1,
+                    Event::SubscriptionCount { count, .. } => *count,
+                    _ => 0,
+                };
+                let key = cx.keys().subs(id, channel.as_str());
+                pipe.add_command(Lua::cmd(&subs, &[&key], &[node, &n.to_string()]));
+                pipe.cmd(if n > 0 { "SADD" } else { "SREM" })
+                    .arg(cx.keys().node_channels(id, node))
+                    .arg(channel.as_str())
+                    .ignore();
+                answers.push(Answer::Count(app, channel));
+            }
+            Event::MemberAdded { channel, user_id, .. } | Event::MemberRemoved { channel, user_id } => {
+                let join = match event {
+                    Event::MemberAdded { info, .. } => Some(info.as_deref().unwrap_or("")),
+                    _ => None,
+                };
+                let ch = channel.as_str();
+                let keys = [cx.keys().users(id, ch), cx.keys().node_members(id, ch, node), cx.keys().info(id, ch)];
+                let op = if join.is_some() { "+" } else { "-" };
+                pipe.add_command(Lua::cmd(
+                    &member,
+                    &[&keys[0], &keys[1], &keys[2]],
+                    &[user_id, op, join.unwrap_or("")],
+                ));
+                answers.push(Answer::Member(app, channel, user_id, join));
+            }
+            Event::UserOnline { user_id } | Event::UserOffline { user_id } => {
+                let on = matches!(event, Event::UserOnline { .. });
+                let keys = [cx.keys().online(id), cx.keys().node_online(id, node)];
+                pipe.add_command(Lua::cmd(&member, &[&keys[0], &keys[1]], &[user_id, if on { "+" } else { "-" }, ""]));
+                answers.push(Answer::Online(app, user_id, on));
+            }
+            Event::ClientEvent { .. } | Event::CacheMiss { .. } => answers.push(Answer::Pass(app, event)),
+        }
+    }
+    let values: Vec<redis::Value> = match pipe.query_async(c).await {
+        Ok(values) => values,
+        Err(e) => {
+            if e.code() == Some("NOSCRIPT") {
+                // A restarted or flushed Redis: loaded again on the retry.
+                SUBS.forget();
+                MEMBER.forget();
+            }
+            return Err(e);
+        }
+    };
+    let mut values = values.into_iter();
+    let mut next = || values.next().unwrap_or(redis::Value::Nil);
+    let mut tell = redis::pipe();
+    let mut told = false;
+    for answer in answers {
+        let msg = match answer {
+            Answer::Count(app, channel) => {
+                let (before, after): (usize, usize) = redis::FromRedisValue::from_redis_value(next())?;
+                cx.count_changed(app, channel, before, after).map(|m| (app, m))
+            }
+            Answer::Member(app, channel, user, join) => {
+                let changed: i64 = redis::FromRedisValue::from_redis_value(next())?;
+                cx.member_changed(app, channel, user, join, changed).map(|m| (app, m))
+            }
+            Answer::Online(app, user, on) => {
+                let changed: i64 = redis::FromRedisValue::from_redis_value(next())?;
+                cx.online_changed(app, user, on, changed);
+                None
+            }
+            Answer::Pass(app, event) => {
+                cx.emit(app, event.clone());
+                None
+            }
+        };
+        if let Some((app, msg)) = msg {
+            tell.cmd(c.publish()).arg(cx.keys().control(&app.config.id)).arg(msg.encode()).ignore();
+            told = true;
+        }
+    }
+    if told {
+        tell.query_async::<()>(c).await?;
+    }
+    Ok(())
 }
 
 async fn apply(cx: &Context, c: &mut Commands, item: &Tracked) -> RedisResult<()> {
