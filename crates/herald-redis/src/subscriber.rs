@@ -209,29 +209,36 @@ impl Subscriber {
     }
 
     fn on_entry(&mut self, key: &str, app: &App, bytes: &[u8]) {
-        match self.inbound.receive(bytes) {
-            Verdict::Deliver(publication) => {
-                self.hub.deliver(app, &publication);
-                self.state.received.fetch_add(1, Ordering::Relaxed);
-                if self.catching_up {
-                    self.state.replayed.fetch_add(1, Ordering::Relaxed);
-                }
+        let verdict = self.inbound.receive(bytes);
+        take(verdict, &self.hub, app, &self.state, self.catching_up, key);
+    }
+}
+
+/// Acts on what `inbound` made of one envelope read from `source` (a stream or a shard): delivers
+/// it into the hub (counted, and counted as replayed while catching up), or says once why not.
+pub(crate) fn take(verdict: Verdict, hub: &Hub, app: &App, state: &LinkState, replayed: bool, source: &str) {
+    match verdict {
+        Verdict::Deliver(publication) => {
+            hub.deliver(app, &publication);
+            state.received.fetch_add(1, Ordering::Relaxed);
+            if replayed {
+                state.replayed.fetch_add(1, Ordering::Relaxed);
             }
-            Verdict::Own | Verdict::Duplicate => {}
-            Verdict::Foreign { error, first } => {
-                self.state.refused_version.fetch_add(1, Ordering::Relaxed);
-                // Every envelope of that node would log the same line: once per node and version.
-                if first {
-                    tracing::error!(
-                        stream = key,
-                        "scale-out: {error}; run one herald version per Redis prefix during a rolling upgrade \
-                         (its publications are not delivered on this node)"
-                    );
-                }
+        }
+        Verdict::Own | Verdict::Duplicate => {}
+        Verdict::Foreign { error, first } => {
+            state.refused_version.fetch_add(1, Ordering::Relaxed);
+            // Every envelope of that node would log the same line: once per node and version.
+            if first {
+                tracing::error!(
+                    source,
+                    "scale-out: {error}; run one herald version per Redis prefix during a rolling upgrade \
+                     (its publications are not delivered on this node)"
+                );
             }
-            Verdict::Malformed(error) => {
-                tracing::warn!(%error, stream = key, "scale-out: envelope ignored");
-            }
+        }
+        Verdict::Malformed(error) => {
+            tracing::warn!(%error, source, "scale-out: envelope ignored");
         }
     }
 }

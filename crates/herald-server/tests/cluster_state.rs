@@ -316,55 +316,13 @@ async fn after_redis_restarts_empty_the_nodes_register_their_members_again() {
     }
 }
 
-/// Webhook events an HTTP receiver on 127.0.0.1:0 got, one `(name, channel)` per event, in the
-/// order of the requests.
-async fn webhook_receiver() -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
-    use http_body_util::BodyExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let tx = tx.clone();
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let tx = tx.clone();
-                async move {
-                    let body = req.into_body().collect().await.unwrap().to_bytes();
-                    let body: Value = serde_json::from_slice(&body).unwrap();
-                    for e in body["events"].as_array().unwrap() {
-                        let name = e["name"].as_str().unwrap_or("").to_owned();
-                        let _ = tx.send((name, e["channel"].as_str().unwrap_or("").to_owned()));
-                    }
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from_static(b"{}"),
-                    )))
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
-            );
-        }
-    });
-    (addr, rx)
-}
-
-/// The next webhook event for `channel` (others are skipped).
-async fn next_hook(hooks: &mut tokio::sync::mpsc::UnboundedReceiver<(String, String)>, channel: &str) -> String {
-    loop {
-        let (name, ch) = tokio::time::timeout(herald_test_support::WAIT, hooks.recv()).await.unwrap().unwrap();
-        if ch == channel {
-            return name;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_is_occupied_and_vacated_once_in_the_cluster() {
     use herald_test_support::redis::node_settings;
     use herald_test_support::{TestServer, app, settings};
     let redis = RedisServer::start();
-    let (hook_addr, mut hooks) = webhook_receiver().await;
+    let mut hooks = herald_test_support::webhooks::Receiver::start().await;
+    let hook_addr = hooks.addr;
     let hooked = || {
         let hook = herald_core::app::WebhookConfig {
             url: format!("http://{hook_addr}/hooks"),
@@ -378,7 +336,7 @@ async fn a_channel_is_occupied_and_vacated_once_in_the_cluster() {
 
     let (mut on_a, _) = a.pusher("key").await;
     subscribe(&mut on_a, "room").await;
-    assert_eq!(next_hook(&mut hooks, "room").await, "channel_occupied");
+    assert_eq!(hooks.next_for("room").await, "channel_occupied");
     // B's changes are emitted in order: were B to report `room` occupied again, it would come
     // before its `marker-b`.
     let (mut on_b, _) = b.pusher("key").await;
@@ -386,7 +344,7 @@ async fn a_channel_is_occupied_and_vacated_once_in_the_cluster() {
     subscribe(&mut on_b, "marker-b").await;
     let mut seen = Vec::new();
     loop {
-        let (name, ch) = tokio::time::timeout(herald_test_support::WAIT, hooks.recv()).await.unwrap().unwrap();
+        let (name, ch) = hooks.next().await;
         if ch == "marker-b" {
             break;
         }
@@ -421,7 +379,7 @@ async fn a_channel_is_occupied_and_vacated_once_in_the_cluster() {
     subscribe(&mut on_a2, "marker-a").await;
     let mut seen = Vec::new();
     loop {
-        let (name, ch) = tokio::time::timeout(herald_test_support::WAIT, hooks.recv()).await.unwrap().unwrap();
+        let (name, ch) = hooks.next().await;
         if ch == "marker-a" {
             break;
         }
@@ -429,7 +387,7 @@ async fn a_channel_is_occupied_and_vacated_once_in_the_cluster() {
     }
     assert_eq!(seen, [], "A's leave vacated nothing");
     drop(on_b);
-    assert_eq!(next_hook(&mut hooks, "room").await, "channel_vacated");
+    assert_eq!(hooks.next_for("room").await, "channel_vacated");
 }
 
 /// `kill -9` of the node that both holds a presence channel's only member and delivers the
@@ -438,7 +396,8 @@ async fn a_channel_is_occupied_and_vacated_once_in_the_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_channel_is_vacated_once_by_webhook_after_the_debounce() {
     let redis = RedisServer::start();
-    let (hook_addr, mut hooks) = webhook_receiver().await;
+    let mut hooks = herald_test_support::webhooks::Receiver::start().await;
+    let hook_addr = hooks.addr;
     let extra = format!(
         "[[apps.webhooks]]\nurl = \"http://{hook_addr}/hooks\"\n\
          event_types = [\"channel_occupied\", \"channel_vacated\", \"member_added\", \"member_removed\"]\n"
@@ -448,8 +407,8 @@ async fn a_killed_nodes_channel_is_vacated_once_by_webhook_after_the_debounce() 
     let mut b = cluster.node();
     let (mut bea, sid) = client(b.addr()).await;
     join_presence(&mut bea, &sid, "presence-doomed", "bea").await;
-    assert_eq!(next_hook(&mut hooks, "presence-doomed").await, "channel_occupied");
-    assert_eq!(next_hook(&mut hooks, "presence-doomed").await, "member_added");
+    assert_eq!(hooks.next_for("presence-doomed").await, "channel_occupied");
+    assert_eq!(hooks.next_for("presence-doomed").await, "member_added");
     let others = cluster.nodes(2);
 
     b.child.kill().unwrap();
@@ -458,10 +417,8 @@ async fn a_killed_nodes_channel_is_vacated_once_by_webhook_after_the_debounce() 
     let bound = REAP_BOUND + Duration::from_secs(10);
     let mut departures = Vec::new();
     while departures.len() < 2 {
-        let (name, ch) = tokio::time::timeout(bound.saturating_sub(killed.elapsed()), hooks.recv())
-            .await
-            .expect("the departures within the bound")
-            .unwrap();
+        let (name, ch) =
+            hooks.next_within(bound.saturating_sub(killed.elapsed())).await.expect("the departures within the bound");
         // What B delivered just before dying may come again (at least once); departures once.
         if ch == "presence-doomed" && !["channel_occupied", "member_added"].contains(&name.as_str()) {
             departures.push(name);
@@ -475,7 +432,7 @@ async fn a_killed_nodes_channel_is_vacated_once_by_webhook_after_the_debounce() 
     let (mut on_a, _) = client(others[0].addr()).await;
     subscribe(&mut on_a, "marker").await;
     loop {
-        let (name, ch) = tokio::time::timeout(herald_test_support::WAIT, hooks.recv()).await.unwrap().unwrap();
+        let (name, ch) = hooks.next().await;
         if ch == "marker" {
             assert_eq!(name, "channel_occupied");
             break;

@@ -419,58 +419,11 @@ async fn presence_members_and_counts_are_the_clusters_on_every_node() {
     await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}]})).await;
 }
 
-/// Webhook events an HTTP receiver on 127.0.0.1:0 got, one `(name, channel)` per event, in the
-/// order of the requests.
-async fn webhook_receiver() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
-    use http_body_util::BodyExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let tx = tx.clone();
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let tx = tx.clone();
-                async move {
-                    let body = req.into_body().collect().await.unwrap().to_bytes();
-                    let body: Value = serde_json::from_slice(&body).unwrap();
-                    for e in body["events"].as_array().unwrap() {
-                        let name = e["name"].as_str().unwrap_or("").to_owned();
-                        let _ = tx.send((name, e["channel"].as_str().unwrap_or("").to_owned()));
-                    }
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from_static(b"{}"),
-                    )))
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
-            );
-        }
-    });
-    (addr, rx)
-}
-
-/// The webhook events received until one for `marker`, which is left out.
-async fn hooks_until(
-    hooks: &mut tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
-    marker: &str,
-) -> Vec<(String, String)> {
-    let mut seen = Vec::new();
-    loop {
-        let (name, channel) = tokio::time::timeout(WAIT, hooks.recv()).await.unwrap().unwrap();
-        if channel == marker {
-            return seen;
-        }
-        seen.push((name, channel));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_is_occupied_and_vacated_once_by_webhook_on_a_redis_cluster() {
     let cluster = RedisCluster::start(3);
-    let (hook_addr, mut hooks) = webhook_receiver().await;
+    let mut hooks = herald_test_support::webhooks::Receiver::start().await;
+    let hook_addr = hooks.addr;
     let hooked = || {
         let hook = herald_core::app::WebhookConfig {
             url: format!("http://{hook_addr}/hooks"),
@@ -486,22 +439,22 @@ async fn a_channel_is_occupied_and_vacated_once_by_webhook_on_a_redis_cluster() 
     subscribe(&mut on_a, "room").await;
     let (mut marker, _) = a.pusher(APP.1).await;
     subscribe(&mut marker, "marker-0").await;
-    assert_eq!(hooks_until(&mut hooks, "marker-0").await, [("channel_occupied".to_owned(), "room".to_owned())]);
+    assert_eq!(hooks.until("marker-0").await, [("channel_occupied".to_owned(), "room".to_owned())]);
 
     // B joins: the channel was occupied already; B's marker comes after anything B reported.
     let (mut on_b, _) = b.pusher(APP.1).await;
     subscribe(&mut on_b, "room").await;
     subscribe(&mut on_b, "marker-b").await;
-    assert_eq!(hooks_until(&mut hooks, "marker-b").await, [], "B reported nothing about room");
+    assert_eq!(hooks.until("marker-b").await, [], "B reported nothing about room");
 
     // A leaves while B stays: nothing; then B leaves: one channel_vacated.
     drop(on_a);
     let one = json!({"occupied": true, "subscription_count": 1});
     await_api(&[a.addr, b.addr], "/channels/room", &[("info", "subscription_count")], &one).await;
     subscribe(&mut marker, "marker-a").await;
-    assert_eq!(hooks_until(&mut hooks, "marker-a").await, [], "A's leave vacated nothing");
+    assert_eq!(hooks.until("marker-a").await, [], "A's leave vacated nothing");
     drop(on_b);
-    let vacated = tokio::time::timeout(WAIT, hooks.recv()).await.unwrap().unwrap();
+    let vacated = hooks.next().await;
     assert_eq!(vacated, ("channel_vacated".to_owned(), "room".to_owned()));
     // They went through the app's webhook stream in the cluster, whose leader moved its cursor.
     assert_eq!(cluster.cli(&["EXISTS", "test:hooks:{1}:cursor"]).trim(), "1");

@@ -9,6 +9,7 @@
 //! - [`redis`]: a `redis-server` child per test, for the scale-out tests;
 //! - [`cluster`]: herald child processes sharing one Redis, with their clients and API calls;
 //! - [`redis_cluster`]: a Redis Cluster of several `redis-server` children, for sharded scale-out;
+//! - [`webhooks`]: a webhook receiver, for the tests of webhooks across nodes;
 //! - [`oro`]: the Oro profile's fixtures (php-cli tickets and publisher, raw WAMP v1, PostgreSQL).
 //!
 //! Every wait is bounded by [`WAIT`] and reads a socket, a pipe or a channel; nothing sleeps to
@@ -28,6 +29,7 @@ pub mod redis;
 pub mod redis_cluster;
 pub mod sign;
 pub mod tls;
+pub mod webhooks;
 pub mod ws;
 
 pub use inproc::{StopHandle, TestServer, app, settings, with_metrics};

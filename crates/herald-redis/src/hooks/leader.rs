@@ -135,16 +135,7 @@ impl Leader {
                 // delivery leaves as little as possible to send again.
                 for (i, (_, l)) in &mut led {
                     let Some(id) = l.commit.take() else { continue };
-                    let keys = &self.apps[*i].keys;
-                    let done: redis::RedisResult<i64> = commit_script
-                        .key(&*keys.lease)
-                        .key(&*keys.cursor)
-                        .key(&*keys.stream)
-                        .arg(&self.node)
-                        .arg(&id)
-                        .invoke_async(&mut conn)
-                        .await;
-                    if done.is_err() {
+                    if commit(&commit_script, &mut conn, &self.apps[*i].keys, &self.node, &id).await.is_err() {
                         l.commit = Some(id);
                     }
                 }
@@ -231,18 +222,23 @@ impl Leader {
         for (i, (_, l)) in led {
             let keys = &self.apps[i].keys;
             if let Some(id) = l.commit {
-                let _: redis::RedisResult<i64> = commit_script
-                    .key(&*keys.lease)
-                    .key(&*keys.cursor)
-                    .key(&*keys.stream)
-                    .arg(&self.node)
-                    .arg(&id)
-                    .invoke_async(&mut conn)
-                    .await;
+                let _ = commit(&commit_script, &mut conn, keys, &self.node, &id).await;
             }
             let _: redis::RedisResult<i64> = release.key(&*keys.lease).arg(&self.node).invoke_async(&mut conn).await;
         }
     }
+}
+
+/// Moves the app's cursor to entry `id` (and trims what is behind it), if `node` still holds
+/// the lease.
+async fn commit<C: redis::aio::ConnectionLike>(
+    script: &redis::Script,
+    conn: &mut C,
+    keys: &Keys,
+    node: &str,
+    id: &str,
+) -> redis::RedisResult<i64> {
+    script.key(&*keys.lease).key(&*keys.cursor).key(&*keys.stream).arg(node).arg(id).invoke_async(conn).await
 }
 
 /// Marks entry `n` settled (or abandoned) and notes how far the cursor may move.

@@ -19,7 +19,7 @@ use super::Shards;
 use super::gaps::{self, Step};
 use crate::connect::{BACKOFF_MIN, PING_EVERY, back_off};
 use crate::cursor::{Cursor, Resume};
-use crate::inbound::{Inbound, Verdict};
+use crate::inbound::Inbound;
 use crate::state::LinkState;
 use crate::stream;
 
@@ -262,29 +262,9 @@ impl Reader {
     fn deliver(&mut self, shard: usize, bytes: &[u8], replayed: bool) {
         let Shard { app, inbound, .. } = &mut self.state_of[shard];
         let Some(app) = app else { return };
-        match inbound.receive(bytes) {
-            Verdict::Deliver(publication) => {
-                self.hub.deliver(app, &publication);
-                self.state.received.fetch_add(1, Ordering::Relaxed);
-                if replayed {
-                    self.state.replayed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Verdict::Own | Verdict::Duplicate => {}
-            Verdict::Foreign { error, first } => {
-                self.state.refused_version.fetch_add(1, Ordering::Relaxed);
-                if first {
-                    tracing::error!(
-                        shard = %self.shards.keys[shard].channel,
-                        "scale-out: {error}; run one herald version per Redis prefix during a rolling upgrade \
-                         (its publications are not delivered on this node)"
-                    );
-                }
-            }
-            Verdict::Malformed(error) => {
-                tracing::warn!(%error, shard = %self.shards.keys[shard].channel, "scale-out: envelope ignored");
-            }
-        }
+        let verdict = inbound.receive(bytes);
+        let source = &*self.shards.keys[shard].channel;
+        crate::subscriber::take(verdict, &self.hub, app, &self.state, replayed, source);
     }
 }
 
