@@ -52,7 +52,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Emits a change of this node as the cluster's: what a backend that shares no state does.
-pub fn emit_as_the_cluster(app: &App, change: Event, events: &dyn EventSink) {
+fn emit_as_the_cluster(app: &App, change: Event, events: &dyn EventSink) {
     // Pusher sends no `subscription_count` for presence channels (members are counted).
     if let Event::SubscriptionCount { channel, .. } = &change
         && channel.kind().access == Access::Presence

@@ -7,27 +7,13 @@
 
 use std::time::Duration;
 
-use herald_test_support::cluster::{Cluster, api, client, join_presence, sign_in};
+use herald_test_support::cluster::{Cluster, api, client, join_presence, next_member_event, sign_in};
 use herald_test_support::redis::RedisServer;
 use herald_test_support::{Ws, close_frame, next_json, subscribe};
 use serde_json::{Value, json};
 
 /// The member-removal bound after `kill -9`.
 const REAP_BOUND: Duration = Duration::from_secs(10);
-
-/// The next `pusher_internal:member_*` event on `ws` (others skipped), within `wait`.
-async fn next_member_event(ws: &mut Ws, wait: Duration) -> Value {
-    tokio::time::timeout(wait, async {
-        loop {
-            let v = next_json(ws).await;
-            if v["event"].as_str().is_some_and(|e| e.starts_with("pusher_internal:member_")) {
-                return v;
-            }
-        }
-    })
-    .await
-    .expect("a member event in time")
-}
 
 /// The next change of the members a client knows, `listed` (updated). A member is announced
 /// once: a `member_added` of a user listed already fails the test.

@@ -10,12 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use herald_protocol::cluster::Envelope;
-use herald_protocol::cluster::envelope::Data;
-use herald_protocol::pusher::channel_name::ChannelName;
 use herald_server::config::ScaleOutSettings;
+use herald_test_support::cluster::{join_presence_of, next_member_event};
 use herald_test_support::http::publish;
-use herald_test_support::redis::await_health;
+use herald_test_support::redis::{await_health, third_node_envelope};
 use herald_test_support::redis_cluster::RedisCluster;
 use herald_test_support::{TestServer, WAIT, Ws, next_json, subscribe};
 use redis::aio::MultiplexedConnection;
@@ -198,24 +196,6 @@ async fn three_nodes_share_every_publication_once_over_three_masters() {
     }
 }
 
-/// An envelope as a third node would publish it.
-fn third_node_envelope(seq: u64, channel: &str, data: &str) -> Vec<u8> {
-    Envelope {
-        node: 0x0123_4567_89ab_cdef,
-        seq,
-        id: seq,
-        wamp: false,
-        channel: ChannelName::topic(channel, 200).unwrap(),
-        event: "ev",
-        exclude: None,
-        user_id: None,
-        filter: None,
-        publisher: None,
-        data: Data::Str(data),
-    }
-    .encode()
-}
-
 /// The publish script's call for shard `k` of the app, as one command.
 fn script_call(k: u32, envelope: &[u8]) -> redis::Cmd {
     let tag = format!("test:{{{}:{k}}}", APP.0);
@@ -327,25 +307,6 @@ async fn api(addr: SocketAddr, path: &str, params: &[(&str, &str)]) -> (u16, Val
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
-/// Subscribes to presence `channel` as `user` (`user_info` `{"name": user}`) and returns the
-/// acknowledgement's presence data.
-async fn join_presence(ws: &mut Ws, socket_id: &str, channel: &str, user: &str) -> Value {
-    let channel_data = json!({"user_id": user, "user_info": {"name": user}}).to_string();
-    let auth = herald_test_support::sign::channel_auth(APP.1, APP.2, socket_id, channel, Some(&channel_data));
-    herald_test_support::send_json(
-        ws,
-        json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": channel_data}}),
-    )
-    .await;
-    loop {
-        let ack = next_json(ws).await;
-        if ack["event"] == "pusher_internal:subscription_succeeded" {
-            let data: Value = serde_json::from_str(ack["data"].as_str().unwrap()).unwrap();
-            return data["presence"].clone();
-        }
-    }
-}
-
 /// Polls `GET` `path` with `params` on every node until each answers `want` (the shared state
 /// is written after a subscription is acknowledged).
 async fn await_api(nodes: &[SocketAddr], path: &str, params: &[(&str, &str)], want: &Value) {
@@ -362,20 +323,6 @@ async fn await_api(nodes: &[SocketAddr], path: &str, params: &[(&str, &str)], wa
     }
 }
 
-/// The next `pusher_internal:member_*` event on `ws`.
-async fn next_member_event(ws: &mut Ws) -> Value {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let v = next_json(ws).await;
-            if v["event"].as_str().is_some_and(|e| e.starts_with("pusher_internal:member_")) {
-                return v;
-            }
-        }
-    })
-    .await
-    .expect("a member event in time")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_members_and_counts_are_the_clusters_on_every_node() {
     let cluster = RedisCluster::start(3);
@@ -384,18 +331,18 @@ async fn presence_members_and_counts_are_the_clusters_on_every_node() {
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
 
     let (mut ann, sid) = nodes[0].pusher(APP.1).await;
-    let presence = join_presence(&mut ann, &sid, "presence-room", "ann").await;
+    let presence = join_presence_of(&mut ann, (APP.1, APP.2), &sid, "presence-room", "ann").await;
     assert_eq!(presence["ids"], json!(["ann"]));
     await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}]})).await;
 
     // Cid, on another node, gets Ann with her user_info; Ann hears of Cid with his.
     let (mut cid, sid) = nodes[2].pusher(APP.1).await;
-    let presence = join_presence(&mut cid, &sid, "presence-room", "cid").await;
+    let presence = join_presence_of(&mut cid, (APP.1, APP.2), &sid, "presence-room", "cid").await;
     let mut ids: Vec<&str> = presence["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["ann", "cid"], "{presence}");
     assert_eq!(presence["hash"]["ann"], json!({"name": "ann"}), "{presence}");
-    let added = next_member_event(&mut ann).await;
+    let added = next_member_event(&mut ann, WAIT).await;
     assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
     let data: Value = serde_json::from_str(added["data"].as_str().unwrap()).unwrap();
     assert_eq!(data, json!({"user_id": "cid", "user_info": {"name": "cid"}}));
@@ -414,7 +361,7 @@ async fn presence_members_and_counts_are_the_clusters_on_every_node() {
 
     // Cid leaves: Ann hears it, and every node lists Ann alone.
     drop(cid);
-    let removed = next_member_event(&mut ann).await;
+    let removed = next_member_event(&mut ann, WAIT).await;
     assert_eq!(removed["event"], "pusher_internal:member_removed", "{removed}");
     await_api(&addrs, "/channels/presence-room/users", &[], &json!({"users": [{"id": "ann"}]})).await;
 }
@@ -491,7 +438,7 @@ async fn a_killed_nodes_member_leaves_every_node_once_on_a_redis_cluster() {
     assert_eq!(presence["ids"], json!(["watcher"]));
     let (mut bea, sid) = client(addrs[1]).await;
     herald_test_support::cluster::join_presence(&mut bea, &sid, "presence-kill", "bea").await;
-    let added = member_event(&next_member_event(&mut watcher).await);
+    let added = member_event(&next_member_event(&mut watcher, WAIT).await);
     assert_eq!(added, ("pusher_internal:member_added".to_owned(), "bea".to_owned()));
     let deadline = tokio::time::Instant::now() + WAIT;
     for addr in [addrs[0], addrs[2]] {
@@ -503,7 +450,7 @@ async fn a_killed_nodes_member_leaves_every_node_once_on_a_redis_cluster() {
 
     nodes[1].child.kill().unwrap();
     let killed = tokio::time::Instant::now();
-    let removed = member_event(&next_member_event(&mut watcher).await);
+    let removed = member_event(&next_member_event(&mut watcher, WAIT).await);
     assert_eq!(removed, ("pusher_internal:member_removed".to_owned(), "bea".to_owned()));
     assert!(killed.elapsed() < Duration::from_secs(10), "reaped after {:?}", killed.elapsed());
     for addr in [addrs[0], addrs[2]] {
@@ -512,7 +459,7 @@ async fn a_killed_nodes_member_leaves_every_node_once_on_a_redis_cluster() {
     // Nothing more about bea: the next member event is a newcomer's.
     let (mut cy, sid) = client(addrs[2]).await;
     herald_test_support::cluster::join_presence(&mut cy, &sid, "presence-kill", "cy").await;
-    let added = member_event(&next_member_event(&mut watcher).await);
+    let added = member_event(&next_member_event(&mut watcher, WAIT).await);
     assert_eq!(added, ("pusher_internal:member_added".to_owned(), "cy".to_owned()));
 }
 

@@ -10,11 +10,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use herald_protocol::cluster::Envelope;
-use herald_protocol::cluster::envelope::Data;
-use herald_protocol::pusher::channel_name::ChannelName;
 use herald_test_support::http::publish;
-use herald_test_support::redis::{RedisCli, RedisServer, Reply, await_health, node_settings};
+use herald_test_support::redis::{RedisCli, RedisServer, Reply, await_health, node_settings, third_node_envelope};
 use herald_test_support::{TestServer, WAIT, Ws, next_json, subscribe};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -131,24 +128,6 @@ async fn every_accepted_publication_reaches_every_node_once_across_a_redis_resta
     }
 }
 
-/// An envelope as a third node would append it.
-fn third_node_envelope(seq: u64, data: &str) -> Vec<u8> {
-    Envelope {
-        node: 0x0123_4567_89ab_cdef,
-        seq,
-        id: seq,
-        wamp: false,
-        channel: ChannelName::topic("news", 200).unwrap(),
-        event: "ev",
-        exclude: None,
-        user_id: None,
-        filter: None,
-        publisher: None,
-        data: Data::Str(data),
-    }
-    .encode()
-}
-
 /// Starts node A, then node B, and returns them with the client name of B's reader connection
 /// (`herald-reader:{node id}`).
 async fn a_then_b(redis: &RedisServer) -> (TestServer, TestServer, String) {
@@ -216,7 +195,7 @@ async fn a_node_whose_reader_connection_is_cut_delivers_what_was_published_meanw
     for seq in 1..=10 {
         let id = connected(&mut cli, &b_reader).await;
         let data = format!("third:{}", seq - 1);
-        let envelope = third_node_envelope(seq, &data);
+        let envelope = third_node_envelope(seq, "news", &data);
         let answers = transaction(
             &mut cli,
             &[vec![b"XADD", STREAM.as_bytes(), b"*", b"e", &envelope], vec![b"CLIENT", b"KILL", b"ID", id.as_bytes()]],
@@ -272,7 +251,7 @@ async fn a_node_away_longer_than_the_window_reports_the_gap_and_carries_on() {
     // the window does to a node away too long, in one step.
     let mut cli = RedisCli::connect(&redis).await;
     let id = connected(&mut cli, &b_reader).await;
-    let envelope = third_node_envelope(1, "trimmed-unread");
+    let envelope = third_node_envelope(1, "news", "trimmed-unread");
     let answers = transaction(
         &mut cli,
         &[

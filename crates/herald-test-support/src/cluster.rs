@@ -77,8 +77,14 @@ pub async fn client(addr: SocketAddr) -> (Ws, String) {
 
 /// Subscribes to presence `channel` as `user` and returns the acknowledgement's presence data.
 pub async fn join_presence(ws: &mut Ws, socket_id: &str, channel: &str, user: &str) -> Value {
+    join_presence_of(ws, (APP.1, APP.2), socket_id, channel, user).await
+}
+
+/// Like [`join_presence`] for the app with this `(key, secret)`; the member's `user_info` is
+/// `{"name": user}`.
+pub async fn join_presence_of(ws: &mut Ws, app: (&str, &str), socket_id: &str, channel: &str, user: &str) -> Value {
     let channel_data = serde_json::json!({"user_id": user, "user_info": {"name": user}}).to_string();
-    let auth = crate::sign::channel_auth(APP.1, APP.2, socket_id, channel, Some(&channel_data));
+    let auth = crate::sign::channel_auth(app.0, app.1, socket_id, channel, Some(&channel_data));
     send_json(
         ws,
         serde_json::json!({"event": "pusher:subscribe",
@@ -115,4 +121,18 @@ pub async fn api(addr: SocketAddr, method: &str, path: &str, params: &[(&str, &s
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (status, text) = http_on(stream, method, &format!("{path}?{q}"), &[], body).await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The next `pusher_internal:member_*` event on `ws` (others skipped), within `wait`.
+pub async fn next_member_event(ws: &mut Ws, wait: std::time::Duration) -> Value {
+    tokio::time::timeout(wait, async {
+        loop {
+            let v = next_json(ws).await;
+            if v["event"].as_str().is_some_and(|e| e.starts_with("pusher_internal:member_")) {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("a member event in time")
 }

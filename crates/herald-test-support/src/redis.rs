@@ -244,3 +244,25 @@ fn read_reply(
         }
     })
 }
+
+/// The envelope of event `ev` with `data` on `channel` as another node (a fixed id) would write
+/// it with sequence number `seq`: what the tests append to Redis behind the nodes' backs.
+pub fn third_node_envelope(seq: u64, channel: &str, data: &str) -> Vec<u8> {
+    use herald_protocol::cluster::Envelope;
+    use herald_protocol::cluster::envelope::Data;
+    use herald_protocol::pusher::channel_name::ChannelName;
+    Envelope {
+        node: 0x0123_4567_89ab_cdef,
+        seq,
+        id: seq,
+        wamp: false,
+        channel: ChannelName::topic(channel, 200).unwrap(),
+        event: "ev",
+        exclude: None,
+        user_id: None,
+        filter: None,
+        publisher: None,
+        data: Data::Str(data),
+    }
+    .encode()
+}
