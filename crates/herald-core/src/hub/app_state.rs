@@ -12,6 +12,7 @@ use super::channels::ChannelShards;
 use super::dealer::Dealer;
 use super::pattern::Patterns;
 use super::users::UserIndex;
+use crate::history::HistoryStore;
 
 /// Everything of one app that changes while it runs. Each part has its own lock, so a
 /// publication, a sign-in and an RPC call of the same app never wait for each other.
@@ -27,4 +28,6 @@ pub(super) struct AppState {
     pub(super) patterns: RwLock<Patterns>,
     /// WAMP v2 procedures and calls in flight.
     pub(super) dealer: Mutex<Dealer>,
+    /// Held publications of the channels with history.
+    pub(super) history: HistoryStore,
 }
