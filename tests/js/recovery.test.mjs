@@ -3,14 +3,20 @@
 //! they are away, and on reconnection herald replays exactly what they missed.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, afterEach, before, describe, test } from 'node:test';
 
 import Echo from 'laravel-echo';
 import Pusher from 'pusher-js';
 
 import { enableRecovery } from '../../clients/js/herald-recovery.mjs';
-import { APPS, connected, pusherClient, rest, startHerald, subscribed, uid, withTimeout } from './harness.mjs';
+import { heraldBin, toml } from '../support/herald_launcher.mjs';
+import { APPS, connected, pusherClient, rest, runHerald, startHerald, subscribed, uid, withTimeout } from './harness.mjs';
 
 /** The main app, keeping a short history on `small-*` and a long one on `history-*`. */
 const APP = {
@@ -194,8 +200,9 @@ describe('message recovery', () => {
     const name = uid('history');
     const channel = await subscribed(await connected(c), name);
     const events = recorder(channel, 'ev');
+    const resubscribed = recorder(channel, 'pusher:subscription_succeeded');
     await away(c, name, 3);
-    await connected(c, 15000);
+    await resubscribed.until(1, 'the subscription after reconnecting');
     await sdk.trigger(name, 'ev', { i: 'live' });
     await events.until(1, 'the live event');
     assert.deepEqual(events.got, [{ i: 'live' }]);
@@ -227,5 +234,93 @@ describe('message recovery', () => {
     await sdk.trigger(name, 'ev', { i: 21 });
     await events.until(22, 'the live event after the replay');
     assert.deepEqual(events.got.map((d) => d.i), Array.from({ length: 22 }, (_, i) => i));
+  });
+});
+
+/** `herald serve` with `args`; resolves with the child and its port once it listens. */
+function serve(args) {
+  const child = spawn(heraldBin(), ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
+  const stderr = [];
+  createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
+  child.stderrLines = stderr;
+  child.exited = new Promise((resolve) => child.once('exit', resolve));
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const m = /^herald listening on 127\.0\.0\.1:(\d+)$/.exec(line.trim());
+        if (m) resolve({ child, port: Number(m[1]) });
+      });
+      child.once('exit', (code) => reject(new Error(`herald exited (${code}): ${stderr.join('\n')}`)));
+    }),
+    'herald to listen',
+    20000,
+  );
+}
+
+describe('message recovery across restarts', () => {
+  const children = [];
+  let dir;
+  let proxy;
+  const clients = [];
+
+  after(async () => {
+    clients.forEach((c) => c.disconnect());
+    proxy?.close();
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('herald serve --takeover and herald restart: nothing published meanwhile is lost', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'herald-history-'));
+    const config = path.join(dir, 'herald.toml');
+    writeFileSync(config, toml({
+      server: { host: '127.0.0.1', port: 0, reuse_port: true, shutdown_grace: 5, pid_file: path.join(dir, 'herald.pid') },
+      history: { snapshot_file: path.join(dir, 'history.json') },
+      apps: [APP],
+    }));
+    const first = await serve(['-c', config]);
+    children.push(first.child);
+    const port = first.port;
+    const sdk = rest({ port }, APP);
+    proxy = new CuttableProxy(port);
+    const proxyPort = await proxy.start();
+    const c = pusherClient({ port }, APP, { wsPort: proxyPort });
+    clients.push(c);
+    enableRecovery(c);
+    const name = uid('history');
+    const channel = await subscribed(await connected(c), name);
+    const events = recorder(channel, 'ev');
+    await sdk.trigger(name, 'ev', { i: 0 });
+    await events.until(1, 'the first live event');
+
+    // Away while the first herald hands over to its successor.
+    const gone = lost(c);
+    proxy.cut();
+    await gone;
+    for (let i = 1; i <= 30; i += 1) await sdk.trigger(name, 'ev', { i });
+    const second = await serve(['-c', config, '--port', String(port), '--takeover']);
+    children.push(second.child);
+    await withTimeout(first.child.exited, 'the first herald to drain and exit', 15000);
+    for (let i = 31; i <= 60; i += 1) await sdk.trigger(name, 'ev', { i });
+    proxy.restore();
+    await events.until(61, 'the events published before and after the takeover');
+    assert.deepEqual(events.got.map((d) => d.i), Array.from({ length: 61 }, (_, i) => i));
+    assert.match(second.child.stderrLines.join('\n'), /history snapshot loaded/);
+
+    // Away while `herald restart` drains the successor and a supervisor starts a third.
+    const gone2 = lost(c);
+    proxy.cut();
+    await gone2;
+    for (let i = 61; i <= 80; i += 1) await sdk.trigger(name, 'ev', { i });
+    const restarted = await runHerald(['restart', '-c', config]);
+    assert.equal(restarted.code, 0, restarted.stderr);
+    const third = await serve(['-c', config, '--port', String(port)]);
+    children.push(third.child);
+    for (let i = 81; i <= 100; i += 1) await sdk.trigger(name, 'ev', { i });
+    proxy.restore();
+    await events.until(101, 'the events published around herald restart');
+    await sdk.trigger(name, 'ev', { i: 101 });
+    await events.until(102, 'a live event afterwards');
+    assert.deepEqual(events.got.map((d) => d.i), Array.from({ length: 102 }, (_, i) => i));
   });
 });
