@@ -21,6 +21,7 @@ pub mod telemetry;
 pub mod tls;
 mod webhook;
 mod ws;
+mod xhr;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -231,6 +232,7 @@ impl Server {
                 profile: Arc::new(serves),
                 edge: listen::edge::Edge::new(ops, config, &status, &conns),
                 cluster: cluster.clone(),
+                xhr: Arc::default(),
             };
             // On the connection tracker: a drain waits for the loops' final sweep of the backlog.
             accepts.push(conns.spawn(listen::accept_loop(listener, state, stop.clone())));
