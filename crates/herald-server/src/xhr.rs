@@ -11,6 +11,7 @@
 pub(crate) mod lines;
 pub(crate) mod link;
 pub(crate) mod path;
+pub(crate) mod stats;
 
 use std::sync::Arc;
 
@@ -73,6 +74,7 @@ async fn answer(state: &HttpState, req: Request<hyper::body::Incoming>) -> Respo
     if req.method() != Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "The HTTP transports use POST");
     }
+    stats::request(target.kind);
     let name = format!("{}/{}", target.key, target.session);
     match target.kind {
         Kind::Send => send(state, &name, target.key, req).await,
@@ -103,7 +105,8 @@ fn receive<B>(state: &HttpState, name: &str, key: &str, polling: bool, req: &Req
     let Some(place) = app.try_connect() else {
         return refuse(CloseCode::OverQuota);
     };
-    let (shared, link) = state.xhr.open(name.into());
+    let kind = if polling { Kind::Polling } else { Kind::Streaming };
+    let (shared, link) = state.xhr.open(name.into(), kind);
     let body = shared.attach(polling, lines::OPEN);
     let session = Session::new(link, Pusher::new(Arc::clone(&state.hub), place));
     state.tracker.spawn(async move {

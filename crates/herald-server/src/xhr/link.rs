@@ -23,7 +23,8 @@ use herald_protocol::ws::Message;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::lines;
+use super::path::Kind;
+use super::{lines, stats};
 use crate::session::driver::Transport;
 use crate::ws::socket::Event;
 
@@ -53,7 +54,8 @@ impl Sessions {
     }
 
     /// Registers a new session and returns its link (the session task's transport).
-    pub(crate) fn open(self: &Arc<Self>, name: Box<str>) -> (Arc<Shared>, Link) {
+    pub(crate) fn open(self: &Arc<Self>, name: Box<str>, kind: Kind) -> (Arc<Shared>, Link) {
+        stats::session(kind, true);
         let shared = Arc::new(Shared::default());
         if self.draining.load(Ordering::Relaxed) {
             shared.state().draining = true;
@@ -63,6 +65,7 @@ impl Sessions {
             shared: Arc::clone(&shared),
             registry: Arc::clone(self),
             name,
+            kind,
             out: VecDeque::new(),
             expiry: Box::pin(tokio::time::sleep(IDLE_EXPIRY)),
         };
@@ -173,6 +176,8 @@ pub(crate) struct Link {
     shared: Arc<Shared>,
     registry: Arc<Sessions>,
     name: Box<str>,
+    /// The transport the session was opened with (for the metrics).
+    kind: Kind,
     /// Replies and frames taken from the outbox, not yet turned into lines.
     out: VecDeque<Bytes>,
     /// Fires [`IDLE_EXPIRY`] after the last receive request ended.
@@ -264,6 +269,7 @@ impl Transport for Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
+        stats::session(self.kind, false);
         {
             let mut map = self.registry.map();
             if map.get(&self.name).is_some_and(|s| Arc::ptr_eq(s, &self.shared)) {
