@@ -191,6 +191,36 @@ describe('browser without WebSocket: pusher-js and laravel-echo fall back to HTT
     }
   });
 
+  test('EventSource reads a Server-Sent Events stream from the page', async () => {
+    const page = await noWebSocketPage();
+    try {
+      const name = uid('sse-browser');
+      await page.evaluate(({ url }) => {
+        window.sse = [];
+        window.source = new EventSource(url);
+        window.source.addEventListener('open', () => window.sse.push({ open: true }));
+        window.source.addEventListener('update', (e) => window.sse.push({ data: JSON.parse(e.data), id: e.lastEventId }));
+      }, { url: `http://127.0.0.1:${herald.port}/apps/${APPS.main.key}/events?channels=${name}` });
+      await page.waitForFunction(() => window.sse.some((x) => x.open), null, { timeout: WAIT });
+      const deadline = Date.now() + WAIT;
+      while (!(await sdk().get({ path: `/channels/${name}` }).then((r) => r.json())).occupied) {
+        assert.ok(Date.now() < deadline, 'the stream never subscribed');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await sdk().trigger(name, 'update', { n: 7 });
+      const got = await page.waitForFunction(() => window.sse.find((x) => x.data), null, { timeout: WAIT })
+        .then((h) => h.jsonValue());
+      assert.deepEqual(got.data, { channel: name, data: JSON.stringify({ n: 7 }) });
+      await page.evaluate(() => window.source.close());
+    } finally {
+      await page.close();
+    }
+  });
+
+  // The Last-Event-ID resume of EventSource needs channels with history (the history work):
+  // enable once merged, with an app that keeps history; the reconnect is the browser's own.
+  test.todo('EventSource resumes with Last-Event-ID after the stream drops');
+
   test('with streaming blocked too, pusher-js falls back to xhr_polling', async () => {
     const page = await noWebSocketPage();
     await page.route('**/xhr_streaming**', (r) => r.abort());

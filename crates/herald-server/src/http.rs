@@ -40,6 +40,9 @@ pub(crate) async fn route(
     if xhr::is_transport_path(path) {
         return Ok(xhr::handle(&state, req).await);
     }
+    if xhr::is_event_stream(&req) {
+        return Ok(xhr::event_stream(&state, &req));
+    }
     // `/users/` too: one SDK sends user termination without the `/apps/{id}` prefix.
     let resp = if path.starts_with("/apps/") || path.starts_with("/users/") {
         pusher_api::handle(&state.hub, state.cluster.as_deref(), req).await

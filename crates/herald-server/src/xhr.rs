@@ -11,6 +11,7 @@
 pub(crate) mod lines;
 pub(crate) mod link;
 pub(crate) mod path;
+pub(crate) mod sse;
 pub(crate) mod stats;
 
 use std::sync::Arc;
@@ -79,6 +80,8 @@ async fn answer(state: &HttpState, req: Request<hyper::body::Incoming>) -> Respo
     match target.kind {
         Kind::Send => send(state, &name, target.key, req).await,
         Kind::Streaming | Kind::Polling => receive(state, &name, target.key, target.kind == Kind::Polling, &req),
+        // Not a URL of this mount (`event_stream` answers those).
+        Kind::Sse => plain(StatusCode::NOT_FOUND, "Not found"),
     }
 }
 
@@ -106,7 +109,7 @@ fn receive<B>(state: &HttpState, name: &str, key: &str, polling: bool, req: &Req
         return refuse(CloseCode::OverQuota);
     };
     let kind = if polling { Kind::Polling } else { Kind::Streaming };
-    let (shared, link) = state.xhr.open(name.into(), kind);
+    let (shared, link) = state.xhr.open(name.into(), kind, None);
     let body = shared.attach(polling, lines::OPEN);
     let session = Session::new(link, Pusher::new(Arc::clone(&state.hub), place));
     state.tracker.spawn(async move {
@@ -189,4 +192,103 @@ async fn send(state: &HttpState, name: &str, key: &str, req: Request<hyper::body
         Err(PostError::Full) => plain(StatusCode::TOO_MANY_REQUESTS, "Too many messages waiting for this session"),
         Err(PostError::Closed) => plain(StatusCode::NOT_FOUND, "Unknown session"),
     }
+}
+
+/// Whether the request is an SSE stream request: `GET /apps/{key}/events`.
+pub(crate) fn is_event_stream<B>(req: &Request<B>) -> bool {
+    req.method() == Method::GET
+        && req
+            .uri()
+            .path()
+            .strip_prefix("/apps/")
+            .and_then(|r| r.strip_suffix("/events"))
+            .is_some_and(|k| !k.contains('/'))
+}
+
+/// Answers `GET /apps/{key}/events?channels=…`: a Server-Sent Events stream (`xhr/sse.rs`).
+pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<AnyBody> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STREAMS: AtomicU64 = AtomicU64::new(0);
+    stats::request(Kind::Sse);
+    let path = req.uri().path();
+    let key = path.strip_prefix("/apps/").and_then(|r| r.strip_suffix("/events")).unwrap_or("");
+    let query = req.uri().query().unwrap_or("");
+    let Some(app) = state.hub.apps().by_key(key).filter(|a| !a.config.profile_only) else {
+        return plain(StatusCode::NOT_FOUND, "Unknown app key");
+    };
+    if !app.config.enabled {
+        return plain(StatusCode::FORBIDDEN, "App disabled");
+    }
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+            .map(|v| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
+    };
+    let refused = |r: sse::Refusal| match r {
+        sse::Refusal::BadChannels(why) => plain(StatusCode::BAD_REQUEST, why),
+        sse::Refusal::Unsupported => {
+            plain(StatusCode::BAD_REQUEST, "Presence and encrypted channels are not available over SSE")
+        }
+        sse::Refusal::Unauthorized(why) => {
+            let mut resp = plain(StatusCode::UNAUTHORIZED, "");
+            let text = format!("Private channels need a request signed with the app's secret: {why}");
+            *resp.body_mut() = Either::Left(http_body_util::Full::new(Bytes::from(text)));
+            resp
+        }
+    };
+    let channels = match sse::parse_channels(param("channels").as_deref()) {
+        Ok(c) => c,
+        Err(r) => return refused(r),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    // Signed as sent, or (behind a path prefix) as the SDKs sign it, without the prefix.
+    let sent = req.extensions().get::<crate::listen::prefix::OriginalPath>().map(|p| p.0.as_str());
+    let auth = sse::authorize(&channels, path, query, &app.config.key, &app.config.secret, now);
+    if let Err(r) = auth.or_else(|e| match sent {
+        Some(sent) => sse::authorize(&channels, sent, query, &app.config.key, &app.config.secret, now),
+        None => Err(e),
+    }) {
+        return refused(r);
+    }
+    let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or(""));
+    if !herald_core::origin::allowed(&app.config.allowed_origins, origin) {
+        app.stats.origin_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return plain(StatusCode::FORBIDDEN, "Origin not allowed");
+    }
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let held = match client.map(|ip| state.edge.status.per_ip.acquire(ip)) {
+        Some(Err(_)) => return plain(StatusCode::TOO_MANY_REQUESTS, "Too many connections from your address"),
+        Some(Ok(slot)) => slot,
+        None => None,
+    };
+    let Some(place) = app.try_connect() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "Over the app's connection quota");
+    };
+    // The browser resends the last id it saw as a header; tools may pass it in the query.
+    let last_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| param("lastEventId"));
+    let stream = sse::Sse::new(&app.config.key, &app.config.secret, channels, last_id.as_deref());
+    let name = format!("{key}/sse/{}", STREAMS.fetch_add(1, Ordering::Relaxed));
+    let (shared, link) = state.xhr.open(name.into(), Kind::Sse, Some(Box::new(stream)));
+    let body = shared.attach_sse(b": herald\n\n");
+    let session = Session::new(link, Pusher::new(Arc::clone(&state.hub), place));
+    state.tracker.spawn(async move {
+        session.await;
+        drop(held);
+    });
+    let mut resp = Response::new(Either::Right(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some(o) = req.headers().get(header::ORIGIN) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    resp
 }

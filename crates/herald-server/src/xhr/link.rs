@@ -24,6 +24,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::path::Kind;
+use super::sse::Sse;
 use super::{lines, stats};
 use crate::session::driver::Transport;
 use crate::ws::socket::Event;
@@ -33,6 +34,8 @@ pub(crate) const IDLE_EXPIRY: Duration = Duration::from_secs(15);
 /// How often an open receive request gets a heartbeat line when nothing else is sent (below
 /// the usual 30–60 s idle timeouts of proxies).
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(25);
+/// How often an SSE stream gets a comment line when nothing else is sent.
+pub(crate) const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Most posted messages waiting for the session task.
 pub(crate) const INBOUND_MAX: usize = 64;
 
@@ -54,7 +57,7 @@ impl Sessions {
     }
 
     /// Registers a new session and returns its link (the session task's transport).
-    pub(crate) fn open(self: &Arc<Self>, name: Box<str>, kind: Kind) -> (Arc<Shared>, Link) {
+    pub(crate) fn open(self: &Arc<Self>, name: Box<str>, kind: Kind, sse: Option<Box<Sse>>) -> (Arc<Shared>, Link) {
         stats::session(kind, true);
         let shared = Arc::new(Shared::default());
         if self.draining.load(Ordering::Relaxed) {
@@ -66,6 +69,7 @@ impl Sessions {
             registry: Arc::clone(self),
             name,
             kind,
+            sse,
             out: VecDeque::new(),
             expiry: Box::pin(tokio::time::sleep(IDLE_EXPIRY)),
         };
@@ -149,6 +153,15 @@ impl Shared {
     /// Attaches a receive request, replacing (and so ending) any other; `first` carries the
     /// lines a new session starts with.
     pub(crate) fn attach(self: &Arc<Self>, polling: bool, first: &[u8]) -> ReceiveBody {
+        self.attach_as(polling, first, lines::HEARTBEAT, HEARTBEAT)
+    }
+
+    /// Attaches the one response of an SSE session.
+    pub(crate) fn attach_sse(self: &Arc<Self>, first: &[u8]) -> ReceiveBody {
+        self.attach_as(false, first, b": ping\n\n", SSE_HEARTBEAT)
+    }
+
+    fn attach_as(self: &Arc<Self>, polling: bool, first: &[u8], beat: &'static [u8], every: Duration) -> ReceiveBody {
         let mut st = self.state();
         st.receivers += 1;
         st.receiver = st.receivers;
@@ -165,7 +178,9 @@ impl Shared {
             number: st.receiver,
             polling,
             done: false,
-            heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
+            beat,
+            every,
+            heartbeat: Box::pin(tokio::time::sleep(every)),
         }
     }
 }
@@ -178,6 +193,8 @@ pub(crate) struct Link {
     name: Box<str>,
     /// The transport the session was opened with (for the metrics).
     kind: Kind,
+    /// The event stream's state, for an SSE session (which outlives no request: its expiry is 0).
+    sse: Option<Box<Sse>>,
     /// Replies and frames taken from the outbox, not yet turned into lines.
     out: VecDeque<Bytes>,
     /// Fires [`IDLE_EXPIRY`] after the last receive request ended.
@@ -212,7 +229,11 @@ impl Transport for Link {
                 return Poll::Ready(Event::CloseRequested(req));
             }
             if room && !self.out.is_empty() {
-                lines::push_messages(&mut st.pending, &self.out);
+                let st = &mut *st;
+                match &mut self.sse {
+                    None => lines::push_messages(&mut st.pending, &self.out),
+                    Some(sse) => sse.push(&mut st.pending, &self.out, &mut st.inbound),
+                }
                 self.out = VecDeque::new();
                 if let Some(w) = st.body.take() {
                     w.wake();
@@ -228,7 +249,7 @@ impl Transport for Link {
         }
         if st.receiver == 0 {
             let since = *st.detached_at.get_or_insert_with(Instant::now);
-            let at = since + IDLE_EXPIRY;
+            let at = if self.sse.is_some() { since } else { since + IDLE_EXPIRY };
             if self.expiry.deadline() != at {
                 self.expiry.as_mut().reset(at);
             }
@@ -256,9 +277,16 @@ impl Transport for Link {
         }
         {
             let mut st = self.shared.state();
-            lines::push_messages(&mut st.pending, &self.out);
-            if let Some(frame) = &close_frame {
-                lines::push_close(&mut st.pending, frame);
+            let st = &mut *st;
+            match &mut self.sse {
+                None => {
+                    lines::push_messages(&mut st.pending, &self.out);
+                    if let Some(frame) = &close_frame {
+                        lines::push_close(&mut st.pending, frame);
+                    }
+                }
+                // The stream just ends: EventSource reconnects with Last-Event-ID by itself.
+                Some(sse) => sse.push(&mut st.pending, &self.out, &mut VecDeque::new()),
             }
         }
         // Dropping the link ends the session: see `Drop`.
@@ -293,6 +321,9 @@ pub(crate) struct ReceiveBody {
     polling: bool,
     /// A polling response has sent its lines and ends.
     done: bool,
+    /// The heartbeat (`h` line or SSE comment) and its period.
+    beat: &'static [u8],
+    every: Duration,
     heartbeat: Pin<Box<Sleep>>,
 }
 
@@ -305,7 +336,15 @@ impl ReceiveBody {
             st.pending.extend_from_slice(&lines);
             st.closed = true;
         }
-        Self { shared, number: 0, polling: true, done: false, heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)) }
+        Self {
+            shared,
+            number: 0,
+            polling: true,
+            done: false,
+            beat: lines::HEARTBEAT,
+            every: HEARTBEAT,
+            heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
+        }
     }
 }
 
@@ -330,7 +369,8 @@ impl Body for ReceiveBody {
                 w.wake();
             }
             self.done = self.polling || st.closed;
-            self.heartbeat.as_mut().reset(Instant::now() + HEARTBEAT);
+            let next = Instant::now() + self.every;
+            self.heartbeat.as_mut().reset(next);
             return Poll::Ready(Some(Ok(Frame::data(lines))));
         }
         if st.closed {
@@ -342,8 +382,9 @@ impl Body for ReceiveBody {
         drop(st);
         if self.heartbeat.as_mut().poll(cx).is_ready() {
             self.done = self.polling;
-            self.heartbeat.as_mut().reset(Instant::now() + HEARTBEAT);
-            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(lines::HEARTBEAT)))));
+            let next = Instant::now() + self.every;
+            self.heartbeat.as_mut().reset(next);
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(self.beat)))));
         }
         Poll::Pending
     }

@@ -13,6 +13,8 @@ pub(crate) enum Kind {
     Polling,
     /// Messages from the client (`xhr_send`).
     Send,
+    /// A Server-Sent Events stream (`GET /apps/{key}/events`).
+    Sse,
 }
 
 /// A parsed transport URL.
