@@ -16,9 +16,9 @@ use std::convert::Infallible;
 
 use hyper::{Request, Response, StatusCode};
 
+use crate::http_transport;
 use crate::runtime::Serves;
 use crate::ws;
-use crate::xhr;
 use http_body_util::Either;
 use response::{AnyBody, text_response};
 use state::HttpState;
@@ -37,11 +37,11 @@ pub(crate) async fn route(
         return Ok(resp.map(Either::Left));
     }
     let path = req.uri().path();
-    if xhr::is_transport_path(path) {
-        return Ok(xhr::handle(&state, req).await);
+    if http_transport::is_transport_path(path) {
+        return Ok(http_transport::handle(&state, req).await);
     }
-    if xhr::is_event_stream(&req) {
-        return Ok(xhr::event_stream(&state, &req));
+    if http_transport::is_event_stream(&req) {
+        return Ok(http_transport::event_stream(&state, &req));
     }
     // `/users/` too: one SDK sends user termination without the `/apps/{id}` prefix.
     let resp = if path.starts_with("/apps/") || path.starts_with("/users/") {

@@ -181,7 +181,7 @@ where
             // HTTP transport sessions say goodbye now: their receive requests are requests in
             // flight, which would otherwise hold the drain until its grace period is half over.
             if let Service::Main(state) = &service_ref {
-                state.xhr.drain();
+                state.transports.drain();
             }
             // Finish the request in flight, then close keep-alive connections.
             conn.as_mut().graceful_shutdown();

@@ -12,7 +12,7 @@ use hyper::{Response, StatusCode};
 pub(crate) type Body = Full<Bytes>;
 
 /// ...except the receive responses of the HTTP transports, which stream.
-pub(crate) type AnyBody = http_body_util::Either<Body, crate::xhr::link::ReceiveBody>;
+pub(crate) type AnyBody = http_body_util::Either<Body, crate::http_transport::link::ReceiveBody>;
 
 /// A plain-text response.
 pub(crate) fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {

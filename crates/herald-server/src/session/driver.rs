@@ -1,7 +1,8 @@
 //! The session driver: the one loop every session runs, whatever it speaks and whatever carries it.
 //!
 //! A session's bytes travel over a [`Transport`]: a WebSocket ([`Socket`]) or an HTTP session
-//! link (`xhr/link.rs`, pusher-js's HTTP fallbacks). It owns the transport, the one timer, keep-alive, the draining of the connection's outbox, the
+//! link (`http_transport/link.rs`: pusher-js's HTTP fallbacks, Server-Sent Events). The driver
+//! owns the transport, the one timer, keep-alive, the draining of the connection's outbox, the
 //! work a session started (an access check, an authenticator's question) and the close
 //! sequence. What the client's messages mean is the business of an [`Adapter`]: it is handed a
 //! message and the time, and answers with frames to queue, hub operations, and whether to go on

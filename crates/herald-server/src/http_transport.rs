@@ -1,5 +1,6 @@
-//! pusher-js's HTTP fallback transports, `xhr_streaming` and `xhr_polling`, for clients whose
-//! network lets no WebSocket through.
+//! Sessions over plain HTTP, for clients whose network lets no WebSocket through: pusher-js's
+//! fallback transports `xhr_streaming` and `xhr_polling`, and Server-Sent Events streams
+//! ([`sse`]).
 //!
 //! A session here is the same session a WebSocket client gets: the same driver runs the same
 //! Pusher adapter, with an HTTP session link ([`link::Link`]) as its transport instead of a
@@ -87,7 +88,7 @@ async fn answer(state: &HttpState, req: Request<hyper::body::Incoming>) -> Respo
 
 /// A receive request: attach to the session, or open it.
 fn receive<B>(state: &HttpState, name: &str, key: &str, polling: bool, req: &Request<B>) -> Response<AnyBody> {
-    if let Some(shared) = state.xhr.get(name) {
+    if let Some(shared) = state.transports.get(name) {
         return streaming(shared.attach(polling, b""));
     }
     let app = match resolve(state, key, req.uri().query().unwrap_or("")) {
@@ -109,7 +110,7 @@ fn receive<B>(state: &HttpState, name: &str, key: &str, polling: bool, req: &Req
         return refuse(CloseCode::OverQuota);
     };
     let kind = if polling { Kind::Polling } else { Kind::Streaming };
-    let (shared, link) = state.xhr.open(name.into(), kind, None);
+    let (shared, link) = state.transports.open(name.into(), kind, None);
     let body = shared.attach(polling, lines::OPEN);
     let session = Session::new(link, Pusher::new(Arc::clone(&state.hub), place));
     state.tracker.spawn(async move {
@@ -159,7 +160,7 @@ fn streaming(body: ReceiveBody) -> Response<AnyBody> {
 
 /// An `xhr_send`: queue the posted messages for the session.
 async fn send(state: &HttpState, name: &str, key: &str, req: Request<hyper::body::Incoming>) -> Response<AnyBody> {
-    let Some(shared) = state.xhr.get(name) else {
+    let Some(shared) = state.transports.get(name) else {
         return plain(StatusCode::NOT_FOUND, "Unknown session");
     };
     let Some(app) = state.hub.apps().by_key(key) else {
@@ -205,7 +206,7 @@ pub(crate) fn is_event_stream<B>(req: &Request<B>) -> bool {
             .is_some_and(|k| !k.contains('/'))
 }
 
-/// Answers `GET /apps/{key}/events?channels=…`: a Server-Sent Events stream (`xhr/sse.rs`).
+/// Answers `GET /apps/{key}/events?channels=…`: a Server-Sent Events stream (`http_transport/sse.rs`).
 pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<AnyBody> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static STREAMS: AtomicU64 = AtomicU64::new(0);
@@ -274,7 +275,7 @@ pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<A
         .or_else(|| param("lastEventId"));
     let stream = sse::Sse::new(&app.config.key, &app.config.secret, channels, last_id.as_deref());
     let name = format!("{key}/sse/{}", STREAMS.fetch_add(1, Ordering::Relaxed));
-    let (shared, link) = state.xhr.open(name.into(), Kind::Sse, Some(Box::new(stream)));
+    let (shared, link) = state.transports.open(name.into(), Kind::Sse, Some(Box::new(stream)));
     let body = shared.attach_sse(b": herald\n\n");
     let session = Session::new(link, Pusher::new(Arc::clone(&state.hub), place));
     state.tracker.spawn(async move {
