@@ -274,7 +274,8 @@ pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<A
         .map(str::to_owned)
         .or_else(|| param("lastEventId"));
     let stream = sse::Sse::new(&app.config.key, &app.config.secret, channels, last_id.as_deref());
-    let name = format!("{key}/sse/{}", STREAMS.fetch_add(1, Ordering::Relaxed));
+    // `#` is never in a name the transport URLs can reach: no `xhr_send` can post to a stream.
+    let name = format!("{key}/#sse/{}", STREAMS.fetch_add(1, Ordering::Relaxed));
     let (shared, link) = state.transports.open(name.into(), Kind::Sse, Some(Box::new(stream)));
     let body = shared.attach_sse(b": herald\n\n");
     let session = Session::new(link, Pusher::new(Arc::clone(&state.hub), place));
