@@ -78,6 +78,24 @@ for (const transport of ['xhr_streaming', 'xhr_polling']) {
       assert.deepEqual(seen, [0, 1, 2, 3, 4]);
     });
 
+    test('past 256 KiB pusher-js renews its receive request and the session carries on', async () => {
+      const c = await connected(make());
+      const socketId = c.connection.socket_id;
+      const name = uid('bulk');
+      const channel = await subscribed(c, name);
+      const seen = [];
+      const all = new Promise((resolve) => channel.bind('chunk', (d) => {
+        seen.push(d.i);
+        if (seen.length === 40) resolve();
+      }));
+      const filler = 'x'.repeat(8000);
+      for (let i = 0; i < 40; i++) await rest(herald, APPS.main).trigger(name, 'chunk', { i, filler });
+      await all;
+      assert.deepEqual(seen, [...Array(40).keys()], 'every event, in order, none twice');
+      assert.equal(c.connection.socket_id, socketId, 'the same session');
+      assert.equal(c.connection.state, 'connected');
+    });
+
     test('private channel: client events reach a WebSocket client, and back', async () => {
       const name = uid('private-chat');
       const http = await connected(make());
