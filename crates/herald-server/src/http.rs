@@ -16,21 +16,33 @@ use std::convert::Infallible;
 
 use hyper::{Request, Response, StatusCode};
 
+use crate::http_transport;
 use crate::runtime::Serves;
 use crate::ws;
-use response::{Body, text_response};
+use http_body_util::Either;
+use response::{AnyBody, text_response};
 use state::HttpState;
 
 /// Routes one request.
-pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+pub(crate) async fn route(
+    state: HttpState,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<AnyBody>, Infallible> {
     if ws::is_upgrade(&req) {
-        return Ok(ws::upgrade(&state, req));
+        return Ok(ws::upgrade(&state, req).map(Either::Left));
     }
     if !matches!(*state.profile, Serves::Pusher) {
         // A WAMP v1 listener is WebSocket only, like Ratchet.
-        return Ok(text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint speaks WAMP v1 over WebSocket"));
+        let resp = text_response(StatusCode::UPGRADE_REQUIRED, "This endpoint speaks WAMP v1 over WebSocket");
+        return Ok(resp.map(Either::Left));
     }
     let path = req.uri().path();
+    if http_transport::is_transport_path(path) {
+        return Ok(http_transport::handle(&state, req).await);
+    }
+    if http_transport::is_event_stream(&req) {
+        return Ok(http_transport::event_stream(&state, &req));
+    }
     // `/users/` too: one SDK sends user termination without the `/apps/{id}` prefix.
     let resp = if path.starts_with("/apps/") || path.starts_with("/users/") {
         pusher_api::handle(&state.hub, state.cluster.as_deref(), req).await
@@ -44,5 +56,5 @@ pub(crate) async fn route(state: HttpState, req: Request<hyper::body::Incoming>)
             _ => text_response(StatusCode::NOT_FOUND, "Not found"),
         }
     };
-    Ok(resp)
+    Ok(resp.map(Either::Left))
 }

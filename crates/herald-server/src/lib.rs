@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod fd_limit;
 mod http;
+mod http_transport;
 mod ingress;
 mod listen;
 mod profile;
@@ -231,6 +232,7 @@ impl Server {
                 profile: Arc::new(serves),
                 edge: listen::edge::Edge::new(ops, config, &status, &conns),
                 cluster: cluster.clone(),
+                transports: Arc::default(),
             };
             // On the connection tracker: a drain waits for the loops' final sweep of the backlog.
             accepts.push(conns.spawn(listen::accept_loop(listener, state, stop.clone())));

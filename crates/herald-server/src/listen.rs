@@ -33,13 +33,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::response::Body;
+use crate::http::response::AnyBody;
 use crate::http::state::HttpState;
 use crate::http::{self, health};
 use crate::profile::oro::{self, Oro};
 use crate::runtime::Serves;
 use edge::Edge;
 use forwarded::ClientAddr;
+use http_body_util::Either;
 
 /// How long a client may take to send its request headers (slow-loris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,6 +164,7 @@ async fn serve_http<I>(io: I, peer: SocketAddr, service: Service, edge: Arc<Edge
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let service_ref = service.clone();
     let svc = service_fn(move |req| {
         let (service, edge) = (service.clone(), Arc::clone(&edge));
         async move { Ok::<_, Infallible>(handle(req, peer.ip(), &service, &edge).await) }
@@ -176,6 +178,11 @@ where
     let result: Result<(), hyper::Error> = tokio::select! {
         r = conn.as_mut() => r,
         () = stop.cancelled() => {
+            // HTTP transport sessions say goodbye now: their receive requests are requests in
+            // flight, which would otherwise hold the drain until its grace period is half over.
+            if let Service::Main(state) = &service_ref {
+                state.transports.drain();
+            }
             // Finish the request in flight, then close keep-alive connections.
             conn.as_mut().graceful_shutdown();
             conn.await
@@ -191,7 +198,7 @@ async fn handle(
     peer: IpAddr,
     service: &Service,
     edge: &Edge,
-) -> Response<Body> {
+) -> Response<AnyBody> {
     let client = forwarded::client_addr(peer, req.headers(), &edge.trusted);
     req.extensions_mut().insert(ClientAddr(client));
     if let Some(p) = &edge.prefix {
@@ -204,9 +211,11 @@ async fn handle(
             Ok(r) => r,
             Err(never) => match never {},
         },
-        Service::Ops(hub) => health::route_ops(hub, &edge.status, &req),
+        Service::Ops(hub) => health::route_ops(hub, &edge.status, &req).map(Either::Left),
         // The Oro upgrade never reaches hyper (`serve_stream`).
-        Service::Oro { .. } => http::response::text_response(hyper::StatusCode::NOT_FOUND, "Not found"),
+        Service::Oro { .. } => {
+            http::response::text_response(hyper::StatusCode::NOT_FOUND, "Not found").map(Either::Left)
+        }
     };
     if api && matches!(service, Service::Main(_)) {
         edge.status.api.record(resp.status());

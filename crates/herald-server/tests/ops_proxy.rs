@@ -1,7 +1,8 @@
 //! herald behind a real nginx (Debian's `nginx` package), using the shipped snippets in
 //! `deploy/nginx/` verbatim (only the upstream port is changed): the dedicated `/ws` location
 //! with `path_prefix`, the same-location `map $http_upgrade` form from the seeds, signed API
-//! calls through the prefix, and `X-Forwarded-For` from a trusted proxy.
+//! calls through the prefix, `X-Forwarded-For` from a trusted proxy, and pusher-js's
+//! `xhr_streaming` passed through unbuffered.
 //!
 //! nginx runs as this test's own child on a free loopback port. Without nginx installed the
 //! test is skipped, unless `HERALD_REQUIRE_OPS_TOOLS=1` (CI) makes that a failure.
@@ -271,4 +272,60 @@ async fn caddy_with_the_shipped_snippets() {
     let (code, text) =
         http_on(tokio::net::TcpStream::connect(("127.0.0.1", upgrade_port)).await.unwrap(), "GET", "/", &[], "").await;
     assert_eq!((code, text.as_str()), (200, "web"));
+}
+
+/// Reads the streaming response on `s` until `needle` shows up, failing if the response ends
+/// first (the last chunk `0\r\n\r\n`, or EOF) or nothing comes for 5 s: whatever arrives
+/// arrived while the response was still open.
+async fn read_until_open(s: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(seen).contains(needle) {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{needle} did not arrive promptly; got {}", String::from_utf8_lossy(seen)))
+            .unwrap();
+        assert!(n > 0, "the streaming response ended before {needle}: {}", String::from_utf8_lossy(seen));
+        seen.extend_from_slice(&buf[..n]);
+        assert!(!String::from_utf8_lossy(seen).contains("\r\n0\r\n\r\n"), "the streaming response ended");
+    }
+}
+
+#[tokio::test]
+async fn nginx_passes_xhr_streaming_unbuffered() {
+    use tokio::io::AsyncWriteExt;
+    let Some(bin) = nginx_bin() else {
+        assert!(std::env::var_os("HERALD_REQUIRE_OPS_TOOLS").is_none(), "nginx is required (apt-get install nginx)");
+        eprintln!("skipped: nginx is not installed");
+        return;
+    };
+    let dir = TempDir::new("nginx-xhr");
+    let herald = prefixed_herald(&dir);
+    let (dedicated, same) = (free_port(), free_port());
+    let mut nginx = start_nginx(&bin, &dir, herald.addr(), dedicated, same);
+    wait_listening(&mut nginx, dedicated, &dir).await;
+    wait_listening(&mut nginx, same, &dir).await;
+
+    for (port, base) in [(dedicated, "/ws/pusher/app/key/7/stream01"), (same, "/pusher/app/key/7/stream02")] {
+        // pusher-js's receive request (httpPath '/ws/pusher' for the dedicated location).
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let head = format!(
+            "POST {base}/xhr_streaming?protocol=7&client=js&version=8.6.0 HTTP/1.1\r\nHost: localhost\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        read_until_open(&mut s, &mut seen, "pusher:connection_established").await;
+        assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&seen));
+
+        let subscribe = r#"["{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}"]"#;
+        let at = ("127.0.0.1", port);
+        assert_eq!(post(at, &format!("{base}/xhr_send"), subscribe, &[]).await.0, 204);
+        read_until_open(&mut s, &mut seen, "pusher_internal:subscription_succeeded").await;
+
+        let (target, body) = signed_publish("1", "key", SECRET, "news", "through-nginx", "", "");
+        let direct = herald.addr();
+        assert_eq!(post((&direct.ip().to_string(), direct.port()), &target, &body, &[]).await.0, 200);
+        read_until_open(&mut s, &mut seen, "through-nginx").await;
+    }
 }

@@ -50,6 +50,19 @@ pub(crate) fn render(hub: &Hub, status: &ServerStatus) -> String {
         );
     }
 
+    header(&mut out, "herald_sessions", "gauge", "Open client sessions per transport (every protocol over ws).");
+    let http: Vec<_> = crate::http_transport::stats::sessions().into();
+    let over_http: u64 = http.iter().map(|(_, n)| n).sum();
+    let all: u64 = Protocol::ALL.iter().map(|p| hub.stats().open(*p)).sum();
+    let _ = writeln!(out, "herald_sessions{{transport=\"ws\"}} {}", all.saturating_sub(over_http));
+    for (transport, n) in http {
+        let _ = writeln!(out, "herald_sessions{{transport=\"{transport}\"}} {n}");
+    }
+    header(&mut out, "herald_http_transport_requests_total", "counter", "Requests to the HTTP transports' URLs.");
+    for (kind, n) in crate::http_transport::stats::requests() {
+        let _ = writeln!(out, "herald_http_transport_requests_total{{kind=\"{kind}\"}} {n}");
+    }
+
     header(&mut out, "herald_channels", "gauge", "Occupied channels (topics) per app.");
     let totals: Vec<_> = apps.iter().map(|a| hub.subscription_totals(a)).collect();
     for (app, (channels, _)) in apps.iter().zip(&totals) {

@@ -8,8 +8,11 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
-/// Response body type: every response herald sends is small and complete.
+/// Response body type: every response herald sends is small and complete...
 pub(crate) type Body = Full<Bytes>;
+
+/// ...except the receive responses of the HTTP transports, which stream.
+pub(crate) type AnyBody = http_body_util::Either<Body, crate::http_transport::link::ReceiveBody>;
 
 /// A plain-text response.
 pub(crate) fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {

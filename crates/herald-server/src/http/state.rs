@@ -24,4 +24,6 @@ pub(crate) struct HttpState {
     pub(crate) edge: Arc<Edge>,
     /// Channel and user queries answered from Redis when scaled out (`[scale_out]`).
     pub(crate) cluster: Option<Arc<herald_redis::ClusterQueries>>,
+    /// The sessions of pusher-js's HTTP transports and SSE streams on this listener (`http_transport.rs`).
+    pub(crate) transports: Arc<crate::http_transport::link::Sessions>,
 }

@@ -1,6 +1,8 @@
-//! The session driver: the one loop every WebSocket session runs, whatever it speaks.
+//! The session driver: the one loop every session runs, whatever it speaks and whatever carries it.
 //!
-//! It owns the socket, the one timer, keep-alive, the draining of the connection's outbox, the
+//! A session's bytes travel over a [`Transport`]: a WebSocket ([`Socket`]) or an HTTP session
+//! link (`http_transport/link.rs`: pusher-js's HTTP fallbacks, Server-Sent Events). The driver
+//! owns the transport, the one timer, keep-alive, the draining of the connection's outbox, the
 //! work a session started (an access check, an authenticator's question) and the close
 //! sequence. What the client's messages mean is the business of an [`Adapter`]: it is handed a
 //! message and the time, and answers with frames to queue, hub operations, and whether to go on
@@ -26,6 +28,51 @@ use tokio::time::{Instant, Sleep};
 use super::close::{CloseReason, Goodbye};
 use super::keepalive::{KeepAlive, Plan, Tick};
 use crate::ws::socket::{Event, Socket};
+
+/// What carries a session's frames: the four operations the driver needs of a WebSocket.
+///
+/// Frames are complete WebSocket frames whatever the transport: the outbox is shared with the
+/// hub, which encodes each publication once for every subscriber, and a transport that is not a
+/// WebSocket unwraps them on the way out.
+pub(crate) trait Transport: Send + 'static {
+    /// Waits for the next event, delivering queued frames meanwhile. With `read` false the
+    /// client's messages wait.
+    fn poll_event(&mut self, cx: &mut Context<'_>, outbox: &Outbox, read: bool) -> Poll<Event>;
+
+    /// The queue of frames written before anything the outbox delivers later.
+    fn replies(&mut self) -> &mut VecDeque<Bytes>;
+
+    /// Sends `close_frame` after what is queued (all of it, or with `discard_backlog` none of
+    /// the outbox's backlog) and ends the transport; boxed because it runs once.
+    fn close(
+        self,
+        close_frame: Option<Bytes>,
+        outbox: &Outbox,
+        discard_backlog: bool,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+impl<S> Transport for Socket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_event(&mut self, cx: &mut Context<'_>, outbox: &Outbox, read: bool) -> Poll<Event> {
+        Socket::poll_event(self, cx, outbox, read)
+    }
+
+    fn replies(&mut self) -> &mut VecDeque<Bytes> {
+        Socket::replies(self)
+    }
+
+    fn close(
+        self,
+        close_frame: Option<Bytes>,
+        outbox: &Outbox,
+        discard_backlog: bool,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Socket::close(self, close_frame, outbox, discard_backlog)
+    }
+}
 
 /// Whether the session goes on after an input.
 #[derive(Debug)]
@@ -132,12 +179,12 @@ enum Wake<D> {
 }
 
 pin_project_lite::pin_project! {
-    /// One session: a socket and the adapter that serves it, with everything the loop keeps
+    /// One session: a transport and the adapter that serves it, with everything the loop keeps
     /// between wake-ups. This struct is the whole task of an idle connection.
     #[must_use = "a session does nothing until it is spawned"]
-    pub(crate) struct Session<S, A: Adapter> {
-        // The socket, until the close sequence takes it.
-        stage: Stage<S>,
+    pub(crate) struct Session<T, A: Adapter> {
+        // The transport, until the close sequence takes it.
+        stage: Stage<T>,
         adapter: A,
         keepalive: KeepAlive,
         work: Option<Box<JoinSet<A::Done>>>,
@@ -151,22 +198,23 @@ pin_project_lite::pin_project! {
 }
 
 /// Serving, or closing.
-enum Stage<S> {
-    /// The session serves its socket.
-    Open(Socket<S>),
+enum Stage<T> {
+    /// The session serves its transport.
+    Open(T),
     /// The session has ended; its socket is being closed.
     Closing(Pin<Box<dyn Future<Output = ()> + Send>>),
     /// Between the two, for as long as it takes to move the socket.
     Moving,
 }
 
-impl<S, A> Session<S, A>
+impl<T, A> Session<T, A>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Transport,
     A: Adapter,
 {
-    /// Pairs an upgraded socket with its adapter; the session opens when first polled.
-    pub(crate) fn new(socket: Socket<S>, adapter: A) -> Self {
+    /// Pairs a transport (an upgraded socket, an HTTP session link) with its adapter; the
+    /// session opens when first polled.
+    pub(crate) fn new(socket: T, adapter: A) -> Self {
         let now = Instant::now();
         Self {
             keepalive: KeepAlive::new(adapter.keepalive(), now),
@@ -180,9 +228,9 @@ where
     }
 }
 
-impl<S, A> Future for Session<S, A>
+impl<T, A> Future for Session<T, A>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Transport,
     A: Adapter,
 {
     type Output = ();
@@ -273,16 +321,16 @@ fn handle<A: Adapter>(
 }
 
 /// Waits for the socket, finished work or the timer, in that order of priority.
-fn poll_wake<S, A>(
+fn poll_wake<T, A>(
     cx: &mut Context<'_>,
-    socket: &mut Socket<S>,
+    socket: &mut T,
     adapter: &A,
     work: &mut Option<Box<JoinSet<A::Done>>>,
     timer: Pin<&mut Sleep>,
     armed: bool,
 ) -> Poll<Wake<A::Done>>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    T: Transport,
     A: Adapter,
 {
     if let Poll::Ready(event) = socket.poll_event(cx, adapter.outbox(), adapter.ready()) {
