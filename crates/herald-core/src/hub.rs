@@ -18,6 +18,7 @@ pub mod dealer;
 pub(crate) mod pattern;
 pub mod presence;
 mod queries;
+pub mod retained;
 pub(crate) mod users;
 mod wamp;
 
@@ -80,6 +81,8 @@ pub struct Joined<'a> {
     pub cached: Option<Arc<Publication>>,
     /// The channel's WAMP v2 subscription id.
     pub subscription: u64,
+    /// Where [`Joined::retained`] reads the channel's retained event.
+    retained: (&'a Mutex<retained::RetainedStore>, &'a ChannelName),
 }
 
 /// The hub of one herald process.
@@ -281,7 +284,13 @@ impl Hub {
         ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id });
         let cached = if kind.cache { state.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
         let missed = kind.cache && cached.is_none();
-        on_joined(Joined { presence: ch.presence.as_ref(), cached: cached.map(|(p, _)| p), subscription: ch.wamp_id });
+        let retained = (&state.retained, channel);
+        on_joined(Joined {
+            presence: ch.presence.as_ref(),
+            cached: cached.map(|(p, _)| p),
+            subscription: ch.wamp_id,
+            retained,
+        });
         let count = ch.subscribers.len();
         if app.config.enable_subscription_count && kind.access != Access::Presence && !self.shared {
             send_subscription_count(channel, ch, count);
@@ -376,6 +385,7 @@ impl Hub {
             let ttl = Duration::from_secs(app.config.cache_ttl.into());
             state.cache.lock().put(Arc::clone(publication), Instant::now(), ttl);
         }
+        retained::keep(&state.retained, publication);
         let mut queued = 0;
         // Per receiving protocol, added to the app's counters once per publication.
         let mut out = [0u64; 3];

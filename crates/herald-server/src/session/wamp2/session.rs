@@ -144,8 +144,8 @@ impl Session {
     }
 
     pub(super) fn subscribe(&mut self, request: u64, options: &Dict, topic: &str) {
-        let policy = match SubscribeOptions::from_dict(options) {
-            Ok(o) => o.policy,
+        let (policy, get_retained) = match SubscribeOptions::from_dict(options) {
+            Ok(o) => (o.policy, o.get_retained),
             Err(e) => return self.error(code::SUBSCRIBE, request, e.v2_error_uri()),
         };
         if self.allowed(Action::Subscribe, topic).is_none() {
@@ -177,6 +177,16 @@ impl Session {
             let msg =
                 V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(j.subscription) };
             if let Some(f) = v2_frame(conn.wire, &msg) {
+                let _ = conn.outbox.push(f);
+            }
+            // Also under the lock: the retained event comes before any later live one. It is
+            // sent only to a session its eligible/exclude lists admit; `exclude_me` is about the
+            // live fan-out, so a publisher may read back what it retained.
+            if get_retained
+                && let Some(p) = j.retained()
+                && p.filter.as_ref().is_none_or(|f| f.admits(conn.session))
+                && let Some(f) = p.encode_retained(conn.wire, j.subscription)
+            {
                 let _ = conn.outbox.push(f);
             }
         });
@@ -270,7 +280,8 @@ impl Session {
                 session: self.conn.session,
                 authid: self.authid().into(),
                 authrole: self.authrole().into(),
-            }));
+            }))
+            .retaining(opts.retain);
         let id = publication.id;
         self.hub.publish(self.app(), publication);
         if opts.acknowledge {
