@@ -20,8 +20,10 @@ use crate::authorize::role::{self, Role};
 use crate::authorize::{AllowAll, Authorizer, Rule, RuleList};
 use crate::rate::{OverBudget, TokenBucket};
 
+pub mod history;
 mod webhook;
 
+pub use history::{HistoryConfig, HistoryPolicy};
 pub use webhook::{WebhookConfig, WebhookFilter};
 
 /// The settings of one app, as declared in the config file (`[[apps]]`).
@@ -103,6 +105,9 @@ pub struct AppConfig {
     pub webhook_batch_ms: u64,
     /// Most events in one webhook request.
     pub webhook_batch_max: usize,
+    /// Channels whose publications are held for recovery (`[[apps.history]]`); none by
+    /// default: no channel keeps a history.
+    pub history: Vec<HistoryConfig>,
     /// Set by a drop-in profile (EspoCRM, Oro) that owns the app and does not share it: the
     /// app is then reachable only through the profile's own listeners. Not a config key.
     #[serde(skip)]
@@ -144,6 +149,7 @@ impl Default for AppConfig {
             webhooks: Vec::new(),
             webhook_batch_ms: 0,
             webhook_batch_max: 50,
+            history: Vec::new(),
             profile_only: false,
         }
     }
@@ -246,6 +252,11 @@ impl AppConfig {
         }
         if self.webhook_batch_ms > 60_000 {
             return Err(bad("webhook_batch_ms", "must be at most 60000 (one minute)"));
+        }
+        for (i, entry) in self.history.iter().enumerate() {
+            if let Err((field, problem)) = entry.validate() {
+                return Err(InvalidApp { key: format!("apps[{index}].history[{i}].{field}"), problem });
+            }
         }
         Ok(())
     }

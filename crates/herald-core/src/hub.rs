@@ -15,6 +15,7 @@ pub mod cache;
 pub(crate) mod channels;
 mod cluster;
 pub mod dealer;
+mod history;
 pub(crate) mod pattern;
 pub mod presence;
 mod queries;
@@ -38,6 +39,7 @@ use crate::app::{App, AppRegistry};
 use crate::backend::Backend;
 use crate::conn::{Conn, ConnId, ConnIds};
 use crate::events::{Event, EventKind, EventSink, NoEvents};
+use crate::history::{HistoryBudget, JoinedHistory};
 use crate::outbox::{CloseRequest, OutboxLimits};
 use crate::publication::Publication;
 use crate::stats::{HubStats, Protocol};
@@ -45,6 +47,7 @@ use crate::wire::Wire;
 use app_state::AppState;
 use channels::{Channel, Subscriber};
 pub use cluster::{LocalMember, LocalSnapshot};
+pub use history::HistoryTotals;
 use presence::Presence;
 pub use queries::ChannelSummary;
 
@@ -83,6 +86,9 @@ pub struct Joined<'a> {
     pub subscription: u64,
     /// Where [`Joined::retained`] reads the channel's retained event.
     retained: (&'a Mutex<retained::RetainedStore>, &'a ChannelName),
+    /// On channels with history: their position, and the replay a recovering subscriber asked
+    /// for. The adapter queues the replay right after its acknowledgement.
+    pub history: Option<JoinedHistory>,
 }
 
 /// The hub of one herald process.
@@ -105,6 +111,8 @@ pub struct Hub {
     /// Whether the backend shares channel state across nodes: the cluster then decides when a
     /// member is added or removed and what a channel's subscription count is.
     shared: bool,
+    /// The memory budget shared by every channel history.
+    history_budget: HistoryBudget,
     /// Set by [`Hub::close_all`]: connections made afterwards are asked to close at once, so
     /// a session upgraded during a drain cannot slip past it.
     closing: std::sync::OnceLock<()>,
@@ -130,7 +138,16 @@ impl Hub {
         let (stats, closing) = (HubStats::default(), std::sync::OnceLock::new());
         let events: Arc<dyn EventSink> = Arc::new(NoEvents);
         let shared = backend.shares_state();
-        Self { apps, states, backend, events, ids: ConnIds::new(), outbox_limits, live, stats, shared, closing }
+        let history_budget = HistoryBudget::default();
+        let ids = ConnIds::new();
+        Self { apps, states, backend, events, ids, outbox_limits, live, stats, shared, history_budget, closing }
+    }
+
+    /// This hub, holding at most about `bytes` of channel history across apps.
+    #[must_use]
+    pub fn with_history_budget(mut self, bytes: usize) -> Self {
+        self.history_budget = HistoryBudget::new(bytes);
+        self
     }
 
     /// This hub, reporting the changes of its channels and users to `events` (webhooks).
@@ -253,6 +270,25 @@ impl Hub {
         member: Option<PresenceMember>,
         on_joined: impl FnOnce(Joined<'_>),
     ) -> Result<(), SubscribeError> {
+        self.subscribe_recovering(app, conn, channel, member, None, on_joined)
+    }
+
+    /// Subscribes as [`Hub::subscribe`]; on a channel with history, `recover` (an epoch and
+    /// the last serial the client saw) asks for the publications it missed. They are in
+    /// [`Joined::history`], taken under the same lock as the subscription: every later
+    /// publication reaches `conn` after them, none of them twice.
+    ///
+    /// # Errors
+    /// As [`Hub::subscribe`].
+    pub fn subscribe_recovering(
+        &self,
+        app: &App,
+        conn: &Arc<Conn>,
+        channel: &ChannelName,
+        member: Option<PresenceMember>,
+        recover: Option<(&str, u64)>,
+        on_joined: impl FnOnce(Joined<'_>),
+    ) -> Result<(), SubscribeError> {
         let kind = channel.kind();
         let state = self.state(app);
         let mut shard = state.channels.shard(channel.as_str()).write();
@@ -285,11 +321,13 @@ impl Hub {
         let cached = if kind.cache { state.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
         let missed = kind.cache && cached.is_none();
         let retained = (&state.retained, channel);
+        let history = self.joined_history(app, state, channel, recover);
         on_joined(Joined {
             presence: ch.presence.as_ref(),
             cached: cached.map(|(p, _)| p),
             subscription: ch.wamp_id,
             retained,
+            history,
         });
         let count = ch.subscribers.len();
         if app.config.enable_subscription_count && kind.access != Access::Presence && !self.shared {
@@ -389,15 +427,22 @@ impl Hub {
         let mut queued = 0;
         // Per receiving protocol, added to the app's counters once per publication.
         let mut out = [0u64; 3];
-        if let Some(ch) = shard.get(channel.as_str()) {
-            for sub in ch.subscribers.values() {
-                if publication.admits(&sub.conn)
-                    && sub.conn.outbox.push(publication.frame(sub.conn.wire, ch.wamp_id).clone()).is_ok()
-                {
-                    queued += 1;
-                    out[Protocol::from(sub.conn.wire) as usize] += 1;
+        let mut fan_out = || {
+            if let Some(ch) = shard.get(channel.as_str()) {
+                for sub in ch.subscribers.values() {
+                    if publication.admits(&sub.conn)
+                        && sub.conn.outbox.push(publication.frame(sub.conn.wire, ch.wamp_id).clone()).is_ok()
+                    {
+                        queued += 1;
+                        out[Protocol::from(sub.conn.wire) as usize] += 1;
+                    }
                 }
             }
+        };
+        // On a channel with history the publication gets its serial and is held, and it is
+        // pushed while the channel's history lock is held: serials reach subscribers in order.
+        if !self.append_to_history(app, state, publication, &mut fan_out) {
+            fan_out();
         }
         drop(shard);
         for (p, n) in Protocol::ALL.into_iter().zip(out) {

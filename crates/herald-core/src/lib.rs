@@ -9,7 +9,7 @@
 //! [`Hub`], under `hub/`: per app, its channels with their presence members, signed-in users,
 //! cached events, WAMP pattern subscriptions and dealer.
 //!
-//! Imports run one way, down this list: `hub`; `backend`; `events`; `app`; `authorize` and `publication`;
+//! Imports run one way, down this list: `hub`; `history`; `backend`; `events`; `app`; `authorize` and `publication`;
 //! `conn`; `outbox`; `stats`; `wire`. `wire`, `origin` and `rate` need nothing of the crate.
 
 pub mod app;
@@ -17,6 +17,7 @@ pub mod authorize;
 pub mod backend;
 pub mod conn;
 pub mod events;
+pub mod history;
 pub mod hub;
 pub mod origin;
 pub mod outbox;
@@ -31,5 +32,5 @@ pub use conn::{Conn, ConnId, SocketId};
 pub use events::{Event, EventKind, EventSink, NoEvents, Receipt};
 pub use hub::Hub;
 pub use outbox::{CloseRequest, Drained, Outbox, OutboxLimits};
-pub use publication::{Origin, Publication, PublicationData, WampFilter};
+pub use publication::{Origin, Position, Publication, PublicationData, WampFilter};
 pub use wire::Wire;

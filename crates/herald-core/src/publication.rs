@@ -76,6 +76,15 @@ impl WampFilter {
     }
 }
 
+/// Where a publication sits in its channel's history (module `history`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The history's epoch.
+    pub epoch: std::sync::Arc<str>,
+    /// 1 for the epoch's first publication, +1 per publication.
+    pub serial: u64,
+}
+
 /// One event on one channel.
 #[derive(Debug)]
 pub struct Publication {
@@ -99,6 +108,10 @@ pub struct Publication {
     pub publisher: Option<Box<Publisher>>,
     /// Kept as the channel's retained event (WAMP v2 `retain`), on the node that delivers it.
     pub retain: bool,
+    /// Where it sits in its channel's history (channels with history only): set once, before
+    /// the first frame is encoded, by the hub or by a backend that sequences publications
+    /// across nodes.
+    position: OnceLock<Position>,
     frames: [OnceLock<Bytes>; 4],
 }
 
@@ -134,6 +147,7 @@ impl Publication {
             publisher: None,
             retain: false,
             id: rand::random_range(1..=(1u64 << 53)),
+            position: OnceLock::new(),
             frames: Default::default(),
         }
     }
@@ -171,6 +185,32 @@ impl Publication {
     pub fn retaining(mut self, retain: bool) -> Self {
         self.retain = retain;
         self
+    }
+
+    /// Its position in its channel's history, once given.
+    pub fn position(&self) -> Option<&Position> {
+        self.position.get()
+    }
+
+    /// Gives the publication its history position. Must happen before any frame is encoded
+    /// (the Pusher frame carries it); the hub does it under the channel's history lock, a
+    /// backend sequencing across nodes before it hands the publication to the hub.
+    ///
+    /// # Errors
+    /// The position back when one was set already.
+    pub fn set_position(&self, position: Position) -> Result<(), Position> {
+        debug_assert!(self.frames.iter().all(|f| f.get().is_none()), "position set after encoding");
+        self.position.set(position)
+    }
+
+    /// Roughly what holding it costs: the payload, names and ids (history memory budget).
+    pub fn approx_bytes(&self) -> usize {
+        let data = match &self.data {
+            PublicationData::Str(s) => s.len(),
+            PublicationData::Json(raw) => raw.get().len(),
+            PublicationData::Wamp { .. } => self.data.json_text().len(),
+        };
+        data + self.event.len() + self.channel.as_str().len() + self.user_id.as_ref().map_or(0, |u| u.len())
     }
 
     /// Whether `conn` may receive this publication.
@@ -248,7 +288,14 @@ impl Publication {
     /// The Pusher JSON text of this event (without WebSocket framing).
     pub fn pusher_json(&self) -> Bytes {
         let data = payload::pusher_data(&self.data, self.origin);
-        server_msg::event(&self.event, self.channel.as_str(), data.as_event_data(), self.user_id.as_deref())
+        let position = self.position().map(|p| (&*p.epoch, p.serial));
+        server_msg::event_at(
+            &self.event,
+            self.channel.as_str(),
+            data.as_event_data(),
+            self.user_id.as_deref(),
+            position,
+        )
     }
 }
 

@@ -109,6 +109,64 @@ pub struct Settings {
     pub ops: OpsSettings,
     /// The Redis shared with the other nodes (`[scale_out]`); `None`: one process.
     pub scale_out: Option<ScaleOutSettings>,
+    /// Channel history across apps (`[history]`).
+    pub history: HistorySettings,
+}
+
+/// Channel history across apps (`[history]`); which channels keep one is per app
+/// (`[[apps.history]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistorySettings {
+    /// Most bytes all histories hold together; over it the oldest entries go.
+    pub max_bytes: usize,
+    /// Where history is saved during a restart's drain and loaded at start; `None`: not saved.
+    pub snapshot_file: Option<PathBuf>,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self { max_bytes: herald_core::history::DEFAULT_BUDGET_BYTES, snapshot_file: None }
+    }
+}
+
+/// `[history]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryFile {
+    max_bytes: Option<usize>,
+    snapshot_file: Option<PathBuf>,
+}
+
+/// Largest history budget accepted: 16 GiB.
+const MAX_HISTORY_BYTES: usize = 16 << 30;
+
+fn history_settings(
+    file: &HistoryFile,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<HistorySettings, ConfigError> {
+    let invalid = |origin: &str, key: &str, problem: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        problem,
+    };
+    let mut out = HistorySettings { snapshot_file: file.snapshot_file.clone(), ..HistorySettings::default() };
+    let mut from = origin;
+    if let Some(b) = file.max_bytes {
+        out.max_bytes = b;
+    }
+    if let Some(b) = env("HERALD__HISTORY__MAX_BYTES") {
+        from = "environment";
+        out.max_bytes =
+            b.parse().map_err(|_| invalid(from, "HERALD__HISTORY__MAX_BYTES", format!("{b:?} is not a byte count")))?;
+    }
+    if let Some(f) = env("HERALD__HISTORY__SNAPSHOT_FILE") {
+        out.snapshot_file = (!f.is_empty()).then(|| PathBuf::from(f));
+    }
+    if out.max_bytes < 1024 || out.max_bytes > MAX_HISTORY_BYTES {
+        return Err(invalid(from, "history.max_bytes", "must be between 1024 and 17179869184 (16 GiB)".into()));
+    }
+    Ok(out)
 }
 
 impl Settings {
@@ -166,6 +224,9 @@ struct FileConfig {
     oro: Option<crate::profile::oro::settings::OroFile>,
     /// The Redis shared with the other nodes (`config/scale_out.rs`).
     scale_out: Option<scale_out::ScaleOutFile>,
+    /// Channel history across apps.
+    #[serde(default)]
+    history: HistoryFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +278,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     };
     let ops = ops::build(&file.server, &origin, env)?;
     let scale_out = scale_out::build(file.scale_out.as_ref(), &origin, env)?;
+    let history = history_settings(&file.history, &origin, env)?;
     let invalid = |origin: &str, key: &str, problem: String| ConfigError::Invalid {
         origin: origin.to_owned(),
         key: key.to_owned(),
@@ -328,6 +390,7 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
     Ok(Settings {
         ops,
         scale_out,
+        history,
         host,
         port,
         apps,

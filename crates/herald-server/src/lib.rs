@@ -131,7 +131,7 @@ impl Server {
             }
             _ => None,
         };
-        let mut hub = Hub::new(registry, backend, settings.outbox);
+        let mut hub = Hub::new(registry, backend, settings.outbox).with_history_budget(settings.history.max_bytes);
         match (&hooks, &webhooks) {
             (Some(q), _) => hub = hub.with_events(q.sink()),
             (None, Some(w)) => hub = hub.with_events(w.sink()),

@@ -64,6 +64,7 @@ pub fn settings(apps: Vec<AppConfig>) -> Settings {
         listeners: Vec::new(),
         ops: Default::default(),
         scale_out: None,
+        history: Default::default(),
     }
 }
 

@@ -13,6 +13,7 @@ use super::dealer::Dealer;
 use super::pattern::Patterns;
 use super::retained::RetainedStore;
 use super::users::UserIndex;
+use crate::history::HistoryStore;
 
 /// Everything of one app that changes while it runs. Each part has its own lock, so a
 /// publication, a sign-in and an RPC call of the same app never wait for each other.
@@ -30,4 +31,6 @@ pub(super) struct AppState {
     pub(super) dealer: Mutex<Dealer>,
     /// The retained event of each channel (WAMP v2 `retain`).
     pub(super) retained: Mutex<RetainedStore>,
+    /// Held publications of the channels with history.
+    pub(super) history: HistoryStore,
 }

@@ -27,6 +27,8 @@ pub enum ClientMsg {
         auth: Option<String>,
         /// Presence member JSON, kept as the exact string that was signed.
         channel_data: Option<String>,
+        /// `recover`: the last history position the client saw on this channel.
+        recover: Option<Recover>,
     },
     /// `pusher:unsubscribe`.
     Unsubscribe {
@@ -56,6 +58,34 @@ pub enum ClientMsg {
     },
 }
 
+/// The `recover` field of a `pusher:subscribe`: `{"epoch":"..","serial":n}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recover {
+    /// The last position the client saw.
+    From {
+        /// The history's epoch.
+        epoch: String,
+        /// The last serial seen.
+        serial: u64,
+    },
+    /// Present but not of that shape. The subscription itself is still valid: the caller
+    /// answers it as a failed recovery rather than refusing the channel.
+    Invalid,
+}
+
+impl Recover {
+    fn parse(raw: Option<&RawValue>) -> Option<Recover> {
+        let raw = non_null(raw)?;
+        let Ok([epoch, serial]) = read_fields(raw.get(), &["epoch", "serial"]) else { return Some(Recover::Invalid) };
+        let epoch = non_null(epoch).and_then(|e| string(e, "epoch").ok());
+        let serial = non_null(serial).and_then(|s| s.get().parse::<u64>().ok());
+        Some(match (epoch, serial) {
+            (Some(epoch), Some(serial)) if !epoch.is_empty() && epoch.len() <= 64 => Recover::From { epoch, serial },
+            _ => Recover::Invalid,
+        })
+    }
+}
+
 /// Parses one client frame (a UTF-8 JSON text frame).
 ///
 /// `data` of `pusher:*` events is an object (pusher-js) but is also accepted as a JSON string
@@ -73,13 +103,16 @@ pub fn parse_client_msg(frame: &[u8]) -> Result<ClientMsg, ProtocolError> {
     match event.as_str() {
         "pusher:ping" => Ok(ClientMsg::Ping),
         "pusher:pong" => Ok(ClientMsg::Pong),
-        "pusher:subscribe" => with_data_fields(data, &["channel", "auth", "channel_data"], |[ch, auth, cd]| {
-            Ok(ClientMsg::Subscribe {
-                channel: req_string(ch, "channel")?,
-                auth: opt_string(auth, "auth")?,
-                channel_data: opt_string(cd, "channel_data")?,
+        "pusher:subscribe" => {
+            with_data_fields(data, &["channel", "auth", "channel_data", "recover"], |[ch, auth, cd, recover]| {
+                Ok(ClientMsg::Subscribe {
+                    channel: req_string(ch, "channel")?,
+                    auth: opt_string(auth, "auth")?,
+                    channel_data: opt_string(cd, "channel_data")?,
+                    recover: Recover::parse(recover),
+                })
             })
-        }),
+        }
         "pusher:unsubscribe" => with_data_fields(data, &["channel"], |[ch]| {
             Ok(ClientMsg::Unsubscribe { channel: req_string(ch, "channel")? })
         }),

@@ -161,6 +161,19 @@ pub fn subscription_error(channel: &str, status: u16, message: &str) -> Bytes {
 /// An application or client event on `channel`. `user_id` is set for client
 /// events on presence channels, naming the sender.
 pub fn event(event: &str, channel: &str, data: EventData<'_>, user_id: Option<&str>) -> Bytes {
+    event_at(event, channel, data, user_id, None)
+}
+
+/// A channel event as [`event`], followed on channels that keep a history by its position in
+/// that history: top-level `"epoch":"..","serial":n` after the usual fields (clients that do
+/// not know them ignore them).
+pub fn event_at(
+    event: &str,
+    channel: &str,
+    data: EventData<'_>,
+    user_id: Option<&str>,
+    position: Option<(&str, u64)>,
+) -> Bytes {
     let data_len = match data {
         EventData::Str(s) => s.len() + s.len() / 8 + 2,
         EventData::Raw(raw) => raw.get().len(),
@@ -175,8 +188,36 @@ pub fn event(event: &str, channel: &str, data: EventData<'_>, user_id: Option<&s
     if let Some(user_id) = user_id {
         w.raw(r#","user_id":"#).string(user_id);
     }
+    if let Some((epoch, serial)) = position {
+        w.raw(r#","epoch":"#).string(epoch).raw(r#","serial":"#).uint(serial);
+    }
     w.raw("}");
     w.into_bytes()
+}
+
+/// `pusher_internal:subscription_succeeded` (as [`subscription_succeeded`] or
+/// [`presence_subscription_succeeded`] made it) with the channel's history position added as
+/// top-level `"epoch"` and `"serial"`.
+pub fn with_position(frame_json: &[u8], epoch: &str, serial: u64) -> Bytes {
+    let body = frame_json.strip_suffix(b"}").unwrap_or(frame_json);
+    let mut w = JsonWriter::with_capacity(body.len() + epoch.len() + 40);
+    w.raw(&String::from_utf8_lossy(body)).raw(r#","epoch":"#).string(epoch).raw(r#","serial":"#).uint(serial).raw("}");
+    w.into_bytes()
+}
+
+/// `pusher:recovery_failed`: the subscription stands, but the publications missed since the
+/// position the client gave cannot be replayed. `data` carries the reason and the channel's
+/// current position.
+pub fn recovery_failed(channel: &str, reason: &str, epoch: &str, serial: u64) -> Bytes {
+    let mut data = JsonWriter::with_capacity(48 + reason.len() + epoch.len());
+    data.raw(r#"{"reason":"#)
+        .string(reason)
+        .raw(r#","epoch":"#)
+        .string(epoch)
+        .raw(r#","serial":"#)
+        .uint(serial)
+        .raw("}");
+    envelope("pusher:recovery_failed", Some(channel), data.as_str())
 }
 
 /// `{"event":..,"channel":..,"data":"<data as a JSON string>"}`.

@@ -143,6 +143,21 @@ pub(crate) fn render(hub: &Hub, status: &ServerStatus) -> String {
         }
     }
 
+    let history = hub.history_totals();
+    let name = "herald_recoveries_total";
+    header(&mut out, name, "counter", "Subscriptions that asked to recover missed publications, by result.");
+    let _ = writeln!(out, "{name}{{result=\"replayed\"}} {}", history.recovered);
+    let _ = writeln!(out, "{name}{{result=\"failed\"}} {}", history.failed);
+    header(&mut out, "herald_recovered_publications_total", "counter", "Publications replayed by recoveries.");
+    let _ = writeln!(out, "herald_recovered_publications_total {}", history.replayed);
+    header(&mut out, "herald_history_bytes", "gauge", "Approximate bytes held by channel histories.");
+    let _ = writeln!(out, "herald_history_bytes {}", history.bytes);
+    header(&mut out, "herald_history_channels", "gauge", "Channels with a history held.");
+    let _ = writeln!(out, "herald_history_channels {}", history.channels);
+    let name = "herald_history_evictions_total";
+    header(&mut out, name, "counter", "History entries dropped because the history memory budget was full.");
+    let _ = writeln!(out, "{name} {}", history.evicted);
+
     if let Some(webhooks) = &status.webhooks {
         webhooks.render(&mut out, esc);
     }

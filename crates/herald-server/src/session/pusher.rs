@@ -11,10 +11,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use herald_core::app::ConnectionSlot;
 use herald_core::authorize::Action;
+use herald_core::history::RecoverError;
 use herald_core::rate::TokenBucket;
 use herald_core::{App, Conn, Hub, Outbox, Publication, PublicationData, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
-use herald_protocol::pusher::client_msg::{ClientMsg, parse_client_msg};
+use herald_protocol::pusher::client_msg::{ClientMsg, Recover, parse_client_msg};
 use herald_protocol::pusher::close_code::CloseCode;
 use herald_protocol::pusher::server_msg;
 use herald_protocol::pusher::socket_auth::{self, PresenceMember, parse_presence_member, parse_user_data};
@@ -23,6 +24,17 @@ use herald_protocol::ws;
 use super::close::{CloseReason, Goodbye};
 use super::driver::{Adapter, Data, Flow, Io};
 use super::keepalive::Plan;
+
+/// On cache channels, queues the cached event or `pusher:cache_miss` after the acknowledgement.
+fn replay_cached(conn: &Conn, channel: &ChannelName, cached: &Option<Arc<Publication>>, subscription: u64) {
+    if channel.kind().cache {
+        let replay = match cached {
+            Some(p) => p.frame(Wire::Pusher, subscription).clone(),
+            None => frame(server_msg::cache_miss(channel.as_str())),
+        };
+        let _ = conn.outbox.push(replay);
+    }
+}
 
 /// The server's keep-alive probe; the client answers `pusher:pong`.
 const PING: &[u8] = br#"{"event":"pusher:ping","data":"{}"}"#;
@@ -146,8 +158,8 @@ impl Pusher {
         match msg {
             ClientMsg::Ping => io.reply(frame(server_msg::pong())),
             ClientMsg::Pong => {}
-            ClientMsg::Subscribe { channel, auth, channel_data } => {
-                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref(), io);
+            ClientMsg::Subscribe { channel, auth, channel_data, recover } => {
+                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref(), recover.as_ref(), io);
             }
             ClientMsg::Unsubscribe { channel } => self.unsubscribe(&channel),
             ClientMsg::Signin { auth, user_data } => self.sign_in(&auth, &user_data, io),
@@ -160,7 +172,14 @@ impl Pusher {
         }
     }
 
-    fn subscribe(&mut self, name: &str, auth: Option<&str>, channel_data: Option<&str>, io: &mut Io<'_, Infallible>) {
+    fn subscribe(
+        &mut self,
+        name: &str,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+        recover: Option<&Recover>,
+        io: &mut Io<'_, Infallible>,
+    ) {
         let cfg = &self.app().config;
         let channel = match ChannelName::parse(name, cfg.max_channel_name_length) {
             Ok(c) => c,
@@ -211,19 +230,46 @@ impl Pusher {
         };
         let user_id = member.as_ref().map(|m| Box::<str>::from(m.user_id.as_str()));
         let conn = Arc::clone(&self.conn);
-        let result = self.hub.subscribe(self.app(), &self.conn, &channel, member, |joined| {
+        let from = match recover {
+            Some(Recover::From { epoch, serial }) => Some((epoch.as_str(), *serial)),
+            _ => None,
+        };
+        let invalid = matches!(recover, Some(Recover::Invalid));
+        let hub = Arc::clone(&self.hub);
+        let result = self.hub.subscribe_recovering(self.app(), &self.conn, &channel, member, from, |joined| {
             // Under the channel lock: these frames precede any later publication.
             let ack = match joined.presence {
                 Some(p) => server_msg::presence_subscription_succeeded(channel.as_str(), p.iter()),
                 None => server_msg::subscription_succeeded(channel.as_str()),
             };
-            let _ = conn.outbox.push(frame(ack));
-            if channel.kind().cache {
-                let replay = match &joined.cached {
-                    Some(p) => p.frame(Wire::Pusher, joined.subscription).clone(),
-                    None => frame(server_msg::cache_miss(channel.as_str())),
-                };
-                let _ = conn.outbox.push(replay);
+            let Some(history) = joined.history else {
+                // No history here: a recovery request changes nothing.
+                let _ = conn.outbox.push(frame(ack));
+                return replay_cached(&conn, &channel, &joined.cached, joined.subscription);
+            };
+            let _ = conn.outbox.push(frame(server_msg::with_position(&ack, &history.epoch, history.serial)));
+            let replay = match history.replay {
+                None if invalid => {
+                    hub.history_budget().count_recovery(Err(RecoverError::Invalid));
+                    Some(Err(RecoverError::Invalid))
+                }
+                other => other,
+            };
+            match replay {
+                Some(Ok(publications)) => {
+                    // The replay ends with the newest publication: the cached event is in it
+                    // or was seen already.
+                    for p in publications.iter().filter(|p| p.admits(&conn)) {
+                        let _ = conn.outbox.push(p.frame(Wire::Pusher, joined.subscription).clone());
+                    }
+                }
+                Some(Err(e)) => {
+                    let failed =
+                        server_msg::recovery_failed(channel.as_str(), e.reason(), &history.epoch, history.serial);
+                    let _ = conn.outbox.push(frame(failed));
+                    replay_cached(&conn, &channel, &joined.cached, joined.subscription);
+                }
+                None => replay_cached(&conn, &channel, &joined.cached, joined.subscription),
             }
         });
         match result {

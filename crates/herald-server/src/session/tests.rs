@@ -226,3 +226,103 @@ async fn wamp2_without_hello_in_time_is_closed() {
     }
     s.leave();
 }
+
+fn hub_with_history(max_messages: usize) -> Arc<Hub> {
+    let history = vec![herald_core::app::HistoryConfig { channels: "h-*".into(), max_messages, max_age_secs: 60 }];
+    let cfg = AppConfig {
+        id: "app".into(),
+        key: "key".into(),
+        secret: "secret-0123456789abcdef".into(),
+        history,
+        ..AppConfig::default()
+    };
+    let reg = AppRegistry::new(vec![cfg]).expect("one app");
+    Arc::new(Hub::new(reg, Arc::new(LocalBackend), OutboxLimits::default()))
+}
+
+fn publish(hub: &Hub, channel: &str, n: u32) {
+    let app = hub.apps().by_id("app").expect("app");
+    let ch = herald_protocol::pusher::channel_name::ChannelName::parse(channel, 200).expect("name");
+    hub.publish(app, herald_core::Publication::new(ch, "ev", herald_core::PublicationData::Str(n.to_string().into())));
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).expect("json")
+}
+
+fn subscribed(hub: &Arc<Hub>, data: &str) -> (Pusher, Vec<String>) {
+    let mut p = pusher(hub);
+    let mut h = Harness::<Infallible>::new();
+    assert!(matches!(p.open(&mut h.io()), Flow::Continue));
+    let sub = format!(r#"{{"event":"pusher:subscribe","data":{data}}}"#);
+    assert!(matches!(p.on_data(text(&sub), &mut h.io()), Flow::Continue));
+    assert!(h.replies().iter().all(|r| r.contains("connection_established")), "no error is answered");
+    let frames = outbox(&p);
+    (p, frames)
+}
+
+#[tokio::test]
+async fn pusher_recover_replays_what_was_missed_after_the_acknowledgement() {
+    let hub = hub_with_history(10);
+    let (mut first, frames) = subscribed(&hub, r#"{"channel":"h-1"}"#);
+    let ack = json(&frames[0]);
+    assert_eq!(ack["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!((ack["data"].as_str(), ack["serial"].as_u64()), (Some("{}"), Some(0)));
+    let epoch = ack["epoch"].as_str().expect("epoch").to_owned();
+    publish(&hub, "h-1", 1);
+    let live = json(&outbox(&first)[0]);
+    assert_eq!((live["epoch"].as_str(), live["serial"].as_u64()), (Some(epoch.as_str()), Some(1)));
+    first.leave();
+    for n in 2..=4 {
+        publish(&hub, "h-1", n);
+    }
+    let (_second, frames) =
+        subscribed(&hub, &format!(r#"{{"channel":"h-1","recover":{{"epoch":"{epoch}","serial":1}}}}"#));
+    let ack = json(&frames[0]);
+    assert_eq!(
+        (ack["event"].as_str(), ack["serial"].as_u64()),
+        (Some("pusher_internal:subscription_succeeded"), Some(4))
+    );
+    let replayed: Vec<_> = frames[1..].iter().map(|f| json(f)["data"].as_str().map(str::to_owned)).collect();
+    assert_eq!(replayed, [Some("2".into()), Some("3".into()), Some("4".into())]);
+    assert_eq!(hub.history_totals().recovered, 1);
+}
+
+#[tokio::test]
+async fn pusher_recover_failures_keep_the_subscription_and_say_why() {
+    let hub = hub_with_history(2);
+    for n in 1..=5 {
+        publish(&hub, "h-1", n);
+    }
+    let epoch = hub.history(hub.apps().by_id("app").expect("app"), "h-1", None, 1).expect("held").epoch;
+    let cases = [
+        (format!(r#"{{"epoch":"{epoch}","serial":1}}"#), "gap"),
+        (format!(r#"{{"epoch":"{epoch}","serial":99}}"#), "ahead"),
+        (r#"{"epoch":"other","serial":1}"#.to_owned(), "unknown_epoch"),
+        (r#"{"serial":"x"}"#.to_owned(), "invalid_request"),
+    ];
+    for (i, (recover, reason)) in cases.into_iter().enumerate() {
+        let (mut p, frames) = subscribed(&hub, &format!(r#"{{"channel":"h-1","recover":{recover}}}"#));
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!(json(&frames[0])["event"], "pusher_internal:subscription_succeeded");
+        let failed = json(&frames[1]);
+        assert_eq!(
+            (failed["event"].as_str(), failed["channel"].as_str()),
+            (Some("pusher:recovery_failed"), Some("h-1"))
+        );
+        let data = json(failed["data"].as_str().expect("string data"));
+        assert_eq!((data["reason"].as_str(), data["serial"].as_u64()), (Some(reason), Some(5 + i as u64)), "{recover}");
+        assert_eq!(data["epoch"].as_str(), Some(&*epoch));
+        publish(&hub, "h-1", 6);
+        assert_eq!(json(&outbox(&p)[0])["data"], "6", "still subscribed");
+        p.leave();
+    }
+    assert_eq!(hub.history_totals().failed, 4);
+}
+
+#[tokio::test]
+async fn pusher_channels_without_history_ignore_recover_and_are_unchanged() {
+    let hub = hub_with_history(2);
+    let (_p, frames) = subscribed(&hub, r#"{"channel":"plain","recover":{"epoch":"e","serial":1}}"#);
+    assert_eq!(frames, [r#"{"event":"pusher_internal:subscription_succeeded","channel":"plain","data":"{}"}"#]);
+}

@@ -1,6 +1,6 @@
 //! Table tests of client frame parsing, malformed input included.
 
-use super::{ClientMsg, parse_client_msg};
+use super::{ClientMsg, Recover, parse_client_msg};
 use crate::pusher::ProtocolError;
 
 fn parse(s: &str) -> Result<ClientMsg, ProtocolError> {
@@ -23,8 +23,10 @@ fn ping_and_pong_with_or_without_data() {
 #[test]
 fn subscribe_public_private_presence() {
     let msg = parse(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"my-channel"}}"#);
-    assert!(matches!(msg, Ok(ClientMsg::Subscribe { ref channel, auth: Some(ref a), channel_data: None })
-        if channel == "my-channel" && a.is_empty()));
+    assert!(
+        matches!(msg, Ok(ClientMsg::Subscribe { ref channel, auth: Some(ref a), channel_data: None, recover: None })
+        if channel == "my-channel" && a.is_empty())
+    );
 
     let msg = parse(r#"{"event":"pusher:subscribe","data":{"channel":"private-a","auth":"k:abc"}}"#);
     assert!(
@@ -164,5 +166,25 @@ fn truncated_and_corrupted_frames_never_panic() {
                 let _ = parse_client_msg(&corrupted);
             }
         }
+    }
+}
+
+#[test]
+fn subscribe_recover_field() {
+    let msg = parse(r#"{"event":"pusher:subscribe","data":{"channel":"a","recover":{"epoch":"e1","serial":7}}}"#);
+    assert!(matches!(msg, Ok(ClientMsg::Subscribe { recover: Some(Recover::From { ref epoch, serial: 7 }), .. })
+        if epoch == "e1"));
+    let msg = parse(r#"{"event":"pusher:subscribe","data":{"channel":"a","recover":null}}"#);
+    assert!(matches!(msg, Ok(ClientMsg::Subscribe { recover: None, .. })));
+    for bad in [
+        r#""x""#,
+        r#"{"epoch":"e"}"#,
+        r#"{"epoch":1,"serial":2}"#,
+        r#"{"epoch":"e","serial":-1}"#,
+        r#"{"epoch":"","serial":1}"#,
+        r#"{"epoch":"e","serial":1.5}"#,
+    ] {
+        let frame = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"a","recover":{bad}}}}}"#);
+        assert!(matches!(parse(&frame), Ok(ClientMsg::Subscribe { recover: Some(Recover::Invalid), .. })), "{bad}");
     }
 }
