@@ -1,5 +1,6 @@
-"""WAMP v2 retained events (advanced profile "Event Retention") with autobahn-python, over both
-serializers: PUBLISH `retain`, SUBSCRIBE `get_retained`, `EventDetails.retained`.
+"""WAMP v2 retained events and event history with autobahn-python, over both serializers:
+PUBLISH `retain`, SUBSCRIBE `get_retained`, `EventDetails.retained` (advanced profile "Event
+Retention"), and `wamp.subscription.get_events` on topics an app's `[[apps.history]]` covers.
 
 Absence of a retained event is proven by ordering: a retained event is queued right after
 SUBSCRIBED, before any later live event, so a live event published after SUBSCRIBED arriving
@@ -9,15 +10,30 @@ first and only proves no retained event was sent.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
 from conftest import make_sdk, uid
-from wamp1_client import WAMP_APPS, EventInbox, Sessions, run, wamp_herald, within
+from wamp1_client import WAMP_APPS, EventInbox, Sessions, WampHerald, run, within
 
-__all__ = ["wamp_herald"]
+# A realm whose `hist.*` topics keep their last 5 events and `histbig.*` topics their last 1200.
+HISTORY = {
+    "id": "3006", "key": "wamp-history-key", "secret": "wamp-history-5b9d1f3a7c0e2468",
+    "wamp": True, "wamp_anonymous_role": "trusted", "wamp_max_publishes_per_second": 100000,
+    "history": [{"channels": "hist.*", "max_messages": 5}, {"channels": "histbig.*", "max_messages": 1200}],
+}
+GET_EVENTS = "wamp.subscription.get_events"
+
+
+@pytest.fixture(scope="module")
+def wamp_herald():
+    """The WAMP apps and listeners of the other WAMP suites, plus the HISTORY realm."""
+    server = WampHerald(apps=[*WAMP_APPS.values(), HISTORY])
+    yield server
+    server.stop()
 
 OPEN = WAMP_APPS["open"]
 RULES = WAMP_APPS["rules"]
@@ -68,10 +84,11 @@ async def only_live(inbox: EventInbox, publisher, topic_uri: str):
     assert inbox.payloads() == ["live"]
 
 
-def test_welcome_announces_event_retention(wamp_herald, serializer):
+def test_welcome_announces_event_retention_and_history(wamp_herald, serializer):
     async def body(sessions):
         session = await sessions.join()
-        assert session._router_roles["broker"].event_retention
+        broker = session._router_roles["broker"]
+        assert broker.event_retention and broker.event_history
     scenario(wamp_herald, serializer, body)
 
 
@@ -176,3 +193,83 @@ def test_retained_event_respects_eligible_sessions(wamp_herald, serializer):
         assert got.args == ["for one"] and got.details.retained
         await only_live(await subscribe(other, t, "not eligible", GET_RETAINED), pub, t)
     scenario(wamp_herald, serializer, body)
+
+
+# --- event history: wamp.subscription.get_events ----------------------------------------------
+
+def test_get_events_returns_the_newest_first_in_crossbars_shape(wamp_herald, serializer):
+    async def body(sessions):
+        pub, sub = await sessions.join(), await sessions.join()
+        t = topic("hist")
+        inbox = EventInbox("history subscriber")
+        subscription = await within(sub.subscribe(inbox.handler, t), "SUBSCRIBED")
+        ids = []
+        for i in range(7):
+            published = await within(pub.publish(t, i, {"at": "x"}, n=i, options=ACK), "PUBLISHED")
+            ids.append(published.id)
+        events = await within(sub.call(GET_EVENTS, subscription.id, 3), "get_events")
+        assert [e["args"] for e in events] == [[6, {"at": "x"}], [5, {"at": "x"}], [4, {"at": "x"}]]
+        assert [e["publication"] for e in events] == ids[6:3:-1]
+        for e in events:
+            assert e["subscription"] == subscription.id and e["topic"] == t
+            assert e["kwargs"] == {"n": int(e["args"][0])}
+            assert isinstance(e["details"], dict)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["timestamp"]), e["timestamp"]
+        assert events[0]["timestamp"] >= events[-1]["timestamp"]
+        # The history holds 5; without a limit Crossbar's default (10) applies, as a kwarg too.
+        assert [e["args"][0] for e in await within(sub.call(GET_EVENTS, subscription.id), "get_events")] == [6, 5, 4, 3, 2]
+        assert len(await within(sub.call(GET_EVENTS, subscription.id, limit=100), "get_events")) == 5
+    scenario(wamp_herald, serializer, body, realm=HISTORY["id"])
+
+
+def test_get_events_refuses_a_subscription_the_session_does_not_hold(wamp_herald, serializer):
+    async def body(sessions):
+        owner, other = await sessions.join(), await sessions.join()
+        t = topic("hist")
+        subscription = await within(owner.subscribe(lambda *a: None, t), "SUBSCRIBED")
+        await within(owner.publish(t, "secret", options=ACK), "PUBLISHED")
+        for session, sub_id in ((other, subscription.id), (owner, subscription.id + 1)):
+            with pytest.raises(ApplicationError) as err:
+                await within(session.call(GET_EVENTS, sub_id, 5), "ERROR")
+            assert err.value.error == "wamp.error.no_such_subscription"
+        # Once unsubscribed, the owner does not hold it either.
+        await within(subscription.unsubscribe(), "UNSUBSCRIBED")
+        with pytest.raises(ApplicationError) as err:
+            await within(owner.call(GET_EVENTS, subscription.id, 5), "ERROR")
+        assert err.value.error == "wamp.error.no_such_subscription"
+    scenario(wamp_herald, serializer, body, realm=HISTORY["id"])
+
+
+def test_get_events_on_a_topic_without_history_is_unavailable(wamp_herald, serializer):
+    async def body(sessions):
+        session = await sessions.join()
+        plain = await within(session.subscribe(lambda *a: None, topic("nohist")), "SUBSCRIBED")
+        pattern = await within(session.subscribe(lambda *a: None, "hist.", options=SubscribeOptions(match="prefix")),
+                               "SUBSCRIBED (prefix)")
+        for sub_id in (plain.id, pattern.id):
+            with pytest.raises(ApplicationError) as err:
+                await within(session.call(GET_EVENTS, sub_id, 5), "ERROR")
+            assert err.value.error == "wamp.error.history_unavailable"
+        # A topic with history but nothing published yet: an empty list.
+        fresh = await within(session.subscribe(lambda *a: None, topic("hist")), "SUBSCRIBED")
+        assert await within(session.call(GET_EVENTS, fresh.id, 5), "get_events") == []
+    scenario(wamp_herald, serializer, body, realm=HISTORY["id"])
+
+
+def test_get_events_limit_is_checked_and_bounded(wamp_herald, serializer):
+    async def body(sessions):
+        pub, sub = await sessions.join(), await sessions.join()
+        t = topic("histbig")
+        subscription = await within(sub.subscribe(lambda *a: None, t), "SUBSCRIBED")
+        for bad in (0, -1, "ten", 1.5):
+            with pytest.raises(ApplicationError) as err:
+                await within(sub.call(GET_EVENTS, subscription.id, bad), "ERROR")
+            assert err.value.error == "wamp.error.invalid_argument", bad
+        for i in range(1100):
+            pub.publish(t, i)
+        # One session's messages are handled in order: this acknowledgement follows them all.
+        await within(pub.publish(t, 1100, options=ACK), "PUBLISHED")
+        events = await within(sub.call(GET_EVENTS, subscription.id, 5000), "get_events")
+        assert len(events) == 1000  # at most 1000 per call, whatever the limit
+        assert events[0]["args"] == [1100] and events[-1]["args"] == [101]
+    scenario(wamp_herald, serializer, body, realm=HISTORY["id"])

@@ -423,11 +423,11 @@ impl Hub {
             let ttl = Duration::from_secs(app.config.cache_ttl.into());
             state.cache.lock().put(Arc::clone(publication), Instant::now(), ttl);
         }
-        retained::keep(&state.retained, publication);
         let mut queued = 0;
         // Per receiving protocol, added to the app's counters once per publication.
         let mut out = [0u64; 3];
         let mut fan_out = || {
+            retained::keep(&state.retained, publication);
             if let Some(ch) = shard.get(channel.as_str()) {
                 for sub in ch.subscribers.values() {
                     if publication.admits(&sub.conn)

@@ -257,6 +257,11 @@ impl Publication {
         }
     }
 
+    /// The WAMP v2 `(args, kwargs)` subscribers of this publication get (event history reads).
+    pub fn v2_args(&self) -> (std::borrow::Cow<'_, [Value]>, Option<std::borrow::Cow<'_, Dict>>) {
+        payload::v2_payload(&self.data, self.origin, &self.event)
+    }
+
     fn encode_v2(&self, ser: Serializer, subscription: u64, topic: Option<&str>, retained: bool) -> Bytes {
         let (args, kwargs) = payload::v2_payload(&self.data, self.origin, &self.event);
         let mut details = topic.map_or_else(Dict::new, |t| Dict::new().with("topic", t));

@@ -1,4 +1,4 @@
-//! The WAMP-only parts of the hub: pattern subscriptions and RPC routing.
+//! The WAMP-only parts of the hub: pattern subscriptions, event history reads and RPC routing.
 
 use std::sync::Arc;
 
@@ -6,6 +6,7 @@ use bytes::Bytes;
 use herald_protocol::pusher::channel_name::Access;
 use herald_protocol::wamp::uri::MatchPolicy;
 use herald_protocol::wamp::v2::{Dict, Payload};
+use tokio::time::Instant;
 
 use super::Hub;
 use super::app_state::AppState;
@@ -60,6 +61,25 @@ impl Hub {
             }
         }
         queued
+    }
+
+    /// Up to `limit` publications `channel` holds in its history, newest first, each with when
+    /// it was held (WAMP `wamp.subscription.get_events`); `None` when the channel keeps no
+    /// history. A read does not order itself with concurrent publications.
+    pub fn wamp_events(&self, app: &App, channel: &str, limit: usize) -> Option<Vec<(Instant, Arc<Publication>)>> {
+        if !self.has_history(app, channel) {
+            return None;
+        }
+        let now = Instant::now();
+        let held = self.state(app).history.existing(channel, |h| {
+            // Drops what expired before reading.
+            let _ = h.held(None, 0, now, &self.history_budget);
+            let skip = h.len().saturating_sub(limit);
+            h.entries().skip(skip).map(|(_, at, p)| (at, Arc::clone(p))).collect::<Vec<_>>()
+        });
+        let mut events = held.unwrap_or_default();
+        events.reverse();
+        Some(events)
     }
 
     /// Registers `procedure` with `callee`; returns the registration id.
