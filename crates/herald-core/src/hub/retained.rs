@@ -188,6 +188,18 @@ mod tests {
     }
 
     #[test]
+    fn retained_events_are_kept_on_channels_with_history_too() {
+        let history = vec![crate::app::history::HistoryConfig { channels: "*".into(), ..Default::default() }];
+        let config = AppConfig { id: "h".into(), key: "h-key".into(), history, ..AppConfig::default() };
+        let hub = Hub::new(AppRegistry::new(vec![config]).unwrap(), Arc::new(LocalBackend), OutboxLimits::default());
+        let app = Arc::clone(hub.apps().get(0).unwrap());
+        hub.publish(&app, wamp("t.hist", "kept").retaining(true));
+        hub.publish(&app, wamp("t.hist", "live"));
+        let (got, _) = join(&hub, 0, "t.hist");
+        assert_eq!(got.unwrap().data.json_text(), "\"kept\"");
+    }
+
+    #[test]
     fn retained_events_are_per_app() {
         let hub = hub(&["a", "b"]);
         let a = Arc::clone(hub.apps().get(0).unwrap());
