@@ -19,6 +19,7 @@ mod history;
 pub(crate) mod pattern;
 pub mod presence;
 mod queries;
+pub mod retained;
 pub(crate) mod users;
 mod wamp;
 
@@ -83,6 +84,8 @@ pub struct Joined<'a> {
     pub cached: Option<Arc<Publication>>,
     /// The channel's WAMP v2 subscription id.
     pub subscription: u64,
+    /// Where [`Joined::retained`] reads the channel's retained event.
+    retained: (&'a Mutex<retained::RetainedStore>, &'a ChannelName),
     /// On channels with history: their position, and the replay a recovering subscriber asked
     /// for. The adapter queues the replay right after its acknowledgement.
     pub history: Option<JoinedHistory>,
@@ -317,11 +320,13 @@ impl Hub {
         ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id });
         let cached = if kind.cache { state.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
         let missed = kind.cache && cached.is_none();
+        let retained = (&state.retained, channel);
         let history = self.joined_history(app, state, channel, recover);
         on_joined(Joined {
             presence: ch.presence.as_ref(),
             cached: cached.map(|(p, _)| p),
             subscription: ch.wamp_id,
+            retained,
             history,
         });
         let count = ch.subscribers.len();
@@ -422,6 +427,7 @@ impl Hub {
         // Per receiving protocol, added to the app's counters once per publication.
         let mut out = [0u64; 3];
         let mut fan_out = || {
+            retained::keep(&state.retained, publication);
             if let Some(ch) = shard.get(channel.as_str()) {
                 for sub in ch.subscribers.values() {
                     if publication.admits(&sub.conn)

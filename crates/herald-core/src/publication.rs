@@ -106,6 +106,8 @@ pub struct Publication {
     pub id: u64,
     /// The WAMP publisher, when its role discloses it to subscribers.
     pub publisher: Option<Box<Publisher>>,
+    /// Kept as the channel's retained event (WAMP v2 `retain`), on the node that delivers it.
+    pub retain: bool,
     /// Where it sits in its channel's history (channels with history only): set once, before
     /// the first frame is encoded, by the hub or by a backend that sequences publications
     /// across nodes.
@@ -143,6 +145,7 @@ impl Publication {
             user_id: None,
             filter: None,
             publisher: None,
+            retain: false,
             id: rand::random_range(1..=(1u64 << 53)),
             position: OnceLock::new(),
             frames: Default::default(),
@@ -174,6 +177,13 @@ impl Publication {
     #[must_use]
     pub fn with_filter(mut self, filter: Option<WampFilter>) -> Self {
         self.filter = filter.map(Box::new);
+        self
+    }
+
+    /// Marks the publication to be kept as its channel's retained event.
+    #[must_use]
+    pub fn retaining(mut self, retain: bool) -> Self {
+        self.retain = retain;
         self
     }
 
@@ -234,22 +244,41 @@ impl Publication {
                 let payload = payload::v1_payload(&self.data);
                 ws::encode_text(&encode_event_v1(self.channel.as_str(), &payload))
             }
-            Wire::WampV2(ser) => {
-                let (args, kwargs) = payload::v2_payload(&self.data, self.origin, &self.event);
-                let mut details = topic.map_or_else(Dict::new, |t| Dict::new().with("topic", t));
-                if let Some(p) = &self.publisher {
-                    details.insert("publisher", p.session);
-                    details.insert("publisher_authid", p.authid.as_ref());
-                    details.insert("publisher_authrole", p.authrole.as_ref());
-                }
-                let sub = Id::saturating(subscription);
-                let publication = Id::saturating(self.id);
-                let body = encode_event_v2(ser, sub, publication, &details, Some(&args), kwargs.as_deref());
-                match ser {
-                    Serializer::Json => ws::encode_text(&body),
-                    Serializer::MsgPack => ws::encode_binary(&body),
-                }
-            }
+            Wire::WampV2(ser) => self.encode_v2(ser, subscription, topic, false),
+        }
+    }
+
+    /// The WAMP v2 EVENT of this publication sent as a retained event (`retained: true` in
+    /// its details), to one subscriber of `subscription`; other wires have no retained events.
+    pub fn encode_retained(&self, wire: Wire, subscription: u64) -> Option<Bytes> {
+        match wire {
+            Wire::WampV2(ser) => Some(self.encode_v2(ser, subscription, None, true)),
+            Wire::Pusher | Wire::WampV1 => None,
+        }
+    }
+
+    /// The WAMP v2 `(args, kwargs)` subscribers of this publication get (event history reads).
+    pub fn v2_args(&self) -> (std::borrow::Cow<'_, [Value]>, Option<std::borrow::Cow<'_, Dict>>) {
+        payload::v2_payload(&self.data, self.origin, &self.event)
+    }
+
+    fn encode_v2(&self, ser: Serializer, subscription: u64, topic: Option<&str>, retained: bool) -> Bytes {
+        let (args, kwargs) = payload::v2_payload(&self.data, self.origin, &self.event);
+        let mut details = topic.map_or_else(Dict::new, |t| Dict::new().with("topic", t));
+        if let Some(p) = &self.publisher {
+            details.insert("publisher", p.session);
+            details.insert("publisher_authid", p.authid.as_ref());
+            details.insert("publisher_authrole", p.authrole.as_ref());
+        }
+        if retained {
+            details.insert("retained", true);
+        }
+        let sub = Id::saturating(subscription);
+        let publication = Id::saturating(self.id);
+        let body = encode_event_v2(ser, sub, publication, &details, Some(&args), kwargs.as_deref());
+        match ser {
+            Serializer::Json => ws::encode_text(&body),
+            Serializer::MsgPack => ws::encode_binary(&body),
         }
     }
 

@@ -11,6 +11,7 @@ use super::cache::CacheStore;
 use super::channels::ChannelShards;
 use super::dealer::Dealer;
 use super::pattern::Patterns;
+use super::retained::RetainedStore;
 use super::users::UserIndex;
 use crate::history::HistoryStore;
 
@@ -28,6 +29,8 @@ pub(super) struct AppState {
     pub(super) patterns: RwLock<Patterns>,
     /// WAMP v2 procedures and calls in flight.
     pub(super) dealer: Mutex<Dealer>,
+    /// The retained event of each channel (WAMP v2 `retain`).
+    pub(super) retained: Mutex<RetainedStore>,
     /// Held publications of the channels with history.
     pub(super) history: HistoryStore,
 }

@@ -1,4 +1,4 @@
-//! The WAMP-only parts of the hub: pattern subscriptions and RPC routing.
+//! The WAMP-only parts of the hub: pattern subscriptions, event history reads and RPC routing.
 
 use std::sync::Arc;
 
@@ -6,6 +6,7 @@ use bytes::Bytes;
 use herald_protocol::pusher::channel_name::Access;
 use herald_protocol::wamp::uri::MatchPolicy;
 use herald_protocol::wamp::v2::{Dict, Payload};
+use tokio::time::Instant;
 
 use super::Hub;
 use super::app_state::AppState;
@@ -60,6 +61,25 @@ impl Hub {
             }
         }
         queued
+    }
+
+    /// Up to `limit` publications `channel` holds in its history, newest first, each with when
+    /// it was held (WAMP `wamp.subscription.get_events`); `None` when the channel keeps no
+    /// history. A read does not order itself with concurrent publications.
+    pub fn wamp_events(&self, app: &App, channel: &str, limit: usize) -> Option<Vec<(Instant, Arc<Publication>)>> {
+        if !self.has_history(app, channel) {
+            return None;
+        }
+        let now = Instant::now();
+        let held = self.state(app).history.existing(channel, |h| {
+            // Drops what expired before reading.
+            let _ = h.held(None, 0, now, &self.history_budget);
+            let skip = h.len().saturating_sub(limit);
+            h.entries().skip(skip).map(|(_, at, p)| (at, Arc::clone(p))).collect::<Vec<_>>()
+        });
+        let mut events = held.unwrap_or_default();
+        events.reverse();
+        Some(events)
     }
 
     /// Registers `procedure` with `callee`; returns the registration id.
@@ -119,5 +139,45 @@ impl Hub {
         for id in ids {
             patterns.unsubscribe(conn.id, id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use herald_protocol::pusher::channel_name::ChannelName;
+    use herald_protocol::wamp::v2::Value;
+
+    use crate::app::history::HistoryConfig;
+    use crate::app::{AppConfig, AppRegistry};
+    use crate::backend::LocalBackend;
+    use crate::hub::Hub;
+    use crate::outbox::OutboxLimits;
+    use crate::publication::{Publication, PublicationData};
+
+    fn publish(hub: &Hub, topic: &str, n: u64) -> u64 {
+        let data = PublicationData::Wamp { args: vec![Value::from(n)], kwargs: Default::default() };
+        let p = Publication::new(ChannelName::topic(topic, 255).unwrap(), topic, data).from_wamp();
+        let id = p.id;
+        hub.publish(hub.apps().get(0).unwrap(), p);
+        id
+    }
+
+    #[test]
+    fn wamp_events_are_the_newest_held_first() {
+        let history = vec![HistoryConfig { channels: "h.*".into(), max_messages: 3, ..HistoryConfig::default() }];
+        let config = AppConfig { id: "a".into(), key: "k".into(), history, ..AppConfig::default() };
+        let hub = Hub::new(AppRegistry::new(vec![config]).unwrap(), Arc::new(LocalBackend), OutboxLimits::default());
+        let app = Arc::clone(hub.apps().get(0).unwrap());
+        assert_eq!(hub.wamp_events(&app, "h.one", 10).map(|e| e.len()), Some(0), "history, nothing held");
+        let ids: Vec<u64> = (1..=5).map(|n| publish(&hub, "h.one", n)).collect();
+        let newest: Vec<u64> = hub.wamp_events(&app, "h.one", 2).unwrap().iter().map(|(_, p)| p.id).collect();
+        assert_eq!(newest, vec![ids[4], ids[3]]);
+        let held = hub.wamp_events(&app, "h.one", 10).unwrap();
+        assert_eq!(held.iter().map(|(_, p)| p.id).collect::<Vec<_>>(), vec![ids[4], ids[3], ids[2]]);
+        assert!(held[0].0 >= held[2].0, "newest first");
+        publish(&hub, "other.topic", 1);
+        assert!(hub.wamp_events(&app, "other.topic", 10).is_none(), "no history configured");
     }
 }

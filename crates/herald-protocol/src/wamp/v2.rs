@@ -174,7 +174,8 @@ fn encode_elements(ser: Serializer, elems: &[Elem<'_>]) -> Bytes {
 }
 
 /// `WELCOME.Details.roles` of this router: a broker with `publisher_exclusion`,
-/// `subscriber_blackwhite_listing` and `pattern_based_subscription`, and a dealer with
+/// `subscriber_blackwhite_listing`, `pattern_based_subscription`, `event_retention` and
+/// `event_history` (`wamp.subscription.get_events`, on topics with history), and a dealer with
 /// `call_timeout` (WAMP2 "Router: Role and Feature Announcement").
 #[must_use]
 pub fn router_roles() -> Dict {
@@ -185,7 +186,13 @@ pub fn router_roles() -> Dict {
     Dict::new()
         .with(
             "broker",
-            feature_set(&["publisher_exclusion", "subscriber_blackwhite_listing", "pattern_based_subscription"]),
+            feature_set(&[
+                "publisher_exclusion",
+                "subscriber_blackwhite_listing",
+                "pattern_based_subscription",
+                "event_retention",
+                "event_history",
+            ]),
         )
         .with("dealer", feature_set(&["call_timeout"]))
 }

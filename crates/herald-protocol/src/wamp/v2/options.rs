@@ -1,6 +1,6 @@
 //! The request checks a router applies after a message parsed: `Options` dictionaries it acts
-//! on (SUBSCRIBE `match`, PUBLISH exclusion and black/white lists, CALL `timeout`) and the URI
-//! rules. Failures here answer the one request with ERROR; the session stays up.
+//! on (SUBSCRIBE `match` and `get_retained`, PUBLISH exclusion, black/white lists and `retain`,
+//! CALL `timeout`) and the URI rules. Failures here answer the one request with ERROR; the session stays up.
 
 use super::msg::{Id, V2Msg};
 use super::value::{Dict, Value};
@@ -13,13 +13,17 @@ pub struct SubscribeOptions {
     /// `match`: `"exact"` (default), `"prefix"` or `"wildcard"` (advanced profile
     /// "Pattern-based Subscription").
     pub policy: MatchPolicy,
+    /// `get_retained`: send the topic's retained event right after SUBSCRIBED (advanced
+    /// profile "Event Retention"; default false).
+    pub get_retained: bool,
 }
 
 impl SubscribeOptions {
     /// Reads the options; unknown keys are ignored.
     ///
     /// # Errors
-    /// [`WampError::InvalidOption`] when `match` is not one of the three policy names.
+    /// [`WampError::InvalidOption`] when `match` is not one of the three policy names, or
+    /// `get_retained` is not a boolean.
     pub fn from_dict(options: &Dict) -> Result<SubscribeOptions, WampError> {
         let policy = match options.get("match") {
             None => MatchPolicy::Exact,
@@ -28,12 +32,14 @@ impl SubscribeOptions {
                 expected: "\"exact\", \"prefix\" or \"wildcard\"",
             })?,
         };
-        Ok(SubscribeOptions { policy })
+        let get_retained = bool_option(options, "get_retained")?.unwrap_or(false);
+        Ok(SubscribeOptions { policy, get_retained })
     }
 }
 
 /// What a router reads from `PUBLISH.Options` (basic profile `acknowledge`; advanced profile
-/// "Publisher Exclusion" and "Subscriber Black- and Whitelisting", both advertised).
+/// "Publisher Exclusion", "Subscriber Black- and Whitelisting" and "Event Retention", all
+/// advertised).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishOptions {
     /// `acknowledge`: answer with PUBLISHED (default false).
@@ -53,6 +59,9 @@ pub struct PublishOptions {
     pub eligible_authid: Option<Vec<String>>,
     /// `eligible_authrole`: when present, only these authroles may receive it.
     pub eligible_authrole: Option<Vec<String>>,
+    /// `retain`: keep the event as the topic's retained event (advanced profile "Event
+    /// Retention"; default false).
+    pub retain: bool,
 }
 
 impl Default for PublishOptions {
@@ -66,6 +75,7 @@ impl Default for PublishOptions {
             eligible: None,
             eligible_authid: None,
             eligible_authrole: None,
+            retain: false,
         }
     }
 }
@@ -87,6 +97,7 @@ impl PublishOptions {
             eligible: id_list(options, "eligible")?,
             eligible_authid: string_list(options, "eligible_authid")?,
             eligible_authrole: string_list(options, "eligible_authrole")?,
+            retain: bool_option(options, "retain")?.unwrap_or(defaults.retain),
         })
     }
 

@@ -346,7 +346,7 @@ fn welcome_advertises_the_router_roles() {
         json(&text),
         json(
             br#"[2,9129137332,{"roles":{
-                "broker":{"features":{"publisher_exclusion":true,"subscriber_blackwhite_listing":true,"pattern_based_subscription":true}},
+                "broker":{"features":{"publisher_exclusion":true,"subscriber_blackwhite_listing":true,"pattern_based_subscription":true,"event_retention":true,"event_history":true}},
                 "dealer":{"features":{"call_timeout":true}}},
                 "agent":"herald"}]"#
         )

@@ -24,6 +24,21 @@ use super::handshake::Identity;
 const AUTHORIZE: &str = "herald.pusher.authorize";
 /// No session may register a procedure in herald's own namespace.
 const AUTHORIZE_PREFIX: &str = "herald.";
+/// The meta procedure that reads a subscription's event history (WAMP "Event History").
+const GET_EVENTS: &str = "wamp.subscription.get_events";
+/// ERROR of `wamp.subscription.get_events` on a topic that keeps no history (Crossbar's URI).
+const HISTORY_UNAVAILABLE: &str = "wamp.error.history_unavailable";
+/// Events `wamp.subscription.get_events` returns when the caller gives no limit (Crossbar's).
+const GET_EVENTS_DEFAULT: u64 = 10;
+/// Events one `wamp.subscription.get_events` returns at most, whatever the limit asked.
+const GET_EVENTS_MAX: u64 = 1000;
+/// Bytes one `wamp.subscription.get_events` answer holds at most (payloads plus
+/// [`GET_EVENTS_ITEM_BYTES`] per event): older events beyond them are left out, so one answer
+/// stays well under an outbox's byte bound (1 MiB by default) and cannot close the caller as a
+/// slow consumer.
+const GET_EVENTS_MAX_BYTES: usize = 256 * 1024;
+/// What one event's keys, ids and timestamp add to its payload in the answer, roughly.
+const GET_EVENTS_ITEM_BYTES: usize = 160;
 /// ERROR of a publish over `wamp_max_publishes_per_second`.
 const RATE_LIMITED: &str = "herald.error.rate_limited";
 /// One subscription of this session.
@@ -144,8 +159,8 @@ impl Session {
     }
 
     pub(super) fn subscribe(&mut self, request: u64, options: &Dict, topic: &str) {
-        let policy = match SubscribeOptions::from_dict(options) {
-            Ok(o) => o.policy,
+        let (policy, get_retained) = match SubscribeOptions::from_dict(options) {
+            Ok(o) => (o.policy, o.get_retained),
             Err(e) => return self.error(code::SUBSCRIBE, request, e.v2_error_uri()),
         };
         if self.allowed(Action::Subscribe, topic).is_none() {
@@ -177,6 +192,16 @@ impl Session {
             let msg =
                 V2Msg::Subscribed { request: Id::saturating(request), subscription: Id::saturating(j.subscription) };
             if let Some(f) = v2_frame(conn.wire, &msg) {
+                let _ = conn.outbox.push(f);
+            }
+            // Also under the lock: the retained event comes before any later live one. It is
+            // sent only to a session its eligible/exclude lists admit; `exclude_me` is about the
+            // live fan-out, so a publisher may read back what it retained.
+            if get_retained
+                && let Some(p) = j.retained()
+                && p.filter.as_ref().is_none_or(|f| f.admits(conn.session))
+                && let Some(f) = p.encode_retained(conn.wire, j.subscription)
+            {
                 let _ = conn.outbox.push(f);
             }
         });
@@ -270,7 +295,8 @@ impl Session {
                 session: self.conn.session,
                 authid: self.authid().into(),
                 authrole: self.authrole().into(),
-            }));
+            }))
+            .retaining(opts.retain);
         let id = publication.id;
         self.hub.publish(self.app(), publication);
         if opts.acknowledge {
@@ -285,6 +311,9 @@ impl Session {
         };
         if procedure == AUTHORIZE {
             return self.authorize_channel(request, &payload);
+        }
+        if procedure == GET_EVENTS {
+            return self.get_events(request, &payload);
         }
         let Some(grant) = self.allowed(Action::Call, procedure) else {
             return self.refuse(code::CALL, request, "call", "procedure", procedure);
@@ -307,6 +336,63 @@ impl Session {
             }
             Err(e) => self.error(code::CALL, request, e.uri()),
         }
+    }
+
+    /// `wamp.subscription.get_events(subscription, limit)`: the newest events of a subscription
+    /// this session holds, newest first, each as `{timestamp, subscription, publication, topic,
+    /// details, args, kwargs}`. Holding the subscription is the permission to read its history.
+    fn get_events(&mut self, request: u64, payload: &Payload) {
+        let args = payload.args.as_deref().unwrap_or_default();
+        let kwargs = payload.kwargs.as_ref();
+        let limit = args.get(1).or_else(|| kwargs.and_then(|k| k.get("limit")));
+        let (Some(subscription), Some(limit)) = (
+            args.first().and_then(Value::as_u64),
+            limit.map_or(Some(GET_EVENTS_DEFAULT), |l| l.as_u64().filter(|n| *n > 0)),
+        ) else {
+            return self.error(code::CALL, request, reason::INVALID_ARGUMENT);
+        };
+        let channel = match self.subs.iter().find(|(id, _)| *id == subscription) {
+            None => return self.error(code::CALL, request, reason::NO_SUCH_SUBSCRIPTION),
+            Some((_, Sub::Pattern)) => return self.error(code::CALL, request, HISTORY_UNAVAILABLE),
+            Some((_, Sub::Exact(channel))) => channel,
+        };
+        let limit = usize::try_from(limit.min(GET_EVENTS_MAX)).unwrap_or(usize::MAX);
+        let Some(events) = self.hub.wamp_events(self.app(), channel.as_str(), limit) else {
+            return self.error(code::CALL, request, HISTORY_UNAVAILABLE);
+        };
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let mut bytes = 0;
+        let mut items = Vec::with_capacity(events.len());
+        // Session-id lists are checked against this session, as the live fan-out would have.
+        for (at, p) in events.iter().filter(|(_, p)| p.filter.as_ref().is_none_or(|f| f.admits(self.conn.session))) {
+            bytes += p.approx_bytes() + GET_EVENTS_ITEM_BYTES;
+            if bytes > GET_EVENTS_MAX_BYTES && !items.is_empty() {
+                break;
+            }
+            let (args, kwargs) = p.v2_args();
+            let mut details = Dict::new();
+            if let Some(publisher) = &p.publisher {
+                details.insert("publisher", publisher.session);
+                details.insert("publisher_authid", publisher.authid.as_ref());
+                details.insert("publisher_authrole", publisher.authrole.as_ref());
+            }
+            let when = wall.checked_sub(now.saturating_duration_since(*at)).unwrap_or(wall);
+            let item = Dict::new()
+                .with("timestamp", super::handshake::iso8601(when))
+                .with("subscription", subscription)
+                .with("publication", p.id)
+                .with("topic", p.channel.as_str())
+                .with("details", details)
+                .with("args", args.into_owned())
+                .with("kwargs", kwargs.map(std::borrow::Cow::into_owned).unwrap_or_default());
+            items.push(Value::Dict(item));
+        }
+        let result = V2Msg::Result {
+            request: Id::saturating(request),
+            details: Dict::new(),
+            payload: Payload { args: Some(vec![Value::List(items)]), kwargs: None },
+        };
+        self.send(&result);
     }
 
     /// Fails this session's calls whose timeout passed.

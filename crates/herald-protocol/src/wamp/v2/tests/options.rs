@@ -135,3 +135,16 @@ fn uri_checks_per_message() {
         Err(WampError::InvalidOption { option: "match", .. })
     ));
 }
+
+#[test]
+fn retention_options() {
+    assert!(!SubscribeOptions::from_dict(&Dict::new()).unwrap().get_retained);
+    assert!(!PublishOptions::from_dict(&Dict::new()).unwrap().retain);
+    let sub = SubscribeOptions::from_dict(&dict(r#"{"get_retained":true,"match":"exact"}"#)).unwrap();
+    assert!(sub.get_retained && sub.policy == MatchPolicy::Exact);
+    assert!(PublishOptions::from_dict(&dict(r#"{"retain":true}"#)).unwrap().retain);
+    let err = SubscribeOptions::from_dict(&dict(r#"{"get_retained":"yes"}"#)).unwrap_err();
+    assert!(matches!(err, WampError::InvalidOption { option: "get_retained", .. }));
+    let err = PublishOptions::from_dict(&dict(r#"{"retain":1}"#)).unwrap_err();
+    assert!(matches!(err, WampError::InvalidOption { option: "retain", .. }));
+}
