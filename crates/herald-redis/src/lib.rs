@@ -67,6 +67,7 @@ mod control;
 mod cursor;
 mod follower;
 pub mod hooks;
+mod history;
 mod inbound;
 mod keys;
 mod link;

@@ -24,6 +24,12 @@ pub enum ScaleOutError {
         #[source]
         source: UrlError,
     },
+    /// `[[apps.history]]` with `redis_cluster`: the channels' shared histories live on one Redis.
+    #[error("apps[{app}].history: history is not available on a Redis Cluster yet (scale_out.redis_cluster); use scale_out.redis_url or remove [[apps.history]]")]
+    HistoryOnCluster {
+        /// The id of the first app with history.
+        app: String,
+    },
 }
 
 /// The backend for these settings, and the Redis link to run when there is one.
@@ -39,6 +45,14 @@ pub(crate) async fn start(
     apps: &AppRegistry,
 ) -> Result<(Arc<dyn Backend>, Option<RedisLink>), ScaleOutError> {
     let Some(settings) = settings else { return Ok((Arc::new(LocalBackend), None)) };
+    // On one Redis a Lua script sequences each history channel's publications across nodes;
+    // on a Redis Cluster the channel's history keys would have to share its shard's slot, which
+    // the sharded publisher does not arrange yet. Refused rather than each node numbering alone.
+    if !settings.redis_cluster.is_empty()
+        && let Some(app) = apps.iter().find(|a| !a.config.history.is_empty())
+    {
+        return Err(ScaleOutError::HistoryOnCluster { app: app.config.id.clone() });
+    }
     let connected = if settings.redis_cluster.is_empty() {
         RedisBackend::connect(&settings.redis_url, &settings.prefix, apps).await
     } else {
