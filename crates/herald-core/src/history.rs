@@ -18,6 +18,7 @@
 //! its snapshot under the shard's write lock, so no publication is half-delivered then.
 
 mod ring;
+pub mod snapshot;
 mod store;
 
 use std::sync::Arc;
@@ -139,7 +140,7 @@ impl HistoryBudget {
         self.evicted.load(Ordering::Relaxed)
     }
 
-    fn over(&self) -> bool {
+    pub(crate) fn over(&self) -> bool {
         self.used() > self.limit
     }
 

@@ -256,6 +256,7 @@ impl Server {
             conns: &conns,
             sessions: &tracker,
             grace: self.settings.shutdown_grace,
+            history_snapshot: self.settings.history.snapshot_file.as_deref(),
         })
         .await;
         // After the drain: the departures of the sessions it closed are sent too, for a bounded time.

@@ -71,6 +71,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_UNAVAILABLE);
         }
     };
+    let history = settings.history.clone();
+    let grace = settings.shutdown_grace;
     runtime.block_on(async move {
         let server = match Server::bind(settings).await {
             Ok(s) => s,
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
             }
         };
         // Our ports are bound: record our pid and, on a takeover, let the predecessor drain.
+        let (predecessor, asked_at) = (claim.predecessor(), std::time::SystemTime::now());
         let _pid_file = match claim.commit() {
             Ok(f) => f,
             Err(e) => {
@@ -87,6 +90,15 @@ fn main() -> ExitCode {
                 return ExitCode::from(e.exit_code());
             }
         };
+        // Before serving: a recovering subscriber must find the predecessor's history here.
+        // Connections meanwhile wait in the listen backlog.
+        if let Some(path) = &history.snapshot_file {
+            if let Some(pid) = predecessor {
+                let bound = grace + std::time::Duration::from_secs(1);
+                restart::history::await_predecessor(path, pid, asked_at, bound).await;
+            }
+            restart::history::load(server.hub(), path, history.max_bytes);
+        }
         // Handlers before the announcement: whoever reads it may signal at once.
         let shutdown = shutdown::signal();
         let mut out = std::io::stdout().lock();

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process, test_kill_process};
 
+pub mod history;
+
 /// Why a restart or takeover cannot proceed.
 #[derive(Debug, thiserror::Error)]
 pub enum RestartError {
@@ -177,6 +179,11 @@ impl Claim {
             Some(pid) if !takeover => Err(RestartError::AlreadyRunning { pid }),
             predecessor => Ok(Self { path: Some(path.to_owned()), predecessor }),
         }
+    }
+
+    /// The herald this one takes over from, if any.
+    pub fn predecessor(&self) -> Option<i32> {
+        self.predecessor
     }
 
     /// After binding: records our pid, then tells the predecessor to drain.

@@ -59,16 +59,20 @@ pub(crate) struct Drain<'a> {
     pub(crate) sessions: &'a TaskTracker,
     /// The whole drain's budget.
     pub(crate) grace: Duration,
+    /// Where channel history is saved before the goodbyes (`[history] snapshot_file`).
+    pub(crate) history_snapshot: Option<&'a std::path::Path>,
 }
 
 /// Drains the server within `grace`:
 /// 1. `/ready` fails and the listeners stop accepting (what the kernel queued is still served);
 /// 2. HTTP requests in flight finish, so a publish answered 200 is in the subscribers' outboxes
 ///    before they are told to close (at most half the grace period);
-/// 3. every session gets its protocol's goodbye after the frames already queued: Pusher 4200,
+/// 3. channel history is saved (`[history] snapshot_file`), before clients are told to
+///    reconnect, so their successor can replay what they miss;
+/// 4. every session gets its protocol's goodbye after the frames already queued: Pusher 4200,
 ///    WAMP v2 GOODBYE `wamp.close.system_shutdown`, WAMP v1 close 1001; sessions that upgrade
 ///    later are closed as soon as they connect;
-/// 4. wait for the sessions to close, until the grace period is over.
+/// 5. wait for the sessions to close, until the grace period is over.
 pub(crate) async fn drain(d: Drain<'_>) {
     let deadline = Instant::now() + d.grace;
     d.status.start_draining();
@@ -76,6 +80,9 @@ pub(crate) async fn drain(d: Drain<'_>) {
     d.conns.close();
     if tokio::time::timeout(d.grace / 2, d.conns.wait()).await.is_err() {
         tracing::warn!(left = d.conns.len(), "HTTP requests still running after half the grace period");
+    }
+    if let Some(path) = d.history_snapshot {
+        crate::restart::history::save(d.hub, path);
     }
     let asked = d.hub.close_all();
     tracing::info!(sessions = asked, "closing sessions");

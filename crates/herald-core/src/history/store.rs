@@ -116,6 +116,20 @@ impl HistoryStore {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
+    /// Takes every history out of the store, handing each to `f` under its lock; whoever still
+    /// holds one sees it dropped and makes a new one (in a fresh epoch).
+    pub(crate) fn take_all(&self, budget: &HistoryBudget, mut f: impl FnMut(&ChannelName, &mut ChannelHistory)) {
+        for s in &*self.shards {
+            let taken = std::mem::take(&mut *s.lock());
+            for (name, history) in taken {
+                let mut h = history.lock();
+                f(&name, &mut h);
+                h.dropped = true;
+                h.clear(budget);
+            }
+        }
+    }
+
     /// Every history, for a snapshot.
     pub(crate) fn all(&self) -> Vec<(ChannelName, Arc<Mutex<ChannelHistory>>)> {
         let mut out = Vec::new();

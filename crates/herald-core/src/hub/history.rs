@@ -144,6 +144,12 @@ impl Hub {
         }
     }
 
+    /// Takes every history of `app` out of the hub, each handed to `f` under its lock
+    /// (snapshots: see `history::snapshot`).
+    pub fn take_histories(&self, app: &App, f: impl FnMut(&ChannelName, &mut ChannelHistory)) {
+        self.state(app).history.take_all(&self.history_budget, f);
+    }
+
     /// Puts `history` (loaded from a snapshot) in place for `channel` of `app`.
     pub fn restore_history(&self, app: &App, channel: ChannelName, history: ChannelHistory) {
         self.state(app).history.insert(channel, history, &self.history_budget);

@@ -213,3 +213,40 @@ fn webhooks_are_parsed_and_checked_at_load() {
         assert!(err.contains(key), "{hooks}: {err}");
     }
 }
+
+#[test]
+fn history_is_off_by_default_and_read_from_the_file_and_environment() {
+    let s = load(&ServeArgs::default(), &env(&[])).unwrap();
+    assert!(s.apps[0].history.is_empty());
+    assert_eq!(s.history, HistorySettings::default());
+    let f = file(&format!(
+        "[history]\nmax_bytes = 4096\nsnapshot_file = \"/tmp/h.json\"\n\
+         [[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"{SECRET}\"\n\
+         [[apps.history]]\nchannels = \"orders-*\"\nmax_messages = 5\n[[apps.history]]\nchannels = \"*\"\n"
+    ));
+    let args = ServeArgs { config: Some(f.0.clone()), ..Default::default() };
+    let s = load(&args, &env(&[])).unwrap();
+    assert_eq!(s.apps[0].history.len(), 2);
+    assert_eq!((s.apps[0].history[0].max_messages, s.apps[0].history[1].max_age_secs), (5, 300));
+    assert_eq!(s.history.max_bytes, 4096);
+    assert_eq!(s.history.snapshot_file.as_deref(), Some(std::path::Path::new("/tmp/h.json")));
+    let s = load(&args, &env(&[("HERALD__HISTORY__MAX_BYTES", "8192")])).unwrap();
+    assert_eq!(s.history.max_bytes, 8192);
+}
+
+#[test]
+fn bad_history_values_name_their_key() {
+    let app = format!("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"{SECRET}\"\n");
+    for (extra, key) in [
+        ("[[apps.history]]\nchannels = \"x\"\nmax_messages = 10001\n", "apps[0].history[0].max_messages"),
+        ("[[apps.history]]\nchannels = \"a*b*\"\n", "apps[0].history[0].channels"),
+        ("[[apps.history]]\nchannels = \"x\"\nmax_age_secs = 0\n", "apps[0].history[0].max_age_secs"),
+    ] {
+        let f = file(&format!("{app}{extra}"));
+        let err = load(&ServeArgs { config: Some(f.0.clone()), ..Default::default() }, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains(key), "{err}");
+    }
+    let f = file(&format!("[history]\nmax_bytes = 10\n{app}"));
+    let err = load(&ServeArgs { config: Some(f.0.clone()), ..Default::default() }, &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("history.max_bytes"), "{err}");
+}
