@@ -411,7 +411,8 @@ impl Hub {
         self.backend.broadcast(app, &publication);
         // A backend that sequences the channel delivers it here too, once positioned: delivering
         // it first would give it this node's serial, not the cluster's.
-        let queued = if self.backend.sequences(app, &publication.channel) { 0 } else { self.deliver(app, &publication) };
+        let queued =
+            if self.backend.sequences(app, &publication.channel) { 0 } else { self.deliver(app, &publication) };
         app.stats.publications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         app.stats.publish_latency.observe(started.elapsed());
         queued

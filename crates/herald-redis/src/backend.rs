@@ -64,11 +64,8 @@ impl Backend for RedisBackend {
             self.cluster.queue(Tracked::Cache { app, publication, ttl });
         }
         let Some(channel) = self.channels.get(&app.config.id) else { return };
-        let history = if self.history.is_some() {
-            policy_for(&app.config.history, publication.channel.as_str())
-        } else {
-            None
-        };
+        let history =
+            if self.history.is_some() { policy_for(&app.config.history, publication.channel.as_str()) } else { None };
         let queued = Queued { channel: Arc::clone(channel), publication: Arc::clone(publication), history };
         if self.tx.try_send(queued).is_err() {
             let n = self.state.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -236,16 +233,15 @@ impl RedisBackend {
         let app_ids: Vec<String> = apps.iter().map(|a| a.config.id.clone()).collect();
         let connector = Connector::cluster(urls).map_err(UrlError::Refused)?;
         let (cluster, shared) = cluster::new(connector, prefix, node, &app_ids).await.map_err(UrlError::Refused)?;
-        let backend =
-            Arc::new(RedisBackend {
-                node,
-                channels,
-                tx,
-                state: Arc::clone(&state),
-                name: "redis-cluster",
-                cluster,
-                history: None,
-            });
+        let backend = Arc::new(RedisBackend {
+            node,
+            channels,
+            tx,
+            state: Arc::clone(&state),
+            name: "redis-cluster",
+            cluster,
+            history: None,
+        });
         let link = RedisLink {
             client,
             node,

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use herald_core::Publication;
 use herald_core::app::HistoryPolicy;
 use herald_core::backend::FetchError;
 use herald_core::history::RecoverError;
-use herald_core::Publication;
 use herald_protocol::cluster::Envelope;
 use redis::aio::MultiplexedConnection;
 use redis::{Client, RedisError, Value};
@@ -105,15 +105,17 @@ impl SharedHistory {
             .arg(format!("{}-0", serial.saturating_add(1)))
             .arg("+")
             .cmd("TIME");
-        let (position, entries, time): ((Option<String>, Option<u64>), Value, (u64, u64)) =
-            pipe.query_async(&mut conn).await?;
+        let (position, entries, time): (Position, Value, (u64, u64)) = pipe.query_async(&mut conn).await?;
         Ok(Read { position, entries, now_ms: time.0 * 1000 + time.1 / 1000 })
     }
 }
 
+/// A channel's epoch and serial in Redis (both absent: no history there).
+type Position = (Option<String>, Option<u64>);
+
 /// What one fetch read.
 struct Read {
-    position: (Option<String>, Option<u64>),
+    position: Position,
     entries: Value,
     now_ms: u64,
 }

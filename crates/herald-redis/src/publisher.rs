@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acked::{Acked, Outgoing, Sequenced};
 use crate::commands::Commands;
-use crate::script::{HISTORY, Lua};
 use crate::connect::{BACKOFF_MIN, FLUSH_GRACE, PING_EVERY, back_off, connect_publisher};
 use crate::publication;
 use crate::queue::Queued;
+use crate::script::{HISTORY, Lua};
 use crate::state::LinkState;
 use crate::{keys, stream};
 use herald_protocol::cluster::envelope::{FLAG_POSITION, FLAGS_OFFSET};
@@ -172,11 +172,8 @@ impl Publisher {
 
     fn encode(&mut self, q: &Queued) -> Outgoing {
         self.seq += 1;
-        let sequenced = q.history.map(|policy| Sequenced {
-            channel: q.publication.channel.as_str().into(),
-            seq: self.seq,
-            policy,
-        });
+        let sequenced =
+            q.history.map(|policy| Sequenced { channel: q.publication.channel.as_str().into(), seq: self.seq, policy });
         Outgoing {
             stream: Arc::clone(&q.channel),
             bytes: publication::encode(self.node, self.seq, &q.publication),
@@ -275,7 +272,7 @@ impl Publisher {
 
 /// The `EVALSHA` of `history.lua` for one envelope: Redis gives it its channel position, appends
 /// it to the app stream and holds it in the channel's history.
-fn sequence(sha: &str, stream: &str, envelope: &[u8], s: &Sequenced, node: u64) -> redis::Cmd {
+pub(crate) fn sequence(sha: &str, stream: &str, envelope: &[u8], s: &Sequenced, node: u64) -> redis::Cmd {
     let position = keys::history_position(stream, &s.channel);
     let entries = keys::history_entries(stream, &s.channel);
     let max_age_ms = u64::try_from(s.policy.max_age.as_millis()).unwrap_or(u64::MAX).max(1);

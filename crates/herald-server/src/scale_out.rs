@@ -25,7 +25,9 @@ pub enum ScaleOutError {
         source: UrlError,
     },
     /// `[[apps.history]]` with `redis_cluster`: the channels' shared histories live on one Redis.
-    #[error("apps[{app}].history: history is not available on a Redis Cluster yet (scale_out.redis_cluster); use scale_out.redis_url or remove [[apps.history]]")]
+    #[error(
+        "apps[{app}].history: history is not available on a Redis Cluster yet (scale_out.redis_cluster); use scale_out.redis_url or remove [[apps.history]]"
+    )]
     HistoryOnCluster {
         /// The id of the first app with history.
         app: String,
