@@ -63,3 +63,38 @@ pub(crate) async fn start(
     let (backend, link) = connected.map_err(|source| ScaleOutError::Url { url: settings.redacted_url(), source })?;
     Ok((backend, Some(link.with_replay_window(settings.replay_window))))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use herald_core::AppConfig;
+    use herald_core::app::HistoryConfig;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn history_on_a_redis_cluster_is_refused_before_connecting() {
+        let app = |id: &str, history: Vec<HistoryConfig>| AppConfig {
+            id: id.into(),
+            key: format!("k{id}"),
+            secret: "s".into(),
+            history,
+            ..AppConfig::default()
+        };
+        let history = vec![HistoryConfig { channels: "orders-*".into(), ..HistoryConfig::default() }];
+        let apps = AppRegistry::new(vec![app("1", Vec::new()), app("2", history)]).unwrap();
+        // Nothing listens there: the refusal comes first.
+        let settings = ScaleOutSettings {
+            redis_url: String::new(),
+            redis_cluster: vec!["redis://127.0.0.1:1".into()],
+            prefix: "p".into(),
+            replay_window: Duration::from_secs(60),
+        };
+        let err = start(Some(&settings), &apps).await.err().unwrap();
+        assert!(matches!(&err, ScaleOutError::HistoryOnCluster { app } if app == "2"), "{err}");
+        assert!(err.to_string().contains("history is not available on a Redis Cluster yet"), "{err}");
+    }
+}

@@ -67,8 +67,9 @@ pub(crate) struct Pusher {
     client_events: Option<Box<TokenBucket>>,
     /// The app's connection place, which also names the app.
     slot: ConnectionSlot,
-    /// Channels whose recovering subscribe waits for the backend's shared history.
-    recovering: Vec<ChannelName>,
+    /// Channels whose recovering subscribe waits for the backend's shared history (boxed: an
+    /// idle connection carries one pointer for it).
+    recovering: Option<Box<Vec<ChannelName>>>,
 }
 
 /// A recovering subscribe that this node's history could not serve, and what the backend's
@@ -88,7 +89,7 @@ impl Pusher {
     /// A session of `app`, holding one of its connection places.
     pub(crate) fn new(hub: Arc<Hub>, slot: ConnectionSlot) -> Self {
         let conn = hub.connect(Wire::Pusher);
-        Self { client_events: None, hub, conn, subscriptions: Vec::new(), user: None, slot, recovering: Vec::new() }
+        Self { client_events: None, hub, conn, subscriptions: Vec::new(), user: None, slot, recovering: None }
     }
 
     fn app(&self) -> &Arc<App> {
@@ -152,8 +153,12 @@ impl Adapter for Pusher {
     /// The backend's shared history answered a recovering subscribe.
     fn on_done(&mut self, done: Fetched, io: &mut Io<'_, Fetched>) -> Flow {
         // Unsubscribed meanwhile (or subscribed again, without recovery): nothing to do.
-        let Some(i) = self.recovering.iter().position(|c| *c == done.channel) else { return Flow::Continue };
-        self.recovering.swap_remove(i);
+        let Some(waiting) = self.recovering.as_mut() else { return Flow::Continue };
+        let Some(i) = waiting.iter().position(|c| *c == done.channel) else { return Flow::Continue };
+        waiting.swap_remove(i);
+        if waiting.is_empty() {
+            self.recovering = None;
+        }
         self.join_fetched(done, io);
         Flow::Continue
     }
@@ -268,7 +273,7 @@ impl Pusher {
             // the subscription, the replay and this node's own newer publications are taken
             // under the channel's lock (`join_fetched`).
             let fetch = self.hub.backend().history_after(self.app(), &channel, epoch, serial);
-            self.recovering.push(channel.clone());
+            self.recovering.get_or_insert_default().push(channel.clone());
             let (epoch, channel) = (Box::<str>::from(epoch), channel.clone());
             io.spawn(async move {
                 let result = fetch.await;
@@ -420,7 +425,9 @@ impl Pusher {
     }
 
     fn unsubscribe(&mut self, name: &str) {
-        self.recovering.retain(|c| c.as_str() != name);
+        if let Some(waiting) = self.recovering.as_mut() {
+            waiting.retain(|c| c.as_str() != name);
+        }
         if let Some(i) = self.subscriptions.iter().position(|s| s.channel.as_str() == name) {
             let sub = self.subscriptions.swap_remove(i);
             self.hub.unsubscribe(self.app(), &self.conn, &sub.channel);
