@@ -69,6 +69,7 @@ pub(crate) struct Pusher {
     slot: ConnectionSlot,
     /// Channels whose recovering subscribe waits for the backend's shared history (boxed: an
     /// idle connection carries one pointer for it).
+    #[expect(clippy::box_collection, reason = "one pointer in every idle session, not a Vec's three words")]
     recovering: Option<Box<Vec<ChannelName>>>,
 }
 
