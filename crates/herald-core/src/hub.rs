@@ -225,6 +225,11 @@ impl Hub {
         &*self.backend
     }
 
+    /// The limits of every connection's outbox (a replay must fit in them).
+    pub fn outbox_limits(&self) -> OutboxLimits {
+        self.outbox_limits
+    }
+
     /// Connection counters, for metrics.
     pub fn stats(&self) -> &HubStats {
         &self.stats

@@ -385,13 +385,24 @@ impl Pusher {
             // delivers the rest live.
             let here = *history.epoch == *epoch && history.serial > through;
             let rest = if here { hub.history_after(&app, channel.as_str(), &epoch, through) } else { Ok(Vec::new()) };
-            let Ok(rest) = rest else {
-                // Trimmed here between the fetch and now (memory budget): a gap after all.
-                hub.history_budget().count_recovery(Err(RecoverError::Gap));
-                let _ = conn.outbox.push(frame(server_msg::with_position(&ack, &history.epoch, history.serial)));
-                let msg = server_msg::recovery_failed(channel.as_str(), "gap", &history.epoch, history.serial);
-                let _ = conn.outbox.push(frame(msg));
-                return;
+            // Trimmed here between the fetch and now (memory budget): a gap after all. And as on
+            // one node, a replay the outbox cannot take would close the socket as a slow
+            // consumer and the client would ask again: refused up front.
+            let limits = hub.outbox_limits();
+            let too_large = |rest: &Vec<Arc<Publication>>| {
+                let bytes: usize = fetched.iter().chain(rest).map(|p| p.approx_bytes() + 64).sum();
+                fetched.len() + rest.len() > limits.max_frames / 2 || bytes > limits.max_bytes / 2
+            };
+            let rest = rest.and_then(|r| if too_large(&r) { Err(RecoverError::TooLarge) } else { Ok(r) });
+            let rest = match rest {
+                Ok(rest) => rest,
+                Err(e) => {
+                    hub.history_budget().count_recovery(Err(e));
+                    let _ = conn.outbox.push(frame(server_msg::with_position(&ack, &history.epoch, history.serial)));
+                    let msg = server_msg::recovery_failed(channel.as_str(), e.reason(), &history.epoch, history.serial);
+                    let _ = conn.outbox.push(frame(msg));
+                    return;
+                }
             };
             let (at_epoch, at_serial) = if here { (&*history.epoch, history.serial) } else { (&*epoch, through) };
             let _ = conn.outbox.push(frame(server_msg::with_position(&ack, at_epoch, at_serial)));
