@@ -5,16 +5,35 @@
 //! The embedded default, [`LocalBackend`], is a single node: there is nobody to tell. A Redis
 //! pub/sub backend implements the same trait without touching protocol code.
 
-use herald_protocol::pusher::channel_name::Access;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use herald_protocol::pusher::channel_name::{Access, ChannelName};
 
 use crate::app::App;
 use crate::events::{Event, EventSink};
+use crate::history::RecoverError;
 use crate::publication::Publication;
+
+/// The answer of [`Backend::history_after`]: runs on the runtime, never under a hub lock.
+pub type HistoryFetch = Pin<Box<dyn Future<Output = Result<Vec<Arc<Publication>>, FetchError>> + Send + 'static>>;
+
+/// Why the backend's shared history could not hand out what a recovering client missed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The shared history does not hold it either (or the position is not one of its own).
+    #[error("{0}")]
+    Recover(RecoverError),
+    /// The shared history could not be read.
+    #[error("the shared history cannot be read: {0}")]
+    Unavailable(String),
+}
 
 /// Carries publications to the other nodes of a cluster.
 pub trait Backend: Send + Sync + 'static {
     /// Forwards a publication accepted on this node. Must not block: queue and return.
-    fn broadcast(&self, app: &App, publication: &std::sync::Arc<Publication>);
+    fn broadcast(&self, app: &App, publication: &Arc<Publication>);
 
     /// Whether a publication handed over now would reach the other nodes.
     ///
@@ -49,6 +68,21 @@ pub trait Backend: Send + Sync + 'static {
     fn changed(&self, app: &App, change: Event, events: &dyn EventSink) {
         emit_as_the_cluster(app, change, events);
     }
+
+    /// Whether this backend gives the publications of `channel` (a channel with history) their
+    /// position itself and delivers them on every node, this one included, once positioned:
+    /// [`crate::Hub::publish`] then leaves the local delivery to it, so that every node
+    /// delivers the channel's publications in one order with one serial.
+    fn sequences(&self, _app: &App, _channel: &ChannelName) -> bool {
+        false
+    }
+
+    /// The publications of `channel` after position `(epoch, serial)` as the backend's shared
+    /// history holds them, oldest first, each positioned: for a recovering client whose gap
+    /// this node does not hold (it started later, or lags). Counted in [`Backend::counters`].
+    fn history_after(&self, _app: &App, _channel: &ChannelName, _epoch: &str, _serial: u64) -> HistoryFetch {
+        Box::pin(std::future::ready(Err(FetchError::Recover(RecoverError::UnknownEpoch))))
+    }
 }
 
 /// Emits a change of this node as the cluster's: what a backend that shares no state does.
@@ -80,5 +114,5 @@ pub enum Unavailable {
 pub struct LocalBackend;
 
 impl Backend for LocalBackend {
-    fn broadcast(&self, _app: &App, _publication: &std::sync::Arc<Publication>) {}
+    fn broadcast(&self, _app: &App, _publication: &Arc<Publication>) {}
 }

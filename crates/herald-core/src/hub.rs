@@ -41,7 +41,7 @@ use crate::conn::{Conn, ConnId, ConnIds};
 use crate::events::{Event, EventKind, EventSink, NoEvents};
 use crate::history::{HistoryBudget, JoinedHistory};
 use crate::outbox::{CloseRequest, OutboxLimits};
-use crate::publication::Publication;
+use crate::publication::{Position, Publication};
 use crate::stats::{HubStats, Protocol};
 use crate::wire::Wire;
 use app_state::AppState;
@@ -228,6 +228,11 @@ impl Hub {
         &*self.backend
     }
 
+    /// The limits of every connection's outbox (a replay must fit in them).
+    pub fn outbox_limits(&self) -> OutboxLimits {
+        self.outbox_limits
+    }
+
     /// Connection counters, for metrics.
     pub fn stats(&self) -> &HubStats {
         &self.stats
@@ -289,6 +294,26 @@ impl Hub {
         recover: Option<(&str, u64)>,
         on_joined: impl FnOnce(Joined<'_>),
     ) -> Result<(), SubscribeError> {
+        self.subscribe_replayed(app, conn, channel, member, recover, None, on_joined)
+    }
+
+    /// Subscribes as [`Hub::subscribe_recovering`]; `replayed` says that the publications of
+    /// its epoch up to its serial were replayed to `conn` from elsewhere (the backend's shared
+    /// history): those this node delivers later are skipped for `conn`, never sent twice.
+    ///
+    /// # Errors
+    /// As [`Hub::subscribe`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn subscribe_replayed(
+        &self,
+        app: &App,
+        conn: &Arc<Conn>,
+        channel: &ChannelName,
+        member: Option<PresenceMember>,
+        recover: Option<(&str, u64)>,
+        replayed: Option<Position>,
+        on_joined: impl FnOnce(Joined<'_>),
+    ) -> Result<(), SubscribeError> {
         let kind = channel.kind();
         let state = self.state(app);
         let mut shard = state.channels.shard(channel.as_str()).write();
@@ -317,7 +342,7 @@ impl Hub {
                 push_pusher(ch, &frame, None);
             }
         }
-        ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id });
+        ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id, replayed });
         let cached = if kind.cache { state.cache.lock().get(channel.as_str(), Instant::now()) } else { None };
         let missed = kind.cache && cached.is_none();
         let retained = (&state.retained, channel);
@@ -394,7 +419,10 @@ impl Hub {
         let started = Instant::now();
         let publication = Arc::new(publication);
         self.backend.broadcast(app, &publication);
-        let queued = self.deliver(app, &publication);
+        // A backend that sequences the channel delivers it here too, once positioned: delivering
+        // it first would give it this node's serial, not the cluster's.
+        let queued =
+            if self.backend.sequences(app, &publication.channel) { 0 } else { self.deliver(app, &publication) };
         app.stats.publications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         app.stats.publish_latency.observe(started.elapsed());
         queued
@@ -430,6 +458,9 @@ impl Hub {
             retained::keep(&state.retained, publication);
             if let Some(ch) = shard.get(channel.as_str()) {
                 for sub in ch.subscribers.values() {
+                    if sub.already_replayed(publication) {
+                        continue;
+                    }
                     if publication.admits(&sub.conn)
                         && sub.conn.outbox.push(publication.frame(sub.conn.wire, ch.wamp_id).clone()).is_ok()
                     {

@@ -14,7 +14,25 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// An encoded envelope and the app stream it goes to.
-pub(crate) type Outgoing = (Arc<str>, Vec<u8>);
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    /// The app stream.
+    pub(crate) stream: Arc<str>,
+    /// The envelope, without a position.
+    pub(crate) bytes: Vec<u8>,
+    /// Set when Redis sequences the publication (a channel with history).
+    pub(crate) sequenced: Option<Sequenced>,
+}
+
+/// What the sequencing script needs besides the envelope.
+#[derive(Clone, Debug)]
+pub(crate) struct Sequenced {
+    /// The channel's name.
+    pub(crate) channel: Box<str>,
+    /// The envelope's sequence number on this node (the script takes each once).
+    pub(crate) seq: u64,
+    pub(crate) policy: herald_core::app::HistoryPolicy,
+}
 
 /// Envelopes remembered at most (a few pipelines' worth).
 const KEEP: usize = 4_096;
@@ -68,11 +86,11 @@ mod tests {
     use super::*;
 
     fn out(n: u8) -> Outgoing {
-        (Arc::from("p:1"), vec![n])
+        Outgoing { stream: Arc::from("p:1"), bytes: vec![n], sequenced: None }
     }
 
     fn bytes(v: &[Outgoing]) -> Vec<u8> {
-        v.iter().map(|(_, b)| b[0]).collect()
+        v.iter().map(|o| o.bytes[0]).collect()
     }
 
     #[test]

@@ -5,14 +5,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use herald_core::backend::Unavailable;
+use herald_core::app::history::policy_for;
+use herald_core::backend::{FetchError, HistoryFetch, Unavailable};
+use herald_core::history::RecoverError;
 use herald_core::{App, AppRegistry, Backend, Event, EventSink, Publication};
+use herald_protocol::pusher::channel_name::ChannelName;
 use redis::Client;
 use tokio::sync::mpsc;
 
 use crate::cluster::{self, Tracked};
 use crate::commands::Connector;
 use crate::connect::connect_publisher;
+use crate::history::SharedHistory;
 use crate::link::RedisLink;
 use crate::queue::Queued;
 use crate::state::LinkState;
@@ -40,6 +44,9 @@ pub struct RedisBackend {
     /// Into the tracker task: this node's channel and user changes (`cluster`), on one Redis and
     /// on a Redis Cluster alike.
     cluster: cluster::Handle,
+    /// The channels' histories in Redis, on one Redis only (a Redis Cluster keeps none yet:
+    /// history with `redis_cluster` is refused at startup).
+    history: Option<Arc<SharedHistory>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -57,7 +64,9 @@ impl Backend for RedisBackend {
             self.cluster.queue(Tracked::Cache { app, publication, ttl });
         }
         let Some(channel) = self.channels.get(&app.config.id) else { return };
-        let queued = Queued { channel: Arc::clone(channel), publication: Arc::clone(publication) };
+        let history =
+            if self.history.is_some() { policy_for(&app.config.history, publication.channel.as_str()) } else { None };
+        let queued = Queued { channel: Arc::clone(channel), publication: Arc::clone(publication), history };
         if self.tx.try_send(queued).is_err() {
             let n = self.state.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // Powers of two: an outage under load logs a handful of lines, not one per event.
@@ -87,6 +96,11 @@ impl Backend for RedisBackend {
         // Changes the tracker could not keep up with: the node's share is registered again
         // from the hub, and the cluster events between are not emitted.
         counters.push(("state_changes_dropped", self.cluster.shared.dropped.load(Ordering::Relaxed)));
+        if let Some(h) = &self.history {
+            // Recoveries this node could not serve from memory, answered from Redis.
+            counters.push(("history_fetches", h.fetches.load(Ordering::Relaxed)));
+            counters.push(("history_fetches_failed", h.failed.load(Ordering::Relaxed)));
+        }
         counters
     }
 
@@ -103,6 +117,23 @@ impl Backend for RedisBackend {
             return;
         }
         self.cluster.queue(Tracked::Change { app: app.config.id.as_str().into(), event: change });
+    }
+
+    /// On one Redis, every channel with history: `history.lua` positions its publications and
+    /// every node delivers them as it reads them back.
+    fn sequences(&self, app: &App, channel: &ChannelName) -> bool {
+        self.history.is_some() && policy_for(&app.config.history, channel.as_str()).is_some()
+    }
+
+    fn history_after(&self, app: &App, channel: &ChannelName, epoch: &str, serial: u64) -> HistoryFetch {
+        let policy = policy_for(&app.config.history, channel.as_str());
+        let (Some(history), Some(stream), Some(policy)) = (&self.history, self.channels.get(&app.config.id), policy)
+        else {
+            return Box::pin(std::future::ready(Err(FetchError::Recover(RecoverError::NoHistory))));
+        };
+        let (history, stream) = (Arc::clone(history), Arc::clone(stream));
+        let (channel, epoch) = (channel.as_str().to_owned(), epoch.to_owned());
+        Box::pin(async move { history.after(&stream, &channel, policy, &epoch, serial).await })
     }
 }
 
@@ -147,7 +178,9 @@ impl RedisBackend {
         let app_ids: Vec<String> = apps.iter().map(|a| a.config.id.clone()).collect();
         let (cluster, shared) =
             cluster::new(Connector::Single(client.clone()), prefix, node, &app_ids).await.map_err(UrlError::Refused)?;
-        let backend = Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), name: "redis", cluster });
+        let history = Some(Arc::new(SharedHistory::new(client.clone())));
+        let backend =
+            Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), name: "redis", cluster, history });
         let link = RedisLink {
             client,
             node,
@@ -200,8 +233,15 @@ impl RedisBackend {
         let app_ids: Vec<String> = apps.iter().map(|a| a.config.id.clone()).collect();
         let connector = Connector::cluster(urls).map_err(UrlError::Refused)?;
         let (cluster, shared) = cluster::new(connector, prefix, node, &app_ids).await.map_err(UrlError::Refused)?;
-        let backend =
-            Arc::new(RedisBackend { node, channels, tx, state: Arc::clone(&state), name: "redis-cluster", cluster });
+        let backend = Arc::new(RedisBackend {
+            node,
+            channels,
+            tx,
+            state: Arc::clone(&state),
+            name: "redis-cluster",
+            cluster,
+            history: None,
+        });
         let link = RedisLink {
             client,
             node,

@@ -32,7 +32,7 @@ pub(crate) struct Inbound {
 pub(crate) enum Verdict {
     /// Deliver it to the local hub (shared, as the hub takes it).
     Deliver(Arc<Publication>),
-    /// Written by this node, which delivered it locally already.
+    /// Written by this node, which delivered it locally already (not positioned).
     Own,
     /// Already delivered (a batch the sender resent).
     Duplicate,
@@ -65,7 +65,9 @@ impl Inbound {
             }
             Err(error) => return Verdict::Malformed(error),
         };
-        if envelope.node == self.node {
+        // A positioned envelope was sequenced by Redis: no node delivered it before reading it
+        // back, the one that published it included, so it is delivered here once like any other.
+        if envelope.node == self.node && envelope.position.is_none() {
             return Verdict::Own;
         }
         if self.last_seq.len() >= MAX_PEERS && !self.last_seq.contains_key(&envelope.node) {
@@ -126,6 +128,26 @@ mod tests {
     fn own_envelopes_are_not_delivered_again() {
         let mut inbound = Inbound::new(ME);
         assert!(matches!(inbound.receive(&envelope(ME, 1, "a")), Verdict::Own));
+    }
+
+    #[test]
+    fn own_positioned_envelopes_are_delivered_once() {
+        let positioned = |seq: u64, serial: u64| {
+            let channel = ChannelName::topic("news", 200).unwrap();
+            let p = Publication::new(channel, "ev", PublicationData::Str("h".into()));
+            p.set_position(herald_core::Position { epoch: "e1".into(), serial }).unwrap();
+            publication::encode(ME, seq, &p)
+        };
+        let mut inbound = Inbound::new(ME);
+        assert!(matches!(inbound.receive(&envelope(ME, 1, "a")), Verdict::Own));
+        match inbound.receive(&positioned(2, 1)) {
+            Verdict::Deliver(p) => assert_eq!(p.position().map(|p| p.serial), Some(1)),
+            other => panic!("{other:?}"),
+        }
+        // Resent after a lost reply: dropped; the next one goes through.
+        assert!(matches!(inbound.receive(&positioned(2, 1)), Verdict::Duplicate));
+        assert!(matches!(inbound.receive(&envelope(ME, 3, "b")), Verdict::Own));
+        assert!(matches!(inbound.receive(&positioned(4, 2)), Verdict::Deliver(_)));
     }
 
     #[test]

@@ -92,6 +92,18 @@ impl Keys {
     }
 }
 
+/// HASH of a channel's history position in Redis: `epoch`, `serial`, and per node `n:{node}` the
+/// last envelope sequence number sequenced (one Redis only: see `history`). Next to the app
+/// `stream`, whose name carries the prefix and the app.
+pub(crate) fn history_position(stream: &str, channel: &str) -> String {
+    format!("{stream}:hp:{channel}")
+}
+
+/// STREAM of a channel's held publications, entry id `{serial}-0`.
+pub(crate) fn history_entries(stream: &str, channel: &str) -> String {
+    format!("{stream}:h:{channel}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

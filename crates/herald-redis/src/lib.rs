@@ -38,6 +38,14 @@
 //! a node drops its own envelopes by node id, and envelopes of another format version are
 //! refused, never delivered.
 //!
+//! Channels with history (`[[apps.history]]`, one Redis only) are sequenced by Redis: the
+//! publisher runs `history.lua` for each of their publications, which gives it the channel's
+//! epoch and next serial, appends it positioned to the app stream and keeps it in the channel's
+//! capped history stream. The publishing node does not deliver it first ([`Backend::sequences`](
+//! herald_core::Backend::sequences)): every node delivers it as it reads it back, so all agree on
+//! one order and one serial. `history` reads a channel's history back for a recovering client
+//! whose gap a node does not hold in memory.
+//!
 //! Channel and user state is shared too (`cluster`): each node counts its own share of every
 //! channel's subscriptions and presence members, and of the app's signed-in users, in Redis; a
 //! `tracker` task turns the hub's changes of this node into the cluster's with Lua scripts
@@ -66,6 +74,7 @@ mod connect;
 mod control;
 mod cursor;
 mod follower;
+mod history;
 pub mod hooks;
 mod inbound;
 mod keys;

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use herald_core::publication::Publisher as HubPublisher;
-use herald_core::{Origin, Publication, PublicationData, WampFilter};
+use herald_core::{Origin, Position, Publication, PublicationData, WampFilter};
 use herald_protocol::cluster::Envelope;
 use herald_protocol::cluster::envelope::{Data, Filter, Publisher};
 
@@ -37,11 +37,13 @@ pub(crate) fn encode(node: u64, seq: u64, p: &Publication) -> Vec<u8> {
         filter,
         publisher,
         data,
+        position: p.position().map(|pos| (&*pos.epoch, pos.serial)),
     };
     envelope.encode()
 }
 
-/// The publication an envelope carries, ready for `Hub::deliver`.
+/// The publication an envelope carries, ready for `Hub::deliver` (with its position, when the
+/// broker sequenced it).
 pub(crate) fn decode(envelope: Envelope<'_>) -> Publication {
     let data = match envelope.data {
         Data::Str(s) => PublicationData::Str(s.into()),
@@ -65,6 +67,10 @@ pub(crate) fn decode(envelope: Envelope<'_>) -> Publication {
         publication = publication.from_wamp();
     }
     publication.id = envelope.id;
+    if let Some((epoch, serial)) = envelope.position {
+        // A fresh publication: nothing has encoded it yet, so the slot is empty.
+        let _ = publication.set_position(Position { epoch: epoch.into(), serial });
+    }
     publication
 }
 

@@ -12,12 +12,15 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
-use crate::acked::{Acked, Outgoing};
+use crate::acked::{Acked, Outgoing, Sequenced};
+use crate::commands::Commands;
 use crate::connect::{BACKOFF_MIN, FLUSH_GRACE, PING_EVERY, back_off, connect_publisher};
 use crate::publication;
 use crate::queue::Queued;
+use crate::script::{HISTORY, Lua};
 use crate::state::LinkState;
-use crate::stream;
+use crate::{keys, stream};
+use herald_protocol::cluster::envelope::{FLAG_POSITION, FLAGS_OFFSET};
 
 /// Most publications sent in one pipeline.
 const BATCH: usize = 256;
@@ -142,7 +145,7 @@ impl Publisher {
         };
         let run_id = info.lines().find_map(|l| l.strip_prefix("run_id:")).map(|id| id.trim().to_owned());
         match (&self.run_id, &run_id) {
-            (Some(old), Some(new)) if old != new => {}
+            (Some(old), Some(new)) if old != new => self.forget_script(),
             _ => self.acked.same_instance(),
         }
         self.run_id = run_id;
@@ -169,18 +172,42 @@ impl Publisher {
 
     fn encode(&mut self, q: &Queued) -> Outgoing {
         self.seq += 1;
-        (Arc::clone(&q.channel), publication::encode(self.node, self.seq, &q.publication))
+        let sequenced =
+            q.history.map(|policy| Sequenced { channel: q.publication.channel.as_str().into(), seq: self.seq, policy });
+        Outgoing {
+            stream: Arc::clone(&q.channel),
+            bytes: publication::encode(self.node, self.seq, &q.publication),
+            sequenced,
+        }
     }
 
     /// Sends one batch; false when it must be retried (after reconnecting).
     async fn send(&mut self, batch: &[Outgoing]) -> bool {
         let Some(conn) = self.conn.as_mut() else { return false };
+        // Channels with history go through the sequencing script, in the same pipeline as the
+        // plain appends: the app stream keeps this node's order.
+        let sha = if batch.iter().any(|o| o.sequenced.is_some()) {
+            match HISTORY.sha(&mut Commands::Single(conn.clone())).await {
+                Ok(sha) => Some(sha),
+                Err(e) => {
+                    self.link_lost(&e);
+                    return false;
+                }
+            }
+        } else {
+            None
+        };
         let mut pipe = redis::pipe();
         let mut streams: Vec<&str> = Vec::new();
-        for (key, bytes) in batch {
-            stream::xadd(&mut pipe, key, bytes);
-            if !streams.contains(&&**key) {
-                streams.push(key);
+        for o in batch {
+            match (&o.sequenced, &sha) {
+                (Some(s), Some(sha)) => {
+                    pipe.add_command(sequence(sha, &o.stream, &o.bytes, s, self.node)).ignore();
+                }
+                _ => stream::xadd(&mut pipe, &o.stream, &o.bytes),
+            }
+            if !streams.contains(&&*o.stream) {
+                streams.push(&o.stream);
             }
         }
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
@@ -195,10 +222,21 @@ impl Publisher {
             }
             Err(e) => {
                 self.state.retried.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if e.code() == Some("NOSCRIPT") {
+                    // Redis forgot the script (flushed): load it again on the retry. The plain
+                    // appends of the batch went through and are dropped by readers as resent.
+                    HISTORY.forget();
+                    return false;
+                }
                 self.link_lost(&e);
                 false
             }
         }
+    }
+
+    /// Forgets the sequencing script's SHA1 when the link reaches another Redis instance.
+    fn forget_script(&self) {
+        HISTORY.forget();
     }
 
     /// On shutdown: whatever is still queued gets one bounded chance to reach Redis.
@@ -230,4 +268,23 @@ impl Publisher {
             );
         }
     }
+}
+
+/// The `EVALSHA` of `history.lua` for one envelope: Redis gives it its channel position, appends
+/// it to the app stream and holds it in the channel's history.
+pub(crate) fn sequence(sha: &str, stream: &str, envelope: &[u8], s: &Sequenced, node: u64) -> redis::Cmd {
+    let position = keys::history_position(stream, &s.channel);
+    let entries = keys::history_entries(stream, &s.channel);
+    let max_age_ms = u64::try_from(s.policy.max_age.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut cmd = Lua::cmd(sha, &[stream, &position, &entries], &[]);
+    cmd.arg(envelope)
+        .arg(&*herald_core::history::new_epoch())
+        .arg(s.policy.max_messages)
+        .arg(max_age_ms)
+        .arg(format!("{node:016x}"))
+        .arg(s.seq)
+        .arg(stream::MAX_ENTRIES)
+        .arg(FLAGS_OFFSET + 1)
+        .arg(FLAG_POSITION);
+    cmd
 }

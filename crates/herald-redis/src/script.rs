@@ -17,6 +17,7 @@ pub(crate) struct Lua {
 pub(crate) static SUBS: Lua = Lua::new(include_str!("scripts/subs.lua"));
 pub(crate) static MEMBER: Lua = Lua::new(include_str!("scripts/member.lua"));
 pub(crate) static REAP: Lua = Lua::new(include_str!("scripts/reap.lua"));
+pub(crate) static HISTORY: Lua = Lua::new(include_str!("scripts/history.lua"));
 
 impl Lua {
     const fn new(src: &'static str) -> Self {

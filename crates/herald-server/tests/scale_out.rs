@@ -241,6 +241,7 @@ async fn envelopes_of_another_format_version_are_refused_on_every_node() {
             filter: None,
             publisher: None,
             data: Data::Str(data),
+            position: None,
         };
         envelope.encode()
     };

@@ -263,6 +263,7 @@ pub fn third_node_envelope(seq: u64, channel: &str, data: &str) -> Vec<u8> {
         filter: None,
         publisher: None,
         data: Data::Str(data),
+        position: None,
     }
     .encode()
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::presence::Presence;
 use crate::conn::{Conn, ConnId};
+use crate::publication::{Position, Publication};
 
 /// Number of shards per app. A power of two well above the core count keeps two publishers on
 /// different channels from meeting on one lock.
@@ -26,6 +27,19 @@ pub(crate) struct Subscriber {
     pub(crate) conn: Arc<Conn>,
     /// On presence channels: the user this socket joined as.
     pub(crate) user_id: Option<Box<str>>,
+    /// Publications of this epoch up to this serial were replayed to the subscriber from the
+    /// backend's shared history before this node delivered them (see `Hub::subscribe_replayed`).
+    pub(crate) replayed: Option<Position>,
+}
+
+impl Subscriber {
+    /// Whether `publication` reached this subscriber already, in a replay from the backend.
+    pub(crate) fn already_replayed(&self, publication: &Publication) -> bool {
+        match (&self.replayed, publication.position()) {
+            (Some(r), Some(p)) => p.serial <= r.serial && p.epoch == r.epoch,
+            _ => false,
+        }
+    }
 }
 
 /// One occupied channel.

@@ -12,16 +12,19 @@
 //!
 //! ```text
 //! u64 sequence number on that node    u64 WAMP publication id
-//! u8  flags: 1 WAMP origin, 2 exclude, 4 user_id, 8 filter, 16 publisher
+//! u8  flags: 1 WAMP origin, 2 exclude, 4 user_id, 8 filter, 16 publisher, 32 position
 //! u8  data kind: 0 string, 1 JSON text, 2 WAMP [args, kwargs] as one MessagePack array
 //! str channel   str event   [str exclude]   [str user_id]
 //! [filter: ids exclude, u8 has-eligible (0 or 1), [ids eligible]]
 //! [publisher: u64 WAMP session, str authid, str authrole]
 //! bytes data
+//! [position: str epoch, u64 serial]
 //! ```
 //!
 //! `str` and `bytes` are a u32 length then that many bytes; `ids` is a u32 count then that many
-//! u64. Version 1 had no publisher (flag 16). Decoding is strict: unknown flags, a data kind or
+//! u64. Version 1 had no publisher (flag 16). The position (flag 32) came later within version 2,
+//! and comes last so that the one who sequences a channel's publications (a Lua script in Redis)
+//! can append it to bytes a node encoded without it: an envelope without it reads as before. Decoding is strict: unknown flags, a data kind or
 //! a yes/no byte out of range, text that is not UTF-8, data that is not what its kind says, and
 //! trailing bytes are all refused, so what decodes encodes back to the same envelope.
 //!
@@ -53,7 +56,12 @@ const FLAG_EXCLUDE: u8 = 2;
 const FLAG_USER: u8 = 4;
 const FLAG_FILTER: u8 = 8;
 const FLAG_PUBLISHER: u8 = 16;
-const FLAGS_KNOWN: u8 = FLAG_WAMP | FLAG_EXCLUDE | FLAG_USER | FLAG_FILTER | FLAG_PUBLISHER;
+/// The envelope ends with its channel position (channels with history, sequenced by the broker).
+pub const FLAG_POSITION: u8 = 32;
+const FLAGS_KNOWN: u8 = FLAG_WAMP | FLAG_EXCLUDE | FLAG_USER | FLAG_FILTER | FLAG_PUBLISHER | FLAG_POSITION;
+
+/// Offset of the flags byte: after the preamble, the sequence number and the WAMP id.
+pub const FLAGS_OFFSET: usize = PREAMBLE_LEN + 16;
 
 const KIND_STR: u8 = 0;
 const KIND_JSON: u8 = 1;
@@ -89,6 +97,9 @@ pub struct Envelope<'a> {
     pub publisher: Option<Publisher<'a>>,
     /// The payload.
     pub data: Data<'a>,
+    /// The publication's place in its channel's history (epoch, serial), when the broker
+    /// sequenced it.
+    pub position: Option<(&'a str, u64)>,
 }
 
 /// WAMP publisher exclusion and black/white listing, by WAMP session id.
@@ -212,6 +223,10 @@ impl Envelope<'_> {
             put(&mut out, p.authrole.as_bytes());
         }
         put(&mut out, data);
+        if let Some((epoch, serial)) = self.position {
+            put(&mut out, epoch.as_bytes());
+            out.extend_from_slice(&serial.to_le_bytes());
+        }
         out
     }
 
@@ -223,6 +238,7 @@ impl Envelope<'_> {
             (self.user_id.is_some(), FLAG_USER),
             (self.filter.is_some(), FLAG_FILTER),
             (self.publisher.is_some(), FLAG_PUBLISHER),
+            (self.position.is_some(), FLAG_POSITION),
         ] {
             if set {
                 flags |= flag;
@@ -270,6 +286,7 @@ impl<'a> Envelope<'a> {
             None
         };
         let raw = r.bytes()?;
+        let position = if flags & FLAG_POSITION != 0 { Some((r.str()?, r.u64()?)) } else { None };
         if !r.0.is_empty() {
             return Err(EnvelopeError::Trailing(r.0.len()));
         }
@@ -290,6 +307,7 @@ impl<'a> Envelope<'a> {
             filter,
             publisher,
             data,
+            position,
         })
     }
 }

@@ -129,3 +129,91 @@ async fn a_script_and_its_companion_command_go_in_one_pipeline() {
     let members: Vec<String> = redis::cmd("SMEMBERS").arg("set").query_async(&mut c).await.unwrap();
     assert_eq!(members, ["x"]);
 }
+
+/// `history.lua` numbers a channel's publications once each, appends them positioned to the app
+/// stream and the channel's history, and `SharedHistory` hands out what follows a position.
+#[tokio::test]
+async fn history_sequences_each_envelope_once_and_is_read_back_after_a_position() {
+    use herald_core::app::HistoryPolicy;
+    use herald_core::backend::FetchError;
+    use herald_core::history::RecoverError;
+    use herald_core::{Publication, PublicationData};
+    use herald_protocol::cluster::Envelope;
+    use herald_protocol::pusher::channel_name::ChannelName;
+
+    use crate::acked::Sequenced;
+    use crate::history::SharedHistory;
+    use crate::publisher::sequence;
+
+    let (server, mut c) = redis().await;
+    let policy = HistoryPolicy { max_messages: 3, max_age: Duration::from_secs(60) };
+    let sha = super::HISTORY.sha(&mut c).await.unwrap();
+    let channel = ChannelName::topic("history-x", 200).unwrap();
+    let mut run = async |seq: u64, data: &str| -> u64 {
+        let p = Publication::new(channel.clone(), "ev", PublicationData::Str(data.into()));
+        let bytes = crate::publication::encode(7, seq, &p);
+        let s = Sequenced { channel: "history-x".into(), seq, policy };
+        sequence(&sha, "t:1", &bytes, &s, 7).query_async(&mut c).await.unwrap()
+    };
+    assert_eq!(run(1, "a").await, 1);
+    assert_eq!(run(2, "b").await, 2);
+    // The same envelope again (a batch resent after a lost reply): not numbered twice.
+    assert_eq!(run(2, "b").await, 0);
+    assert_eq!(run(3, "c").await, 3);
+    assert_eq!(run(4, "d").await, 4);
+
+    // The app stream got each once, positioned, in order.
+    let entries: redis::Value = redis::cmd("XRANGE").arg("t:1").arg("-").arg("+").query_async(&mut c).await.unwrap();
+    let read = crate::stream::parse_read(redis::Value::Array(vec![redis::Value::Array(vec![
+        redis::Value::BulkString(b"t:1".to_vec()),
+        entries,
+    ])]))
+    .unwrap();
+    let positions: Vec<(String, u64)> = read[0]
+        .1
+        .iter()
+        .map(|(_, e)| {
+            let (epoch, serial) = Envelope::decode(e.as_deref().unwrap()).unwrap().position.unwrap();
+            (epoch.to_owned(), serial)
+        })
+        .collect();
+    assert_eq!(positions.iter().map(|p| p.1).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let epoch = positions[0].0.clone();
+    assert!(positions.iter().all(|p| p.0 == epoch));
+    // Each key expires with the channel's age limit.
+    let ttl: i64 = redis::cmd("PTTL").arg("t:1:h:history-x").query_async(&mut c).await.unwrap();
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+
+    let client = redis::Client::open(format!("redis+unix://{}", server.dir.join("redis.sock").display())).unwrap();
+    let history = SharedHistory::new(client);
+    let data = |v: Vec<std::sync::Arc<Publication>>| -> Vec<(u64, String)> {
+        v.iter()
+            .map(|p| {
+                let PublicationData::Str(s) = &p.data else { panic!("{:?}", p.data) };
+                (p.position().unwrap().serial, s.to_string())
+            })
+            .collect()
+    };
+    // max_messages = 3: serials 2..=4 are held.
+    assert_eq!(
+        data(history.after("t:1", "history-x", policy, &epoch, 1).await.unwrap()),
+        [(2, "b".to_owned()), (3, "c".to_owned()), (4, "d".to_owned())]
+    );
+    assert_eq!(data(history.after("t:1", "history-x", policy, &epoch, 3).await.unwrap()), [(4, "d".to_owned())]);
+    assert!(history.after("t:1", "history-x", policy, &epoch, 4).await.unwrap().is_empty());
+    let err = |r: Result<_, FetchError>| r.err().unwrap();
+    assert_eq!(err(history.after("t:1", "history-x", policy, &epoch, 0).await), FetchError::Recover(RecoverError::Gap));
+    assert_eq!(
+        err(history.after("t:1", "history-x", policy, &epoch, 9).await),
+        FetchError::Recover(RecoverError::Ahead)
+    );
+    assert_eq!(
+        err(history.after("t:1", "history-x", policy, "other", 1).await),
+        FetchError::Recover(RecoverError::UnknownEpoch)
+    );
+    assert_eq!(
+        err(history.after("t:1", "history-y", policy, &epoch, 1).await),
+        FetchError::Recover(RecoverError::UnknownEpoch)
+    );
+    assert_eq!(history.fetches.load(std::sync::atomic::Ordering::Relaxed), 7);
+}

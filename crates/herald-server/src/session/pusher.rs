@@ -5,15 +5,15 @@
 //! trace of the connection from the hub. Errors a client causes are answered on the wire
 //! (`pusher:error`, `pusher:subscription_error`) and never end other sessions.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_core::app::ConnectionSlot;
 use herald_core::authorize::Action;
+use herald_core::backend::FetchError;
 use herald_core::history::RecoverError;
 use herald_core::rate::TokenBucket;
-use herald_core::{App, Conn, Hub, Outbox, Publication, PublicationData, Wire};
+use herald_core::{App, Conn, Hub, Outbox, Position, Publication, PublicationData, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::client_msg::{ClientMsg, Recover, parse_client_msg};
 use herald_protocol::pusher::close_code::CloseCode;
@@ -67,13 +67,30 @@ pub(crate) struct Pusher {
     client_events: Option<Box<TokenBucket>>,
     /// The app's connection place, which also names the app.
     slot: ConnectionSlot,
+    /// Channels whose recovering subscribe waits for the backend's shared history (boxed: an
+    /// idle connection carries one pointer for it).
+    #[expect(clippy::box_collection, reason = "one pointer in every idle session, not a Vec's three words")]
+    recovering: Option<Box<Vec<ChannelName>>>,
+}
+
+/// A recovering subscribe that this node's history could not serve, and what the backend's
+/// shared history (Redis) answered for it.
+pub(crate) struct Fetched {
+    channel: ChannelName,
+    member: Option<PresenceMember>,
+    /// The client's position.
+    epoch: Box<str>,
+    serial: u64,
+    /// Why this node's history could not serve it.
+    local: RecoverError,
+    result: Result<Vec<Arc<Publication>>, FetchError>,
 }
 
 impl Pusher {
     /// A session of `app`, holding one of its connection places.
     pub(crate) fn new(hub: Arc<Hub>, slot: ConnectionSlot) -> Self {
         let conn = hub.connect(Wire::Pusher);
-        Self { client_events: None, hub, conn, subscriptions: Vec::new(), user: None, slot }
+        Self { client_events: None, hub, conn, subscriptions: Vec::new(), user: None, slot, recovering: None }
     }
 
     fn app(&self) -> &Arc<App> {
@@ -82,7 +99,7 @@ impl Pusher {
 }
 
 impl Adapter for Pusher {
-    type Done = std::convert::Infallible;
+    type Done = Fetched;
 
     fn outbox(&self) -> &Outbox {
         &self.conn.outbox
@@ -134,6 +151,19 @@ impl Adapter for Pusher {
         }
     }
 
+    /// The backend's shared history answered a recovering subscribe.
+    fn on_done(&mut self, done: Fetched, io: &mut Io<'_, Fetched>) -> Flow {
+        // Unsubscribed meanwhile (or subscribed again, without recovery): nothing to do.
+        let Some(waiting) = self.recovering.as_mut() else { return Flow::Continue };
+        let Some(i) = waiting.iter().position(|c| *c == done.channel) else { return Flow::Continue };
+        waiting.swap_remove(i);
+        if waiting.is_empty() {
+            self.recovering = None;
+        }
+        self.join_fetched(done, io);
+        Flow::Continue
+    }
+
     /// Removes every trace of the connection from the hub.
     fn leave(&mut self) {
         let app = self.slot.app();
@@ -150,7 +180,7 @@ impl Adapter for Pusher {
 
 impl Pusher {
     /// Handles one text frame from the client.
-    fn on_text(&mut self, text: &[u8], io: &mut Io<'_, Infallible>) {
+    fn on_text(&mut self, text: &[u8], io: &mut Io<'_, Fetched>) {
         let msg = match parse_client_msg(text) {
             Ok(m) => m,
             Err(e) => return io.reply(frame(server_msg::error(None, &e.to_string()))),
@@ -178,7 +208,7 @@ impl Pusher {
         auth: Option<&str>,
         channel_data: Option<&str>,
         recover: Option<&Recover>,
-        io: &mut Io<'_, Infallible>,
+        io: &mut Io<'_, Fetched>,
     ) {
         let cfg = &self.app().config;
         let channel = match ChannelName::parse(name, cfg.max_channel_name_length) {
@@ -235,6 +265,23 @@ impl Pusher {
             _ => None,
         };
         let invalid = matches!(recover, Some(Recover::Invalid));
+        if let Some((epoch, serial)) = from
+            && let Some(local) = self.needs_shared_history(&channel, epoch, serial)
+        {
+            // This node does not hold what the client missed (it started after it, or has not
+            // read it yet): the backend's shared history does. The subscription waits for its
+            // answer, so there is no live publication to hold back meanwhile; once it is here,
+            // the subscription, the replay and this node's own newer publications are taken
+            // under the channel's lock (`join_fetched`).
+            let fetch = self.hub.backend().history_after(self.app(), &channel, epoch, serial);
+            self.recovering.get_or_insert_default().push(channel.clone());
+            let (epoch, channel) = (Box::<str>::from(epoch), channel.clone());
+            io.spawn(async move {
+                let result = fetch.await;
+                Fetched { channel, member, epoch, serial, local, result }
+            });
+            return;
+        }
         let hub = Arc::clone(&self.hub);
         let result = self.hub.subscribe_recovering(self.app(), &self.conn, &channel, member, from, |joined| {
             // Under the channel lock: these frames precede any later publication.
@@ -284,6 +331,92 @@ impl Pusher {
         }
     }
 
+    /// Why this node's history cannot serve a recovery from `(epoch, serial)` when the backend's
+    /// shared history may: it sequences the channel, and this node misses the epoch, has trimmed
+    /// the gap, or has not read up to the client's serial yet. `None`: serve it here.
+    fn needs_shared_history(&self, channel: &ChannelName, epoch: &str, serial: u64) -> Option<RecoverError> {
+        if !self.hub.backend().sequences(self.app(), channel) {
+            return None;
+        }
+        match self.hub.history_after(self.app(), channel.as_str(), epoch, serial) {
+            Err(e @ (RecoverError::UnknownEpoch | RecoverError::Gap | RecoverError::Ahead)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Subscribes with what the backend's shared history answered. Under the channel's lock:
+    /// the fetched publications, then those this node holds beyond them; the hub skips for this
+    /// subscriber what it delivers later at or below the last one replayed (this node may not
+    /// have read them yet), so nothing reaches it twice and nothing is missing.
+    fn join_fetched(&mut self, done: Fetched, io: &mut Io<'_, Fetched>) {
+        let Fetched { channel, member, epoch, serial, local, result } = done;
+        let user_id = member.as_ref().map(|m| Box::<str>::from(m.user_id.as_str()));
+        let (conn, hub, app) = (Arc::clone(&self.conn), Arc::clone(&self.hub), Arc::clone(self.app()));
+        let failed = match &result {
+            Ok(_) => None,
+            // Redis unreachable: the client learns what this node could not do.
+            Err(FetchError::Unavailable(e)) => {
+                tracing::warn!(channel = %channel.as_str(), error = %e, "recovery from the shared history failed");
+                Some(local)
+            }
+            Err(FetchError::Recover(e)) => Some(*e),
+        };
+        let fetched = result.unwrap_or_default();
+        let through = fetched.last().and_then(|p| p.position()).map_or(serial, |p| p.serial.max(serial));
+        let replayed = failed.is_none().then(|| Position { epoch: Arc::from(&*epoch), serial: through });
+        let result = self.hub.subscribe_replayed(&app, &self.conn, &channel, member, None, replayed, |joined| {
+            let ack = match joined.presence {
+                Some(p) => server_msg::presence_subscription_succeeded(channel.as_str(), p.iter()),
+                None => server_msg::subscription_succeeded(channel.as_str()),
+            };
+            let Some(history) = joined.history else {
+                let _ = conn.outbox.push(frame(ack));
+                return replay_cached(&conn, &channel, &joined.cached, joined.subscription);
+            };
+            if let Some(e) = failed {
+                hub.history_budget().count_recovery(Err(e));
+                let _ = conn.outbox.push(frame(server_msg::with_position(&ack, &history.epoch, history.serial)));
+                let msg = server_msg::recovery_failed(channel.as_str(), e.reason(), &history.epoch, history.serial);
+                let _ = conn.outbox.push(frame(msg));
+                return replay_cached(&conn, &channel, &joined.cached, joined.subscription);
+            }
+            // What this node holds beyond the fetched ones (still under the channel's lock, in
+            // the hub's lock order). When it has not read up to them yet, it holds none, and
+            // delivers the rest live.
+            let here = *history.epoch == *epoch && history.serial > through;
+            let rest = if here { hub.history_after(&app, channel.as_str(), &epoch, through) } else { Ok(Vec::new()) };
+            // Trimmed here between the fetch and now (memory budget): a gap after all. And as on
+            // one node, a replay the outbox cannot take would close the socket as a slow
+            // consumer and the client would ask again: refused up front.
+            let limits = hub.outbox_limits();
+            let too_large = |rest: &Vec<Arc<Publication>>| {
+                let bytes: usize = fetched.iter().chain(rest).map(|p| p.approx_bytes() + 64).sum();
+                fetched.len() + rest.len() > limits.max_frames / 2 || bytes > limits.max_bytes / 2
+            };
+            let rest = rest.and_then(|r| if too_large(&r) { Err(RecoverError::TooLarge) } else { Ok(r) });
+            let rest = match rest {
+                Ok(rest) => rest,
+                Err(e) => {
+                    hub.history_budget().count_recovery(Err(e));
+                    let _ = conn.outbox.push(frame(server_msg::with_position(&ack, &history.epoch, history.serial)));
+                    let msg = server_msg::recovery_failed(channel.as_str(), e.reason(), &history.epoch, history.serial);
+                    let _ = conn.outbox.push(frame(msg));
+                    return;
+                }
+            };
+            let (at_epoch, at_serial) = if here { (&*history.epoch, history.serial) } else { (&*epoch, through) };
+            let _ = conn.outbox.push(frame(server_msg::with_position(&ack, at_epoch, at_serial)));
+            hub.history_budget().count_recovery(Ok(fetched.len() + rest.len()));
+            for p in fetched.iter().chain(&rest).filter(|p| p.admits(&conn)) {
+                let _ = conn.outbox.push(p.frame(Wire::Pusher, joined.subscription).clone());
+            }
+        });
+        match result {
+            Ok(()) => self.subscriptions.push(Subscription { channel, user_id }),
+            Err(e) => refuse(io, channel.as_str(), 400, &e.to_string()),
+        }
+    }
+
     /// The presence member of a subscribe: from `channel_data`, or the signed-in user.
     fn presence_member(&self, channel_data: Option<&str>) -> Result<PresenceMember, String> {
         let Some(data) = channel_data else {
@@ -304,13 +437,16 @@ impl Pusher {
     }
 
     fn unsubscribe(&mut self, name: &str) {
+        if let Some(waiting) = self.recovering.as_mut() {
+            waiting.retain(|c| c.as_str() != name);
+        }
         if let Some(i) = self.subscriptions.iter().position(|s| s.channel.as_str() == name) {
             let sub = self.subscriptions.swap_remove(i);
             self.hub.unsubscribe(self.app(), &self.conn, &sub.channel);
         }
     }
 
-    fn sign_in(&mut self, auth: &str, user_data: &str, io: &mut Io<'_, Infallible>) {
+    fn sign_in(&mut self, auth: &str, user_data: &str, io: &mut Io<'_, Fetched>) {
         let cfg = &self.app().config;
         if !cfg.enable_user_authentication {
             return io.reply(frame(server_msg::error(None, "User authentication is disabled for this app")));
@@ -350,10 +486,10 @@ impl Pusher {
         event: String,
         channel: &str,
         data: Box<serde_json::value::RawValue>,
-        io: &mut Io<'_, Infallible>,
+        io: &mut Io<'_, Fetched>,
     ) {
         let cfg = &self.app().config;
-        let reject = |io: &mut Io<'_, Infallible>, msg: &str| {
+        let reject = |io: &mut Io<'_, Fetched>, msg: &str| {
             io.reply(frame(server_msg::error(Some(CloseCode::ClientEventRateLimit.code()), msg)));
         };
         if !cfg.enable_client_messages {
@@ -385,7 +521,7 @@ impl Pusher {
 
 /// Refuses a subscription: a channel-scoped `pusher:subscription_error` (what laravel-echo's
 /// `.error()` listens to) and a `pusher:error` for clients that only watch the connection.
-fn refuse(io: &mut Io<'_, Infallible>, channel: &str, status: u16, msg: &str) {
+fn refuse(io: &mut Io<'_, Fetched>, channel: &str, status: u16, msg: &str) {
     io.reply(frame(server_msg::subscription_error(channel, status, msg)));
     io.reply(frame(server_msg::error(None, msg)));
 }

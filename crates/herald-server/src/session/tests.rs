@@ -121,7 +121,7 @@ async fn an_idle_session_is_one_small_struct() {
 async fn pusher_opens_with_connection_established_and_answers_in_order() {
     let hub = hub();
     let mut p = pusher(&hub);
-    let mut h = Harness::<Infallible>::new();
+    let mut h = Harness::<super::pusher::Fetched>::new();
     assert!(matches!(p.open(&mut h.io()), Flow::Continue));
     let first = h.replies();
     assert_eq!(first.len(), 1);
@@ -145,10 +145,10 @@ async fn pusher_opens_with_connection_established_and_answers_in_order() {
 #[tokio::test]
 async fn pusher_says_goodbye_with_its_close_codes() {
     let hub = hub();
-    let mut h = Harness::<Infallible>::new();
+    let mut h = Harness::<super::pusher::Fetched>::new();
     let code = |reason| {
         let mut p = pusher(&hub);
-        let mut h = Harness::<Infallible>::new();
+        let mut h = Harness::<super::pusher::Fetched>::new();
         let g = p.goodbye(reason, &mut h.io());
         p.leave();
         (close_code(&g.frame), g.discard_backlog)
@@ -252,7 +252,7 @@ fn json(s: &str) -> serde_json::Value {
 
 fn subscribed(hub: &Arc<Hub>, data: &str) -> (Pusher, Vec<String>) {
     let mut p = pusher(hub);
-    let mut h = Harness::<Infallible>::new();
+    let mut h = Harness::<super::pusher::Fetched>::new();
     assert!(matches!(p.open(&mut h.io()), Flow::Continue));
     let sub = format!(r#"{{"event":"pusher:subscribe","data":{data}}}"#);
     assert!(matches!(p.on_data(text(&sub), &mut h.io()), Flow::Continue));

@@ -25,6 +25,7 @@ fn plain<'a>(data: Data<'a>) -> Envelope<'a> {
         filter: None,
         publisher: None,
         data,
+        position: None,
     }
 }
 
@@ -52,6 +53,7 @@ fn round_trip(e: &Envelope<'_>) {
     assert_eq!((got.exclude, got.user_id), (e.exclude, e.user_id));
     assert_eq!((&got.filter, &got.publisher), (&e.filter, &e.publisher));
     assert!(same_data(&got.data, &e.data), "{:?} came back as {:?}", e.data, got.data);
+    assert_eq!(got.position, e.position);
 }
 
 #[test]
@@ -193,7 +195,7 @@ fn a_hand_written_envelope_decodes() {
 
 #[test]
 fn unknown_flags_and_kinds_are_refused() {
-    for flag in [32, 64, 128] {
+    for flag in [64, 128] {
         let err = refused(&Raw::head(FLAG_WAMP | flag, KIND_STR).names().bytes(b"d"));
         assert!(matches!(err, EnvelopeError::Flags(f) if f == FLAG_WAMP | flag), "{err:?}");
     }
@@ -261,4 +263,23 @@ fn a_forged_id_count_does_not_allocate() {
     assert!(matches!(refused(&raw), EnvelopeError::Truncated));
     let raw = Raw::head(0, KIND_STR).names().u32(u32::MAX);
     assert!(matches!(refused(&raw), EnvelopeError::Truncated));
+}
+
+#[test]
+fn a_position_appended_by_the_broker_reads_as_one_encoded_with_it() {
+    let e = Envelope { exclude: Some("1.2"), ..plain(Data::Str("d")) };
+    round_trip(&Envelope { position: Some(("00ff00ff00ff00ff", 12)), ..e.clone() });
+    // What the sequencing script does: set the flag, then append the epoch and the serial.
+    let mut bytes = e.encode();
+    bytes[FLAGS_OFFSET] |= FLAG_POSITION;
+    let epoch = "00ff00ff00ff00ff";
+    bytes.extend_from_slice(&u32::try_from(epoch.len()).unwrap().to_le_bytes());
+    bytes.extend_from_slice(epoch.as_bytes());
+    bytes.extend_from_slice(&12u64.to_le_bytes());
+    assert_eq!(bytes, Envelope { position: Some((epoch, 12)), ..e.clone() }.encode());
+    assert_eq!(decode_exact(&bytes).position, Some((epoch, 12)));
+    // Without the flag, the same bytes are trailing garbage; with the flag and no position, truncated.
+    let mut flagged = e.encode();
+    flagged[FLAGS_OFFSET] |= FLAG_POSITION;
+    assert!(matches!(Envelope::decode(&flagged), Err(EnvelopeError::Truncated)));
 }
