@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(once, twice, "encoding is not stable after one round trip of {}", msg.name());
     // The other serializer must carry the same message too, with one exception the WAMP spec
     // builds in: in JSON a string that starts with U+0000 means binary (base64 after the NUL),
-    // so a MessagePack string starting with NUL cannot cross to JSON (docs/reliability.md).
+    // so a MessagePack string starting with NUL cannot cross to JSON (docs/reports/reliability.md).
     let other = if SER == Serializer::Json { Serializer::MsgPack } else { Serializer::Json };
     let across = encode_v2(other, &msg);
     let nul_string = other == Serializer::Json && across.windows(7).any(|w| w == br#""\u0000"#);

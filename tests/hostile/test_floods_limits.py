@@ -37,7 +37,7 @@ RATE = 200
 FLOOD_CONNS = 64
 FLOOD_REQUESTS = 80
 # Peak RSS of the debug build while flooded; it idles near 10 MB (observed peaks are in
-# docs/reliability.md).
+# docs/reports/reliability.md).
 FLOOD_RSS_BOUND_KIB = 64 * 1024
 SLOW_SUBSCRIBERS = 10
 GOOD_SUBSCRIBERS = 3

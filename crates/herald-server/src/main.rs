@@ -13,7 +13,7 @@ const EX_CONFIG: u8 = 64;
 const EX_UNAVAILABLE: u8 = 69;
 
 // jemalloc: fewer bytes per idle connection than glibc's malloc (no per-chunk header, size
-// classes that fit tokio's cache-aligned task cells); measured in docs/benchmarks.md.
+// classes that fit tokio's cache-aligned task cells); measured in docs/reports/benchmarks.md.
 #[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

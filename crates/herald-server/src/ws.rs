@@ -178,7 +178,7 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
 /// The upgrade task ends here. A task is as large as the largest state of its future, so awaiting
 /// the session inside the upgrade task would make every connection carry hyper's request, the
 /// largest stream type (TLS, ~1.2 KB of rustls state in `Parts`) and the session at once; a fresh
-/// task per stream type holds only the session it runs (idle memory: docs/benchmarks.md measures it
+/// task per stream type holds only the session it runs (idle memory: docs/reports/benchmarks.md measures it
 /// per connection). A TLS 1.3 connection leaves rustls here for the lean record layer
 /// (`tls/lean.rs`), which holds no buffer while idle.
 fn start_session(
