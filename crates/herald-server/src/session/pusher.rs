@@ -10,10 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use herald_core::app::ConnectionSlot;
 use herald_core::authorize::Action;
-use herald_core::backend::FetchError;
-use herald_core::history::RecoverError;
 use herald_core::rate::TokenBucket;
-use herald_core::{App, Conn, Hub, Outbox, Position, Publication, PublicationData, Wire};
+use herald_core::{App, Conn, Hub, Outbox, Publication, PublicationData, Wire};
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::client_msg::{ClientMsg, Recover, parse_client_msg};
 use herald_protocol::pusher::close_code::CloseCode;
@@ -25,16 +23,9 @@ use super::close::{CloseReason, Goodbye};
 use super::driver::{Adapter, Data, Flow, Io};
 use super::keepalive::Plan;
 
-/// On cache channels, queues the cached event or `pusher:cache_miss` after the acknowledgement.
-fn replay_cached(conn: &Conn, channel: &ChannelName, cached: &Option<Arc<Publication>>, subscription: u64) {
-    if channel.kind().cache {
-        let replay = match cached {
-            Some(p) => p.frame(Wire::Pusher, subscription).clone(),
-            None => frame(server_msg::cache_miss(channel.as_str())),
-        };
-        let _ = conn.outbox.push(replay);
-    }
-}
+mod recovery;
+
+pub(crate) use recovery::Fetched;
 
 /// The server's keep-alive probe; the client answers `pusher:pong`.
 const PING: &[u8] = br#"{"event":"pusher:ping","data":"{}"}"#;
@@ -71,19 +62,6 @@ pub(crate) struct Pusher {
     /// idle connection carries one pointer for it).
     #[expect(clippy::box_collection, reason = "one pointer in every idle session, not a Vec's three words")]
     recovering: Option<Box<Vec<ChannelName>>>,
-}
-
-/// A recovering subscribe that this node's history could not serve, and what the backend's
-/// shared history (Redis) answered for it.
-pub(crate) struct Fetched {
-    channel: ChannelName,
-    member: Option<PresenceMember>,
-    /// The client's position.
-    epoch: Box<str>,
-    serial: u64,
-    /// Why this node's history could not serve it.
-    local: RecoverError,
-    result: Result<Vec<Arc<Publication>>, FetchError>,
 }
 
 impl Pusher {
@@ -284,40 +262,7 @@ impl Pusher {
         }
         let hub = Arc::clone(&self.hub);
         let result = self.hub.subscribe_recovering(self.app(), &self.conn, &channel, member, from, |joined| {
-            // Under the channel lock: these frames precede any later publication.
-            let ack = match joined.presence {
-                Some(p) => server_msg::presence_subscription_succeeded(channel.as_str(), p.iter()),
-                None => server_msg::subscription_succeeded(channel.as_str()),
-            };
-            let Some(history) = joined.history else {
-                // No history here: a recovery request changes nothing.
-                let _ = conn.outbox.push(frame(ack));
-                return replay_cached(&conn, &channel, &joined.cached, joined.subscription);
-            };
-            let _ = conn.outbox.push(frame(server_msg::with_position(&ack, &history.epoch, history.serial)));
-            let replay = match history.replay {
-                None if invalid => {
-                    hub.history_budget().count_recovery(Err(RecoverError::Invalid));
-                    Some(Err(RecoverError::Invalid))
-                }
-                other => other,
-            };
-            match replay {
-                Some(Ok(publications)) => {
-                    // The replay ends with the newest publication: the cached event is in it
-                    // or was seen already.
-                    for p in publications.iter().filter(|p| p.admits(&conn)) {
-                        let _ = conn.outbox.push(p.frame(Wire::Pusher, joined.subscription).clone());
-                    }
-                }
-                Some(Err(e)) => {
-                    let failed =
-                        server_msg::recovery_failed(channel.as_str(), e.reason(), &history.epoch, history.serial);
-                    let _ = conn.outbox.push(frame(failed));
-                    replay_cached(&conn, &channel, &joined.cached, joined.subscription);
-                }
-                None => replay_cached(&conn, &channel, &joined.cached, joined.subscription),
-            }
+            recovery::queue_joined(&hub, &conn, &channel, joined, invalid);
         });
         match result {
             Ok(()) => {
@@ -328,92 +273,6 @@ impl Pusher {
                 self.subscriptions.push(Subscription { channel, user_id });
             }
             Err(e) => refuse(io, name, 400, &e.to_string()),
-        }
-    }
-
-    /// Why this node's history cannot serve a recovery from `(epoch, serial)` when the backend's
-    /// shared history may: it sequences the channel, and this node misses the epoch, has trimmed
-    /// the gap, or has not read up to the client's serial yet. `None`: serve it here.
-    fn needs_shared_history(&self, channel: &ChannelName, epoch: &str, serial: u64) -> Option<RecoverError> {
-        if !self.hub.backend().sequences(self.app(), channel) {
-            return None;
-        }
-        match self.hub.history_after(self.app(), channel.as_str(), epoch, serial) {
-            Err(e @ (RecoverError::UnknownEpoch | RecoverError::Gap | RecoverError::Ahead)) => Some(e),
-            _ => None,
-        }
-    }
-
-    /// Subscribes with what the backend's shared history answered. Under the channel's lock:
-    /// the fetched publications, then those this node holds beyond them; the hub skips for this
-    /// subscriber what it delivers later at or below the last one replayed (this node may not
-    /// have read them yet), so nothing reaches it twice and nothing is missing.
-    fn join_fetched(&mut self, done: Fetched, io: &mut Io<'_, Fetched>) {
-        let Fetched { channel, member, epoch, serial, local, result } = done;
-        let user_id = member.as_ref().map(|m| Box::<str>::from(m.user_id.as_str()));
-        let (conn, hub, app) = (Arc::clone(&self.conn), Arc::clone(&self.hub), Arc::clone(self.app()));
-        let failed = match &result {
-            Ok(_) => None,
-            // Redis unreachable: the client learns what this node could not do.
-            Err(FetchError::Unavailable(e)) => {
-                tracing::warn!(channel = %channel.as_str(), error = %e, "recovery from the shared history failed");
-                Some(local)
-            }
-            Err(FetchError::Recover(e)) => Some(*e),
-        };
-        let fetched = result.unwrap_or_default();
-        let through = fetched.last().and_then(|p| p.position()).map_or(serial, |p| p.serial.max(serial));
-        let replayed = failed.is_none().then(|| Position { epoch: Arc::from(&*epoch), serial: through });
-        let result = self.hub.subscribe_replayed(&app, &self.conn, &channel, member, None, replayed, |joined| {
-            let ack = match joined.presence {
-                Some(p) => server_msg::presence_subscription_succeeded(channel.as_str(), p.iter()),
-                None => server_msg::subscription_succeeded(channel.as_str()),
-            };
-            let Some(history) = joined.history else {
-                let _ = conn.outbox.push(frame(ack));
-                return replay_cached(&conn, &channel, &joined.cached, joined.subscription);
-            };
-            if let Some(e) = failed {
-                hub.history_budget().count_recovery(Err(e));
-                let _ = conn.outbox.push(frame(server_msg::with_position(&ack, &history.epoch, history.serial)));
-                let msg = server_msg::recovery_failed(channel.as_str(), e.reason(), &history.epoch, history.serial);
-                let _ = conn.outbox.push(frame(msg));
-                return replay_cached(&conn, &channel, &joined.cached, joined.subscription);
-            }
-            // What this node holds beyond the fetched ones (still under the channel's lock, in
-            // the hub's lock order). When it has not read up to them yet, it holds none, and
-            // delivers the rest live.
-            let here = *history.epoch == *epoch && history.serial > through;
-            let rest = if here { hub.history_after(&app, channel.as_str(), &epoch, through) } else { Ok(Vec::new()) };
-            // Trimmed here between the fetch and now (memory budget): a gap after all. And as on
-            // one node, a replay the outbox cannot take would close the socket as a slow
-            // consumer and the client would ask again: refused up front.
-            let limits = hub.outbox_limits();
-            let too_large = |rest: &Vec<Arc<Publication>>| {
-                let bytes: usize = fetched.iter().chain(rest).map(|p| p.approx_bytes() + 64).sum();
-                fetched.len() + rest.len() > limits.max_frames / 2 || bytes > limits.max_bytes / 2
-            };
-            let rest = rest.and_then(|r| if too_large(&r) { Err(RecoverError::TooLarge) } else { Ok(r) });
-            let rest = match rest {
-                Ok(rest) => rest,
-                Err(e) => {
-                    hub.history_budget().count_recovery(Err(e));
-                    let _ = conn.outbox.push(frame(server_msg::with_position(&ack, &history.epoch, history.serial)));
-                    let msg = server_msg::recovery_failed(channel.as_str(), e.reason(), &history.epoch, history.serial);
-                    let _ = conn.outbox.push(frame(msg));
-                    return;
-                }
-            };
-            let (at_epoch, at_serial) = if here { (&*history.epoch, history.serial) } else { (&*epoch, through) };
-            let _ = conn.outbox.push(frame(server_msg::with_position(&ack, at_epoch, at_serial)));
-            hub.history_budget().count_recovery(Ok(fetched.len() + rest.len()));
-            for p in fetched.iter().chain(&rest).filter(|p| p.admits(&conn)) {
-                let _ = conn.outbox.push(p.frame(Wire::Pusher, joined.subscription).clone());
-            }
-        });
-        match result {
-            Ok(()) => self.subscriptions.push(Subscription { channel, user_id }),
-            Err(e) => refuse(io, channel.as_str(), 400, &e.to_string()),
         }
     }
 
