@@ -17,6 +17,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
 from conftest import make_sdk, uid
+from redis_server import Redis
 from wamp1_client import WAMP_APPS, EventInbox, Sessions, WampHerald, run, within
 
 # A realm whose `hist.*` topics keep their last 5 events and `histbig.*` topics their last 1200.
@@ -146,6 +147,37 @@ def test_subscriber_without_get_retained_gets_nothing(wamp_herald, serializer):
         first = await prefix.next()
         assert first.args == ["live"] and not first.details.retained
     scenario(wamp_herald, serializer, body)
+
+
+def test_retained_event_is_kept_on_every_node(serializer):
+    """Two nodes on one Redis: an event retained through node A is the retained event of a
+    `get_retained` subscriber that joins node B afterwards."""
+    redis = Redis()
+    nodes = []
+    try:
+        nodes = [WampHerald(apps=[OPEN], listeners={}, extra={"scale_out": {"redis_url": redis.url}})
+                 for _ in range(2)]
+
+        async def main():
+            on_a, on_b = Sessions(nodes[0], serializer, OPEN["id"]), Sessions(nodes[1], serializer, OPEN["id"])
+            try:
+                pub = await on_a.join()
+                t = topic()
+                # A live subscriber on B: once the event reached it, B has kept it too.
+                watcher = await subscribe(await on_b.join(), t, "watcher on B")
+                await within(pub.publish(t, "kept across nodes", options=RETAIN), "PUBLISHED (retained)")
+                assert (await watcher.next()).args == ["kept across nodes"]
+                late = await subscribe(await on_b.join(), t, "get_retained on B", GET_RETAINED)
+                got = await late.next()
+                assert got.args == ["kept across nodes"] and got.details.retained is True, got
+            finally:
+                await on_a.close()
+                await on_b.close()
+        run(main())
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.close()
 
 
 def test_retained_event_is_never_seen_from_another_realm(wamp_herald, serializer):

@@ -84,11 +84,13 @@ SESSION_ID = re.compile(r"[0-9a-z]{16,32}")
 class WampHerald(Launcher):
     """A herald process serving the WAMP apps: Pusher + WAMP v2 on `port`, WAMP v1 per listener."""
 
-    def __init__(self, apps: list[dict] | None = None, listeners: dict[str, dict] | None = None):
+    def __init__(self, apps: list[dict] | None = None, listeners: dict[str, dict] | None = None,
+                 extra: dict | None = None):
+        """`extra`: more top-level tables of the config file (e.g. `scale_out`)."""
         self.apps = list(WAMP_APPS.values()) if apps is None else apps
         self.listener_names = list((WAMP_LISTENERS if listeners is None else listeners).keys())
         self.listeners = list((WAMP_LISTENERS if listeners is None else listeners).values())
-        doc = {"apps": self.apps}
+        doc = {"apps": self.apps, **(extra or {})}
         if self.listeners:
             doc["listeners"] = self.listeners
         super().__init__(doc)

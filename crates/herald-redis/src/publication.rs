@@ -30,6 +30,7 @@ pub(crate) fn encode(node: u64, seq: u64, p: &Publication) -> Vec<u8> {
         seq,
         id: p.id,
         wamp: p.origin == Origin::Wamp,
+        retain: p.retain,
         channel: p.channel.clone(),
         event: &p.event,
         exclude: p.exclude.as_deref(),
@@ -62,7 +63,8 @@ pub(crate) fn decode(envelope: Envelope<'_>) -> Publication {
         .excluding(envelope.exclude)
         .with_user_id(envelope.user_id)
         .with_filter(filter)
-        .disclosing(publisher);
+        .disclosing(publisher)
+        .retaining(envelope.retain);
     if envelope.wamp {
         publication = publication.from_wamp();
     }

@@ -234,6 +234,7 @@ async fn envelopes_of_another_format_version_are_refused_on_every_node() {
             seq,
             id: 1,
             wamp: false,
+            retain: false,
             channel: ChannelName::topic("news", 200).unwrap(),
             event: "ev",
             exclude: None,

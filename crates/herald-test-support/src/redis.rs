@@ -256,6 +256,7 @@ pub fn third_node_envelope(seq: u64, channel: &str, data: &str) -> Vec<u8> {
         seq,
         id: seq,
         wamp: false,
+        retain: false,
         channel: ChannelName::topic(channel, 200).unwrap(),
         event: "ev",
         exclude: None,

@@ -12,7 +12,8 @@
 //!
 //! ```text
 //! u64 sequence number on that node    u64 WAMP publication id
-//! u8  flags: 1 WAMP origin, 2 exclude, 4 user_id, 8 filter, 16 publisher, 32 position
+//! u8  flags: 1 WAMP origin, 2 exclude, 4 user_id, 8 filter, 16 publisher, 32 position,
+//!     64 retain (WAMP v2: every node keeps it as the topic's retained event; no bytes of its own)
 //! u8  data kind: 0 string, 1 JSON text, 2 WAMP [args, kwargs] as one MessagePack array
 //! str channel   str event   [str exclude]   [str user_id]
 //! [filter: ids exclude, u8 has-eligible (0 or 1), [ids eligible]]
@@ -58,7 +59,10 @@ const FLAG_FILTER: u8 = 8;
 const FLAG_PUBLISHER: u8 = 16;
 /// The envelope ends with its channel position (channels with history, sequenced by the broker).
 pub const FLAG_POSITION: u8 = 32;
-const FLAGS_KNOWN: u8 = FLAG_WAMP | FLAG_EXCLUDE | FLAG_USER | FLAG_FILTER | FLAG_PUBLISHER | FLAG_POSITION;
+/// WAMP v2 `retain`: each node keeps the event as its topic's retained event.
+const FLAG_RETAIN: u8 = 64;
+const FLAGS_KNOWN: u8 =
+    FLAG_WAMP | FLAG_EXCLUDE | FLAG_USER | FLAG_FILTER | FLAG_PUBLISHER | FLAG_POSITION | FLAG_RETAIN;
 
 /// Offset of the flags byte: after the preamble, the sequence number and the WAMP id.
 pub const FLAGS_OFFSET: usize = PREAMBLE_LEN + 16;
@@ -83,6 +87,8 @@ pub struct Envelope<'a> {
     /// Published by WAMP (a session or a WAMP-style ingress): WAMP subscribers get the payload
     /// as published, without the Pusher event name.
     pub wamp: bool,
+    /// WAMP v2 `retain`: every node keeps it as the topic's retained event.
+    pub retain: bool,
     /// The channel (Pusher) or topic (WAMP).
     pub channel: ChannelName,
     /// The event name.
@@ -239,6 +245,7 @@ impl Envelope<'_> {
             (self.filter.is_some(), FLAG_FILTER),
             (self.publisher.is_some(), FLAG_PUBLISHER),
             (self.position.is_some(), FLAG_POSITION),
+            (self.retain, FLAG_RETAIN),
         ] {
             if set {
                 flags |= flag;
@@ -300,6 +307,7 @@ impl<'a> Envelope<'a> {
             seq,
             id,
             wamp: flags & FLAG_WAMP != 0,
+            retain: flags & FLAG_RETAIN != 0,
             channel,
             event,
             exclude,

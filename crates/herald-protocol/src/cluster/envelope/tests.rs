@@ -18,6 +18,7 @@ fn plain<'a>(data: Data<'a>) -> Envelope<'a> {
         seq: 9,
         id: 7,
         wamp: false,
+        retain: false,
         channel: channel("news"),
         event: "ev",
         exclude: None,
@@ -48,12 +49,24 @@ fn same_data(a: &Data<'_>, b: &Data<'_>) -> bool {
 fn round_trip(e: &Envelope<'_>) {
     let bytes = e.encode();
     let got = decode_exact(&bytes);
-    assert_eq!((got.node, got.seq, got.id, got.wamp), (e.node, e.seq, e.id, e.wamp));
+    assert_eq!((got.node, got.seq, got.id, got.wamp, got.retain), (e.node, e.seq, e.id, e.wamp, e.retain));
     assert_eq!((&got.channel, got.event), (&e.channel, e.event));
     assert_eq!((got.exclude, got.user_id), (e.exclude, e.user_id));
     assert_eq!((&got.filter, &got.publisher), (&e.filter, &e.publisher));
     assert!(same_data(&got.data, &e.data), "{:?} came back as {:?}", e.data, got.data);
     assert_eq!(got.position, e.position);
+}
+
+#[test]
+fn retained_wamp_event_keeps_its_flag_and_adds_no_bytes() {
+    let args = vec![Value::Str("hello".into())];
+    let data = Data::Wamp { args: Cow::Owned(args), kwargs: Cow::Owned(Dict::new()) };
+    let retained = Envelope { wamp: true, retain: true, ..plain(data) };
+    round_trip(&retained);
+    let plain_bytes = Envelope { retain: false, ..retained.clone() }.encode();
+    let bytes = retained.encode();
+    assert_eq!(bytes.len(), plain_bytes.len());
+    assert_eq!(bytes[FLAGS_OFFSET] & !plain_bytes[FLAGS_OFFSET], 64);
 }
 
 #[test]
@@ -195,7 +208,7 @@ fn a_hand_written_envelope_decodes() {
 
 #[test]
 fn unknown_flags_and_kinds_are_refused() {
-    for flag in [64, 128] {
+    for flag in [128] {
         let err = refused(&Raw::head(FLAG_WAMP | flag, KIND_STR).names().bytes(b"d"));
         assert!(matches!(err, EnvelopeError::Flags(f) if f == FLAG_WAMP | flag), "{err:?}");
     }
