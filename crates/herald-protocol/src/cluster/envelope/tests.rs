@@ -208,10 +208,9 @@ fn a_hand_written_envelope_decodes() {
 
 #[test]
 fn unknown_flags_and_kinds_are_refused() {
-    for flag in [128] {
-        let err = refused(&Raw::head(FLAG_WAMP | flag, KIND_STR).names().bytes(b"d"));
-        assert!(matches!(err, EnvelopeError::Flags(f) if f == FLAG_WAMP | flag), "{err:?}");
-    }
+    // Every flag bit is taken but the highest.
+    let err = refused(&Raw::head(FLAG_WAMP | 128, KIND_STR).names().bytes(b"d"));
+    assert!(matches!(err, EnvelopeError::Flags(f) if f == FLAG_WAMP | 128), "{err:?}");
     for kind in [3, 255] {
         assert!(matches!(refused(&Raw::head(0, kind).names().bytes(b"d")), EnvelopeError::Kind(k) if k == kind));
     }
