@@ -12,6 +12,9 @@ use toml::{Table, Value};
 use super::layers::Sources;
 use super::{Profile, Settings};
 
+/// Keys printed before the others of their table.
+const FIRST: [&str; 4] = ["id", "key", "secret", "url"];
+
 /// What a secret is printed as.
 const REDACTED: &str = "<redacted>";
 
@@ -168,7 +171,11 @@ impl Describe<'_> {
     /// source path (`apps[0].webhooks[1]`).
     fn table(&mut self, t: &Table, header: &str, at: &str) {
         let nested = |v: &Value| v.is_table() || is_table_array(v);
-        for (k, v) in t.iter().filter(|(_, v)| !nested(v)) {
+        // What names the entry first (an app's id, key and secret, a webhook's url), the rest
+        // in the table's order.
+        let mut plain: Vec<_> = t.iter().filter(|(_, v)| !nested(v)).collect();
+        plain.sort_by_key(|(k, _)| FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()));
+        for (k, v) in plain {
             self.line(&toml_key(k), v, &format!("{at}.{k}"));
         }
         for (k, v) in t.iter().filter(|(_, v)| nested(v)) {

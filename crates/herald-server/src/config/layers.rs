@@ -168,8 +168,15 @@ impl Layers {
             if let Err(problem) = put(&mut table, path, candidate) {
                 return Err(invalid(problem));
             }
-            match Value::Table(table.clone()).try_into::<FileConfig>() {
-                Ok(_) => {
+            // A missing field means the value fits and the element is not complete yet: the
+            // next variable (`__PROTOCOL` after `__PORT` of a new listener) may complete it.
+            let fits = match Value::Table(table.clone()).try_into::<FileConfig>() {
+                Ok(_) => Ok(()),
+                Err(e) if e.message().starts_with("missing field") => Ok(()),
+                Err(e) => Err(e),
+            };
+            match fits {
+                Ok(()) => {
                     self.table = table;
                     self.sources.set(key_name(path), source);
                     return Ok(());
@@ -208,10 +215,12 @@ impl Layers {
     }
 
     /// The merged table as herald's schema.
+    /// The file itself was checked when read, so what is still missing here is in an element
+    /// the environment added.
     pub(super) fn finish(&self) -> Result<FileConfig, ConfigError> {
         Value::Table(self.table.clone()).try_into::<FileConfig>().map_err(|e| ConfigError::Invalid {
-            origin: self.sources.origin(),
-            key: "configuration".into(),
+            origin: "environment".into(),
+            key: "a list element added by HERALD__ variables".into(),
             problem: e.message().trim().to_owned(),
         })
     }

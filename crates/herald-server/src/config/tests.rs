@@ -429,3 +429,12 @@ fn describe_names_every_value_s_source() {
     }
     assert!(toml::from_str::<toml::Table>(&text).is_ok(), "not TOML:\n{text}");
 }
+
+#[test]
+fn a_listener_can_be_added_from_the_environment() {
+    let vars = [("HERALD__LISTENERS__0__PORT", "7100"), ("HERALD__LISTENERS__0__PROTOCOL", "pusher")];
+    let s = load(&ServeArgs::default(), &env(&vars)).unwrap();
+    assert_eq!((s.listeners.len(), s.listeners[0].port), (1, 7100));
+    let err = err_of(&ServeArgs::default(), &vars[..1]);
+    assert!(err.starts_with("environment:") && err.contains("protocol"), "{err}");
+}
