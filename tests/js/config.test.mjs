@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { RawClient, connected, pusherClient, rest, runHerald, startHerald, uid } from './harness.mjs';
+import {
+  RawClient, connected, once, pusherClient, rest, runHerald, sdkChannelAuthorization, startHerald, subscribed, uid,
+} from './harness.mjs';
 
 describe('configuration', () => {
   let dir;
@@ -117,6 +119,79 @@ describe('configuration', () => {
       a.terminate();
       b.terminate();
     } finally {
+      await herald.stop();
+    }
+  });
+
+  test('config check names where each value came from and never prints a secret', async () => {
+    const secret = 'reverb-3f9a1c7e5b2d4680';
+    const file = configFile('sources.toml', '[server]\nshutdown_grace = 4\n[scale_out]\nredis_url = "redis://user:redis-pw-5521@127.0.0.1:6379"\n');
+    const { code, stdout, stderr } = await runHerald(['config', 'check', '--config', file, '--host', '127.0.0.1'], {
+      env: {
+        REVERB_APP_ID: '417301', REVERB_APP_KEY: 'reverb-key', REVERB_APP_SECRET: secret,
+        REVERB_SERVER_PORT: '8080', HERALD__SERVER__PORT: '7123', HERALD__APPS__0__ENABLE_CLIENT_MESSAGES: 'true',
+      },
+    });
+    assert.equal(code, 0, stderr);
+    for (const line of [
+      'port = 7123  # env HERALD__SERVER__PORT',
+      'host = "127.0.0.1"  # flag --host',
+      `shutdown_grace = 4  # file ${file}`,
+      'key = "reverb-key"  # env REVERB_APP_KEY',
+      'secret = "<redacted>"  # env REVERB_APP_SECRET',
+      'enable_client_messages = true  # env HERALD__APPS__0__ENABLE_CLIENT_MESSAGES',
+      'activity_timeout = 120  # default',
+      '[history]',
+      '[scale_out]',
+    ]) {
+      assert.ok(stdout.includes(line), `${line} missing from:\n${stdout}`);
+    }
+    assert.ok(!stdout.includes(secret), 'config check printed the app secret');
+    assert.ok(!stdout.includes('redis-pw-5521'), 'config check printed the Redis password');
+  });
+
+  test('an unknown HERALD__ variable exits 64 and names it', async () => {
+    const { code, stderr } = await runHerald(['serve', '--host', '127.0.0.1', '--port', '0'], {
+      env: { HERALD__SERVER__PROT: '7000' },
+    });
+    assert.equal(code, 64, stderr);
+    assert.match(stderr, /environment: HERALD__SERVER__PROT:/);
+  });
+
+  test('a partial REVERB_APP_* set exits 64 naming the missing variables', async () => {
+    const { code, stderr } = await runHerald(['serve', '--host', '127.0.0.1', '--port', '0'], {
+      env: { REVERB_APP_KEY: 'k', REVERB_APP_SECRET: 'reverb-3f9a1c7e5b2d4680' },
+    });
+    assert.equal(code, 64, stderr);
+    assert.match(stderr, /REVERB_APP_ID/);
+  });
+
+  test('a Laravel app on Reverb variables gets whispers without a config file', async () => {
+    const app = { id: '417301', key: 'reverb-whisper-key', secret: 'reverb-8c2e6a0f4b1d3579' };
+    const herald = await startHerald({
+      apps: null,
+      env: {
+        REVERB_APP_ID: app.id, REVERB_APP_KEY: app.key, REVERB_APP_SECRET: app.secret,
+        SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES: 'true',
+      },
+    });
+    const clients = [];
+    try {
+      const client = async () => {
+        const c = pusherClient(herald, app, { channelAuthorization: sdkChannelAuthorization(rest(herald, app)) });
+        clients.push(c);
+        return connected(c);
+      };
+      const name = uid('private-whisper');
+      const alice = await client();
+      const bob = await client();
+      const aliceChannel = await subscribed(alice, name);
+      const bobChannel = await subscribed(bob, name);
+      const got = once(bobChannel, 'client-typing');
+      assert.equal(aliceChannel.trigger('client-typing', { who: 'alice' }), true);
+      assert.deepEqual(await got, { who: 'alice' });
+    } finally {
+      clients.forEach((c) => c.disconnect());
       await herald.stop();
     }
   });

@@ -4,9 +4,41 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The environment variables `--help` lists (docs/configuration.md has the full tables).
+pub const ENV_HELP: &str = "\
+Configuration layers, weakest first: defaults < --config file < other servers' variables <
+HERALD__* variables < command-line flags. An empty variable counts as unset.
+
+Environment:
+  HERALD__SECTION__KEY    any key of the config file, e.g. HERALD__SERVER__PORT=7000,
+                          HERALD__SCALE_OUT__REDIS_URL=redis://127.0.0.1:6379,
+                          HERALD__HISTORY__MAX_BYTES=1048576; a number indexes a list:
+                          HERALD__APPS__0__ENABLE_CLIENT_MESSAGES=true. Values are read as
+                          TOML (true, 42, [\"a\"]), else as text, else as a comma-separated
+                          list. An unknown HERALD__ variable is an error.
+  Default app (used when the file has no [[apps]]; all three of a set or none; the first
+  complete set wins): REVERB_APP_ID/KEY/SECRET, SOKETI_DEFAULT_APP_ID/KEY/SECRET,
+  PUSHER_APP_ID/KEY/SECRET.
+  Laravel Reverb: REVERB_SERVER_HOST, REVERB_SERVER_PORT, REVERB_SERVER_PATH,
+    REVERB_APP_ACTIVITY_TIMEOUT, REVERB_APP_MAX_MESSAGE_SIZE, REVERB_APP_MAX_CONNECTIONS,
+    REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM
+  Soketi: SOKETI_PORT, SOKETI_PATH_PREFIX, SOKETI_SHUTDOWN_GRACE_PERIOD, SOKETI_SSL_CERT,
+    SOKETI_SSL_KEY, SOKETI_SSL_PASS, SOKETI_METRICS_ENABLED, SOKETI_METRICS_SERVER_PORT,
+    SOKETI_DEFAULT_APP_ENABLED, SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES,
+    SOKETI_DEFAULT_APP_MAX_CONNS, SOKETI_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SEC,
+    SOKETI_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SEC, SOKETI_DEFAULT_APP_WEBHOOKS,
+    SOKETI_EVENT_MAX_CHANNELS_AT_ONCE, SOKETI_EVENT_MAX_NAME_LENGTH, SOKETI_EVENT_MAX_SIZE_IN_KB,
+    SOKETI_EVENT_MAX_BATCH_SIZE, SOKETI_CHANNEL_LIMITS_MAX_NAME_LENGTH,
+    SOKETI_PRESENCE_MAX_MEMBERS, SOKETI_PRESENCE_MAX_MEMBER_SIZE
+  laravel-websockets: LARAVEL_WEBSOCKETS_SSL_LOCAL_CERT, LARAVEL_WEBSOCKETS_SSL_LOCAL_PK,
+    LARAVEL_WEBSOCKETS_SSL_PASSPHRASE
+  Profiles: ORO_* (--profile oro), ESPOCRM_CONFIG_* ([espocrm]); RUST_LOG for the log filter.
+
+`herald config check` prints every value with the layer it came from.";
+
 /// herald: a real-time WebSocket server for the Pusher Channels and WAMP protocols.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about)]
+#[command(name = "herald", version, about, after_help = ENV_HELP)]
 pub struct Cli {
     /// What to do; `serve` with defaults when omitted.
     #[command(subcommand)]
@@ -17,6 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
+    #[command(after_help = ENV_HELP)]
     Serve(ServeArgs),
     /// Inspect a configuration.
     #[command(subcommand)]
@@ -53,17 +86,21 @@ pub enum LogFormat {
 /// `herald config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the configuration and print it with secrets redacted.
+    /// Validate the configuration and print it with secrets redacted, each value with the
+    /// layer it came from.
+    #[command(after_help = ENV_HELP)]
     Check(ServeArgs),
 }
 
 /// Where and how to serve.
 #[derive(Debug, Args, Default, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 0.0.0.0]; with `--profile oro`, Oro's listener.
+    /// Address to listen on [default: 0.0.0.0; env: HERALD__SERVER__HOST, REVERB_SERVER_HOST];
+    /// with `--profile oro`, Oro's listener.
     #[arg(long, short = 'a')]
     pub host: Option<String>,
-    /// Port to listen on; 0 picks a free one [default: 6001].
+    /// Port to listen on; 0 picks a free one [default: 6001; env: HERALD__SERVER__PORT,
+    /// REVERB_SERVER_PORT, SOKETI_PORT].
     #[arg(long, short = 'p')]
     pub port: Option<u16>,
     /// TOML configuration file.

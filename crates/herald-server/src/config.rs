@@ -1,14 +1,15 @@
-//! Configuration: defaults < TOML file < environment < command line, validated into [`Settings`]
-//! before anything binds a port.
+//! Configuration: defaults < TOML file < other servers' variables < `HERALD__*` environment <
+//! command line, layered as one table (`config/layers.rs`, `config/aliases.rs`) and validated
+//! into [`Settings`] before anything binds a port.
 //!
-//! The environment is read through a lookup function, so tests pass a map and never touch the
-//! process environment.
+//! The environment is an [`Env`] value, so tests pass a map and never touch the process
+//! environment.
 //!
 //! Plain data only: the settings say what to build, and `runtime.rs` builds it (the profiles'
 //! check runners, databases and user maps) once the ports are bound. Nothing here imports the
 //! code that serves.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_core::{AppConfig, OutboxLimits};
@@ -16,7 +17,10 @@ use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 
+mod aliases;
 mod credentials;
+mod describe;
+mod layers;
 mod ops;
 mod profiles;
 mod scale_out;
@@ -24,6 +28,8 @@ pub use crate::listen::forwarded::IpNet;
 pub use crate::listen::per_ip::PerIpLimits;
 pub use crate::profile::espo::settings::EspoProfile;
 pub use crate::profile::oro::settings::OroSettings;
+pub use describe::describe;
+pub use layers::{Source, Sources};
 pub use ops::OpsSettings;
 pub use scale_out::ScaleOutSettings;
 
@@ -140,33 +146,37 @@ struct HistoryFile {
 /// Largest history budget accepted: 16 GiB.
 const MAX_HISTORY_BYTES: usize = 16 << 30;
 
-fn history_settings(
-    file: &HistoryFile,
-    origin: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<HistorySettings, ConfigError> {
-    let invalid = |origin: &str, key: &str, problem: String| ConfigError::Invalid {
-        origin: origin.to_owned(),
-        key: key.to_owned(),
-        problem,
+fn history_settings(file: &HistoryFile, sources: &Sources) -> Result<HistorySettings, ConfigError> {
+    let out = HistorySettings {
+        max_bytes: file.max_bytes.unwrap_or(herald_core::history::DEFAULT_BUDGET_BYTES),
+        snapshot_file: file.snapshot_file.clone().filter(|p| !p.as_os_str().is_empty()),
     };
-    let mut out = HistorySettings { snapshot_file: file.snapshot_file.clone(), ..HistorySettings::default() };
-    let mut from = origin;
-    if let Some(b) = file.max_bytes {
-        out.max_bytes = b;
-    }
-    if let Some(b) = env("HERALD__HISTORY__MAX_BYTES") {
-        from = "environment";
-        out.max_bytes =
-            b.parse().map_err(|_| invalid(from, "HERALD__HISTORY__MAX_BYTES", format!("{b:?} is not a byte count")))?;
-    }
-    if let Some(f) = env("HERALD__HISTORY__SNAPSHOT_FILE") {
-        out.snapshot_file = (!f.is_empty()).then(|| PathBuf::from(f));
-    }
     if out.max_bytes < 1024 || out.max_bytes > MAX_HISTORY_BYTES {
-        return Err(invalid(from, "history.max_bytes", "must be between 1024 and 17179869184 (16 GiB)".into()));
+        return Err(sources.invalid("history.max_bytes", "must be between 1024 and 17179869184 (16 GiB)".into()));
     }
     Ok(out)
+}
+
+/// The process environment (or a test's), as a sorted map: the generic `HERALD__*` layer needs
+/// to see every variable, the aliases and profiles look single ones up.
+#[derive(Clone, Debug, Default)]
+pub struct Env(std::collections::BTreeMap<String, String>);
+
+impl Env {
+    /// The variables of this process; names or values that are not UTF-8 are left out.
+    pub fn from_process() -> Self {
+        Self(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect())
+    }
+
+    /// The given variables only.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// One variable's value.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
 }
 
 impl Settings {
@@ -270,71 +280,77 @@ struct ServerSection {
 /// Loads and validates the configuration.
 ///
 /// # Errors
-/// [`ConfigError`] naming the offending key and where it came from.
-pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
-    let (file, origin) = match &args.config {
-        Some(path) => (read_file(path)?, path.display().to_string()),
-        None => (FileConfig::default(), "defaults".to_owned()),
-    };
-    let ops = ops::build(&file.server, &origin, env)?;
-    let scale_out = scale_out::build(file.scale_out.as_ref(), &origin, env)?;
-    let history = history_settings(&file.history, &origin, env)?;
-    let invalid = |origin: &str, key: &str, problem: String| ConfigError::Invalid {
-        origin: origin.to_owned(),
-        key: key.to_owned(),
-        problem,
-    };
+/// [`ConfigError`] naming the offending key (or variable, or flag) and where it came from.
+pub fn load(args: &ServeArgs, env: &Env) -> Result<Settings, ConfigError> {
+    load_with_sources(args, env).map(|(settings, _)| settings)
+}
+
+/// [`load`], with where each value came from (for `herald config check`).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with_sources(args: &ServeArgs, env: &Env) -> Result<(Settings, Sources), ConfigError> {
+    use layers::{Seg, Written};
+    use toml::Value;
+    let mut layers = layers::Layers::from_file(args.config.as_deref())?;
+    let file_has_apps = layers.table.get("apps").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    aliases::apply(&mut layers, &env.0, file_has_apps)?;
+    layers.overlay_env(&env.0)?;
+    let server_key = |k: &str| [Seg::Key("server".into()), Seg::Key(k.into())];
+    // With the Oro profile on, --host/--port are gos:websocket:server's: they move Oro's listener.
+    let oro_on = args.profile.as_deref() == Some("oro") || layers.table.contains_key("oro");
+    if let Some(h) = args.host.as_ref().filter(|_| !oro_on) {
+        layers.apply(&server_key("host"), Written::Value(Value::String(h.clone())), Source::Flag("--host"))?;
+    }
+    if let Some(p) = args.port.filter(|_| !oro_on) {
+        layers.apply(&server_key("port"), Written::Value(Value::Integer(p.into())), Source::Flag("--port"))?;
+    }
+    // An app that only per-app variables shaped (`HERALD__APPS__0__ENABLE_CLIENT_MESSAGES` with
+    // no credentials anywhere) is the development app with those settings.
+    let mut dev_credentials = false;
+    let unnamed = |t: &toml::Table| ["id", "key", "secret"].iter().all(|k| !t.contains_key(*k));
+    let first = layers.table.get("apps").and_then(Value::as_array).and_then(|a| a.first());
+    if !file_has_apps && first.and_then(Value::as_table).is_some_and(unnamed) {
+        dev_credentials = true;
+        for (field, value) in ["id", "key", "secret"].into_iter().zip([DEV_APP.0, DEV_APP.1, DEV_APP.2]) {
+            let path = [Seg::Key("apps".into()), Seg::Index(0), Seg::Key(field.into())];
+            layers.apply(&path, Written::Value(Value::String(value.into())), Source::Default)?;
+        }
+    }
+    let file = layers.finish()?;
+    let sources = layers.sources;
+    let origin = sources.origin();
+    let env_fn = |k: &str| env.get(k);
+
+    let ops = ops::build(&file.server, &sources)?;
+    let scale_out = scale_out::build(file.scale_out.as_ref(), &sources)?;
+    let history = history_settings(&file.history, &sources)?;
 
     // Where the main listener binds when nothing says so: every interface, except in the
     // cases below that fall back to loopback.
-    let mut host = file.server.host.clone();
-    let mut port = file.server.port.unwrap_or(6001);
-    if let Some(h) = env("HERALD__SERVER__HOST") {
-        host = Some(h);
-    }
-    if let Some(p) = env("HERALD__SERVER__PORT") {
-        port = p.parse().map_err(|_| invalid("environment", "HERALD__SERVER__PORT", format!("{p:?} is not a port")))?;
-    }
-    // With the Oro profile on, --host/--port are gos:websocket:server's: they move Oro's listener.
-    let oro_on = crate::profile::oro::settings::enabled(args, file.oro.as_ref());
-    if let Some(h) = args.host.as_ref().filter(|_| !oro_on) {
-        host = Some(h.clone());
-    }
-    if let Some(p) = args.port.filter(|_| !oro_on) {
-        port = p;
-    }
+    let host = file.server.host.clone().filter(|h| !h.is_empty());
+    let port = file.server.port.unwrap_or(6001);
 
     let mut apps = file.apps;
     // Only the operator's own apps: a profile's app is checked by the profile.
     let configured = apps.len();
-    let oro = profiles::oro(args, file.oro.as_ref(), &origin, env, &mut apps)?;
-    let mut dev_credentials = false;
-    let mut env_app = false;
+    let oro = profiles::oro(args, file.oro.as_ref(), &sources, &env_fn, &mut apps)?;
     if apps.is_empty() {
-        let named = credentials::from_env(env).map_err(|e| match &e {
-            credentials::EnvCredentialsError::Partial { missing, .. } => invalid("environment", missing, e.to_string()),
-        })?;
-        dev_credentials = named.is_none();
-        env_app = named.is_some();
-        let (id, key, secret) =
-            named.unwrap_or_else(|| (DEV_APP.0.to_owned(), DEV_APP.1.to_owned(), DEV_APP.2.to_owned()));
+        dev_credentials = true;
+        let (id, key, secret) = (DEV_APP.0.to_owned(), DEV_APP.1.to_owned(), DEV_APP.2.to_owned());
         apps.push(AppConfig { id, key, secret, ..AppConfig::default() });
     }
     // Before the general checks, so that an empty secret is named by where it came from.
-    if let Some(problem) = apps.first().filter(|_| env_app).and_then(|a| credentials::weak_secret(&a.secret)) {
-        return Err(invalid("environment", "PUSHER_APP_SECRET", problem));
-    }
-    for (i, app) in apps.iter().enumerate().take(configured) {
+    for (i, app) in apps.iter().enumerate().take(configured).skip(usize::from(dev_credentials)) {
         if let Some(problem) = credentials::weak_secret(&app.secret) {
-            return Err(invalid(&origin, &format!("apps[{i}].secret"), problem));
+            return Err(sources.invalid(&format!("apps[{i}].secret"), problem));
         }
     }
-    let app_origin = if args.config.is_some() && !dev_credentials { origin.as_str() } else { "environment" };
     for (i, app) in apps.iter().enumerate() {
-        app.validate(i).map_err(|e| invalid(app_origin, &e.key, e.problem.to_owned()))?;
+        app.validate(i).map_err(|e| sources.invalid(&e.key, e.problem.to_owned()))?;
     }
     herald_core::AppRegistry::new(apps.clone())
-        .map_err(|e| invalid(app_origin, &format!("apps[{}].{}", e.index, e.field), e.to_string()))?;
+        .map_err(|e| sources.invalid(&format!("apps[{}].{}", e.index, e.field), e.to_string()))?;
 
     // The built-in development app, and a drop-in profile whose main listener only the local
     // backend needs, stay on loopback unless the operator names an address.
@@ -345,37 +361,38 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         None => "0.0.0.0".to_owned(),
     };
     if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
-        return Err(invalid(&origin, "server.host", format!("{host:?} is not an IP address")));
+        return Err(sources.invalid("server.host", format!("{host:?} is not an IP address")));
     }
 
     let mut listeners = Vec::new();
     for (i, l) in file.listeners.into_iter().enumerate() {
         let key = |k: &str| format!("listeners[{i}].{k}");
-        let tls = ops::listener_tls(&l, i, &origin)?;
+        let tls = ops::listener_tls(&l, i, &sources)?;
         let profile = match l.protocol.as_str() {
             "pusher" => Profile::Pusher,
             "wamp1" => {
                 let Some(app) = l.app else {
-                    return Err(invalid(&origin, &key("app"), "a wamp1 listener must name its app id".into()));
+                    return Err(sources.invalid(&key("app"), "a wamp1 listener must name its app id".into()));
                 };
                 if !apps.iter().any(|a| a.id == app) {
-                    return Err(invalid(&origin, &key("app"), format!("no app has id {app:?}")));
+                    return Err(sources.invalid(&key("app"), format!("no app has id {app:?}")));
                 }
                 Profile::Wamp1 { app, strict_subprotocol: l.strict_subprotocol }
             }
             other => {
-                return Err(invalid(&origin, &key("protocol"), format!("{other:?} is not \"pusher\" or \"wamp1\"")));
+                let problem = format!("{other:?} is not \"pusher\" or \"wamp1\"");
+                return Err(sources.invalid(&key("protocol"), problem));
             }
         };
         let host = l.host.unwrap_or_else(|| host.clone());
         if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
-            return Err(invalid(&origin, &key("host"), format!("{host:?} is not an IP address")));
+            return Err(sources.invalid(&key("host"), format!("{host:?} is not an IP address")));
         }
         listeners.push(ListenerSettings { host, port: l.port, profile, tls });
     }
 
     if let Some(table) = file.espocrm {
-        listeners.push(profiles::espo(table, &mut apps, &origin, env)?);
+        listeners.push(profiles::espo(table, &mut apps, &origin, &env_fn)?);
     }
     listeners.extend(oro);
 
@@ -385,9 +402,9 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         max_bytes: file.server.outbox_max_bytes.unwrap_or(defaults.max_bytes),
     };
     if outbox.max_frames == 0 || outbox.max_bytes < 1024 {
-        return Err(invalid(&origin, "server.outbox_max_frames", "outbox limits are too small".into()));
+        return Err(sources.invalid("server.outbox_max_frames", "outbox limits are too small".into()));
     }
-    Ok(Settings {
+    let settings = Settings {
         ops,
         scale_out,
         history,
@@ -399,51 +416,8 @@ pub fn load(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Se
         shutdown_grace: Duration::from_secs(file.server.shutdown_grace.unwrap_or(10)),
         test_echo_endpoint: file.server.test_echo_endpoint,
         listeners,
-    })
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
-}
-
-/// The settings as TOML-ish text with secrets redacted, for `herald config check`.
-pub fn describe(settings: &Settings) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "[server]\nhost = {:?}\nport = {}", settings.host, settings.port);
-    let _ = writeln!(out, "shutdown_grace = {}", settings.shutdown_grace.as_secs());
-    ops::describe(&settings.ops, &mut out);
-    let _ = writeln!(
-        out,
-        "outbox_max_frames = {}\noutbox_max_bytes = {}",
-        settings.outbox.max_frames, settings.outbox.max_bytes
-    );
-    for app in &settings.apps {
-        let mut redacted = AppConfig { secret: "<redacted>".into(), ..app.clone() };
-        // Extra webhook headers carry the receivers' tokens.
-        for hook in &mut redacted.webhooks {
-            hook.headers.values_mut().for_each(|v| *v = "<redacted>".into());
-        }
-        // A plain struct of strings, numbers and booleans always serialises.
-        if let Ok(text) = toml::to_string(&redacted) {
-            let _ = write!(out, "\n[[apps]]\n{text}");
-        }
-    }
-    for l in &settings.listeners {
-        if let Profile::Oro(oro) = &l.profile {
-            oro.describe(&l.host, l.port, &mut out);
-            if let Some(t) = &l.tls {
-                let _ = writeln!(out, "tls_cert = {:?}\ntls_key = {:?}", t.cert.display(), t.key.display());
-            }
-        }
-    }
-    if let Some(s) = &settings.scale_out {
-        let key = if s.redis_cluster.is_empty() { "redis_url" } else { "redis_cluster" };
-        let _ = writeln!(out, "\n[scale_out]\n{key} = {:?}\nprefix = {:?}", s.redacted_url(), s.prefix);
-        let _ = writeln!(out, "replay_window_secs = {}", s.replay_window.as_secs());
-    }
-    out
+    };
+    Ok((settings, sources))
 }
 
 #[cfg(test)]

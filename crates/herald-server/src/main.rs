@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = cli.serve_args();
     let env = |k: &str| std::env::var(k).ok();
-    let mut settings = match config::load(&args, &env) {
+    let (mut settings, sources) = match config::load_with_sources(&args, &config::Env::from_process()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("herald: invalid configuration: {e}");
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     };
     match &cli.command {
         Some(Command::Config(ConfigCommand::Check(_))) => {
-            print!("{}", config::describe(&settings));
+            print!("{}", config::describe(&settings, &sources));
             if let Err(e) = tls::check(settings.tls_files()) {
                 eprintln!("herald: invalid configuration: {e}");
                 return ExitCode::from(EX_CONFIG);

@@ -1,5 +1,5 @@
-//! App credentials: the `PUSHER_*` variables, which only make sense as a set, and secrets
-//! that are placeholders rather than secrets.
+//! App credentials: the `PUSHER_APP_*` variables (and Reverb's and Soketi's sets), which only
+//! make sense as a set, and secrets that are placeholders rather than secrets.
 //!
 //! A secret signs every HTTP API publish and every private-channel authorisation, so a
 //! guessable one hands the app to anyone who can reach the port. herald refuses to start with
@@ -11,12 +11,14 @@ pub(super) const PUSHER_VARS: [&str; 3] = ["PUSHER_APP_ID", "PUSHER_APP_KEY", "P
 /// Shortest secret accepted, in bytes. `openssl rand -hex 32` gives 64.
 pub(super) const MIN_SECRET_BYTES: usize = 16;
 
-/// Why the `PUSHER_*` variables cannot be used.
+/// Why a set of credential variables cannot be used.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub(super) enum EnvCredentialsError {
     /// Some of the three are set and some are not.
-    #[error("missing: {} are used together, and only {} is set", PUSHER_VARS.join(", "), .set.join(" and "))]
+    #[error("missing: {} are used together, and only {} is set", .all.join(", "), .set.join(" and "))]
     Partial {
+        /// The three variables of the set.
+        all: [&'static str; 3],
         /// The variables that are missing, comma-separated (the config key of the error).
         missing: String,
         /// The variables that are set.
@@ -24,23 +26,24 @@ pub(super) enum EnvCredentialsError {
     },
 }
 
-/// The app named by the environment: `Ok(None)` when none of the three variables is set.
+/// The app named by the set `vars` (id, key, secret): `Ok(None)` when none of the three is set.
 ///
 /// # Errors
 /// [`EnvCredentialsError::Partial`] naming the missing variables.
 pub(super) fn from_env(
+    vars: [&'static str; 3],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<(String, String, String)>, EnvCredentialsError> {
-    let [id, key, secret] = PUSHER_VARS.map(env);
+    let [id, key, secret] = vars.map(env);
     match (id, key, secret) {
         (None, None, None) => Ok(None),
         (Some(id), Some(key), Some(secret)) => Ok(Some((id, key, secret))),
         (id, key, secret) => {
             let present = [id.is_some(), key.is_some(), secret.is_some()];
             let pick = |want: bool| -> Vec<&'static str> {
-                PUSHER_VARS.iter().zip(present).filter(|(_, p)| *p == want).map(|(v, _)| *v).collect()
+                vars.iter().zip(present).filter(|(_, p)| *p == want).map(|(v, _)| *v).collect()
             };
-            Err(EnvCredentialsError::Partial { missing: pick(false).join(", "), set: pick(true) })
+            Err(EnvCredentialsError::Partial { all: vars, missing: pick(false).join(", "), set: pick(true) })
         }
     }
 }
@@ -89,14 +92,14 @@ mod tests {
 
     #[test]
     fn the_pusher_variables_go_together() {
-        assert_eq!(from_env(&env(&[])), Ok(None));
+        assert_eq!(from_env(PUSHER_VARS, &env(&[])), Ok(None));
         let all = [("PUSHER_APP_ID", "1"), ("PUSHER_APP_KEY", "k"), ("PUSHER_APP_SECRET", "s")];
-        assert_eq!(from_env(&env(&all)), Ok(Some(("1".into(), "k".into(), "s".into()))));
-        let Err(EnvCredentialsError::Partial { missing, .. }) = from_env(&env(&all[..1])) else {
+        assert_eq!(from_env(PUSHER_VARS, &env(&all)), Ok(Some(("1".into(), "k".into(), "s".into()))));
+        let Err(EnvCredentialsError::Partial { missing, .. }) = from_env(PUSHER_VARS, &env(&all[..1])) else {
             panic!("a partial set must be refused");
         };
         assert_eq!(missing, "PUSHER_APP_KEY, PUSHER_APP_SECRET");
-        let Err(EnvCredentialsError::Partial { missing, .. }) = from_env(&env(&all[..2])) else {
+        let Err(EnvCredentialsError::Partial { missing, .. }) = from_env(PUSHER_VARS, &env(&all[..2])) else {
             panic!("a partial set must be refused");
         };
         assert_eq!(missing, "PUSHER_APP_SECRET");

@@ -4,6 +4,7 @@
 
 use herald_core::AppConfig;
 
+use super::layers::Sources;
 use super::{ConfigError, ListenerSettings, Profile, ops};
 use crate::cli::ServeArgs;
 use crate::profile::espo::categories::Categories;
@@ -58,18 +59,15 @@ pub(super) fn espo(
 pub(super) fn oro(
     args: &ServeArgs,
     file: Option<&OroFile>,
-    origin: &str,
+    sources: &Sources,
     env: &dyn Fn(&str) -> Option<String>,
     apps: &mut Vec<AppConfig>,
 ) -> Result<Option<ListenerSettings>, ConfigError> {
-    let configured = oro_settings::configure(args, file, origin, env, apps).map_err(|e| ConfigError::Invalid {
-        origin: e.origin,
-        key: e.key,
-        problem: e.problem,
-    })?;
+    let configured = oro_settings::configure(args, file, &sources.origin(), env, apps)
+        .map_err(|e| ConfigError::Invalid { origin: e.origin, key: e.key, problem: e.problem })?;
     let Some(l) = configured else { return Ok(None) };
     let tls = match file {
-        Some(f) => ops::tls_files(f.tls_cert.clone(), f.tls_key.clone(), f.tls_passphrase.clone(), origin, "oro")?,
+        Some(f) => ops::tls_files(f.tls_cert.clone(), f.tls_key.clone(), f.tls_passphrase.clone(), sources, "oro")?,
         None => None,
     };
     Ok(Some(ListenerSettings {

@@ -2,14 +2,15 @@
 //! long Redis keeps publications for a node that lost its link.
 //!
 //! Only parsing and validation live here; the link itself is the `herald-redis` crate. Without
-//! the section (and without `HERALD__SCALE_OUT__REDIS_URL`) herald is one process with
-//! in-memory state, as before.
+//! the section (which `HERALD__SCALE_OUT__REDIS_URL` also creates) herald is one process with
+//! in-memory state.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::layers::Sources;
 
 /// Channel prefix when none is configured: the channels are `herald:{app_id}`.
 const DEFAULT_PREFIX: &str = "herald";
@@ -53,103 +54,75 @@ impl ScaleOutSettings {
     }
 }
 
-/// Builds the settings from the file's `[scale_out]`, overridden by the environment
-/// (`HERALD__SCALE_OUT__REDIS_URL`, `HERALD__SCALE_OUT__REDIS_CLUSTER` (comma-separated),
-/// `HERALD__SCALE_OUT__PREFIX`, `HERALD__SCALE_OUT__REPLAY_WINDOW_SECS`).
+/// Builds the settings from the merged `[scale_out]` (the file with `HERALD__SCALE_OUT__*`
+/// layered over it); `sources` names the layer at fault in errors.
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming the key when a URL cannot be used, both or neither of
 /// `redis_url` and `redis_cluster` are set, the prefix is odd or the replay window is not 1 to
 /// 86400 seconds.
-pub(super) fn build(
-    file: Option<&ScaleOutFile>,
-    origin: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<ScaleOutSettings>, ConfigError> {
-    let from_env = |k: &str| env(k).filter(|v| !v.is_empty());
-    let (url, url_origin) = match from_env("HERALD__SCALE_OUT__REDIS_URL") {
-        Some(u) => (Some(u), "environment"),
-        None => (file.and_then(|f| f.redis_url.clone()), origin),
-    };
-    let (prefix, prefix_origin) = match from_env("HERALD__SCALE_OUT__PREFIX") {
-        Some(p) => (Some(p), "environment"),
-        None => (file.and_then(|f| f.prefix.clone()), origin),
-    };
-    let (cluster, cluster_origin) = match from_env("HERALD__SCALE_OUT__REDIS_CLUSTER") {
-        Some(list) => {
-            let urls = list.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
-            (Some(urls), "environment")
-        }
-        None => (file.and_then(|f| f.redis_cluster.clone()), origin),
-    };
-    let (redis_url, redis_cluster) = match (url, cluster) {
+pub(super) fn build(file: Option<&ScaleOutFile>, sources: &Sources) -> Result<Option<ScaleOutSettings>, ConfigError> {
+    let Some(file) = file else { return Ok(None) };
+    let (redis_url, redis_cluster) = match (file.redis_url.clone(), file.redis_cluster.clone()) {
         (Some(_), Some(_)) => {
             let problem = "and scale_out.redis_cluster are both set: name one Redis or one Redis Cluster".into();
-            return Err(invalid(url_origin, "scale_out.redis_url", problem));
+            return Err(sources.invalid("scale_out.redis_url", problem));
         }
         (None, Some(seeds)) => {
+            let invalid = |problem: String| sources.invalid("scale_out.redis_cluster", problem);
             if seeds.is_empty() {
-                return Err(invalid(cluster_origin, "scale_out.redis_cluster", "names no seed node".into()));
+                return Err(invalid("names no seed node".into()));
             }
             for seed in &seeds {
-                herald_redis::check_url(seed)
-                    .map_err(|problem| invalid(cluster_origin, "scale_out.redis_cluster", problem.to_string()))?;
+                herald_redis::check_url(seed).map_err(|problem| invalid(problem.to_string()))?;
                 if seed.starts_with("redis+unix") || seed.starts_with("unix") {
-                    let problem = "a Redis Cluster is reached over TCP (redis:// or rediss://)".into();
-                    return Err(invalid(cluster_origin, "scale_out.redis_cluster", problem));
+                    return Err(invalid("a Redis Cluster is reached over TCP (redis:// or rediss://)".into()));
                 }
             }
             (String::new(), seeds)
         }
         (Some(url), None) => {
             herald_redis::check_url(&url)
-                .map_err(|problem| invalid(url_origin, "scale_out.redis_url", problem.to_string()))?;
+                .map_err(|problem| sources.invalid("scale_out.redis_url", problem.to_string()))?;
             (url, Vec::new())
         }
         (None, None) => {
-            if file.is_some() || prefix.is_some() {
-                let problem = "(or scale_out.redis_cluster) is required to scale out".into();
-                return Err(invalid(prefix_origin, "scale_out.redis_url", problem));
-            }
-            return Ok(None);
+            // Named by what is set, so that the message points at the line or variable.
+            let set = ["scale_out.prefix", "scale_out.replay_window_secs"].into_iter().find(|k| sources.is_set(k));
+            let problem = "(or scale_out.redis_cluster) is required to scale out".into();
+            let origin = set.map_or_else(|| sources.origin(), |k| origin_of(sources, k));
+            return Err(ConfigError::Invalid { origin, key: "scale_out.redis_url".into(), problem });
         }
     };
-    let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+    let prefix = file.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
     // No braces: in a Redis Cluster the first `{…}` of every key must be the shard's hash tag.
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
     if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(valid) {
         let problem = format!("{prefix:?} must be 1-64 characters of A-Z a-z 0-9 _ - . :");
-        return Err(invalid(prefix_origin, "scale_out.prefix", problem));
+        return Err(sources.invalid("scale_out.prefix", problem));
     }
-    let (window, window_origin) = match from_env("HERALD__SCALE_OUT__REPLAY_WINDOW_SECS") {
-        Some(w) => {
-            let secs = w.parse::<u64>().map_err(|_| {
-                invalid("environment", "scale_out.replay_window_secs", format!("{w:?} is not a number of seconds"))
-            })?;
-            (Some(secs), "environment")
-        }
-        None => (file.and_then(|f| f.replay_window_secs), origin),
-    };
-    let window = window.unwrap_or(herald_redis::DEFAULT_REPLAY_WINDOW.as_secs());
+    let window = file.replay_window_secs.unwrap_or(herald_redis::DEFAULT_REPLAY_WINDOW.as_secs());
     if !(1..=MAX_REPLAY_WINDOW_SECS).contains(&window) {
         let problem = format!("{window} must be 1 to {MAX_REPLAY_WINDOW_SECS} seconds");
-        return Err(invalid(window_origin, "scale_out.replay_window_secs", problem));
+        return Err(sources.invalid("scale_out.replay_window_secs", problem));
     }
     Ok(Some(ScaleOutSettings { redis_url, redis_cluster, prefix, replay_window: Duration::from_secs(window) }))
 }
 
-fn invalid(origin: &str, key: &str, problem: String) -> ConfigError {
-    ConfigError::Invalid { origin: origin.to_owned(), key: key.to_owned(), problem }
+/// `environment` or the file, as error messages name where `key` came from.
+fn origin_of(sources: &Sources, key: &str) -> String {
+    match sources.invalid(key, String::new()) {
+        ConfigError::Invalid { origin, .. } => origin,
+        _ => sources.origin(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: std::collections::HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        move |k| map.get(k).cloned()
+    fn none() -> Sources {
+        Sources::default()
     }
 
     fn file(url: Option<&str>, prefix: Option<&str>) -> ScaleOutFile {
@@ -163,42 +136,27 @@ mod tests {
 
     #[test]
     fn absent_section_is_single_node() {
-        assert_eq!(build(None, "f.toml", &env_of(&[])).ok().flatten(), None);
+        assert_eq!(build(None, &none()).ok().flatten(), None);
     }
 
     #[test]
     fn file_url_with_default_prefix() {
-        let s = build(Some(&file(Some("redis://127.0.0.1:6379/0"), None)), "f.toml", &env_of(&[]));
+        let s = build(Some(&file(Some("redis://127.0.0.1:6379/0"), None)), &none());
         let s = s.ok().flatten();
         assert_eq!(s.map(|s| s.prefix), Some("herald".to_owned()));
     }
 
     #[test]
-    fn environment_wins_and_unix_sockets_are_accepted() {
-        let env = env_of(&[("HERALD__SCALE_OUT__REDIS_URL", "redis+unix:///run/redis.sock")]);
-        let s = build(Some(&file(Some("redis://10.0.0.1"), Some("app1"))), "f.toml", &env).ok().flatten();
-        assert_eq!(
-            s,
-            Some(ScaleOutSettings {
-                redis_url: "redis+unix:///run/redis.sock".into(),
-                redis_cluster: Vec::new(),
-                prefix: "app1".into(),
-                replay_window: Duration::from_secs(60),
-            })
-        );
-    }
-
-    #[test]
     fn bad_scheme_names_the_key() {
-        let Err(e) = build(Some(&file(Some("http://x"), None)), "f.toml", &env_of(&[])) else {
+        let Err(e) = build(Some(&file(Some("http://x"), None)), &none()) else {
             panic!("accepted an http URL");
         };
-        assert!(e.to_string().starts_with("f.toml: scale_out.redis_url:"), "{e}");
+        assert!(e.to_string().starts_with("defaults: scale_out.redis_url:"), "{e}");
     }
 
     #[test]
     fn prefix_without_url_is_refused() {
-        let Err(e) = build(Some(&file(None, Some("x"))), "f.toml", &env_of(&[])) else {
+        let Err(e) = build(Some(&file(None, Some("x"))), &none()) else {
             panic!("accepted a section without a URL");
         };
         assert!(e.to_string().contains("scale_out.redis_url"), "{e}");
@@ -206,62 +164,39 @@ mod tests {
 
     #[test]
     fn odd_prefix_is_refused() {
-        let Err(e) = build(Some(&file(Some("redis://h"), Some("a b"))), "f.toml", &env_of(&[])) else {
+        let Err(e) = build(Some(&file(Some("redis://h"), Some("a b"))), &none()) else {
             panic!("accepted a prefix with a space");
         };
         assert!(e.to_string().contains("scale_out.prefix"), "{e}");
     }
 
     #[test]
-    fn replay_window_from_file_or_environment_within_bounds() {
-        let with_window = |secs| ScaleOutFile { replay_window_secs: Some(secs), ..file(Some("redis://h"), None) };
-        let s = build(Some(&with_window(5)), "f.toml", &env_of(&[])).ok().flatten();
-        assert_eq!(s.map(|s| s.replay_window), Some(Duration::from_secs(5)));
-        let env = env_of(&[("HERALD__SCALE_OUT__REPLAY_WINDOW_SECS", "300")]);
-        let s = build(Some(&with_window(5)), "f.toml", &env).ok().flatten();
-        assert_eq!(s.map(|s| s.replay_window), Some(Duration::from_secs(300)));
-        for (f, env, origin) in [
-            (with_window(0), env_of(&[]), "f.toml"),
-            (with_window(86_401), env_of(&[]), "f.toml"),
-            (with_window(5), env_of(&[("HERALD__SCALE_OUT__REPLAY_WINDOW_SECS", "1m")]), "environment"),
-        ] {
-            let Err(e) = build(Some(&f), "f.toml", &env) else { panic!("accepted {f:?}") };
-            assert!(e.to_string().starts_with(&format!("{origin}: scale_out.replay_window_secs:")), "{e}");
-        }
-    }
-
-    #[test]
-    fn a_cluster_from_file_or_environment() {
+    fn a_cluster_from_the_file() {
         let cluster = |seeds: &[&str]| ScaleOutFile {
             redis_cluster: Some(seeds.iter().map(|s| (*s).to_owned()).collect()),
             ..file(None, None)
         };
-        let s = build(Some(&cluster(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])), "f.toml", &env_of(&[]));
+        let s = build(Some(&cluster(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])), &none());
         let s = s.ok().flatten().unwrap();
         assert_eq!((s.redis_url.as_str(), s.redis_cluster.len()), ("", 2));
-        let env = env_of(&[("HERALD__SCALE_OUT__REDIS_CLUSTER", "redis://a:1, redis://b:2,redis://c:3")]);
-        let s = build(None, "f.toml", &env).ok().flatten().unwrap();
-        assert_eq!(s.redis_cluster, ["redis://a:1", "redis://b:2", "redis://c:3"]);
-        assert_eq!(s.redacted_url(), "redis://a:1,redis://b:2,redis://c:3");
+        assert_eq!(s.redacted_url(), "redis://10.0.0.1:7000,redis://10.0.0.2:7000");
     }
 
     #[test]
     fn a_cluster_and_a_url_together_or_an_empty_cluster_are_refused() {
         let both = ScaleOutFile { redis_cluster: Some(vec!["redis://a:1".into()]), ..file(Some("redis://h"), None) };
-        let Err(e) = build(Some(&both), "f.toml", &env_of(&[])) else { panic!("accepted both") };
+        let Err(e) = build(Some(&both), &none()) else { panic!("accepted both") };
         assert!(e.to_string().contains("both set"), "{e}");
-        let env = env_of(&[("HERALD__SCALE_OUT__REDIS_CLUSTER", "redis://a:1")]);
-        assert!(build(Some(&file(Some("redis://h"), None)), "f.toml", &env).is_err());
         let empty = ScaleOutFile { redis_cluster: Some(Vec::new()), ..file(None, None) };
-        let Err(e) = build(Some(&empty), "f.toml", &env_of(&[])) else { panic!("accepted no seeds") };
+        let Err(e) = build(Some(&empty), &none()) else { panic!("accepted no seeds") };
         assert!(e.to_string().contains("scale_out.redis_cluster"), "{e}");
         let unix = ScaleOutFile { redis_cluster: Some(vec!["redis+unix:///s.sock".into()]), ..file(None, None) };
-        assert!(build(Some(&unix), "f.toml", &env_of(&[])).is_err());
+        assert!(build(Some(&unix), &none()).is_err());
     }
 
     #[test]
     fn a_prefix_with_braces_is_refused() {
-        let Err(e) = build(Some(&file(Some("redis://h"), Some("a{b}"))), "f.toml", &env_of(&[])) else {
+        let Err(e) = build(Some(&file(Some("redis://h"), Some("a{b}"))), &none()) else {
             panic!("accepted a prefix with braces");
         };
         assert!(e.to_string().contains("scale_out.prefix"), "{e}");

@@ -117,7 +117,7 @@ impl OroServer {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect();
         env.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let settings = config::load(&args, &|k: &str| env.get(k).cloned()).expect("valid config");
+        let settings = config::load(&args, &config::Env::from_pairs(env)).expect("valid config");
         let server = TestServer::start(settings).await;
         let listening = &server.listening;
         let addr = listening.iter().find(|(_, l)| l.as_deref().is_some_and(|l| l.starts_with("oro"))).unwrap().0;
