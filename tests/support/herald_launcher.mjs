@@ -70,10 +70,13 @@ export function toml(doc) {
 
 // --- the process ---------------------------------------------------------------------------------
 
+/** Variables of the test environment that would configure herald behind the suite's back. */
+const DROPPED_ENV = ['PUSHER_', 'HERALD_', 'REVERB_', 'SOKETI_', 'LARAVEL_WEBSOCKETS_'];
+
 /** The caller's environment minus anything that would configure herald behind the test's back. */
 function inheritedEnv() {
   return Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('PUSHER_') && !k.startsWith('HERALD_')),
+    Object.entries(process.env).filter(([k]) => !DROPPED_ENV.some((prefix) => k.startsWith(prefix))),
   );
 }
 
@@ -133,7 +136,7 @@ export class Herald {
  * (the main one included).
  *
  * `config`: an object written with `toml()` to a temporary config file (`null`: no `--config`).
- * `env`: extra environment; PUSHER_* and HERALD_* variables of the caller's are never inherited.
+ * `env`: extra environment; the caller's PUSHER_*, HERALD_*, REVERB_*, SOKETI_* and LARAVEL_WEBSOCKETS_* variables are never inherited.
  */
 export async function startHerald({ config = null, env = {}, extraArgs = [], listeners = 1 } = {}) {
   const bin = heraldBin();

@@ -31,7 +31,7 @@ WAIT_S = 5.0
 # `herald listening on 127.0.0.1:PORT` and, for a listener with a label, ` (LABEL)`.
 LISTENING = re.compile(r"herald listening on 127\.0\.0\.1:(\d+)(?: \((.*)\))?")
 # Variables of the test environment that would configure herald behind the suite's back.
-DROPPED_ENV = ("PUSHER_", "HERALD_")
+DROPPED_ENV = ("PUSHER_", "HERALD_", "REVERB_", "SOKETI_", "LARAVEL_WEBSOCKETS_")
 # Lines of stderr kept in memory: a flood of log lines must not grow the test process unbounded.
 MAX_STDERR_LINES = 20_000
 

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         };
         tracing::warn!(
             "no app configured: serving the DEVELOPMENT app app-id/app-key/app-secret {reach}; \
-             set PUSHER_APP_ID, PUSHER_APP_KEY, PUSHER_APP_SECRET or use --config for anything real"
+             set PUSHER_APP_ID, PUSHER_APP_KEY, PUSHER_APP_SECRET (or the REVERB_APP_* or SOKETI_DEFAULT_APP_* set) or use --config for anything real"
         );
     }
     fd_limit::raise_and_report(fd_limit::max_connections(&settings.apps));

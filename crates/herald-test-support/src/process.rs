@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use crate::WAIT;
 
+/// Prefixes of the variables herald reads as configuration (its own, and those of the servers it
+/// replaces): a developer's shell must not configure the herald a test starts.
+pub const CONFIG_PREFIXES: [&str; 5] = ["HERALD__", "PUSHER_", "REVERB_", "SOKETI_", "LARAVEL_WEBSOCKETS_"];
+
 /// A temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -79,17 +83,19 @@ impl Herald {
     }
 
     /// [`Herald::spawn`] with `env` added to the child's environment, which otherwise has no
-    /// `RUST_LOG` and no `PUSHER_APP_*`.
+    /// `RUST_LOG` and none of the variables herald reads as configuration ([`CONFIG_PREFIXES`]).
     pub fn spawn_env(
         args: &[&str],
         env: &[(&str, &str)],
         expect_listeners: usize,
     ) -> Result<Self, (Option<i32>, String)> {
         let mut cmd = Command::new(herald_bin());
-        cmd.env_remove("RUST_LOG")
-            .env_remove("PUSHER_APP_ID")
-            .env_remove("PUSHER_APP_KEY")
-            .env_remove("PUSHER_APP_SECRET");
+        cmd.env_remove("RUST_LOG");
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(|n| CONFIG_PREFIXES.iter().any(|p| n.starts_with(p))) {
+                cmd.env_remove(name);
+            }
+        }
         Self::spawn_cmd(cmd, args, env, expect_listeners)
     }
 
