@@ -4,6 +4,7 @@
 //! must always be valid JSON however hostile the strings inside them.
 #![no_main]
 
+use herald_protocol::pusher::client_msg::Recover;
 use herald_protocol::pusher::server_msg::{self, EventData};
 use herald_protocol::pusher::socket_auth::{parse_presence_member, parse_user_data};
 use herald_protocol::pusher::{ChannelName, ClientMsg, parse_client_msg};
@@ -23,8 +24,13 @@ fn assert_json(frame: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     let Ok(msg) = parse_client_msg(data) else { return };
     match msg {
-        ClientMsg::Subscribe { channel, auth, channel_data } => {
+        ClientMsg::Subscribe { channel, auth, channel_data, recover } => {
             let _ = ChannelName::parse(&channel, MAX_CHANNEL);
+            // A recovering subscribe echoes the client's epoch in what herald answers.
+            if let Some(Recover::From { epoch, serial }) = recover {
+                assert_json(&server_msg::with_position(&server_msg::subscription_succeeded(&channel), &epoch, serial));
+                assert_json(&server_msg::recovery_failed(&channel, "gap", &epoch, serial));
+            }
             assert_json(&server_msg::subscription_error(&channel, 400, auth.as_deref().unwrap_or("")));
             if let Some(cd) = channel_data {
                 if let Ok(member) = parse_presence_member(&cd) {

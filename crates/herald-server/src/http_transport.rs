@@ -215,6 +215,14 @@ pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<A
     let key = path.strip_prefix("/apps/").and_then(|r| r.strip_suffix("/events")).unwrap_or("");
     let query = req.uri().query().unwrap_or("");
     let Some(app) = state.hub.apps().by_key(key).filter(|a| !a.config.profile_only) else {
+        // `/apps/{id}/events` is also the HTTP API's publish path: a GET there is a wrong
+        // method, not a stream of an unknown key.
+        if state.hub.apps().by_id(key).is_some() {
+            return plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST /apps/{app_id}/events publishes; the event stream is GET /apps/{app_key}/events",
+            );
+        }
         return plain(StatusCode::NOT_FOUND, "Unknown app key");
     };
     if !app.config.enabled {
