@@ -33,6 +33,7 @@ async function startSite(sdk) {
   const files = {
     '/pusher.min.js': path.join(ROOT, 'node_modules/pusher-js/dist/web/pusher.min.js'),
     '/echo.iife.js': path.join(ROOT, 'node_modules/laravel-echo/dist/echo.iife.js'),
+    '/herald-recovery.mjs': path.join(ROOT, 'clients/js/herald-recovery.mjs'),
   };
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -108,8 +109,9 @@ describe('browser without WebSocket: pusher-js and laravel-echo fall back to HTT
 
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-test-deps (Debian package chromium)`);
-    // History on `sse-resume-*`: its events carry positions, which Last-Event-ID resumes from.
-    const history = [{ channels: 'sse-resume-*', max_messages: 100 }];
+    // History on `sse-resume-*` and `history-*`: their events carry positions, which
+    // Last-Event-ID and the recovery plugin resume from.
+    const history = [{ channels: 'sse-resume-*', max_messages: 100 }, { channels: 'history-*', max_messages: 100 }];
     herald = await startHerald({ apps: Object.values(APPS).map((a) => (a === APPS.main ? { ...a, history } : a)) });
     site = await startSite(sdk());
     dataDir = mkdtempSync(path.join(tmpdir(), 'herald-chromium-'));
@@ -269,6 +271,56 @@ describe('browser without WebSocket: pusher-js and laravel-echo fall back to HTT
       assert.deepEqual(sse.other, [], 'no recovery_failed');
       assert.equal(sse.opens, 2, 'one reconnection');
       await page.evaluate(() => window.source.close());
+    } finally {
+      await page.close();
+      proxy.close();
+    }
+  });
+
+  test('pusher-js on xhr_streaming with the recovery plugin gets exactly what it missed', async () => {
+    const proxy = new CuttableProxy(herald.port);
+    await proxy.start();
+    const page = await noWebSocketPage();
+    try {
+      const name = uid('history');
+      const transport = await page.evaluate(async ({ key, port, channel }) => {
+        const { enableRecovery } = await import('/herald-recovery.mjs');
+        const client = new window.Pusher(key, {
+          cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, httpHost: '127.0.0.1', httpPort: port,
+          forceTLS: false, disableStats: true,
+        });
+        window.recovering = { client, got: [], states: [] };
+        enableRecovery(client);
+        client.connection.bind('state_change', ({ current }) => window.recovering.states.push(current));
+        const ch = client.subscribe(channel);
+        ch.bind('ev', (d) => window.recovering.got.push(d.i));
+        await new Promise((resolve) => ch.bind('pusher:subscription_succeeded', resolve));
+        return client.connection.connection.transport.name;
+      }, { key: APPS.main.key, port: proxy.proxyPort, channel: name });
+      assert.equal(transport, 'xhr_streaming');
+      const got = (n) => page.waitForFunction((k) => window.recovering.got.length >= k, n, { timeout: WAIT });
+      await sdk().trigger(name, 'ev', { i: 0 });
+      await got(1);
+      const socketId = await page.evaluate(() => window.recovering.client.connection.socket_id);
+
+      // The streaming request fails at once; pusher-js's next attempt waits for the link. (Were
+      // its attempts refused, pusher-js would go on to xhr_polling, and recover there.)
+      proxy.cut();
+      await page.waitForFunction(() => window.recovering.client.connection.state !== 'connected', null, { timeout: WAIT });
+      for (let i = 1; i <= 30; i++) await sdk().trigger(name, 'ev', { i });
+      proxy.restore();
+      await got(31);
+      await sdk().trigger(name, 'ev', { i: 31 });
+      await got(32);
+      const after = await page.evaluate(() => ({
+        got: window.recovering.got,
+        socketId: window.recovering.client.connection.socket_id,
+        transport: window.recovering.client.connection.connection.transport.name,
+      }));
+      assert.deepEqual(after.got, Array.from({ length: 32 }, (_, i) => i), 'each event once, in order');
+      assert.notEqual(after.socketId, socketId, 'a new session');
+      assert.equal(after.transport, 'xhr_streaming');
+      await page.evaluate(() => window.recovering.client.disconnect());
     } finally {
       await page.close();
       proxy.close();

@@ -509,6 +509,10 @@ export class CuttableProxy {
 
   async start() {
     this.server = net.createServer((client) => {
+      if (this.down && this.refusing) {
+        client.destroy();
+        return;
+      }
       if (this.down) {
         // Held, not refused: the client's next attempt completes as soon as the link is back,
         // instead of backing off for seconds.
@@ -536,14 +540,25 @@ export class CuttableProxy {
     }
   }
 
-  /** Drops every proxied connection and refuses new ones until `restore()`. */
-  cut() {
+  /**
+   * Drops every proxied connection and holds new ones until `restore()`. With `refuse`, new
+   * connections are reset instead until `hold()`: an HTTP polling client whose next poll would
+   * otherwise just wait (and then carry on in the same session) sees its session fail.
+   */
+  cut({ refuse = false } = {}) {
     this.down = true;
+    this.refusing = refuse;
     for (const s of this.sockets) s.destroy();
+  }
+
+  /** While cut, holds new connections again instead of resetting them. */
+  hold() {
+    this.refusing = false;
   }
 
   restore() {
     this.down = false;
+    this.refusing = false;
     for (const client of this.held.splice(0)) if (!client.destroyed) this.pipe(client);
   }
 
