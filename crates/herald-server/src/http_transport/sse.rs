@@ -7,6 +7,8 @@
 //! request was signed by the app's backend, see [`authorize`]), and carrying `recover` fields
 //! parsed from `Last-Event-ID`. Frames come out as events:
 //!
+//! The stream starts with [`PREAMBLE`] (a comment and `retry: 1000`), then:
+//!
 //! ```text
 //! id: {"channel":["<epoch>",<serial>],…}     (only once a channel has history positions)
 //! event: <Pusher event name>
