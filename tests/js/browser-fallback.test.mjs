@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { APPS, rest, startHerald, uid } from './harness.mjs';
+import { APPS, CuttableProxy, rest, startHerald, uid } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -33,6 +33,7 @@ async function startSite(sdk) {
   const files = {
     '/pusher.min.js': path.join(ROOT, 'node_modules/pusher-js/dist/web/pusher.min.js'),
     '/echo.iife.js': path.join(ROOT, 'node_modules/laravel-echo/dist/echo.iife.js'),
+    '/herald-recovery.mjs': path.join(ROOT, 'clients/js/herald-recovery.mjs'),
   };
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -108,7 +109,10 @@ describe('browser without WebSocket: pusher-js and laravel-echo fall back to HTT
 
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-test-deps (Debian package chromium)`);
-    herald = await startHerald();
+    // History on `sse-resume-*` and `history-*`: their events carry positions, which
+    // Last-Event-ID and the recovery plugin resume from.
+    const history = [{ channels: 'sse-resume-*', max_messages: 100 }, { channels: 'history-*', max_messages: 100 }];
+    herald = await startHerald({ apps: Object.values(APPS).map((a) => (a === APPS.main ? { ...a, history } : a)) });
     site = await startSite(sdk());
     dataDir = mkdtempSync(path.join(tmpdir(), 'herald-chromium-'));
     browser = await chromium.launchPersistentContext(dataDir, {
@@ -217,9 +221,111 @@ describe('browser without WebSocket: pusher-js and laravel-echo fall back to HTT
     }
   });
 
-  // The Last-Event-ID resume of EventSource needs channels with history (the history work):
-  // enable once merged, with an app that keeps history; the reconnect is the browser's own.
-  test.todo('EventSource resumes with Last-Event-ID after the stream drops');
+  /** Polls herald's HTTP API (deadline-bounded) until `name`'s occupancy is `occupied`. */
+  async function occupancy(name, occupied) {
+    const deadline = Date.now() + WAIT;
+    while ((await sdk().get({ path: `/channels/${name}` }).then((r) => r.json())).occupied !== occupied) {
+      assert.ok(Date.now() < deadline, `${name} never became ${occupied ? 'occupied' : 'vacant'}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  test('EventSource resumes with Last-Event-ID after the stream drops', async () => {
+    const proxy = new CuttableProxy(herald.port);
+    await proxy.start();
+    const page = await noWebSocketPage();
+    try {
+      const name = uid('sse-resume');
+      await page.evaluate(({ url }) => {
+        window.sse = { opens: 0, errors: 0, events: [], other: [] };
+        window.source = new EventSource(url);
+        window.source.addEventListener('open', () => { window.sse.opens += 1; });
+        window.source.addEventListener('error', () => { window.sse.errors += 1; });
+        window.source.addEventListener('e', (e) => window.sse.events.push({ i: JSON.parse(JSON.parse(e.data).data).i, id: e.lastEventId }));
+        window.source.addEventListener('pusher:recovery_failed', (e) => window.sse.other.push(e.data));
+      }, { url: `http://127.0.0.1:${proxy.proxyPort}/apps/${APPS.main.key}/events?channels=${name}` });
+      const events = (n) => page.waitForFunction((k) => window.sse.events.length >= k, n, { timeout: WAIT });
+      await page.waitForFunction(() => window.sse.opens === 1, null, { timeout: WAIT });
+      await occupancy(name, true);
+      for (let i = 1; i <= 3; i++) await sdk().trigger(name, 'e', { i });
+      await events(3);
+
+      // The link drops: the browser sees the error and retries by itself (after the stream's
+      // `retry:`), its attempt held by the proxy until the link is back.
+      proxy.cut();
+      await page.waitForFunction(() => window.sse.errors >= 1 && window.source.readyState === EventSource.CONNECTING, null, { timeout: WAIT });
+      await occupancy(name, false);
+      for (let i = 4; i <= 8; i++) await sdk().trigger(name, 'e', { i });
+      proxy.restore();
+      await page.waitForFunction(() => window.sse.opens === 2, null, { timeout: WAIT });
+      await events(8);
+      // A live event after the replay: nothing else came before it.
+      await occupancy(name, true);
+      await sdk().trigger(name, 'e', { i: 9 });
+      await events(9);
+      const sse = await page.evaluate(() => window.sse);
+      assert.deepEqual(sse.events.map((e) => e.i), [1, 2, 3, 4, 5, 6, 7, 8, 9], 'each event once, in order');
+      const ids = sse.events.map((e) => JSON.parse(e.id)[name]);
+      const epoch = ids[0][0];
+      assert.deepEqual(ids, [1, 2, 3, 4, 5, 6, 7, 8, 9].map((serial) => [epoch, serial]), 'lastEventId = the position');
+      assert.deepEqual(sse.other, [], 'no recovery_failed');
+      assert.equal(sse.opens, 2, 'one reconnection');
+      await page.evaluate(() => window.source.close());
+    } finally {
+      await page.close();
+      proxy.close();
+    }
+  });
+
+  test('pusher-js on xhr_streaming with the recovery plugin gets exactly what it missed', async () => {
+    const proxy = new CuttableProxy(herald.port);
+    await proxy.start();
+    const page = await noWebSocketPage();
+    try {
+      const name = uid('history');
+      const transport = await page.evaluate(async ({ key, port, channel }) => {
+        const { enableRecovery } = await import('/herald-recovery.mjs');
+        const client = new window.Pusher(key, {
+          cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, httpHost: '127.0.0.1', httpPort: port,
+          forceTLS: false, disableStats: true,
+        });
+        window.recovering = { client, got: [], states: [] };
+        enableRecovery(client);
+        client.connection.bind('state_change', ({ current }) => window.recovering.states.push(current));
+        const ch = client.subscribe(channel);
+        ch.bind('ev', (d) => window.recovering.got.push(d.i));
+        await new Promise((resolve) => ch.bind('pusher:subscription_succeeded', resolve));
+        return client.connection.connection.transport.name;
+      }, { key: APPS.main.key, port: proxy.proxyPort, channel: name });
+      assert.equal(transport, 'xhr_streaming');
+      const got = (n) => page.waitForFunction((k) => window.recovering.got.length >= k, n, { timeout: WAIT });
+      await sdk().trigger(name, 'ev', { i: 0 });
+      await got(1);
+      const socketId = await page.evaluate(() => window.recovering.client.connection.socket_id);
+
+      // The streaming request fails at once; pusher-js's next attempt waits for the link. (Were
+      // its attempts refused, pusher-js would go on to xhr_polling, and recover there.)
+      proxy.cut();
+      await page.waitForFunction(() => window.recovering.client.connection.state !== 'connected', null, { timeout: WAIT });
+      for (let i = 1; i <= 30; i++) await sdk().trigger(name, 'ev', { i });
+      proxy.restore();
+      await got(31);
+      await sdk().trigger(name, 'ev', { i: 31 });
+      await got(32);
+      const after = await page.evaluate(() => ({
+        got: window.recovering.got,
+        socketId: window.recovering.client.connection.socket_id,
+        transport: window.recovering.client.connection.connection.transport.name,
+      }));
+      assert.deepEqual(after.got, Array.from({ length: 32 }, (_, i) => i), 'each event once, in order');
+      assert.notEqual(after.socketId, socketId, 'a new session');
+      assert.equal(after.transport, 'xhr_streaming');
+      await page.evaluate(() => window.recovering.client.disconnect());
+    } finally {
+      await page.close();
+      proxy.close();
+    }
+  });
 
   test('with streaming blocked too, pusher-js falls back to xhr_polling', async () => {
     const page = await noWebSocketPage();

@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 
 import autobahn from 'autobahn';
 import Pusher from 'pusher-js';
@@ -490,4 +491,80 @@ let counter = 0;
 export function uid(prefix = 'ch') {
   counter += 1;
   return `${prefix}-${process.pid}-${counter}`;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1:0 in front of herald's `port` whose connections a test can cut:
+ * `cut()` drops every proxied connection and holds new ones until `restore()`, so a client's
+ * reconnection completes as soon as the link is back. `start()` resolves with the proxy's port
+ * (also `proxy.proxyPort`).
+ */
+export class CuttableProxy {
+  constructor(port) {
+    this.port = port;
+    this.down = false;
+    this.held = [];
+    this.sockets = new Set();
+  }
+
+  async start() {
+    this.server = net.createServer((client) => {
+      if (this.down && this.refusing) {
+        client.destroy();
+        return;
+      }
+      if (this.down) {
+        // Held, not refused: the client's next attempt completes as soon as the link is back,
+        // instead of backing off for seconds.
+        this.held.push(client);
+        client.on('error', () => client.destroy());
+        return;
+      }
+      this.pipe(client);
+    });
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.proxyPort = this.server.address().port;
+    return this.proxyPort;
+  }
+
+  pipe(client) {
+    const upstream = net.connect(this.port, '127.0.0.1');
+    for (const [a, b] of [[client, upstream], [upstream, client]]) {
+      this.sockets.add(a);
+      a.on('error', () => b.destroy());
+      a.on('close', () => {
+        this.sockets.delete(a);
+        b.destroy();
+      });
+      a.pipe(b);
+    }
+  }
+
+  /**
+   * Drops every proxied connection and holds new ones until `restore()`. With `refuse`, new
+   * connections are reset instead until `hold()`: an HTTP polling client whose next poll would
+   * otherwise just wait (and then carry on in the same session) sees its session fail.
+   */
+  cut({ refuse = false } = {}) {
+    this.down = true;
+    this.refusing = refuse;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  /** While cut, holds new connections again instead of resetting them. */
+  hold() {
+    this.refusing = false;
+  }
+
+  restore() {
+    this.down = false;
+    this.refusing = false;
+    for (const client of this.held.splice(0)) if (!client.destroyed) this.pipe(client);
+  }
+
+  close() {
+    this.cut();
+    for (const client of this.held.splice(0)) client.destroy();
+    this.server.close();
+  }
 }

@@ -307,7 +307,9 @@ describe('Server-Sent Events: GET /apps/{key}/events', () => {
   let herald;
   let base;
   before(async () => {
-    herald = await startHerald();
+    // The main app keeps history on `sse-history-*` and `sse-small-*` (epoch/serial on frames).
+    const history = [{ channels: 'sse-history-*', max_messages: 100 }, { channels: 'sse-small-*', max_messages: 5 }];
+    herald = await startHerald({ apps: Object.values(APPS).map((a) => (a === APPS.main ? { ...a, history } : a)) });
     base = `http://127.0.0.1:${herald.port}/apps/${APPS.main.key}/events`;
   });
   afterEach(() => herald?.assertAlive());
@@ -336,6 +338,8 @@ describe('Server-Sent Events: GET /apps/{key}/events', () => {
     const c = curl(`${base}?channels=${name},${name}-other`);
     try {
       await c.waitFor(': herald');
+      // A comment first (the response is flushed at once), then a short reconnection delay.
+      assert.ok(c.out.startsWith(': herald\nretry: 1000\n\n'), c.out);
       // The subscription is made by the stream itself: publish until it is in place.
       await until(async () => {
         const info = await rest(herald, APPS.main).get({ path: `/channels/${name}` }).then((r) => r.json());
@@ -388,23 +392,72 @@ describe('Server-Sent Events: GET /apps/{key}/events', () => {
     await r.text();
   });
 
-  // Resuming needs channels with history (epoch/serial on the frames), which the history work
-  // brings: enable this test once it is merged, with an app that keeps history.
-  test.todo('Last-Event-ID resumes the stream without loss or duplicates', async () => {
+  /** The `id:` lines of a stream so far, parsed. */
+  const ids = (c) => c.out.split('\n').filter((l) => l.startsWith('id: ')).map((l) => JSON.parse(l.slice(4)));
+  /** The `data` of every `e` event of a stream so far, in order. */
+  const published = (c) => c.out.split('\n\n')
+    .filter((b) => b.includes('event: e\n'))
+    .map((b) => JSON.parse(JSON.parse(b.split('\n').find((l) => l.startsWith('data: ')).slice(6)).data).i);
+
+  test('Last-Event-ID resumes the stream without loss or duplicates', async () => {
     const name = uid('sse-history');
     const sdk = rest(herald, APPS.main);
+    const occupied = async () => (await sdk.get({ path: `/channels/${name}` }).then((x) => x.json())).occupied;
     const first = curl(`${base}?channels=${name}`);
-    await first.waitFor(': herald');
-    await until(async () => (await sdk.get({ path: `/channels/${name}` }).then((x) => x.json())).occupied, 'sub', 5000);
-    await sdk.trigger(name, 'e', { i: 1 });
-    await first.waitFor('"i\\":1');
-    const id = first.out.split('\n').filter((l) => l.startsWith('id: ')).pop().slice(4);
-    first.child.kill();
-    await sdk.trigger(name, 'e', { i: 2 });
-    await sdk.trigger(name, 'e', { i: 3 });
-    const resumed = curl(`${base}?channels=${name}`, [`Last-Event-ID: ${id}`]);
-    await resumed.waitFor('"i\\":3');
-    assert.ok(resumed.out.includes('"i\\":2') && !resumed.out.includes('"i\\":1'), resumed.out);
-    resumed.child.kill();
+    let resumed;
+    try {
+      await first.waitFor(': herald');
+      await until(occupied, 'the stream subscription', 5000);
+      for (let i = 1; i <= 3; i++) await sdk.trigger(name, 'e', { i });
+      await first.waitFor('"i\\":3');
+      assert.deepEqual(published(first), [1, 2, 3]);
+      // Every event of a channel with history carries the stream's position in its id.
+      const firstIds = ids(first);
+      assert.equal(firstIds.length, 3, first.out);
+      assert.deepEqual(firstIds.map((id) => id[name][1]), [1, 2, 3]);
+      const epoch = firstIds[0][name][0];
+      assert.match(epoch, /^\S+$/);
+      const last = first.out.split('\n').filter((l) => l.startsWith('id: ')).pop().slice(4);
+      first.child.kill();
+      await until(async () => !(await occupied()), 'the first stream to end', 5000);
+
+      for (let i = 4; i <= 10; i++) await sdk.trigger(name, 'e', { i });
+      resumed = curl(`${base}?channels=${name}`, [`Last-Event-ID: ${last}`]);
+      await resumed.waitFor('"i\\":10');
+      // A live event after the replay: nothing else came before it.
+      await until(occupied, 'the resumed subscription', 5000);
+      await sdk.trigger(name, 'e', { i: 11 });
+      await resumed.waitFor('"i\\":11');
+      assert.deepEqual(published(resumed), [4, 5, 6, 7, 8, 9, 10, 11], resumed.out);
+      assert.deepEqual(ids(resumed).map((id) => id[name]), [4, 5, 6, 7, 8, 9, 10, 11].map((s) => [epoch, s]));
+      assert.ok(!resumed.out.includes('recovery_failed'), resumed.out);
+    } finally {
+      first.child.kill();
+      resumed?.child.kill();
+    }
+  });
+
+  test('a Last-Event-ID past what history holds: pusher:recovery_failed, then live events', async () => {
+    const name = uid('sse-small');
+    const sdk = rest(herald, APPS.main);
+    const occupied = async () => (await sdk.get({ path: `/channels/${name}` }).then((x) => x.json())).occupied;
+    for (let i = 1; i <= 8; i++) await sdk.trigger(name, 'e', { i });
+    // Resuming from serial 1 of an unknown epoch cannot be served.
+    const c = curl(`${base}?channels=${name}`, [`Last-Event-ID: ${JSON.stringify({ [name]: ['no-such-epoch', 1] })}`]);
+    try {
+      await c.waitFor('event: pusher:recovery_failed\n');
+      const block = c.out.slice(c.out.indexOf('event: pusher:recovery_failed'));
+      const data = JSON.parse(block.split('\n')[1].slice('data: '.length));
+      assert.equal(data.channel, name);
+      const failure = typeof data.data === 'string' ? JSON.parse(data.data) : data.data;
+      assert.equal(failure.reason, 'unknown_epoch', c.out);
+      assert.equal(failure.serial, 8);
+      await until(occupied, 'the stream subscription', 5000);
+      await sdk.trigger(name, 'e', { i: 9 });
+      await c.waitFor('"i\\":9');
+      assert.deepEqual(published(c), [9], c.out);
+    } finally {
+      c.child.kill();
+    }
   });
 });

@@ -285,7 +285,7 @@ pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<A
     // `#` is never in a name the transport URLs can reach: no `xhr_send` can post to a stream.
     let name = format!("{key}/#sse/{}", STREAMS.fetch_add(1, Ordering::Relaxed));
     let (shared, link) = state.transports.open(name.into(), Kind::Sse, Some(Box::new(stream)));
-    let body = shared.attach_sse(b": herald\n\n");
+    let body = shared.attach_sse(sse::PREAMBLE);
     let session = Session::new(link, Pusher::new(Arc::clone(&state.hub), place));
     state.tracker.spawn(async move {
         session.await;

@@ -116,3 +116,124 @@ async fn raw_upgrade(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     assert_eq!(&buf, b"HTTP/1.1 101");
     s
 }
+
+/// Opens a raw HTTP request that stays open (a streaming receive, an SSE stream) and reads until
+/// `needle` shows in what came back; the stream is returned, still open.
+async fn open_stream(addr: std::net::SocketAddr, method: &str, target: &str, needle: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("data in time").unwrap();
+        assert!(n > 0, "{target} ended early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
+/// Scrapes `/metrics` until `check` holds (bounded: `within`), and returns that scrape.
+async fn metrics_until(
+    metrics: std::net::SocketAddr,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&std::collections::HashMap<String, f64>) -> bool,
+) -> std::collections::HashMap<String, f64> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let m = parse_metrics(&http(metrics, "GET", "/metrics").await.1);
+        if check(&m) {
+            return m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_http_sessions_recoveries_and_history() {
+    use herald_core::app::HistoryConfig;
+    use herald_test_support::send_json;
+    use serde_json::json;
+
+    // The HTTP transports' session counts are process-wide: this is the only test of this
+    // binary that opens HTTP sessions, so they start at 0.
+    let mut a = app("1", "key");
+    a.history = vec![HistoryConfig { channels: "history-*".into(), ..HistoryConfig::default() }];
+    let server = TestServer::start(with_metrics(settings(vec![a]))).await;
+    let metrics = server.metrics();
+    let m = parse_metrics(&http(metrics, "GET", "/metrics").await.1);
+    for (name, want) in [
+        ("herald_sessions{transport=\"xhr_streaming\"}", 0.0),
+        ("herald_sessions{transport=\"sse\"}", 0.0),
+        ("herald_recoveries_total{result=\"replayed\"}", 0.0),
+        ("herald_recoveries_total{result=\"failed\"}", 0.0),
+        ("herald_history_channels", 0.0),
+        ("herald_history_bytes", 0.0),
+    ] {
+        assert_eq!(m[name], want, "{name} before anything happened");
+    }
+
+    // A live xhr_streaming session and a live SSE stream.
+    let query = "protocol=7&client=js&version=8.6.0";
+    let streaming = open_stream(
+        server.addr,
+        "POST",
+        &format!("/pusher/app/key/1/metrics1/xhr_streaming?{query}"),
+        "connection_established",
+    )
+    .await;
+    let sse = open_stream(server.addr, "GET", "/apps/key/events?channels=history-a", ": herald").await;
+    let live = metrics_until(metrics, Duration::from_secs(5), "one streaming and one SSE session", |m| {
+        m["herald_sessions{transport=\"xhr_streaming\"}"] == 1.0 && m["herald_sessions{transport=\"sse\"}"] == 1.0
+    })
+    .await;
+    assert_eq!(live["herald_sessions{transport=\"xhr_polling\"}"], 0.0);
+    assert_eq!(live["herald_sessions{transport=\"ws\"}"], 0.0, "HTTP sessions are not counted as ws");
+
+    // History held: two publications on a history channel.
+    let (mut ws, _) = server.pusher("key").await;
+    send_json(&mut ws, json!({"event":"pusher:subscribe","data":{"channel":"history-a"}})).await;
+    let ack = next_json(&mut ws).await;
+    assert_eq!(ack["event"], "pusher_internal:subscription_succeeded", "{ack}");
+    let epoch = ack["epoch"].as_str().unwrap().to_owned();
+    for data in ["one", "two"] {
+        assert_eq!(publish_data(server.addr, ("1", "key", "key-secret"), "history-a", data).await, 200);
+        assert_eq!(next_json(&mut ws).await["event"], "ev");
+    }
+    let held = parse_metrics(&http(metrics, "GET", "/metrics").await.1);
+    assert_eq!(held["herald_history_channels"], 1.0);
+    assert!(held["herald_history_bytes"] > 0.0, "bytes held: {}", held["herald_history_bytes"]);
+
+    // One recovery that replays (one publication after serial 1), one that cannot (unknown epoch).
+    let (mut again, _) = server.pusher("key").await;
+    let recover = |channel: &str, epoch: &str| json!({"event":"pusher:subscribe","data":{"channel":channel,"recover":{"epoch":epoch,"serial":1}}});
+    send_json(&mut again, recover("history-a", &epoch)).await;
+    assert_eq!(next_json(&mut again).await["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(next_json(&mut again).await["data"], "two", "the replayed publication");
+    let (mut other, _) = server.pusher("key").await;
+    send_json(&mut other, recover("history-a", "not-the-epoch")).await;
+    assert_eq!(next_json(&mut other).await["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(next_json(&mut other).await["event"], "pusher:recovery_failed");
+    let m = parse_metrics(&http(metrics, "GET", "/metrics").await.1);
+    assert_eq!(m["herald_recoveries_total{result=\"replayed\"}"], 1.0);
+    assert_eq!(m["herald_recoveries_total{result=\"failed\"}"], 1.0);
+    assert_eq!(m["herald_recovered_publications_total"], 1.0);
+
+    // The stream ends with its request; a streaming session once its idle expiry (15 s) passed
+    // without a receive request.
+    drop(sse);
+    metrics_until(metrics, Duration::from_secs(5), "the SSE session to end", |m| {
+        m["herald_sessions{transport=\"sse\"}"] == 0.0
+    })
+    .await;
+    drop(streaming);
+    metrics_until(metrics, Duration::from_secs(30), "the streaming session to expire", |m| {
+        m["herald_sessions{transport=\"xhr_streaming\"}"] == 0.0
+    })
+    .await;
+    drop((ws, again, other));
+    server.shutdown().await;
+}

@@ -38,6 +38,11 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_secs(25);
 pub(crate) const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Most posted messages waiting for the session task.
 pub(crate) const INBOUND_MAX: usize = 64;
+/// pusher-js drops a streaming response once it has read more than this many characters
+/// (UTF-16 units) and opens another: whatever was written to the old one after that point is
+/// lost. So herald ends a streaming response itself as soon as it carried more than this, at
+/// a line's end: pusher-js has then read all of it, renews, and the next request gets the rest.
+pub(crate) const STREAM_RENEW_UNITS: usize = 256 * 1024;
 
 /// The sessions of one listener, by `{key}/{server}/{session}`.
 #[derive(Debug, Default)]
@@ -153,7 +158,9 @@ impl Shared {
     /// Attaches a receive request, replacing (and so ending) any other; `first` carries the
     /// lines a new session starts with.
     pub(crate) fn attach(self: &Arc<Self>, polling: bool, first: &[u8]) -> ReceiveBody {
-        self.attach_as(polling, first, lines::HEARTBEAT, HEARTBEAT)
+        let mut body = self.attach_as(polling, first, lines::HEARTBEAT, HEARTBEAT);
+        body.renew_after = (!polling).then_some(STREAM_RENEW_UNITS);
+        body
     }
 
     /// Attaches the one response of an SSE session.
@@ -181,6 +188,8 @@ impl Shared {
             beat,
             every,
             heartbeat: Box::pin(tokio::time::sleep(every)),
+            renew_after: None,
+            sent_units: 0,
         }
     }
 }
@@ -325,6 +334,10 @@ pub(crate) struct ReceiveBody {
     beat: &'static [u8],
     every: Duration,
     heartbeat: Pin<Box<Sleep>>,
+    /// A streaming response ends once it carried more than this ([`STREAM_RENEW_UNITS`]).
+    renew_after: Option<usize>,
+    /// UTF-16 units sent so far (what pusher-js measures).
+    sent_units: usize,
 }
 
 impl ReceiveBody {
@@ -344,8 +357,16 @@ impl ReceiveBody {
             beat: lines::HEARTBEAT,
             every: HEARTBEAT,
             heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
+            renew_after: None,
+            sent_units: 0,
         }
     }
+}
+
+/// The length of UTF-8 `bytes` in UTF-16 units: one per character, two for those beyond the
+/// Basic Multilingual Plane (4-byte sequences).
+fn utf16_units(bytes: &[u8]) -> usize {
+    bytes.iter().map(|b| usize::from(b & 0xC0 != 0x80) + usize::from(*b >= 0xF0)).sum()
 }
 
 impl Body for ReceiveBody {
@@ -368,7 +389,10 @@ impl Body for ReceiveBody {
             if let Some(w) = st.session.take() {
                 w.wake();
             }
-            self.done = self.polling || st.closed;
+            self.sent_units += utf16_units(&lines);
+            // Lines are whole here (the session task writes complete lines).
+            let renew = self.renew_after.is_some_and(|limit| self.sent_units > limit);
+            self.done = self.polling || st.closed || renew;
             let next = Instant::now() + self.every;
             self.heartbeat.as_mut().reset(next);
             return Poll::Ready(Some(Ok(Frame::data(lines))));
@@ -408,6 +432,18 @@ impl Drop for ReceiveBody {
             if let Some(w) = st.session.take() {
                 w.wake();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf16_units;
+
+    #[test]
+    fn utf16_units_count_as_javascript_does() {
+        for s in ["", "abc\n", "é", "€uro", "𝄞", "a𝄞é€"] {
+            assert_eq!(utf16_units(s.as_bytes()), s.encode_utf16().count(), "{s}");
         }
     }
 }

@@ -7,6 +7,8 @@
 //! request was signed by the app's backend, see [`authorize`]), and carrying `recover` fields
 //! parsed from `Last-Event-ID`. Frames come out as events:
 //!
+//! The stream starts with [`PREAMBLE`] (a comment and `retry: 1000`), then:
+//!
 //! ```text
 //! id: {"channel":["<epoch>",<serial>],…}     (only once a channel has history positions)
 //! event: <Pusher event name>
@@ -28,6 +30,12 @@ use super::lines::frame_payload;
 
 /// Most channels one stream may name.
 pub(crate) const MAX_CHANNELS: usize = 100;
+
+/// The start of every stream: a comment, so that the response is flushed at once, and the
+/// reconnection delay. Browsers wait about 3 s by default before reconnecting a dropped
+/// `EventSource`; a resumed stream replays what it missed from history, so coming back after
+/// 1 s costs nothing and shortens the gap.
+pub(crate) const PREAMBLE: &[u8] = b": herald\nretry: 1000\n\n";
 
 /// A channel of a stream: its name, where to resume it, and where the stream is.
 #[derive(Debug)]
