@@ -3,47 +3,16 @@
 //! cluster's on every node, and a node killed with SIGKILL leaves its channels within 10 s.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, afterEach, before, describe, test } from 'node:test';
 
 import {
   APPS, Inbox, RawClient, collect, connected, once, pusherClient, rest, sdkChannelAuthorization,
-  sdkUserAuthentication, signedFetch, subscribed, uid, withTimeout,
+  sdkUserAuthentication, signedFetch, startRedis, subscribed, uid, withTimeout,
 } from './harness.mjs';
 import { startHerald as launch } from '../support/herald_launcher.mjs';
 
 /** The bound on a killed node's members leaving the other nodes. */
 const REAP_MS = 10000;
-
-/** A redis-server child on a unix socket in a fresh directory; resolves once it accepts. */
-async function startRedis() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'herald-js-redis-'));
-  const socket = path.join(dir, 'redis.sock');
-  const child = spawn('redis-server', [
-    '--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no', '--dir', dir,
-  ], { stdio: ['ignore', 'pipe', 'ignore'] });
-  await withTimeout(new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      if (line.toLowerCase().includes('ready to accept connections')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`redis-server exited (${code})`)));
-  }), 'redis-server to accept connections', 10000);
-  return {
-    url: `redis+unix://${socket}`,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGKILL');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 const APP = { ...APPS.main, enable_subscription_count: true };
 

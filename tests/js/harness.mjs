@@ -5,8 +5,13 @@
 //! rejects after a timeout with a message saying what was awaited.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
 
 import autobahn from 'autobahn';
 import Pusher from 'pusher-js';
@@ -556,6 +561,12 @@ export class CuttableProxy {
     this.refusing = false;
   }
 
+  /** Sends what comes next to `port` (another node), as a load balancer does on a reconnect. */
+  to(port) {
+    this.port = port;
+    this.restore();
+  }
+
   restore() {
     this.down = false;
     this.refusing = false;
@@ -567,4 +578,30 @@ export class CuttableProxy {
     for (const client of this.held.splice(0)) client.destroy();
     this.server.close();
   }
+}
+
+/** A redis-server child on a unix socket in a fresh directory; resolves once it accepts. */
+export async function startRedis() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'herald-js-redis-'));
+  const socket = path.join(dir, 'redis.sock');
+  const child = spawn('redis-server', [
+    '--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no', '--dir', dir,
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await withTimeout(new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.toLowerCase().includes('ready to accept connections')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited (${code})`)));
+  }), 'redis-server to accept connections', 10000);
+  return {
+    url: `redis+unix://${socket}`,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
