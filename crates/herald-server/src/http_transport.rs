@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_core::App;
+use herald_core::app::ConnectionSlot;
 use herald_protocol::pusher::close_code::CloseCode;
 use http_body_util::{BodyExt, Either, Limited};
 use hyper::header::{self, HeaderValue};
@@ -27,6 +28,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::http::response::{AnyBody, text_response};
 use crate::http::state::HttpState;
 use crate::listen::forwarded::ClientAddr;
+use crate::listen::per_ip::PerIpSlot;
 use crate::session::driver::Session;
 use crate::session::pusher::Pusher;
 use link::{PostError, ReceiveBody};
@@ -95,19 +97,9 @@ fn receive<B>(state: &HttpState, name: &str, key: &str, polling: bool, req: &Req
         Ok(app) => app,
         Err(code) => return refuse(code),
     };
-    let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or(""));
-    if !herald_core::origin::allowed(&app.config.allowed_origins, origin) {
-        app.stats.origin_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return plain(StatusCode::FORBIDDEN, "Origin not allowed");
-    }
-    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
-    let held = match client.map(|ip| state.edge.status.per_ip.acquire(ip)) {
-        Some(Err(_)) => return plain(StatusCode::TOO_MANY_REQUESTS, "Too many connections from your address"),
-        Some(Ok(slot)) => slot,
-        None => None,
-    };
-    let Some(place) = app.try_connect() else {
-        return refuse(CloseCode::OverQuota);
+    let (held, place) = match admit(state, &app, req) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.answer(|| refuse(CloseCode::OverQuota)),
     };
     let kind = if polling { Kind::Polling } else { Kind::Streaming };
     let (shared, link) = state.transports.open(name.into(), kind, None);
@@ -118,6 +110,49 @@ fn receive<B>(state: &HttpState, name: &str, key: &str, polling: bool, req: &Req
         drop(held);
     });
     streaming(body)
+}
+
+/// Why a new HTTP session is not admitted.
+enum Refused {
+    /// The request's origin is not on the app's allow-list.
+    Origin,
+    /// The client's address holds as many connections as it may.
+    PerAddress,
+    /// The app has no connection place left.
+    Quota,
+}
+
+impl Refused {
+    /// The answer, where the quota's is the caller's (a Pusher close code or a status).
+    fn answer(self, over_quota: impl FnOnce() -> Response<AnyBody>) -> Response<AnyBody> {
+        match self {
+            Refused::Origin => plain(StatusCode::FORBIDDEN, "Origin not allowed"),
+            Refused::PerAddress => plain(StatusCode::TOO_MANY_REQUESTS, "Too many connections from your address"),
+            Refused::Quota => over_quota(),
+        }
+    }
+}
+
+/// Admits a new HTTP session of `app` as a WebSocket upgrade is admitted: the app's origin
+/// allow-list, the per-address limits, then one of the app's connection places. The places are
+/// held for as long as the session runs.
+fn admit<B>(
+    state: &HttpState,
+    app: &Arc<App>,
+    req: &Request<B>,
+) -> Result<(Option<PerIpSlot>, ConnectionSlot), Refused> {
+    let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or(""));
+    if !herald_core::origin::allowed(&app.config.allowed_origins, origin) {
+        app.stats.origin_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(Refused::Origin);
+    }
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let held = match client.map(|ip| state.edge.status.per_ip.acquire(ip)) {
+        Some(Err(_)) => return Err(Refused::PerAddress),
+        Some(Ok(slot)) => slot,
+        None => None,
+    };
+    Ok((held, app.try_connect().ok_or(Refused::Quota)?))
 }
 
 /// The app a receive URL names, or the Pusher close code a WebSocket would get.
@@ -260,19 +295,11 @@ pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<A
     }) {
         return refused(r);
     }
-    let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or(""));
-    if !herald_core::origin::allowed(&app.config.allowed_origins, origin) {
-        app.stats.origin_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return plain(StatusCode::FORBIDDEN, "Origin not allowed");
-    }
-    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
-    let held = match client.map(|ip| state.edge.status.per_ip.acquire(ip)) {
-        Some(Err(_)) => return plain(StatusCode::TOO_MANY_REQUESTS, "Too many connections from your address"),
-        Some(Ok(slot)) => slot,
-        None => None,
-    };
-    let Some(place) = app.try_connect() else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "Over the app's connection quota");
+    let (held, place) = match admit(state, app, req) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            return refused.answer(|| plain(StatusCode::SERVICE_UNAVAILABLE, "Over the app's connection quota"));
+        }
     };
     // The browser resends the last id it saw as a header; tools may pass it in the query.
     let last_id = req
