@@ -10,6 +10,7 @@ CALL with CALLERROR.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
@@ -18,13 +19,16 @@ from autobahn.wamp.types import PublishOptions, SubscribeOptions
 from conftest import RawSocket, make_sdk, uid
 from pusher_sign import channel_auth
 from wamp1_client import (
-    CALLERROR, CALLRESULT, SUBSCRIBE, WAMP_APPS, EventInbox, Sessions, Wamp1Client, run, wamp_herald, within,
+    CALLERROR, CALLRESULT, SUBSCRIBE, WAMP_APPS, EventInbox, Wamp1Client, wamp_herald, within,
 )
+from wamp1_client import scenario as wamp_scenario
 
 __all__ = ["wamp_herald"]
 
 RULES = WAMP_APPS["rules"]
 OPEN = WAMP_APPS["open"]
+# Sessions of the rules realm unless a test says otherwise.
+scenario = functools.partial(wamp_scenario, realm=RULES["id"])
 NOT_AUTHORIZED = "wamp.error.not_authorized"
 
 
@@ -39,14 +43,6 @@ def _alive(wamp_herald):
     wamp_herald.assert_alive()
 
 
-def scenario(herald, serializer, body, realm=RULES["id"]):
-    async def main():
-        sessions = Sessions(herald, serializer, realm)
-        try:
-            return await body(sessions)
-        finally:
-            await sessions.close()
-    return run(main())
 
 
 async def blocking(fn, *args):

@@ -10,6 +10,7 @@ first and only proves no retained event was sent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 
 import pytest
@@ -19,6 +20,7 @@ from autobahn.wamp.types import PublishOptions, SubscribeOptions
 from conftest import make_sdk, uid
 from redis_server import Redis
 from wamp1_client import WAMP_APPS, EventInbox, Sessions, WampHerald, run, within
+from wamp1_client import scenario as wamp_scenario
 
 # A realm whose `hist.*` topics keep their last 5 events and `histbig.*` topics their last 1200.
 HISTORY = {
@@ -38,6 +40,8 @@ def wamp_herald():
 
 OPEN = WAMP_APPS["open"]
 RULES = WAMP_APPS["rules"]
+# Sessions of the open realm unless a test says otherwise.
+scenario = functools.partial(wamp_scenario, realm=OPEN["id"])
 NOT_AUTHORIZED = "wamp.error.not_authorized"
 ACK = PublishOptions(acknowledge=True)
 RETAIN = PublishOptions(acknowledge=True, retain=True)
@@ -56,14 +60,6 @@ def _alive(wamp_herald):
     wamp_herald.assert_alive()
 
 
-def scenario(herald, serializer, body, realm=OPEN["id"]):
-    async def main():
-        sessions = Sessions(herald, serializer, realm)
-        try:
-            return await body(sessions)
-        finally:
-            await sessions.close()
-    return run(main())
 
 
 def topic(area: str = "com.herald.retain") -> str:

@@ -17,7 +17,7 @@ from autobahn.wamp.types import (
 )
 
 from conftest import uid
-from wamp1_client import WAMP_APPS, Aborted, EventInbox, Sessions, run, wamp_herald, within
+from wamp1_client import WAMP_APPS, Aborted, EventInbox, scenario, wamp_herald, within
 
 __all__ = ["wamp_herald"]
 
@@ -41,15 +41,6 @@ def _alive(wamp_herald):
     wamp_herald.assert_alive()
 
 
-def scenario(herald, serializer, body, realm=None):
-    """Runs `body(sessions)` with a Sessions factory, closing every session afterwards."""
-    async def main():
-        sessions = Sessions(herald, serializer, realm)
-        try:
-            return await body(sessions)
-        finally:
-            await sessions.close()
-    return run(main())
 
 
 # --- session lifecycle ---------------------------------------------------------------------

@@ -580,3 +580,14 @@ class Sessions:
 
     async def close(self):
         await close_sessions(self.opened)
+
+
+def scenario(herald: WampHerald, serializer: str, body, realm: str | None = None):
+    """Runs `body(sessions)` with a Sessions factory of `realm`, closing every session afterwards."""
+    async def main():
+        sessions = Sessions(herald, serializer, realm)
+        try:
+            return await body(sessions)
+        finally:
+            await sessions.close()
+    return run(main())
