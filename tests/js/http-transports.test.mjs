@@ -297,6 +297,18 @@ describe('HTTP transports: raw requests', () => {
       assert.equal(r.status, 200);
       assert.equal(r.headers.get('access-control-allow-origin'), 'https://good.example');
       assert.equal(await r.text(), 'o\n');
+      // The live session's name does not let a refused origin read or write it.
+      r = await fetch(url, { method: 'POST', headers: { origin: 'https://evil.example' } });
+      assert.equal(r.status, 403);
+      await r.text();
+      const send = url.replace(`/xhr${query}`, '/xhr_send');
+      const subscribe = JSON.stringify([JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'x' } })]);
+      r = await fetch(send, { method: 'POST', headers: { origin: 'https://evil.example' }, body: subscribe });
+      assert.equal(r.status, 403);
+      await r.text();
+      r = await fetch(send, { method: 'POST', headers: { origin: 'https://good.example' }, body: subscribe });
+      assert.equal(r.status, 204);
+      await r.text();
     } finally {
       await h.stop();
     }

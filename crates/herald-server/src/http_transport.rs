@@ -91,6 +91,11 @@ async fn answer(state: &HttpState, req: Request<hyper::body::Incoming>) -> Respo
 /// A receive request: attach to the session, or open it.
 fn receive<B>(state: &HttpState, name: &str, key: &str, polling: bool, req: &Request<B>) -> Response<AnyBody> {
     if let Some(shared) = state.transports.get(name) {
+        // The session's name is its only credential, as in pusher-js's protocol: a page of an
+        // origin the app refuses may not take a live session over.
+        if !state.hub.apps().by_key(key).is_some_and(|app| origin_allowed(app, req)) {
+            return plain(StatusCode::FORBIDDEN, "Origin not allowed");
+        }
         return streaming(shared.attach(polling, b""));
     }
     let app = match resolve(state, key, req.uri().query().unwrap_or("")) {
@@ -133,6 +138,16 @@ impl Refused {
     }
 }
 
+/// Whether `app` takes requests from the request's origin (counted when it does not).
+fn origin_allowed<B>(app: &App, req: &Request<B>) -> bool {
+    let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or(""));
+    let allowed = herald_core::origin::allowed(&app.config.allowed_origins, origin);
+    if !allowed {
+        app.stats.origin_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    allowed
+}
+
 /// Admits a new HTTP session of `app` as a WebSocket upgrade is admitted: the app's origin
 /// allow-list, the per-address limits, then one of the app's connection places. The places are
 /// held for as long as the session runs.
@@ -141,9 +156,7 @@ fn admit<B>(
     app: &Arc<App>,
     req: &Request<B>,
 ) -> Result<(Option<PerIpSlot>, ConnectionSlot), Refused> {
-    let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().unwrap_or(""));
-    if !herald_core::origin::allowed(&app.config.allowed_origins, origin) {
-        app.stats.origin_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !origin_allowed(app, req) {
         return Err(Refused::Origin);
     }
     let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
@@ -201,6 +214,9 @@ async fn send(state: &HttpState, name: &str, key: &str, req: Request<hyper::body
     let Some(app) = state.hub.apps().by_key(key) else {
         return plain(StatusCode::NOT_FOUND, "Unknown session");
     };
+    if !origin_allowed(app, &req) {
+        return plain(StatusCode::FORBIDDEN, "Origin not allowed");
+    }
     let max_message = app.config.max_message_bytes;
     // A message's JSON escaping at most doubles it (`"` → `\"`); `\u00XX` escapes of control
     // characters are counted against the message after decoding.
