@@ -309,6 +309,11 @@ describe('HTTP transports: raw requests', () => {
       r = await fetch(send, { method: 'POST', headers: { origin: 'https://good.example' }, body: subscribe });
       assert.equal(r.status, 204);
       await r.text();
+      // Nor may it open an event stream of the app.
+      const events = `http://127.0.0.1:${h.port}/apps/${APPS.main.key}/events?channels=news`;
+      r = await fetch(events, { headers: { origin: 'https://evil.example' } });
+      assert.equal(r.status, 403);
+      await r.text();
     } finally {
       await h.stop();
     }
