@@ -30,7 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::server_msg;
-use herald_protocol::pusher::socket_auth::{PresenceMember, UserData};
+use herald_protocol::pusher::socket_auth::PresenceMember;
 use herald_protocol::ws;
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -483,51 +483,6 @@ impl Hub {
         }
         queued + self.deliver_to_patterns(app, state, publication)
     }
-
-    /// Signs `conn` in as `user`, registers its watchlist and tells watchers the user is online.
-    ///
-    /// Returns the initial watchlist statuses `(online, offline)` for the connection.
-    ///
-    /// # Errors
-    /// [`SignInError::OtherUser`] when the connection is bound to another user already.
-    pub fn sign_in(
-        &self,
-        app: &App,
-        conn: &Arc<Conn>,
-        user: &UserData,
-    ) -> Result<(Vec<String>, Vec<String>), SignInError> {
-        if !conn.bind_user(&user.id) {
-            return Err(SignInError::OtherUser);
-        }
-        let mut users = self.state(app).users.lock();
-        if users.sign_in(&user.id, conn) {
-            notify_watchers(users.watchers_of(&user.id), "online", &user.id);
-            self.report(app, EventKind::UserOnline, || Event::UserOnline { user_id: user.id.as_str().into() });
-        }
-        users.watch(&user.watchlist, conn);
-        let (online, offline) = user.watchlist.iter().cloned().partition(|id| users.is_online(id));
-        Ok((online, offline))
-    }
-
-    /// Forgets a signed-in connection (on disconnect); tells watchers when the user went offline.
-    pub fn sign_out(&self, app: &App, conn: &Conn, user_id: &str, watchlist: &[String]) {
-        let mut users = self.state(app).users.lock();
-        users.unwatch(watchlist, conn.id);
-        if users.sign_out(user_id, conn.id) {
-            notify_watchers(users.watchers_of(user_id), "offline", user_id);
-            self.report(app, EventKind::UserOffline, || Event::UserOffline { user_id: user_id.into() });
-        }
-    }
-
-    /// Asks every signed-in connection of `user_id` to close as terminated; returns how many.
-    pub fn terminate_user(&self, app: &App, user_id: &str) -> usize {
-        let users = self.state(app).users.lock();
-        let conns = users.connections(user_id);
-        for c in conns {
-            c.outbox.request_close(CloseRequest::Terminated);
-        }
-        conns.len()
-    }
 }
 
 /// Queues an internal Pusher frame for the channel's Pusher subscribers, except `skip`.
@@ -551,16 +506,6 @@ fn send_subscription_count(name: &ChannelName, ch: &mut Channel, n: usize) {
     ch.count_sent_at = Some(now);
     let frame = ws::encode_text(&server_msg::subscription_count(name.as_str(), n));
     push_pusher(ch, &frame, None);
-}
-
-fn notify_watchers(watchers: &[Arc<Conn>], status: &str, user_id: &str) {
-    if watchers.is_empty() {
-        return;
-    }
-    let frame = ws::encode_text(&server_msg::watchlist_events(&[(status, &[user_id])]));
-    for w in watchers {
-        let _ = w.outbox.push(frame.clone());
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
-use herald_protocol::pusher::socket_auth::PresenceMember;
+use herald_protocol::pusher::socket_auth::{PresenceMember, UserData};
 
 use super::*;
 use crate::app::AppConfig;
