@@ -173,6 +173,29 @@ impl Outbox {
         }
     }
 
+    /// Owner side, once per wake-up: takes the queued frames into `into` when `take` (its own
+    /// write queue has room), otherwise only looks for a close request. Returns the close
+    /// request, if any; a transport's one step of [`Outbox::poll_drain`] or
+    /// [`Outbox::poll_close`].
+    pub fn poll_close_or_take(
+        &self,
+        cx: &mut Context<'_>,
+        into: &mut VecDeque<Bytes>,
+        take: bool,
+    ) -> Option<CloseRequest> {
+        if take {
+            match self.poll_drain(cx, into) {
+                Poll::Ready(Drained::Close(req)) => Some(req),
+                _ => None,
+            }
+        } else {
+            match self.poll_close(cx) {
+                Poll::Ready(req) => Some(req),
+                Poll::Pending => None,
+            }
+        }
+    }
+
     fn poll(&self, cx: &mut Context<'_>, into: Option<&mut VecDeque<Bytes>>) -> Poll<Drained> {
         let mut s = self.state.lock();
         let Some(into) = into else {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use herald_core::Outbox;
-use herald_core::outbox::{CloseRequest, Drained};
+use herald_core::outbox::CloseRequest;
 use herald_protocol::ws::Message;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
@@ -223,18 +223,8 @@ impl Transport for Link {
         loop {
             // As a socket does: new frames only once the previous ones went out.
             let room = st.receiver != 0 && st.pending.is_empty();
-            let close = if self.out.is_empty() || room {
-                match outbox.poll_drain(cx, &mut self.out) {
-                    Poll::Ready(Drained::Close(req)) => Some(req),
-                    _ => None,
-                }
-            } else {
-                match outbox.poll_close(cx) {
-                    Poll::Ready(req) => Some(req),
-                    Poll::Pending => None,
-                }
-            };
-            if let Some(req) = close {
+            let take = self.out.is_empty() || room;
+            if let Some(req) = outbox.poll_close_or_take(cx, &mut self.out, take) {
                 return Poll::Ready(Event::CloseRequested(req));
             }
             if room && !self.out.is_empty() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use herald_core::Outbox;
-use herald_core::outbox::{CloseRequest, Drained};
+use herald_core::outbox::CloseRequest;
 use herald_protocol::ws::{Decoder, DecoderConfig, Message, WsError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -89,18 +89,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         loop {
             // Take new frames only once the previous ones are written: while the client is
             // slow they pile up in the bounded outbox, which then marks it a slow consumer.
-            let close = if self.out.is_empty() {
-                match outbox.poll_drain(cx, &mut self.out) {
-                    Poll::Ready(Drained::Close(req)) => Some(req),
-                    _ => None,
-                }
-            } else {
-                match outbox.poll_close(cx) {
-                    Poll::Ready(req) => Some(req),
-                    Poll::Pending => None,
-                }
-            };
-            if let Some(req) = close {
+            let take = self.out.is_empty();
+            if let Some(req) = outbox.poll_close_or_take(cx, &mut self.out, take) {
                 return Poll::Ready(Event::CloseRequested(req));
             }
             match self.poll_flush_out(cx) {
