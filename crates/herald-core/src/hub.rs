@@ -27,7 +27,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use herald_protocol::pusher::channel_name::{Access, ChannelName};
 use herald_protocol::pusher::server_msg;
 use herald_protocol::pusher::socket_auth::PresenceMember;
@@ -50,11 +49,6 @@ pub use cluster::{LocalMember, LocalSnapshot};
 pub use history::HistoryTotals;
 use presence::Presence;
 pub use queries::ChannelSummary;
-
-/// Above this many subscribers, `subscription_count` events go out at most every 5 s
-/// (the throttle Pusher's "Events" docs describe for the hosted service).
-const COUNT_THROTTLE_ABOVE: usize = 100;
-const COUNT_THROTTLE: Duration = Duration::from_secs(5);
 
 /// Why a subscription was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -339,7 +333,7 @@ impl Hub {
             if change.listed && !self.shared {
                 let info = presence.iter().last().and_then(|(_, info)| info);
                 let frame = ws::encode_text(&server_msg::member_added(channel.as_str(), &m.user_id, info));
-                push_pusher(ch, &frame, None);
+                ch.push_pusher(&frame);
             }
         }
         ch.subscribers.insert(conn.id, Subscriber { conn: Arc::clone(conn), user_id, replayed });
@@ -356,7 +350,7 @@ impl Hub {
         });
         let count = ch.subscribers.len();
         if app.config.enable_subscription_count && kind.access != Access::Presence && !self.shared {
-            send_subscription_count(channel, ch, count);
+            ch.send_subscription_count(channel, count);
         }
         // Still under the channel's lock: the changes of one channel are reported in order.
         if occupies {
@@ -384,7 +378,7 @@ impl Hub {
             let change = presence.leave(&user_id);
             if change.listed && !self.shared {
                 let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), &user_id));
-                push_pusher(ch, &frame, None);
+                ch.push_pusher(&frame);
             }
             if change.local {
                 self.report(app, EventKind::MemberRemoved, || Event::MemberRemoved {
@@ -399,7 +393,7 @@ impl Hub {
             && channel.kind().access != Access::Presence
             && !self.shared
         {
-            send_subscription_count(channel, ch, count);
+            ch.send_subscription_count(channel, count);
         }
         if ch.is_idle() {
             shard.remove(channel.as_str());
@@ -483,29 +477,6 @@ impl Hub {
         }
         queued + self.deliver_to_patterns(app, state, publication)
     }
-}
-
-/// Queues an internal Pusher frame for the channel's Pusher subscribers, except `skip`.
-fn push_pusher(ch: &Channel, frame: &Bytes, skip: Option<ConnId>) {
-    for (id, sub) in &ch.subscribers {
-        if Some(*id) != skip && sub.conn.wire == Wire::Pusher {
-            // A full outbox has already marked its socket for closing; nothing more to do.
-            let _ = sub.conn.outbox.push(frame.clone());
-        }
-    }
-}
-
-fn send_subscription_count(name: &ChannelName, ch: &mut Channel, n: usize) {
-    let now = Instant::now();
-    if n > COUNT_THROTTLE_ABOVE
-        && let Some(at) = ch.count_sent_at
-        && now.duration_since(at) < COUNT_THROTTLE
-    {
-        return;
-    }
-    ch.count_sent_at = Some(now);
-    let frame = ws::encode_text(&server_msg::subscription_count(name.as_str(), n));
-    push_pusher(ch, &frame, None);
 }
 
 #[cfg(test)]

@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use herald_core::AppConfig;
-use herald_protocol::cluster::envelope::Data;
-use herald_protocol::cluster::{Envelope, VERSION};
-use herald_protocol::pusher::channel_name::ChannelName;
+use herald_protocol::cluster::VERSION;
 use herald_test_support::http::publish;
-use herald_test_support::redis::{RedisServer, await_health, health, node_settings, redis_xadd};
+use herald_test_support::redis::{RedisServer, await_health, health, node_settings, redis_xadd, third_node_envelope};
 use herald_test_support::{TestServer, WAIT, Ws, next_json, send_json, subscribe};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -228,24 +226,7 @@ async fn envelopes_of_another_format_version_are_refused_on_every_node() {
     subscribe(&mut on_b, "news").await;
 
     // What a third node would append to the app's Redis stream ("{prefix}:{app_id}").
-    let from_third_node = |seq: u64, data: &str| {
-        let envelope = Envelope {
-            node: 0x0123_4567_89ab_cdef,
-            seq,
-            id: 1,
-            wamp: false,
-            retain: false,
-            channel: ChannelName::topic("news", 200).unwrap(),
-            event: "ev",
-            exclude: None,
-            user_id: None,
-            filter: None,
-            publisher: None,
-            data: Data::Str(data),
-            position: None,
-        };
-        envelope.encode()
-    };
+    let from_third_node = |seq: u64, data: &str| third_node_envelope(seq, "news", data);
     // The same envelope written by an older and by a newer herald: only the version differs.
     for (seq, version) in [(1, VERSION - 1), (2, VERSION + 1)] {
         let mut foreign = from_third_node(seq, "from-another-version");

@@ -8,13 +8,17 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use herald_protocol::pusher::channel_name::ChannelName;
+use herald_protocol::pusher::server_msg;
+use herald_protocol::ws;
 use parking_lot::RwLock;
 use tokio::time::Instant;
 
 use super::presence::Presence;
 use crate::conn::{Conn, ConnId};
 use crate::publication::{Position, Publication};
+use crate::wire::Wire;
 
 /// Number of shards per app. A power of two well above the core count keeps two publishers on
 /// different channels from meeting on one lock.
@@ -56,7 +60,36 @@ pub(crate) struct Channel {
     pub(crate) count_sent_at: Option<Instant>,
 }
 
+/// Above this many subscribers, `subscription_count` events go out at most every 5 s
+/// (the throttle Pusher's "Events" docs describe for the hosted service).
+const COUNT_THROTTLE_ABOVE: usize = 100;
+const COUNT_THROTTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Channel {
+    /// Queues an internal Pusher frame (member and count events) for the channel's Pusher
+    /// subscribers. A full outbox has already marked its socket for closing: nothing more to do.
+    pub(crate) fn push_pusher(&self, frame: &Bytes) {
+        for sub in self.subscribers.values() {
+            if sub.conn.wire == Wire::Pusher {
+                let _ = sub.conn.outbox.push(frame.clone());
+            }
+        }
+    }
+
+    /// Tells the channel's Pusher subscribers its subscription count `n`, throttled on large
+    /// channels.
+    pub(crate) fn send_subscription_count(&mut self, name: &ChannelName, n: usize) {
+        let now = Instant::now();
+        if n > COUNT_THROTTLE_ABOVE
+            && let Some(at) = self.count_sent_at
+            && now.duration_since(at) < COUNT_THROTTLE
+        {
+            return;
+        }
+        self.count_sent_at = Some(now);
+        self.push_pusher(&ws::encode_text(&server_msg::subscription_count(name.as_str(), n)));
+    }
+
     /// Whether the channel can be forgotten: no subscriber here and no member listed (with
     /// shared state, members on other nodes keep a channel known without a subscriber).
     pub(crate) fn is_idle(&self) -> bool {

@@ -15,9 +15,9 @@ use herald_protocol::ws;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use super::Hub;
 use super::channels::Channel;
 use super::presence::Presence;
-use super::{Hub, push_pusher, send_subscription_count};
 use crate::app::App;
 use crate::publication::Publication;
 use crate::wire::Wire;
@@ -69,7 +69,7 @@ impl Hub {
         let Some(presence) = ch.presence.as_mut() else { return };
         if presence.cluster_remove(user_id) {
             let frame = ws::encode_text(&server_msg::member_removed(channel.as_str(), user_id));
-            push_pusher(ch, &frame, None);
+            ch.push_pusher(&frame);
         }
         if ch.is_idle() {
             shard.remove(channel.as_str());
@@ -124,7 +124,7 @@ impl Hub {
         if let Some(ch) = shard.get_mut(channel.as_str())
             && !ch.subscribers.is_empty()
         {
-            send_subscription_count(channel, ch, count);
+            ch.send_subscription_count(channel, count);
         }
     }
 

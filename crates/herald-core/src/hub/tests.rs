@@ -1,6 +1,8 @@
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
+
 use herald_protocol::pusher::socket_auth::{PresenceMember, UserData};
 
 use super::*;
