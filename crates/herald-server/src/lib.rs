@@ -12,6 +12,7 @@ mod http_transport;
 mod ingress;
 mod listen;
 mod profile;
+pub mod reload;
 pub mod restart;
 mod runtime;
 pub mod scale_out;
@@ -106,6 +107,8 @@ pub struct Server {
     webhooks: Option<webhook::Webhooks>,
     /// In a cluster with webhooks: their queue in Redis, started by `run`.
     hooks: Option<herald_redis::hooks::HookQueue>,
+    /// How SIGHUP reloads the apps; `None`: it reloads certificates only.
+    apps_reload: Option<reload::AppsReload>,
 }
 
 impl Server {
@@ -178,7 +181,15 @@ impl Server {
             .await
             .map_err(|e| StartError::Bind { addr: e.endpoint, source: e.source })?;
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup, webhooks, hooks })
+        let apps_reload = None;
+        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup, webhooks, hooks, apps_reload })
+    }
+
+    /// This server, loading its apps again with `load` on each SIGHUP (see `reload.rs`).
+    #[must_use]
+    pub fn with_apps_reload(mut self, load: reload::LoadApps) -> Self {
+        self.apps_reload = Some(reload::AppsReload::new(load, &self.settings.apps));
+        self
     }
 
     /// Every bound address with its label (`None` for the main listener).
@@ -245,7 +256,8 @@ impl Server {
             tokio::spawn(listen::ops_loop(listener, Arc::clone(&self.hub), edge, ops_stop.clone()));
         }
         let stores = self.tls.iter().flatten().map(|(s, _)| Arc::clone(s)).collect();
-        tokio::spawn(tls::reload_on_sighup(stores, self.hangup, ops_stop.clone()));
+        let apps = self.apps_reload.map(|r| (r, Arc::clone(&self.hub)));
+        tokio::spawn(reload::on_sighup(stores, apps, self.hangup, ops_stop.clone()));
         for i in self.ingress {
             tracker.spawn(i.run(stop.clone()));
         }

@@ -75,7 +75,10 @@ fn main() -> ExitCode {
     let grace = settings.shutdown_grace;
     runtime.block_on(async move {
         let server = match Server::bind(settings).await {
-            Ok(s) => s,
+            // SIGHUP loads the apps as start-up did: the same file, environment and flags.
+            Ok(s) => s.with_apps_reload(Box::new(move || {
+                config::load(&args, &config::Env::from_process()).map(|s| s.apps).map_err(|e| e.to_string())
+            })),
             Err(e) => {
                 eprintln!("herald: {e}");
                 return ExitCode::from(e.exit_code());

@@ -20,7 +20,6 @@ use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio_util::sync::CancellationToken;
 
 /// A server-side TLS stream, as the accept loop hands it on (and upgraded WebSockets find it
 /// under hyper).
@@ -251,38 +250,5 @@ impl CertStore {
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.load_full())
-    }
-}
-
-/// Reloads every store on each SIGHUP of `hangup` until `stop` is cancelled.
-///
-/// The stream exists even without certificates: SIGHUP's default action would kill the
-/// process, and `systemctl reload` sends it whatever the configuration.
-pub(crate) async fn reload_on_sighup(
-    stores: Vec<Arc<CertStore>>,
-    hangup: std::io::Result<tokio::signal::unix::Signal>,
-    stop: CancellationToken,
-) {
-    let mut hup = match hangup {
-        Ok(hup) => hup,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP: certificates will not be reloaded");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            r = hup.recv() => if r.is_none() { return },
-        }
-        if stores.is_empty() {
-            tracing::info!("SIGHUP: no certificate to reload");
-        }
-        for store in &stores {
-            match store.reload() {
-                Ok(()) => tracing::info!(cert = %store.cert_path().display(), "certificate reloaded"),
-                Err(e) => tracing::error!(error = %e, "certificate reload failed; keeping the previous certificate"),
-            }
-        }
     }
 }
