@@ -143,7 +143,12 @@ async fn mariadb_table_with_soketi_columns() {
     let mut refused = server.ws(&pusher_path("other-unknown")).await;
     closes_with(&mut refused, 4001).await;
     assert!(started.elapsed() < Duration::from_secs(10), "refused without hanging");
-    tokio::time::sleep(Duration::from_millis(1500)).await; // let a failing refresh round pass
+    // A refresh round fails against the stopped database; the app stays served.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&server, "herald_app_store_refreshes_total{result=\"failed\"}").await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "a refresh round failed within the wait");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(publish_data(server.addr, ("db-app", "db-key", "db-secret"), "news", "2").await, 200);
     assert_eq!(next_json(&mut ws).await["data"], "2");
     server.shutdown().await;

@@ -8,7 +8,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::app::DuplicateApp;
 use herald_core::{App, AppConfig, Hub};
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -27,31 +26,6 @@ const NOTIFY_QUEUE: usize = 256;
 
 /// Held while the table is asked about one key or id.
 type Gate = Arc<tokio::sync::Mutex<()>>;
-
-/// The hub's registry as the directory uses it.
-///
-/// Temporary: the hub gains these methods with its dynamic registry, and this shim goes.
-trait DynamicApps {
-    fn app_by_key(&self, key: &str) -> Option<Arc<App>>;
-    fn app_by_id(&self, id: &str) -> Option<Arc<App>>;
-    fn upsert_app(&self, config: AppConfig) -> Result<Arc<App>, DuplicateApp>;
-    fn remove_app(&self, id: &str) -> Option<Arc<App>>;
-}
-
-impl DynamicApps for Hub {
-    fn app_by_key(&self, key: &str) -> Option<Arc<App>> {
-        self.apps().by_key(key).cloned()
-    }
-    fn app_by_id(&self, id: &str) -> Option<Arc<App>> {
-        self.apps().by_id(id).cloned()
-    }
-    fn upsert_app(&self, config: AppConfig) -> Result<Arc<App>, DuplicateApp> {
-        Err(DuplicateApp { index: 0, field: "id", value: config.id })
-    }
-    fn remove_app(&self, _id: &str) -> Option<Arc<App>> {
-        None
-    }
-}
 
 /// Finds apps for the edge; see the module documentation.
 #[derive(Debug)]
@@ -75,8 +49,9 @@ pub(crate) struct AppDirectory {
 impl AppDirectory {
     /// The directory of `hub`'s apps, with the table `settings` names when there is one.
     pub(crate) fn new(hub: Arc<Hub>, settings: Option<&AppStoreSettings>) -> Self {
-        let file_ids = hub.apps().iter().map(|a| a.config.id.clone()).collect();
-        let file_keys = hub.apps().iter().map(|a| a.config.key.clone()).collect();
+        let apps = hub.apps();
+        let file_ids = apps.iter().map(|a| a.config.id.clone()).collect();
+        let file_keys = apps.iter().map(|a| a.config.key.clone()).collect();
         Self {
             store: settings.map(Store::new),
             settings: settings.cloned(),
@@ -245,7 +220,7 @@ impl AppDirectory {
         }
         let id = config.id.clone();
         match self.hub.upsert_app(config.clone()) {
-            Ok(app) => {
+            Ok((app, _)) => {
                 self.loaded.lock().insert(id, config);
                 Some(app)
             }
