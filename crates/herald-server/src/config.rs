@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::cli::ServeArgs;
 
 mod aliases;
+mod app_store;
 mod credentials;
 mod describe;
 mod layers;
@@ -28,6 +29,7 @@ pub use crate::listen::forwarded::IpNet;
 pub use crate::listen::per_ip::PerIpLimits;
 pub use crate::profile::espo::settings::EspoProfile;
 pub use crate::profile::oro::settings::OroSettings;
+pub use app_store::{AppStoreSettings, Driver as AppStoreDriver};
 pub use describe::describe;
 pub use layers::{Source, Sources};
 pub use ops::OpsSettings;
@@ -117,6 +119,8 @@ pub struct Settings {
     pub scale_out: Option<ScaleOutSettings>,
     /// Channel history across apps (`[history]`).
     pub history: HistorySettings,
+    /// Apps looked up in a database table (`[app_store]`); `None`: the file's apps only.
+    pub app_store: Option<AppStoreSettings>,
 }
 
 /// Channel history across apps (`[history]`); which channels keep one is per app
@@ -237,6 +241,8 @@ struct FileConfig {
     /// Channel history across apps.
     #[serde(default)]
     history: HistoryFile,
+    /// Apps from a database table (`config/app_store.rs`).
+    app_store: Option<app_store::AppStoreFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,6 +331,7 @@ pub fn load_with_sources(args: &ServeArgs, env: &Env) -> Result<(Settings, Sourc
     let ops = ops::build(&file.server, &sources)?;
     let scale_out = scale_out::build(file.scale_out.as_ref(), &sources)?;
     let history = history_settings(&file.history, &sources)?;
+    let app_store = app_store::build(file.app_store.as_ref(), &sources)?;
 
     // Where the main listener binds when nothing says so: every interface, except in the
     // cases below that fall back to loopback.
@@ -408,6 +415,7 @@ pub fn load_with_sources(args: &ServeArgs, env: &Env) -> Result<(Settings, Sourc
         ops,
         scale_out,
         history,
+        app_store,
         host,
         port,
         apps,

@@ -3,6 +3,7 @@
 //! `main.rs` parses the command line and calls [`Server::bind`] then [`Server::run`]; tests do
 //! the same on `127.0.0.1:0`.
 
+mod app_store;
 mod civil_date;
 pub mod cli;
 pub mod config;
@@ -109,6 +110,8 @@ pub struct Server {
     hooks: Option<herald_redis::hooks::HookQueue>,
     /// How SIGHUP reloads the apps; `None`: it reloads certificates only.
     apps_reload: Option<reload::AppsReload>,
+    /// Where the edge finds apps: the hub, then the `[app_store]` table; refreshed by `run`.
+    apps: Arc<app_store::AppDirectory>,
 }
 
 impl Server {
@@ -142,6 +145,7 @@ impl Server {
             (None, None) => {}
         }
         let hub = Arc::new(hub);
+        let apps = Arc::new(app_store::AppDirectory::new(Arc::clone(&hub), settings.app_store.as_ref()));
         let main = config::ListenerSettings {
             host: settings.host.clone(),
             port: settings.port,
@@ -182,7 +186,20 @@ impl Server {
             .map_err(|e| StartError::Bind { addr: e.endpoint, source: e.source })?;
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         let apps_reload = None;
-        Ok(Self { settings, hub, listeners, ingress, tls, metrics, scale_out, hangup, webhooks, hooks, apps_reload })
+        Ok(Self {
+            settings,
+            hub,
+            listeners,
+            ingress,
+            tls,
+            metrics,
+            scale_out,
+            hangup,
+            webhooks,
+            hooks,
+            apps_reload,
+            apps,
+        })
     }
 
     /// This server, loading its apps again with `load` on each SIGHUP (see `reload.rs`).
@@ -224,6 +241,7 @@ impl Server {
         let ops = &self.settings.ops;
         let mut status = status::ServerStatus::new(ops.per_ip);
         status.webhooks = self.webhooks.as_ref().map(webhook::Webhooks::metrics);
+        status.app_store = self.apps.has_store().then(|| Arc::clone(&self.apps.metrics));
         let status = Arc::new(status);
         let webhooks = self.webhooks.map(webhook::Webhooks::start);
         let hooks = self.hooks.map(herald_redis::hooks::HookQueue::spawn);
@@ -244,6 +262,7 @@ impl Server {
                 edge: listen::edge::Edge::new(ops, config, &status, &conns),
                 cluster: cluster.clone(),
                 transports: Arc::default(),
+                apps: Arc::clone(&self.apps),
             };
             // On the connection tracker: a drain waits for the loops' final sweep of the backlog.
             accepts.push(conns.spawn(listen::accept_loop(listener, state, stop.clone())));
@@ -262,6 +281,8 @@ impl Server {
             tracker.spawn(i.run(stop.clone()));
         }
         let scale_out = self.scale_out.map(|link| link.spawn(Arc::clone(&self.hub)));
+        let app_store_stop = CancellationToken::new();
+        let app_store = self.apps.spawn(&app_store_stop);
         shutdown.await;
         shutdown::drain(shutdown::Drain {
             hub: &self.hub,
@@ -283,6 +304,10 @@ impl Server {
             h.stop().await;
         }
         ops_stop.cancel();
+        app_store_stop.cancel();
+        if let Some(task) = app_store {
+            let _ = task.await;
+        }
         // After the drain: publications accepted until the end are still handed to Redis.
         if let Some(link) = scale_out {
             link.stop().await;

@@ -40,6 +40,8 @@ pub(crate) struct ServerStatus {
     pub(crate) per_ip: Arc<PerIp>,
     /// The webhooks' counters, when an app has webhooks.
     pub(crate) webhooks: Option<Arc<crate::webhook::metrics::WebhookMetrics>>,
+    /// The `[app_store]` lookups' counters, when apps come from a table.
+    pub(crate) app_store: Option<Arc<crate::app_store::StoreMetrics>>,
 }
 
 impl ServerStatus {
@@ -50,6 +52,7 @@ impl ServerStatus {
             api: ApiCounters::default(),
             per_ip: Arc::new(PerIp::new(per_ip)),
             webhooks: None,
+            app_store: None,
         }
     }
 

@@ -10,7 +10,8 @@
 //! - [`cluster`]: herald child processes sharing one Redis, with their clients and API calls;
 //! - [`redis_cluster`]: a Redis Cluster of several `redis-server` children, for sharded scale-out;
 //! - [`webhooks`]: a webhook receiver, for the tests of webhooks across nodes;
-//! - [`oro`]: the Oro profile's fixtures (php-cli tickets and publisher, raw WAMP v1, PostgreSQL).
+//! - [`oro`]: the Oro profile's fixtures (php-cli tickets and publisher, raw WAMP v1, PostgreSQL);
+//! - [`sql`]: a private MariaDB per test, and what it shares with the PostgreSQL cluster.
 //!
 //! Every wait is bounded by [`WAIT`] and reads a socket, a pipe or a channel; nothing sleeps to
 //! synchronise, except the Redis Cluster's wait for its nodes to agree, which only `redis-cli`
@@ -28,6 +29,7 @@ pub mod process;
 pub mod redis;
 pub mod redis_cluster;
 pub mod sign;
+pub mod sql;
 pub mod tls;
 pub mod webhooks;
 pub mod ws;

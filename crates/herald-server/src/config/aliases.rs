@@ -93,7 +93,61 @@ const ALIASES: &[Alias] = &[
 /// `REVERB_APP_ID/KEY/SECRET`).
 #[cfg(test)]
 fn names() -> impl Iterator<Item = &'static str> {
-    APP_SETS.iter().map(|s| s[0]).chain(ALIASES.iter().map(|a| a.var)).chain(SOKETI_METRICS)
+    APP_SETS.iter().map(|s| s[0]).chain(ALIASES.iter().map(|a| a.var)).chain(SOKETI_METRICS).chain(SOKETI_STORE)
+}
+
+/// Soketi's SQL app managers: the driver, then each database's connection parts and table, and
+/// the cache TTL. Only `postgres` and `mysql` drivers map; Soketi's others (`array`, `dynamodb`)
+/// leave `[app_store]` off.
+const SOKETI_STORE: [&str; 15] = [
+    "SOKETI_APP_MANAGER_DRIVER",
+    "SOKETI_DB_POSTGRES_HOST",
+    "SOKETI_DB_POSTGRES_PORT",
+    "SOKETI_DB_POSTGRES_USERNAME",
+    "SOKETI_DB_POSTGRES_PASSWORD",
+    "SOKETI_DB_POSTGRES_DATABASE",
+    "SOKETI_APP_MANAGER_POSTGRES_TABLE",
+    "SOKETI_DB_MYSQL_HOST",
+    "SOKETI_DB_MYSQL_PORT",
+    "SOKETI_DB_MYSQL_USERNAME",
+    "SOKETI_DB_MYSQL_PASSWORD",
+    "SOKETI_DB_MYSQL_DATABASE",
+    "SOKETI_APP_MANAGER_MYSQL_TABLE",
+    "SOKETI_APP_MANAGER_CACHE_TTL",
+    "SOKETI_APP_MANAGER_CACHE_ENABLED",
+];
+
+/// Writes `[app_store]` from Soketi's app-manager variables when its driver is `postgres` or
+/// `mysql`: the URL from the connection parts (Soketi's defaults for the missing ones), the
+/// table, and a positive cache TTL (Soketi's `-1`, cache forever, keeps herald's refresh).
+fn soketi_store(layers: &mut Layers, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let Some(driver) = get(SOKETI_STORE[0]) else { return Ok(()) };
+    let (db, scheme, default_port, default_user) = match driver.trim() {
+        "postgres" => ("POSTGRES", "postgres", "5432", "postgres"),
+        "mysql" => ("MYSQL", "mysql", "3306", "root"),
+        _ => return Ok(()),
+    };
+    let var = |part: &str| format!("SOKETI_DB_{db}_{part}");
+    let enc = |s: String| percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let host = get(&var("HOST")).unwrap_or_else(|| "127.0.0.1".into());
+    let port = get(&var("PORT")).unwrap_or_else(|| default_port.into());
+    let user = enc(get(&var("USERNAME")).unwrap_or_else(|| default_user.into()));
+    let password = enc(get(&var("PASSWORD")).unwrap_or_else(|| "password".into()));
+    let database = enc(get(&var("DATABASE")).unwrap_or_else(|| "main".into()));
+    let url = format!("{scheme}://{user}:{password}@{host}:{port}/{database}");
+    let source = || Source::Env(SOKETI_STORE[0].to_owned());
+    let key = |k: &str| vec![Seg::Key("app_store".into()), Seg::Key(k.into())];
+    layers.apply(&key("driver"), Written::Value(Value::String(scheme.into())), source())?;
+    layers.apply(&key("url"), Written::Value(Value::String(url)), Source::Env(var("HOST")))?;
+    let table_var = format!("SOKETI_APP_MANAGER_{db}_TABLE");
+    if let Some(table) = get(&table_var) {
+        layers.apply(&key("table"), Written::Text(table), Source::Env(table_var))?;
+    }
+    if let Some(ttl) = get(SOKETI_STORE[13]).and_then(|t| t.trim().parse::<i64>().ok()).filter(|t| *t > 0) {
+        let written = Written::Value(Value::Integer(ttl));
+        layers.apply(&key("cache_ttl_secs"), written, Source::Env(SOKETI_STORE[13].to_owned()))?;
+    }
+    Ok(())
 }
 
 /// Soketi turns its metrics on with one variable and moves them with another.
@@ -168,7 +222,7 @@ pub(super) fn apply(
         };
         layers.apply(&server_path("metrics_port"), written, Source::Env(var.to_owned()))?;
     }
-    Ok(())
+    soketi_store(layers, &get)
 }
 
 fn app_path(key: &str) -> Vec<Seg> {

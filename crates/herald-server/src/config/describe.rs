@@ -29,6 +29,7 @@ pub fn describe(settings: &Settings, sources: &Sources) -> String {
     d.server(settings);
     d.history(settings);
     d.scale_out(settings);
+    d.app_store(settings);
     d.listeners(settings);
     for (i, app) in settings.apps.iter().enumerate() {
         let Ok(Value::Table(table)) = Value::try_from(app) else { continue };
@@ -110,6 +111,22 @@ impl Describe<'_> {
         }
         self.line("prefix", &so.prefix.as_str().into(), "scale_out.prefix");
         self.line("replay_window_secs", &int(so.replay_window.as_secs()), "scale_out.replay_window_secs");
+    }
+
+    fn app_store(&mut self, s: &Settings) {
+        let Some(a) = &s.app_store else {
+            self.out.push_str("\n# [app_store] is not set: the apps above only\n");
+            return;
+        };
+        self.out.push_str("\n[app_store]\n");
+        self.line("driver", &a.driver.name().into(), "app_store.driver");
+        // The password in the URL is redacted.
+        self.line("url", &a.redacted_url().into(), "app_store.url");
+        self.line("table", &a.table.as_str().into(), "app_store.table");
+        self.line("cache_ttl_secs", &int(a.cache_ttl.as_secs()), "app_store.cache_ttl_secs");
+        self.line("negative_ttl_secs", &int(a.negative_ttl.as_secs()), "app_store.negative_ttl_secs");
+        let channel = a.listen_channel.as_deref().unwrap_or("");
+        self.line("listen_channel", &channel.into(), "app_store.listen_channel");
     }
 
     fn listeners(&mut self, s: &Settings) {

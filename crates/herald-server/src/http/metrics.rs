@@ -172,6 +172,9 @@ pub(crate) fn render(hub: &Hub, status: &ServerStatus) -> String {
     header(&mut out, name, "counter", "History entries dropped because the history memory budget was full.");
     let _ = writeln!(out, "{name} {}", history.evicted);
 
+    if let Some(store) = &status.app_store {
+        store.render(&mut out);
+    }
     if let Some(webhooks) = &status.webhooks {
         webhooks.render(&mut out, esc);
     }

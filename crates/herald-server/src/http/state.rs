@@ -26,4 +26,6 @@ pub(crate) struct HttpState {
     pub(crate) cluster: Option<Arc<herald_redis::ClusterQueries>>,
     /// The sessions of pusher-js's HTTP transports and SSE streams on this listener (`http_transport.rs`).
     pub(crate) transports: Arc<crate::http_transport::link::Sessions>,
+    /// Where apps unknown to the hub are looked up (`[app_store]`); shared by every listener.
+    pub(crate) apps: Arc<crate::app_store::AppDirectory>,
 }

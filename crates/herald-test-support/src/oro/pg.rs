@@ -26,10 +26,6 @@ pub struct Cluster {
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
 /// The directory holding PostgreSQL's programs (Debian puts them under /usr/lib/postgresql).
 fn bin_dir() -> PathBuf {
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
@@ -45,15 +41,9 @@ fn bin_dir() -> PathBuf {
     versions.pop().filter(|d| d.join("initdb").exists()).expect("PostgreSQL is installed (apt-get install postgresql)")
 }
 
-/// `cmd` as the `postgres` user when running as root.
+/// `program` as the `postgres` user when running as root.
 fn as_db_user(root: bool, program: &Path) -> Command {
-    if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
+    crate::sql::as_user(root, "postgres", program)
 }
 
 /// The process's cluster, started on first use.
@@ -62,14 +52,11 @@ pub fn cluster() -> &'static Cluster {
 }
 
 fn start() -> Cluster {
-    let root = is_root();
+    let root = crate::sql::is_root();
     let bin = bin_dir();
     let dir = std::env::temp_dir().join(format!("herald-oro-pg-{}-{}", std::process::id(), super::rand_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
-    if root {
-        let ok = Command::new("chown").arg("postgres:").arg(&dir).status().unwrap().success();
-        assert!(ok, "chown postgres {}", dir.display());
-    }
+    crate::sql::chown(root, "postgres", &dir);
     let init = as_db_user(root, &bin.join("initdb"))
         .arg("-D")
         .arg(&dir)
@@ -133,6 +120,13 @@ impl Cluster {
         let db = self.connect(&name).await;
         let schema = std::fs::read_to_string(super::fixture("schema.sql")).unwrap();
         db.batch_execute(&schema).await.unwrap();
+        name
+    }
+
+    /// A new empty database; returns its name.
+    pub async fn empty_database(&self, prefix: &str) -> String {
+        let name = format!("{prefix}_{}", super::rand_suffix());
+        self.connect("postgres").await.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
         name
     }
 
