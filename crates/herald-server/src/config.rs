@@ -19,6 +19,7 @@ use crate::cli::ServeArgs;
 
 mod aliases;
 mod credentials;
+mod dashboard;
 mod describe;
 mod layers;
 mod ops;
@@ -28,6 +29,7 @@ pub use crate::listen::forwarded::IpNet;
 pub use crate::listen::per_ip::PerIpLimits;
 pub use crate::profile::espo::settings::EspoProfile;
 pub use crate::profile::oro::settings::OroSettings;
+pub use dashboard::DashboardSettings;
 pub use describe::describe;
 pub use layers::{Source, Sources};
 pub use ops::OpsSettings;
@@ -117,6 +119,8 @@ pub struct Settings {
     pub scale_out: Option<ScaleOutSettings>,
     /// Channel history across apps (`[history]`).
     pub history: HistorySettings,
+    /// The operator's dashboard on the metrics listener (`[dashboard]`); `None`: off.
+    pub dashboard: Option<DashboardSettings>,
 }
 
 /// Channel history across apps (`[history]`); which channels keep one is per app
@@ -237,6 +241,8 @@ struct FileConfig {
     /// Channel history across apps.
     #[serde(default)]
     history: HistoryFile,
+    /// The operator's dashboard (`config/dashboard.rs`).
+    dashboard: Option<dashboard::DashboardFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,6 +331,7 @@ pub fn load_with_sources(args: &ServeArgs, env: &Env) -> Result<(Settings, Sourc
     let ops = ops::build(&file.server, &sources)?;
     let scale_out = scale_out::build(file.scale_out.as_ref(), &sources)?;
     let history = history_settings(&file.history, &sources)?;
+    let dashboard = dashboard::build(file.dashboard.as_ref(), ops.metrics_addr.is_some(), &sources)?;
 
     // Where the main listener binds when nothing says so: every interface, except in the
     // cases below that fall back to loopback.
@@ -408,6 +415,7 @@ pub fn load_with_sources(args: &ServeArgs, env: &Env) -> Result<(Settings, Sourc
         ops,
         scale_out,
         history,
+        dashboard,
         host,
         port,
         apps,
