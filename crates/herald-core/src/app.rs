@@ -4,12 +4,17 @@
 //! a WAMP realm and a listener bound to an app all resolve to one [`App`].
 //!
 //! What an app has while it runs (channels, presence, signed-in users, cached events, WAMP
-//! patterns and dealer) is not here: the [`Hub`](crate::Hub) owns it, one entry per app at the
-//! app's index in the registry.
+//! patterns and dealer) belongs to the [`Hub`](crate::Hub); the app carries a handle on it, and
+//! so do its later versions: replacing an app's settings (a reload, a changed database row)
+//! keeps its channels, connections and counters.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use crate::conn::{Conn, ConnId};
+use crate::hub::app_state::AppState;
+use crate::outbox::CloseRequest;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -264,24 +269,49 @@ impl AppConfig {
 
 /// One app: its settings, the limits kept across its connections and its counters.
 ///
-/// Its channels, users and the rest of its live state belong to the [`Hub`](crate::Hub), which
-/// finds them by the app's index in the [`AppRegistry`].
+/// Its channels, users and the rest of its live state belong to the [`Hub`](crate::Hub); the app
+/// holds them in [`Live`], which every later version of the app shares.
 #[derive(Debug)]
 pub struct App {
     /// The app's settings.
     pub config: AppConfig,
-    /// Position in the registry, dense from 0; the hub keeps the app's live state at this index.
-    /// [`OUTSIDE_REGISTRY`] for an app made by [`App::new`].
-    index: usize,
+    /// What outlives a change of settings.
+    live: Arc<Live>,
     /// Who may subscribe, publish, register and call over WAMP.
     authorizer: RwLock<Arc<dyn Authorizer>>,
-    /// Open connections, for `max_connections`.
-    connections: AtomicUsize,
     /// `max_backend_events_per_second`, shared by every API request of the app; `None` when
     /// unlimited.
     backend_events: Option<Mutex<TokenBucket>>,
-    /// Message and latency counters for metrics.
-    pub stats: crate::stats::AppStats,
+    /// Message and latency counters for metrics (shared by every version of the app).
+    pub stats: Arc<crate::stats::AppStats>,
+}
+
+/// What every version of one app shares: a new version replaces the settings, never these.
+#[derive(Debug, Default)]
+struct Live {
+    /// Channels, users and the rest of the app's live state, owned by the hub.
+    state: AppState,
+    /// Open connections, for `max_connections`.
+    connections: AtomicUsize,
+    /// The connections holding a place, so that removing or disabling the app can close them.
+    members: Members,
+}
+
+/// Shards of an app's member set: connects and disconnects rarely meet on one lock.
+const MEMBER_SHARDS: usize = 8;
+
+/// The connections of one app, by id. Held weakly: a session that ends without
+/// [`ConnectionSlot::detach`] leaves a dead entry, never a live connection.
+#[derive(Debug, Default)]
+struct Members {
+    shards: [Mutex<HashMap<ConnId, Weak<Conn>>>; MEMBER_SHARDS],
+}
+
+impl Members {
+    fn shard(&self, id: ConnId) -> &Mutex<HashMap<ConnId, Weak<Conn>>> {
+        // Ids are sequential, so the low bits spread connections evenly.
+        &self.shards[(id.0 as usize) % MEMBER_SHARDS]
+    }
 }
 
 /// Holds one of an app's connection slots; released on drop.
@@ -293,26 +323,46 @@ impl ConnectionSlot {
     pub fn app(&self) -> &Arc<App> {
         &self.0
     }
+
+    /// Names the connection holding this place: removing or disabling the app asks it to
+    /// close. The session calls [`ConnectionSlot::detach`] when it ends. (The slot does not
+    /// remember the connection itself: that word would be in every idle session.)
+    pub fn attach(&self, conn: &Arc<Conn>) {
+        self.0.live.members.shard(conn.id).lock().insert(conn.id, Arc::downgrade(conn));
+    }
+
+    /// Forgets the connection named by [`ConnectionSlot::attach`].
+    pub fn detach(&self, conn: &Conn) {
+        self.0.live.members.shard(conn.id).lock().remove(&conn.id);
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.live.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// The index of an app that no registry holds: out of range of every hub's state.
-const OUTSIDE_REGISTRY: usize = usize::MAX;
-
 impl App {
-    /// A new app with no connections, outside any registry: enough for code that reads its
-    /// settings, but no hub serves it (a hub serves the apps of its [`AppRegistry`]).
+    /// A new app with no connections and no channels.
     pub fn new(config: AppConfig) -> Self {
-        Self::at(config, OUTSIDE_REGISTRY)
+        Self::with_live(config, Arc::default(), Arc::default())
     }
 
-    /// A new app at `index` of its registry.
-    fn at(config: AppConfig, index: usize) -> Self {
+    /// The next version of `previous` with settings `config`: it keeps the channels, the
+    /// connections and the counters. The authorizer a profile installed is kept too, unless
+    /// the WAMP rules changed.
+    pub fn succeeding(config: AppConfig, previous: &App) -> Self {
+        let same_rules = config.wamp_authorizer == previous.config.wamp_authorizer
+            && config.wamp_rules == previous.config.wamp_rules;
+        let next = Self::with_live(config, Arc::clone(&previous.live), Arc::clone(&previous.stats));
+        if same_rules {
+            next.set_authorizer(previous.authorizer());
+        }
+        next
+    }
+
+    fn with_live(config: AppConfig, live: Arc<Live>, stats: Arc<crate::stats::AppStats>) -> Self {
         let authorizer: Arc<dyn Authorizer> = if config.wamp_authorizer == "rules" {
             Arc::new(RuleList::new(config.wamp_rules.clone()))
         } else {
@@ -320,27 +370,37 @@ impl App {
         };
         let per_second = config.max_backend_events_per_second;
         let backend_events = (per_second > 0).then(|| Mutex::new(TokenBucket::per_second(per_second)));
-        Self {
-            authorizer: RwLock::new(authorizer),
-            config,
-            index,
-            connections: AtomicUsize::new(0),
-            backend_events,
-            stats: crate::stats::AppStats::default(),
-        }
+        Self { authorizer: RwLock::new(authorizer), config, live, backend_events, stats }
     }
 
-    /// Where the hub keeps the app's live state: its position in the registry.
-    pub(crate) fn index(&self) -> usize {
-        self.index
+    /// The app's live state, kept by the hub.
+    pub(crate) fn state(&self) -> &AppState {
+        &self.live.state
+    }
+
+    /// Whether `other` is a version of this app (they share channels and connections).
+    pub fn same_app(&self, other: &App) -> bool {
+        Arc::ptr_eq(&self.live, &other.live)
+    }
+
+    /// Asks every connection of the app to close for `why`; returns how many were asked.
+    pub(crate) fn close_connections(&self, why: CloseRequest) -> usize {
+        let mut n = 0;
+        for shard in &self.live.members.shards {
+            for conn in shard.lock().values().filter_map(Weak::upgrade) {
+                conn.outbox.request_close(why);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Takes a connection slot, or `None` when the app is at `max_connections`.
     pub fn try_connect(self: &Arc<Self>) -> Option<ConnectionSlot> {
         let max = self.config.max_connections;
-        let prev = self.connections.fetch_add(1, Ordering::AcqRel);
+        let prev = self.live.connections.fetch_add(1, Ordering::AcqRel);
         if max != 0 && prev >= max {
-            self.connections.fetch_sub(1, Ordering::AcqRel);
+            self.live.connections.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
         Some(ConnectionSlot(Arc::clone(self)))
@@ -368,7 +428,7 @@ impl App {
 
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::Acquire)
+        self.live.connections.load(Ordering::Acquire)
     }
 
     /// Charges `events` (events × channels) to `max_backend_events_per_second` at `now`.
@@ -381,13 +441,20 @@ impl App {
 }
 
 /// Finds apps by id (HTTP API) and by key (WebSocket path, signatures).
-#[derive(Debug, Default)]
+///
+/// A registry is a value: adding, replacing or removing an app makes a new one (see
+/// [`AppRegistry::upserted`]), which the hub swaps in whole. A lookup never waits for a change.
+#[derive(Clone, Debug, Default)]
 pub struct AppRegistry {
-    /// Every app, in config order: `apps[i].index() == i`.
+    /// Every app, in config order, then in the order they were added.
     apps: Vec<Arc<App>>,
     by_id: HashMap<String, Arc<App>>,
     by_key: HashMap<String, Arc<App>>,
 }
+
+/// What [`AppRegistry::upserted`] makes: the new registry, the app as it now is, and the
+/// version it replaced.
+pub type Upserted = (AppRegistry, Arc<App>, Option<Arc<App>>);
 
 /// Two apps share an id or a key.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -415,12 +482,50 @@ impl AppRegistry {
             if reg.by_key.contains_key(&config.key) {
                 return Err(DuplicateApp { index, field: "key", value: config.key });
             }
-            let app = Arc::new(App::at(config, reg.apps.len()));
-            reg.by_id.insert(app.config.id.clone(), Arc::clone(&app));
-            reg.by_key.insert(app.config.key.clone(), Arc::clone(&app));
-            reg.apps.push(app);
+            reg.insert(Arc::new(App::new(config)));
         }
         Ok(reg)
+    }
+
+    fn insert(&mut self, app: Arc<App>) {
+        self.by_id.insert(app.config.id.clone(), Arc::clone(&app));
+        self.by_key.insert(app.config.key.clone(), Arc::clone(&app));
+        self.apps.push(app);
+    }
+
+    /// This registry with `config` added, or replacing the app with its id (the new version
+    /// keeps the old one's channels and connections); with the version it replaced.
+    ///
+    /// # Errors
+    /// When another app has the key (`index` is then the number of apps).
+    pub fn upserted(&self, config: AppConfig) -> Result<Upserted, DuplicateApp> {
+        if let Some(other) = self.by_key.get(&config.key)
+            && other.config.id != config.id
+        {
+            return Err(DuplicateApp { index: self.apps.len(), field: "key", value: config.key });
+        }
+        let previous = self.by_id.get(&config.id).cloned();
+        let app = Arc::new(match &previous {
+            Some(prev) => App::succeeding(config, prev),
+            None => App::new(config),
+        });
+        let mut next = self.without(app.config.id.as_str());
+        next.insert(Arc::clone(&app));
+        Ok((next, app, previous))
+    }
+
+    /// This registry without the app with `id`, and that app; `None` when there is none.
+    pub fn removed(&self, id: &str) -> Option<(Self, Arc<App>)> {
+        let app = self.by_id.get(id)?;
+        Some((self.without(id), Arc::clone(app)))
+    }
+
+    fn without(&self, id: &str) -> Self {
+        let mut next = Self::default();
+        for app in self.apps.iter().filter(|a| a.config.id != id) {
+            next.insert(Arc::clone(app));
+        }
+        next
     }
 
     /// The app with this id.
@@ -438,13 +543,18 @@ impl AppRegistry {
         self.apps.iter()
     }
 
-    /// Number of apps; their indexes are `0..len`.
-    pub(crate) fn len(&self) -> usize {
+    /// The app at `index` of [`AppRegistry::iter`]'s order.
+    pub fn get(&self, index: usize) -> Option<&Arc<App>> {
+        self.apps.get(index)
+    }
+
+    /// Number of apps.
+    pub fn len(&self) -> usize {
         self.apps.len()
     }
 
-    /// The app at `index`.
-    pub(crate) fn get(&self, index: usize) -> Option<&Arc<App>> {
-        self.apps.get(index)
+    /// Whether there is no app.
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
     }
 }

@@ -2,15 +2,16 @@
 //!
 //! The hub owns the live state of every app (`AppState`, in `hub/app_state.rs`): its channels
 //! with their presence members, signed-in users, cached events, WAMP pattern subscriptions and
-//! dealer. Callers name an app by its [`App`]; the hub finds the state at the app's index in
-//! the registry.
+//! dealer. Callers name an app by its [`App`], which carries a handle on that state; the hub
+//! also holds the registry of apps, which can change while it runs (`hub/apps.rs`).
 //!
 //! All operations are synchronous and never await: they take a shard lock, push encoded frames
 //! into outboxes with `try`-semantics and return. Frames that must reach one connection in a
 //! given order relative to publications (the subscription acknowledgement, the cached event)
 //! are pushed while the channel's lock is held, so no publication can overtake them.
 
-mod app_state;
+pub(crate) mod app_state;
+mod apps;
 pub mod cache;
 pub(crate) mod channels;
 mod cluster;
@@ -44,6 +45,7 @@ use crate::publication::{Position, Publication};
 use crate::stats::{HubStats, Protocol};
 use crate::wire::Wire;
 use app_state::AppState;
+pub use apps::AppChange;
 use channels::{Channel, Subscriber};
 pub use cluster::{LocalMember, LocalSnapshot};
 pub use history::HistoryTotals;
@@ -87,12 +89,11 @@ pub struct Joined<'a> {
 
 /// The hub of one herald process.
 ///
-/// Every method that takes an [`App`] expects one of [`Hub::apps`]; an app from elsewhere has
-/// no state here (one made by [`App::new`] makes the method panic).
+/// Every method that takes an [`App`] works on the live state the app carries: normally one of
+/// [`Hub::apps`], or an earlier version of one (a session keeps the version it connected to).
 pub struct Hub {
-    apps: AppRegistry,
-    /// The live state of each app, at the app's index in `apps`.
-    states: Box<[AppState]>,
+    /// The apps served; a change swaps in a new registry (`hub/apps.rs`).
+    apps: parking_lot::RwLock<Arc<AppRegistry>>,
     backend: Arc<dyn Backend>,
     /// Where the app's events (webhooks) go, through the backend.
     events: Arc<dyn EventSink>,
@@ -128,13 +129,13 @@ impl Hub {
     /// A hub serving `apps`, handing publications to `backend` for other nodes.
     pub fn new(apps: AppRegistry, backend: Arc<dyn Backend>, outbox_limits: OutboxLimits) -> Self {
         let live = (0..LIVE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
-        let states = (0..apps.len()).map(|_| AppState::default()).collect();
         let (stats, closing) = (HubStats::default(), std::sync::OnceLock::new());
         let events: Arc<dyn EventSink> = Arc::new(NoEvents);
         let shared = backend.shares_state();
         let history_budget = HistoryBudget::default();
         let ids = ConnIds::new();
-        Self { apps, states, backend, events, ids, outbox_limits, live, stats, shared, history_budget, closing }
+        let apps = parking_lot::RwLock::new(Arc::new(apps));
+        Self { apps, backend, events, ids, outbox_limits, live, stats, shared, history_budget, closing }
     }
 
     /// This hub, holding at most about `bytes` of channel history across apps.
@@ -165,19 +166,10 @@ impl Hub {
         }
     }
 
-    /// The live state of `app`: one index, no lookup, on every hub operation.
-    fn state(&self, app: &App) -> &AppState {
-        debug_assert!(
-            self.apps.get(app.index()).is_some_and(|a| std::ptr::eq(&**a, app)),
-            "app {:?} is not one of this hub's apps",
-            app.config.id
-        );
-        &self.states[app.index()]
-    }
-
-    /// The apps served.
-    pub fn apps(&self) -> &AppRegistry {
-        &self.apps
+    /// The live state of `app`: carried by the app, no lookup on any hub operation.
+    #[expect(clippy::unused_self, reason = "the hub owns the state; the app only carries it")]
+    fn state<'a>(&self, app: &'a App) -> &'a AppState {
+        app.state()
     }
 
     /// A handle for a new connection speaking `wire`, registered until [`Hub::disconnect`].

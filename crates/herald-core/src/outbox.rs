@@ -40,6 +40,10 @@ pub enum CloseRequest {
     Terminated,
     /// The server is draining: the client should reconnect, to another node if it can.
     Shutdown,
+    /// The app was removed, or its key changed: the key the client holds names no app.
+    AppRemoved,
+    /// The app was disabled.
+    AppDisabled,
 }
 
 /// Why a push was refused.

@@ -34,7 +34,7 @@ fn hub(backend: Arc<dyn Backend>) -> (Hub, Arc<App>) {
     let history = vec![HistoryConfig { channels: "h-*".into(), max_messages: 100, max_age_secs: 300 }];
     let cfg = AppConfig { id: "a".into(), key: "k".into(), secret: "s".into(), history, ..AppConfig::default() };
     let hub = Hub::new(AppRegistry::new(vec![cfg]).unwrap(), backend, OutboxLimits::default());
-    let app = Arc::clone(hub.apps().by_id("a").unwrap());
+    let app = hub.app_by_id("a").unwrap();
     (hub, app)
 }
 

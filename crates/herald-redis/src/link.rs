@@ -72,11 +72,8 @@ impl RedisLink {
     /// Starts the publisher and subscriber tasks; the subscriber delivers into `hub`.
     pub fn spawn(self, hub: Arc<Hub>) -> RunningLink {
         let stop = CancellationToken::new();
-        let apps: HashMap<Arc<str>, Arc<App>> = self
-            .channels
-            .iter()
-            .filter_map(|(id, ch)| hub.apps().by_id(id).map(|a| (Arc::clone(ch), Arc::clone(a))))
-            .collect();
+        let apps: HashMap<Arc<str>, Arc<App>> =
+            self.channels.iter().filter_map(|(id, ch)| hub.app_by_id(id).map(|a| (Arc::clone(ch), a))).collect();
         if let Some(parts) = self.sharded {
             let apps = apps.into_values().map(|a| (Arc::from(a.config.id.as_str()), a)).collect();
             let mut running = parts.spawn(self.rx, self.node, self.window, apps, self.state, Arc::clone(&hub));

@@ -151,6 +151,8 @@ async fn apply_batch(cx: &Context, c: &mut Commands, items: &[Tracked]) -> Redis
     let (subs, member) = (SUBS.sha(c).await?, MEMBER.sha(c).await?);
     let mut pipe = redis::pipe();
     let mut answers = Vec::with_capacity(items.len());
+    // One snapshot for the batch: the answers borrow its apps.
+    let apps = cx.hub.apps();
     for item in items {
         let (app, event) = match item {
             Tracked::Cache { app, publication, ttl } => {
@@ -164,7 +166,7 @@ async fn apply_batch(cx: &Context, c: &mut Commands, items: &[Tracked]) -> Redis
                     .ignore();
                 continue;
             }
-            Tracked::Change { app, event } => match cx.hub.apps().by_id(app) {
+            Tracked::Change { app, event } => match apps.by_id(app) {
                 Some(app) => (&**app, event),
                 None => continue,
             },
@@ -267,7 +269,8 @@ async fn apply(cx: &Context, c: &mut Commands, item: &Tracked) -> RedisResult<()
             redis::cmd("SET").arg(key).arg(bytes).arg("PX").arg(ms).query_async(c).await
         }
         Tracked::Change { app, event } => {
-            let Some(app) = cx.hub.apps().by_id(app) else { return Ok(()) };
+            let Some(app) = cx.hub.app_by_id(app) else { return Ok(()) };
+            let app = &*app;
             match event {
                 Event::ChannelOccupied { channel } => cx.subs(c, app, channel, node, 1).await,
                 Event::ChannelVacated { channel } => cx.subs(c, app, channel, node, 0).await,

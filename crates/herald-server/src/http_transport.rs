@@ -93,7 +93,7 @@ fn receive<B>(state: &HttpState, name: &str, key: &str, polling: bool, req: &Req
     if let Some(shared) = state.transports.get(name) {
         // The session's name is its only credential, as in pusher-js's protocol: a page of an
         // origin the app refuses may not take a live session over.
-        if !state.hub.apps().by_key(key).is_some_and(|app| origin_allowed(app, req)) {
+        if !state.hub.app_by_key(key).is_some_and(|app| origin_allowed(&app, req)) {
             return plain(StatusCode::FORBIDDEN, "Origin not allowed");
         }
         return streaming(shared.attach(polling, b""));
@@ -176,11 +176,11 @@ fn resolve(state: &HttpState, key: &str, query: &str) -> Result<Arc<App>, CloseC
         Some(Ok(p)) if p >= 7 => {}
         Some(_) => return Err(CloseCode::UnsupportedProtocol),
     }
-    match state.hub.apps().by_key(key) {
+    match state.hub.app_by_key(key) {
         None => Err(CloseCode::AppNotFound),
         Some(app) if app.config.profile_only => Err(CloseCode::AppNotFound),
         Some(app) if !app.config.enabled => Err(CloseCode::AppDisabled),
-        Some(app) => Ok(Arc::clone(app)),
+        Some(app) => Ok(app),
     }
 }
 
@@ -211,10 +211,10 @@ async fn send(state: &HttpState, name: &str, key: &str, req: Request<hyper::body
     let Some(shared) = state.transports.get(name) else {
         return plain(StatusCode::NOT_FOUND, "Unknown session");
     };
-    let Some(app) = state.hub.apps().by_key(key) else {
+    let Some(app) = state.hub.app_by_key(key) else {
         return plain(StatusCode::NOT_FOUND, "Unknown session");
     };
-    if !origin_allowed(app, &req) {
+    if !origin_allowed(&app, &req) {
         return plain(StatusCode::FORBIDDEN, "Origin not allowed");
     }
     let max_message = app.config.max_message_bytes;
@@ -265,10 +265,10 @@ pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<A
     let path = req.uri().path();
     let key = path.strip_prefix("/apps/").and_then(|r| r.strip_suffix("/events")).unwrap_or("");
     let query = req.uri().query().unwrap_or("");
-    let Some(app) = state.hub.apps().by_key(key).filter(|a| !a.config.profile_only) else {
+    let Some(app) = state.hub.app_by_key(key).filter(|a| !a.config.profile_only) else {
         // `/apps/{id}/events` is also the HTTP API's publish path: a GET there is a wrong
         // method, not a stream of an unknown key.
-        if state.hub.apps().by_id(key).is_some() {
+        if state.hub.app_by_id(key).is_some() {
             return plain(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "POST /apps/{app_id}/events publishes; the event stream is GET /apps/{app_key}/events",
@@ -311,7 +311,7 @@ pub(crate) fn event_stream<B>(state: &HttpState, req: &Request<B>) -> Response<A
     }) {
         return refused(r);
     }
-    let (held, place) = match admit(state, app, req) {
+    let (held, place) = match admit(state, &app, req) {
         Ok(admitted) => admitted,
         Err(refused) => {
             return refused.answer(|| plain(StatusCode::SERVICE_UNAVAILABLE, "Over the app's connection quota"));

@@ -59,7 +59,7 @@ pub(crate) fn install_authorizers(hub: &Hub, listeners: &[Bound]) {
     for (_, serves, _) in listeners {
         match serves {
             Serves::Espo(listener) => {
-                if let Some(app) = hub.apps().by_id(listener.app()) {
+                if let Some(app) = hub.app_by_id(listener.app()) {
                     app.set_authorizer(Arc::new(listener.0.policy()));
                 }
             }
@@ -92,7 +92,7 @@ pub(crate) async fn bind_ingress(hub: &Arc<Hub>, listeners: &mut [Bound]) -> Res
         let Serves::Espo(listener) = serves else { continue };
         let espo = Arc::clone(&listener.0);
         let endpoint = espo.settings.zmq_endpoint.clone();
-        let Some(app) = hub.apps().by_id(&espo.settings.app).cloned() else {
+        let Some(app) = hub.app_by_id(&espo.settings.app) else {
             let source = std::io::Error::other(format!("no app has id {:?}", espo.settings.app));
             return Err(IngressError { endpoint, source });
         };

@@ -109,21 +109,21 @@ pub(crate) fn upgrade(state: &HttpState, req: Request<hyper::body::Incoming>) ->
             if *strict_subprotocol && !wamp {
                 return wamp_required();
             }
-            let Some(app) = state.hub.apps().by_id(app) else {
+            let Some(app) = state.hub.app_by_id(app) else {
                 return text_response(StatusCode::NOT_FOUND, "Unknown app");
             };
-            (Target::Wamp1(Arc::clone(app)), wamp.then_some("wamp"))
+            (Target::Wamp1(app), wamp.then_some("wamp"))
         }
         Serves::Espo(espo) => {
             // EspoCRM runs Ratchet's strict WsServer.
             if !offered.iter().any(|p| p == "wamp") {
                 return wamp_required();
             }
-            let Some(app) = state.hub.apps().by_id(espo.app()) else {
+            let Some(app) = state.hub.app_by_id(espo.app()) else {
                 return text_response(StatusCode::NOT_FOUND, "Unknown app");
             };
             let query = req.uri().query().unwrap_or("").to_owned();
-            (Target::Espo(espo.clone(), Arc::clone(app), query), Some("wamp"))
+            (Target::Espo(espo.clone(), app, query), Some("wamp"))
         }
         // Oro listeners upgrade in the edge's raw-head mode and never reach hyper.
         Serves::Oro(_) => return text_response(StatusCode::NOT_FOUND, "Not found"),
@@ -252,7 +252,8 @@ fn check_origin(hub: &Hub, target: &Target, origin: Option<&str>) -> Result<(), 
         // unknown or closed realm gets ABORT `no_such_realm` there, like every other.
         Target::Wamp2(..) if origin.is_none() => Ok(()),
         Target::Wamp2(..) => {
-            let mut realms = hub.apps().iter().filter(|a| a.config.wamp && !a.config.profile_only).peekable();
+            let apps = hub.apps();
+            let mut realms = apps.iter().filter(|a| a.config.wamp && !a.config.profile_only).peekable();
             if realms.peek().is_none() {
                 return Err(OriginRefused::NoRealm);
             }
@@ -313,12 +314,12 @@ fn resolve(hub: &Hub, path: &str, query: &str) -> Target {
     if version.as_deref().is_some_and(|v| !version_ok(v)) {
         return Target::Refuse(CloseCode::InvalidVersion);
     }
-    match hub.apps().by_key(key) {
+    match hub.app_by_key(key) {
         // A profile's app is reachable only through the profile's listeners unless shared.
         None => Target::Refuse(CloseCode::AppNotFound),
         Some(app) if app.config.profile_only => Target::Refuse(CloseCode::AppNotFound),
         Some(app) if !app.config.enabled => Target::Refuse(CloseCode::AppDisabled),
-        Some(app) => Target::Session(Arc::clone(app)),
+        Some(app) => Target::Session(app),
     }
 }
 

@@ -97,7 +97,7 @@ async fn a_subscriber_that_stops_reading_is_closed_with_4100_and_others_get_ever
     subscribe(&mut slow, "news").await;
     subscribe(&mut healthy, "news").await;
 
-    let app = std::sync::Arc::clone(server.hub.apps().by_id("1").unwrap());
+    let app = server.hub.app_by_id("1").unwrap();
     let big = "x".repeat(8 * 1024);
     let channel = ChannelName::parse("news", 200).unwrap();
     // 24 MB in total: more than loopback socket buffers plus the slow outbox can hold.

@@ -132,7 +132,7 @@ pub fn restore(hub: &Hub, bytes: &[u8], now_ms: u64) -> Result<Restored, Snapsho
     let now = Instant::now();
     let mut restored = Restored::default();
     for entry in doc.apps {
-        let Some(app) = hub.apps().by_id(&entry.app) else { continue };
+        let Some(app) = hub.app_by_id(&entry.app) else { continue };
         for ch in entry.channels {
             let Ok(name) = ChannelName::parse(&ch.channel, usize::MAX) else { continue };
             let Some(policy) = policy_for(&app.config.history, name.as_str()) else { continue };
@@ -163,7 +163,7 @@ pub fn restore(hub: &Hub, bytes: &[u8], now_ms: u64) -> Result<Restored, Snapsho
                 history.restore(Arc::new(p), e.serial, at, hub.history_budget());
                 restored.publications += 1;
             }
-            hub.restore_history(app, name, history);
+            hub.restore_history(&app, name, history);
             restored.channels += 1;
         }
     }

@@ -72,7 +72,7 @@ mod snapshots {
         let history = vec![HistoryConfig { channels: "h-*".into(), max_messages: 10, max_age_secs: 60 }];
         let cfg = AppConfig { id: "a".into(), key: "k".into(), secret: "s".into(), history, ..AppConfig::default() };
         let hub = Hub::new(AppRegistry::new(vec![cfg]).unwrap(), Arc::new(LocalBackend), OutboxLimits::default());
-        let app = Arc::clone(hub.apps().by_id("a").unwrap());
+        let app = hub.app_by_id("a").unwrap();
         (hub, app)
     }
 

@@ -1,9 +1,9 @@
 //! The live state of one app, owned by the hub: channels and their presence members,
 //! signed-in users, cached events, WAMP pattern subscriptions and the WAMP dealer.
 //!
-//! An [`App`](crate::App) is only settings, counters and its index in the registry; the hub
-//! keeps one `AppState` per app in a slice at that index. Finding an app's state is then one
-//! bounds-checked index, with no lock or hash lookup added to a publish or a subscribe.
+//! An [`App`](crate::App) carries its `AppState` behind a handle that every version of the app
+//! shares, so a publish or a subscribe finds it with no lock or lookup, and replacing an app's
+//! settings keeps its channels.
 
 use parking_lot::{Mutex, RwLock};
 
@@ -18,7 +18,7 @@ use crate::history::HistoryStore;
 /// Everything of one app that changes while it runs. Each part has its own lock, so a
 /// publication, a sign-in and an RPC call of the same app never wait for each other.
 #[derive(Debug, Default)]
-pub(super) struct AppState {
+pub(crate) struct AppState {
     /// Channel name -> subscribers, sharded to keep lock hold times short.
     pub(super) channels: ChannelShards,
     /// Signed-in users, their connections and watchlists.

@@ -122,7 +122,7 @@ impl Hub {
     pub fn history_totals(&self) -> HistoryTotals {
         let now = Instant::now();
         let mut channels = 0;
-        for app in self.apps.iter() {
+        for app in self.apps().iter() {
             let store = &self.state(app).history;
             store.sweep(now, &self.history_budget);
             channels += store.channels();

@@ -29,7 +29,8 @@ pub(crate) fn response(hub: &Hub, status: &ServerStatus) -> Response<Body> {
 /// Renders every metric in the Prometheus text exposition format.
 pub(crate) fn render(hub: &Hub, status: &ServerStatus) -> String {
     let mut out = String::with_capacity(4096);
-    let mut apps: Vec<_> = hub.apps().iter().collect();
+    let registry = hub.apps();
+    let mut apps: Vec<_> = registry.iter().collect();
     apps.sort_by(|a, b| a.config.id.cmp(&b.config.id));
 
     header(&mut out, "herald_connections", "gauge", "Open WebSocket connections per app.");

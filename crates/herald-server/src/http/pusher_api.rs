@@ -5,7 +5,6 @@
 //! subscriber's outbox before the response is written.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -72,17 +71,16 @@ async fn dispatch(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (app, rest) = match segments.as_slice() {
         ["apps", app_id, rest @ ..] => {
-            (hub.apps().by_id(app_id).ok_or_else(|| ApiError::UnknownApp((*app_id).to_owned()))?, rest)
+            (hub.app_by_id(app_id).ok_or_else(|| ApiError::UnknownApp((*app_id).to_owned()))?, rest)
         }
         // pusher-http-python 3.3 posts user termination to `/users/{id}/terminate_connections`,
         // without the `/apps/{app_id}` prefix; the app is then the one whose key signed it.
         rest @ ["users", _, "terminate_connections"] => {
             let key = auth_key(&query).ok_or_else(|| ApiError::NotFound(path.clone()))?;
-            (hub.apps().by_key(&key).ok_or_else(|| ApiError::NotFound(path.clone()))?, rest)
+            (hub.app_by_key(&key).ok_or_else(|| ApiError::NotFound(path.clone()))?, rest)
         }
         _ => return Err(ApiError::NotFound(path.clone())),
     };
-    let app = Arc::clone(app);
 
     // Credentials first: an unauthenticated client must not make us wait for, or buffer, a body.
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);

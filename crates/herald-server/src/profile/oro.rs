@@ -224,7 +224,7 @@ impl Oro {
     /// # Errors
     /// [`OroError`] when the app is missing or a route does not compile.
     pub(crate) fn new(settings: Arc<OroSettings>, hub: &Arc<Hub>, port: u16) -> Result<Arc<Self>, OroError> {
-        let app = hub.apps().by_id(&settings.app).cloned().ok_or_else(|| OroError::NoApp(settings.app.clone()))?;
+        let app = hub.app_by_id(&settings.app).ok_or_else(|| OroError::NoApp(settings.app.clone()))?;
         let policy = Arc::new(Policy::new(&settings)?);
         let db = settings
             .db

@@ -103,7 +103,7 @@ mod tests {
     #[tokio::test]
     async fn saved_then_loaded_once() {
         let (old, new) = (hub(), hub());
-        let app = Arc::clone(old.apps().by_id("a").expect("app"));
+        let app = old.app_by_id("a").expect("app");
         let ch = ChannelName::parse("c", 200).expect("name");
         old.publish(&app, Publication::new(ch, "ev", PublicationData::Str("x".into())));
         let path = temp("saved");

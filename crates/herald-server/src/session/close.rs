@@ -20,6 +20,10 @@ pub(crate) enum CloseReason {
     Terminated,
     /// The server is draining.
     Shutdown,
+    /// The app was removed, or its key changed (a reload, a changed app-store row).
+    AppRemoved,
+    /// The app was disabled.
+    AppDisabled,
     /// The client did not answer keep-alive.
     Unresponsive,
     /// The adapter ended the session on the protocol's own terms, with this close frame (or a
@@ -33,6 +37,8 @@ impl From<CloseRequest> for CloseReason {
             CloseRequest::SlowConsumer => CloseReason::SlowConsumer,
             CloseRequest::Terminated => CloseReason::Terminated,
             CloseRequest::Shutdown => CloseReason::Shutdown,
+            CloseRequest::AppRemoved => CloseReason::AppRemoved,
+            CloseRequest::AppDisabled => CloseReason::AppDisabled,
         }
     }
 }

@@ -69,6 +69,7 @@ impl Pusher {
     /// A session of `app`, holding one of its connection places.
     pub(crate) fn new(hub: Arc<Hub>, slot: ConnectionSlot) -> Self {
         let conn = hub.connect(Wire::Pusher);
+        slot.attach(&conn);
         Self { client_events: None, hub, conn, subscriptions: Vec::new(), user: None, slot, recovering: None }
     }
 
@@ -131,6 +132,10 @@ impl Adapter for Pusher {
                 Goodbye::with(ws::encode_close(CloseCode::Unauthorized.code(), "Connection terminated"))
             }
             CloseReason::Shutdown => Goodbye::with(close(CloseCode::ReconnectNow)),
+            // Pusher's codes for a key that names no app, and for a disabled app: pusher-js
+            // does not reconnect after either.
+            CloseReason::AppRemoved => Goodbye::with(close(CloseCode::AppNotFound)),
+            CloseReason::AppDisabled => Goodbye::with(close(CloseCode::AppDisabled)),
             CloseReason::Unresponsive => Goodbye::with(close(CloseCode::PongNotReceived)),
             CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
         };
@@ -160,6 +165,7 @@ impl Adapter for Pusher {
         if let Some(user) = self.user.take() {
             self.hub.sign_out(self.app(), &self.conn, &user.id, &user.watchlist);
         }
+        self.slot.detach(&self.conn);
         self.hub.disconnect(&self.conn);
         tracing::debug!(socket_id = %self.conn.socket_id, "pusher disconnected");
     }

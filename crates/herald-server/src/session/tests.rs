@@ -78,13 +78,13 @@ fn text(s: &str) -> Data {
 }
 
 fn pusher(hub: &Arc<Hub>) -> Pusher {
-    let app = Arc::clone(hub.apps().by_id("app").expect("app"));
+    let app = hub.app_by_id("app").expect("app");
     let slot = app.try_connect().expect("a place");
     Pusher::new(Arc::clone(hub), slot)
 }
 
 fn wamp1(hub: &Arc<Hub>) -> Wamp1<Anonymous> {
-    let app = Arc::clone(hub.apps().by_id("app").expect("app"));
+    let app = hub.app_by_id("app").expect("app");
     let slot = app.try_connect().expect("a place");
     Wamp1::new(V1::new(Arc::clone(hub), slot), Anonymous::new())
 }
@@ -139,7 +139,7 @@ async fn pusher_opens_with_connection_established_and_answers_in_order() {
     let refused = h.replies();
     assert!(refused[0].contains("pusher:subscription_error") && refused[0].contains("401"), "{refused:?}");
     p.leave();
-    assert_eq!(hub.channel(hub.apps().by_id("app").expect("app"), "news").map(|c| c.subscription_count), None);
+    assert_eq!(hub.channel(&hub.app_by_id("app").expect("app"), "news").map(|c| c.subscription_count), None);
 }
 
 #[tokio::test]
@@ -241,9 +241,9 @@ fn hub_with_history(max_messages: usize) -> Arc<Hub> {
 }
 
 fn publish(hub: &Hub, channel: &str, n: u32) {
-    let app = hub.apps().by_id("app").expect("app");
+    let app = hub.app_by_id("app").expect("app");
     let ch = herald_protocol::pusher::channel_name::ChannelName::parse(channel, 200).expect("name");
-    hub.publish(app, herald_core::Publication::new(ch, "ev", herald_core::PublicationData::Str(n.to_string().into())));
+    hub.publish(&app, herald_core::Publication::new(ch, "ev", herald_core::PublicationData::Str(n.to_string().into())));
 }
 
 fn json(s: &str) -> serde_json::Value {
@@ -294,7 +294,7 @@ async fn pusher_recover_failures_keep_the_subscription_and_say_why() {
     for n in 1..=5 {
         publish(&hub, "h-1", n);
     }
-    let epoch = hub.history(hub.apps().by_id("app").expect("app"), "h-1", None, 1).expect("held").epoch;
+    let epoch = hub.history(&hub.app_by_id("app").expect("app"), "h-1", None, 1).expect("held").epoch;
     let cases = [
         (format!(r#"{{"epoch":"{epoch}","serial":1}}"#), "gap"),
         (format!(r#"{{"epoch":"{epoch}","serial":99}}"#), "ahead"),

@@ -103,6 +103,7 @@ impl V1 {
 
     /// A session on a connection made earlier (Oro's, whose WELCOME went with the 101).
     pub(crate) fn on(hub: Arc<Hub>, conn: Arc<Conn>, slot: ConnectionSlot) -> Self {
+        slot.attach(&conn);
         Self { hub, conn, slot, prefixes: None, topics: Vec::new() }
     }
 
@@ -169,6 +170,7 @@ impl V1 {
         for channel in self.topics.drain(..) {
             self.hub.unsubscribe(self.slot.app(), &self.conn, &channel);
         }
+        self.slot.detach(&self.conn);
         self.hub.disconnect(&self.conn);
     }
 }
@@ -263,7 +265,9 @@ impl<P: Policy> Adapter for Wamp1<P> {
             CloseReason::Violation(e) => Goodbye::with(ws::encode_close(e.close_code(), "")),
             CloseReason::Gone => Goodbye::silent(),
             CloseReason::SlowConsumer => Goodbye::with(ws::encode_close(1008, "slow consumer")),
-            CloseReason::Terminated | CloseReason::Shutdown => Goodbye::with(ws::encode_close(1001, "")),
+            CloseReason::Terminated | CloseReason::Shutdown | CloseReason::AppRemoved | CloseReason::AppDisabled => {
+                Goodbye::with(ws::encode_close(1001, ""))
+            }
             CloseReason::Unresponsive => Goodbye::with(ws::encode_close(1000, "")),
             CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
         };

@@ -245,6 +245,11 @@ impl Adapter for Wamp2 {
                 Goodbye::with(ws::encode_close(1001, "server shutting down"))
             }
             CloseReason::Unresponsive => Goodbye::with(ws::encode_close(1001, "timeout")),
+            // The realm is gone or closed: the session ends as a killed one does.
+            CloseReason::AppRemoved | CloseReason::AppDisabled => {
+                bye(reason::KILLED, io);
+                Goodbye::with(ws::encode_close(1000, ""))
+            }
             CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
         };
         if let Phase::Open(s) = &self.phase {
@@ -345,7 +350,7 @@ fn hello(
     };
     // An app that is not a WAMP realm, or belongs to a profile that does not share it, looks
     // exactly like an unknown realm: nothing tells a client which app ids exist.
-    let Some(app) = hub.apps().by_id(&realm).filter(|a| a.config.wamp && !a.config.profile_only).cloned() else {
+    let Some(app) = hub.app_by_id(&realm).filter(|a| a.config.wamp && !a.config.profile_only) else {
         return Err(abort(conn, reason::NO_SUCH_REALM, &format!("no realm {realm:?}")));
     };
     if !herald_core::origin::allowed(&app.config.allowed_origins, origin) {
@@ -369,6 +374,7 @@ fn welcome(hub: &Arc<Hub>, conn: &Arc<Conn>, app: Arc<App>, identity: Identity) 
     let Some(slot) = app.try_connect() else {
         return Err(abort(conn, "wamp.error.system_overloaded", "too many connections"));
     };
+    slot.attach(conn);
     let mut details = welcome_details(AGENT);
     details.insert("authid", identity.authid.as_str());
     details.insert("authrole", identity.authrole.as_str());

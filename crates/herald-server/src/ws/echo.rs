@@ -54,9 +54,12 @@ impl Adapter for Echo {
             CloseReason::Violation(e) => Goodbye::with(ws::encode_close(e.close_code(), &e.to_string())),
             CloseReason::Gone => Goodbye::silent(),
             CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
-            CloseReason::SlowConsumer | CloseReason::Terminated | CloseReason::Shutdown | CloseReason::Unresponsive => {
-                Goodbye::with(ws::encode_close(1001, "going away"))
-            }
+            CloseReason::SlowConsumer
+            | CloseReason::Terminated
+            | CloseReason::Shutdown
+            | CloseReason::Unresponsive
+            | CloseReason::AppRemoved
+            | CloseReason::AppDisabled => Goodbye::with(ws::encode_close(1001, "going away")),
         }
     }
 

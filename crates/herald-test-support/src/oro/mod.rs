@@ -133,13 +133,13 @@ impl OroServer {
 
     /// Open connections of the Oro app.
     pub fn connections(&self) -> usize {
-        self.hub.apps().by_id("oro").map_or(0, |a| a.connection_count())
+        self.hub.app_by_id("oro").map_or(0, |a| a.connection_count())
     }
 
     /// Subscribers of `topic` in the Oro app.
     pub fn subscribers(&self, topic: &str) -> usize {
-        let app = self.hub.apps().by_id("oro").unwrap();
-        self.hub.channel(app, topic).map_or(0, |c| c.subscription_count)
+        let app = self.hub.app_by_id("oro").unwrap();
+        self.hub.channel(&app, topic).map_or(0, |c| c.subscription_count)
     }
 
     /// Waits until `cond` holds, polling the hub (bounded by [`WAIT`]).

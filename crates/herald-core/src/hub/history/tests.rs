@@ -22,7 +22,7 @@ fn hub_keeping(max_messages: usize) -> (Hub, Arc<App>) {
         Arc::new(LocalBackend),
         OutboxLimits { max_frames: 1_000_000, max_bytes: 1 << 30 },
     );
-    let app = Arc::clone(hub.apps().by_id("a").unwrap());
+    let app = hub.app_by_id("a").unwrap();
     (hub, app)
 }
 

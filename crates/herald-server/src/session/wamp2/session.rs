@@ -432,6 +432,7 @@ impl Session {
             }
         }
         self.hub.leave_wamp(self.app(), &self.conn);
+        self.slot.detach(&self.conn);
         self.hub.disconnect(&self.conn);
     }
 }
