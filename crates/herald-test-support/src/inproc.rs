@@ -65,6 +65,7 @@ pub fn settings(apps: Vec<AppConfig>) -> Settings {
         ops: Default::default(),
         scale_out: None,
         history: Default::default(),
+        dashboard: None,
     }
 }
 

@@ -9,7 +9,9 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use herald_core::{App, Hub};
@@ -138,7 +140,7 @@ async fn api(d: &Dashboard, hub: &Arc<Hub>, req: Request<hyper::body::Incoming>)
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches("/dashboard/api/").split('/').collect();
     // Each request resolves its app afresh, owning the handle: apps may come and go meanwhile.
-    let app_of = |id: &str| hub.apps().by_id(&percent_decode_str(id).decode_utf8_lossy()).cloned();
+    let app_of = |id: &str| hub.app_by_id(&percent_decode_str(id).decode_utf8_lossy());
     match (&method, segments.as_slice()) {
         (&Method::GET, ["apps"]) => apps(hub),
         (&Method::GET, ["apps", id, "series"]) => match app_of(id) {

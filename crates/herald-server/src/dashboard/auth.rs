@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use hyper::HeaderMap;
 use hyper::header;
@@ -131,7 +133,7 @@ pub(crate) fn origin_allowed(settings: &DashboardSettings, headers: &HeaderMap) 
     let origin = origin.to_ascii_lowercase();
     let own =
         headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(|h| format!("http://{}", h.to_ascii_lowercase()));
-    own.as_deref() == Some(origin.as_str()) || settings.allowed_origins.iter().any(|o| *o == origin)
+    own.as_deref() == Some(origin.as_str()) || settings.allowed_origins.contains(&origin)
 }
 
 #[cfg(test)]
