@@ -164,7 +164,8 @@ async function refreshSeries() {
     fig.dataset.latest = String(latest);
     fig.dataset.points = String(values.length);
     $(`v-${name}`).textContent = String(latest);
-    draw(fig.querySelector('svg'), values, range.step === 1 ? 600 : 1440);
+    // The x axis spans what is held (at least a minute of points), growing to the full window.
+    draw(fig.querySelector('svg'), values, Math.max(60, values.length));
   }
 }
 
