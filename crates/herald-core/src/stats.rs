@@ -126,6 +126,9 @@ pub struct AppStats {
     pub publish_latency: Histogram,
     /// WebSocket upgrades refused because their `Origin` is not in `allowed_origins`.
     pub origin_refused: AtomicU64,
+    /// Live consoles watching this app (the server's dashboard): while zero, each place that
+    /// could report to one costs this one relaxed load.
+    pub watchers: AtomicU64,
 }
 
 impl AppStats {

@@ -20,6 +20,7 @@ use crate::cli::ServeArgs;
 mod aliases;
 mod app_store;
 mod credentials;
+mod dashboard;
 mod describe;
 mod layers;
 mod ops;
@@ -30,6 +31,7 @@ pub use crate::listen::per_ip::PerIpLimits;
 pub use crate::profile::espo::settings::EspoProfile;
 pub use crate::profile::oro::settings::OroSettings;
 pub use app_store::{AppStoreSettings, Driver as AppStoreDriver};
+pub use dashboard::DashboardSettings;
 pub use describe::describe;
 pub use layers::{Source, Sources};
 pub use ops::OpsSettings;
@@ -121,6 +123,8 @@ pub struct Settings {
     pub history: HistorySettings,
     /// Apps looked up in a database table (`[app_store]`); `None`: the file's apps only.
     pub app_store: Option<AppStoreSettings>,
+    /// The operator's dashboard on the metrics listener (`[dashboard]`); `None`: off.
+    pub dashboard: Option<DashboardSettings>,
 }
 
 /// Channel history across apps (`[history]`); which channels keep one is per app
@@ -243,6 +247,8 @@ struct FileConfig {
     history: HistoryFile,
     /// Apps from a database table (`config/app_store.rs`).
     app_store: Option<app_store::AppStoreFile>,
+    /// The operator's dashboard (`config/dashboard.rs`).
+    dashboard: Option<dashboard::DashboardFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,6 +338,7 @@ pub fn load_with_sources(args: &ServeArgs, env: &Env) -> Result<(Settings, Sourc
     let scale_out = scale_out::build(file.scale_out.as_ref(), &sources)?;
     let history = history_settings(&file.history, &sources)?;
     let app_store = app_store::build(file.app_store.as_ref(), &sources)?;
+    let dashboard = dashboard::build(file.dashboard.as_ref(), ops.metrics_addr.is_some(), &sources)?;
 
     // Where the main listener binds when nothing says so: every interface, except in the
     // cases below that fall back to loopback.
@@ -416,6 +423,7 @@ pub fn load_with_sources(args: &ServeArgs, env: &Env) -> Result<(Settings, Sourc
         scale_out,
         history,
         app_store,
+        dashboard,
         host,
         port,
         apps,

@@ -8,7 +8,7 @@ mod body_budget;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod outbound;
-mod pusher_api;
+pub(crate) mod pusher_api;
 pub(crate) mod response;
 pub(crate) mod state;
 

@@ -7,6 +7,7 @@ mod app_store;
 mod civil_date;
 pub mod cli;
 pub mod config;
+mod dashboard;
 pub mod fd_limit;
 mod http;
 mod http_transport;
@@ -272,7 +273,9 @@ impl Server {
         let ops_stop = CancellationToken::new();
         if let Some(listener) = self.metrics {
             let edge = listen::edge::Edge::new(ops, None, &status, &TaskTracker::new());
-            tokio::spawn(listen::ops_loop(listener, Arc::clone(&self.hub), edge, ops_stop.clone()));
+            let dashboard =
+                self.settings.dashboard.clone().map(|d| dashboard::Dashboard::start(d, &self.hub, &ops_stop));
+            tokio::spawn(listen::ops_loop(listener, Arc::clone(&self.hub), dashboard, edge, ops_stop.clone()));
         }
         let stores = self.tls.iter().flatten().map(|(s, _)| Arc::clone(s)).collect();
         let apps = self.apps_reload.map(|r| (r, Arc::clone(&self.hub)));

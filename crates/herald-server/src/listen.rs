@@ -33,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::dashboard::{self, ConsoleBody, Dashboard};
 use crate::http::response::AnyBody;
 use crate::http::state::HttpState;
 use crate::http::{self, health};
@@ -49,6 +50,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Pending connections the kernel queues per listener.
 const BACKLOG: i32 = 1024;
 
+/// What a listener's hyper connections answer with: the main listener's bodies, or a
+/// dashboard console's stream.
+type ListenerBody = Either<AnyBody, ConsoleBody>;
+
 /// What a listener answers, and in which upgrade mode.
 #[derive(Clone, Debug)]
 enum Service {
@@ -61,8 +66,9 @@ enum Service {
         /// The session tracker a drain waits for.
         sessions: TaskTracker,
     },
-    /// `/up`, `/ready` and `/metrics` only (the separate metrics listener).
-    Ops(Arc<Hub>),
+    /// `/up`, `/ready`, `/health`, `/metrics` and, when on, `/dashboard` (the separate
+    /// metrics listener).
+    Ops(Arc<Hub>, Option<Arc<Dashboard>>),
 }
 
 /// Accepts connections until `stop` is cancelled.
@@ -77,9 +83,15 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: HttpState, stop: C
     run(listener, service, edge, stop).await;
 }
 
-/// Serves `/up`, `/ready` and `/metrics` until `stop` is cancelled.
-pub(crate) async fn ops_loop(listener: TcpListener, hub: Arc<Hub>, edge: Arc<Edge>, stop: CancellationToken) {
-    run(listener, Service::Ops(hub), edge, stop).await;
+/// Serves `/up`, `/ready`, `/health`, `/metrics` and the dashboard until `stop` is cancelled.
+pub(crate) async fn ops_loop(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    dashboard: Option<Arc<Dashboard>>,
+    edge: Arc<Edge>,
+    stop: CancellationToken,
+) {
+    run(listener, Service::Ops(hub, dashboard), edge, stop).await;
 }
 
 async fn run(listener: TcpListener, service: Service, edge: Arc<Edge>, stop: CancellationToken) {
@@ -156,7 +168,7 @@ where
 {
     match service {
         Service::Oro { oro, sessions } => oro::upgrade::serve(io, peer.ip(), oro, edge, sessions, stop).await,
-        Service::Main(_) | Service::Ops(_) => serve_http(io, peer, service, edge, stop).await,
+        Service::Main(_) | Service::Ops(..) => serve_http(io, peer, service, edge, stop).await,
     }
 }
 
@@ -198,7 +210,7 @@ async fn handle(
     peer: IpAddr,
     service: &Service,
     edge: &Edge,
-) -> Response<AnyBody> {
+) -> Response<ListenerBody> {
     let client = forwarded::client_addr(peer, req.headers(), &edge.trusted);
     req.extensions_mut().insert(ClientAddr(client));
     if let Some(p) = &edge.prefix {
@@ -208,14 +220,20 @@ async fn handle(
     let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| (req.method().clone(), req.uri().path().to_owned()));
     let resp = match service {
         Service::Main(state) => match http::route(state.clone(), req).await {
-            Ok(r) => r,
+            Ok(r) => r.map(Either::Left),
             Err(never) => match never {},
         },
-        Service::Ops(hub) => health::route_ops(hub, &edge.status, &req).map(Either::Left),
-        // The Oro upgrade never reaches hyper (`serve_stream`).
-        Service::Oro { .. } => {
-            http::response::text_response(hyper::StatusCode::NOT_FOUND, "Not found").map(Either::Left)
+        // Only the metrics listener routes `/dashboard`, to async handlers; the rest of it is sync.
+        Service::Ops(hub, Some(d)) if dashboard::is_dashboard_path(req.uri().path()) => {
+            dashboard::route(d, hub, req).await.map(|b| match b {
+                Either::Left(full) => Either::Left(Either::Left(full)),
+                Either::Right(console) => Either::Right(console),
+            })
         }
+        Service::Ops(hub, _) => health::route_ops(hub, &edge.status, &req).map(|b| Either::Left(Either::Left(b))),
+        // The Oro upgrade never reaches hyper (`serve_stream`).
+        Service::Oro { .. } => http::response::text_response(hyper::StatusCode::NOT_FOUND, "Not found")
+            .map(|b| Either::Left(Either::Left(b))),
     };
     if api && matches!(service, Service::Main(_)) {
         edge.status.api.record(resp.status());

@@ -66,6 +66,7 @@ pub fn settings(apps: Vec<AppConfig>) -> Settings {
         scale_out: None,
         history: Default::default(),
         app_store: None,
+        dashboard: None,
     }
 }
 

@@ -28,6 +28,7 @@ pub fn describe(settings: &Settings, sources: &Sources) -> String {
     d.out.push_str("# herald configuration; after each value, where it came from\n");
     d.server(settings);
     d.history(settings);
+    d.dashboard(settings);
     d.scale_out(settings);
     d.app_store(settings);
     d.listeners(settings);
@@ -94,6 +95,20 @@ impl Describe<'_> {
         self.out.push_str("\n[history]\n");
         self.line("max_bytes", &int(s.history.max_bytes), "history.max_bytes");
         self.opt("snapshot_file", s.history.snapshot_file.as_deref().map(path), "history.snapshot_file");
+    }
+
+    fn dashboard(&mut self, s: &Settings) {
+        let Some(d) = &s.dashboard else {
+            self.out.push_str("\n# [dashboard] is off (enabled = false)\n");
+            return;
+        };
+        self.out.push_str("\n[dashboard]\n");
+        self.line("enabled", &Value::Boolean(true), "dashboard.enabled");
+        self.line("password", &REDACTED.into(), "dashboard.password");
+        let nets = d.allowed_addresses.iter().map(|n| Value::String(n.to_string())).collect();
+        self.line("allowed_addresses", &Value::Array(nets), "dashboard.allowed_addresses");
+        let origins = d.allowed_origins.iter().map(|o| Value::String(o.clone())).collect();
+        self.line("allowed_origins", &Value::Array(origins), "dashboard.allowed_origins");
     }
 
     fn scale_out(&mut self, s: &Settings) {

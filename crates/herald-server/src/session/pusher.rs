@@ -22,6 +22,7 @@ use herald_protocol::ws;
 use super::close::{CloseReason, Goodbye};
 use super::driver::{Adapter, Data, Flow, Io};
 use super::keepalive::Plan;
+use crate::dashboard::tap;
 
 mod recovery;
 
@@ -75,6 +76,11 @@ impl Pusher {
     fn app(&self) -> &Arc<App> {
         self.slot.app()
     }
+
+    /// What the dashboard's console names this session by.
+    fn tap(&self) -> (&App, &str) {
+        (self.app(), self.conn.socket_id.as_str())
+    }
 }
 
 impl Adapter for Pusher {
@@ -98,6 +104,7 @@ impl Adapter for Pusher {
             self.app().config.activity_timeout,
         )));
         tracing::debug!(socket_id = %self.conn.socket_id, app = %self.app().config.id, "pusher connected");
+        tap::opened(self.app(), self.conn.socket_id.as_str(), "pusher");
         Flow::Continue
     }
 
@@ -113,7 +120,7 @@ impl Adapter for Pusher {
     }
 
     fn goodbye(&mut self, reason: CloseReason, _io: &mut Io<'_, Self::Done>) -> Goodbye {
-        match reason {
+        let goodbye = match reason {
             CloseReason::ClientClosed(_) => Goodbye::with(ws::encode_close(1000, "")),
             CloseReason::Violation(e) => Goodbye::with(ws::encode_close(e.close_code(), &e.to_string())),
             CloseReason::Gone => Goodbye::silent(),
@@ -131,7 +138,9 @@ impl Adapter for Pusher {
             CloseReason::AppDisabled => Goodbye::with(close(CloseCode::AppDisabled)),
             CloseReason::Unresponsive => Goodbye::with(close(CloseCode::PongNotReceived)),
             CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
-        }
+        };
+        tap::closed(self.app(), self.conn.socket_id.as_str(), goodbye.frame.as_ref());
+        goodbye
     }
 
     /// The backend's shared history answered a recovering subscribe.
@@ -197,13 +206,13 @@ impl Pusher {
         let cfg = &self.app().config;
         let channel = match ChannelName::parse(name, cfg.max_channel_name_length) {
             Ok(c) => c,
-            Err(e) => return refuse(io, name, 400, &e.to_string()),
+            Err(e) => return refuse(io, self.tap(), name, 400, &e.to_string()),
         };
         // A drop-in profile that shares its app judges every subscription, Pusher's included:
         // the profile's topics are public channels, so no signature would stop anyone.
         let authorizer = self.app().authorizer();
         if authorizer.covers_pusher() && !authorizer.authorize(&self.conn, Action::Subscribe, name) {
-            return refuse(io, name, 403, "Not allowed to subscribe to this channel");
+            return refuse(io, self.tap(), name, 403, "Not allowed to subscribe to this channel");
         }
         let auth_result = match channel.kind().access {
             Access::Public => Ok(()),
@@ -226,18 +235,24 @@ impl Pusher {
             Access::ServerToUser => {
                 let me = self.user.as_ref().map(|u| &*u.id);
                 if me.is_none() || me != channel.server_to_user_id() {
-                    return refuse(io, name, 403, "Only the signed-in user may subscribe to its own channel");
+                    return refuse(
+                        io,
+                        self.tap(),
+                        name,
+                        403,
+                        "Only the signed-in user may subscribe to its own channel",
+                    );
                 }
                 Ok(())
             }
         };
         if let Err(e) = auth_result {
-            return refuse(io, name, 401, &e.to_string());
+            return refuse(io, self.tap(), name, 401, &e.to_string());
         }
         let member = if channel.kind().access == Access::Presence {
             match self.presence_member(channel_data) {
                 Ok(m) => Some(m),
-                Err(msg) => return refuse(io, name, 400, &msg),
+                Err(msg) => return refuse(io, self.tap(), name, 400, &msg),
             }
         } else {
             None
@@ -276,9 +291,10 @@ impl Pusher {
                 if self.subscriptions.capacity() == 0 {
                     self.subscriptions.reserve_exact(1);
                 }
+                tap::subscription(self.app(), "subscribe", self.conn.socket_id.as_str(), channel.as_str());
                 self.subscriptions.push(Subscription { channel, user_id });
             }
-            Err(e) => refuse(io, name, 400, &e.to_string()),
+            Err(e) => refuse(io, self.tap(), name, 400, &e.to_string()),
         }
     }
 
@@ -308,6 +324,7 @@ impl Pusher {
         if let Some(i) = self.subscriptions.iter().position(|s| s.channel.as_str() == name) {
             let sub = self.subscriptions.swap_remove(i);
             self.hub.unsubscribe(self.app(), &self.conn, &sub.channel);
+            tap::subscription(self.app(), "unsubscribe", self.conn.socket_id.as_str(), sub.channel.as_str());
         }
     }
 
@@ -354,7 +371,9 @@ impl Pusher {
         io: &mut Io<'_, Fetched>,
     ) {
         let cfg = &self.app().config;
+        let (app, conn) = (self.slot.app(), &self.conn);
         let reject = |io: &mut Io<'_, Fetched>, msg: &str| {
+            tap::error(app, conn.socket_id.as_str(), Some(channel), Some(CloseCode::ClientEventRateLimit.code()), msg);
             io.reply(frame(server_msg::error(Some(CloseCode::ClientEventRateLimit.code()), msg)));
         };
         if !cfg.enable_client_messages {
@@ -380,13 +399,15 @@ impl Pusher {
         let publication = Publication::new(sub.channel.clone(), event, PublicationData::Json(data))
             .excluding(Some(self.conn.socket_id.as_str()))
             .with_user_id(sub.user_id.as_deref());
+        tap::client_event(self.app(), self.conn.socket_id.as_str(), channel, &publication.event);
         self.hub.publish_client_event(self.app(), publication);
     }
 }
 
 /// Refuses a subscription: a channel-scoped `pusher:subscription_error` (what laravel-echo's
 /// `.error()` listens to) and a `pusher:error` for clients that only watch the connection.
-fn refuse(io: &mut Io<'_, Fetched>, channel: &str, status: u16, msg: &str) {
+fn refuse(io: &mut Io<'_, Fetched>, (app, socket_id): (&App, &str), channel: &str, status: u16, msg: &str) {
+    tap::error(app, socket_id, Some(channel), Some(status), msg);
     io.reply(frame(server_msg::subscription_error(channel, status, msg)));
     io.reply(frame(server_msg::error(None, msg)));
 }

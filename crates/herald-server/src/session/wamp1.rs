@@ -28,6 +28,7 @@ use herald_protocol::ws;
 use super::close::{CloseReason, Goodbye};
 use super::driver::{Adapter, Data, Flow, Io};
 use super::keepalive::Plan;
+use crate::dashboard::tap;
 
 /// The error URI of a CALL nobody provides.
 pub(crate) const NO_SUCH_PROCEDURE: &str = "http://herald.invalid/error#no_such_procedure";
@@ -145,6 +146,7 @@ impl V1 {
     /// refused by the hub and ignored here.
     pub(crate) fn join(&mut self, channel: ChannelName) {
         if self.hub.subscribe(self.slot.app(), &self.conn, &channel, None, |_| {}).is_ok() {
+            tap::subscription(self.slot.app(), "subscribe", self.conn.socket_id.as_str(), channel.as_str());
             self.topics.push(channel);
         }
     }
@@ -154,11 +156,13 @@ impl V1 {
         let Some(i) = self.topics.iter().position(|t| t.as_str() == topic) else { return false };
         let channel = self.topics.swap_remove(i);
         self.hub.unsubscribe(self.slot.app(), &self.conn, &channel);
+        tap::subscription(self.slot.app(), "unsubscribe", self.conn.socket_id.as_str(), channel.as_str());
         true
     }
 
     /// Publishes a v1 PUBLISH on `channel` through the hub.
     pub(crate) fn publish(&self, channel: ChannelName, p: V1Publish) {
+        tap::published(self.slot.app(), "wamp1", channel.as_str(), &p.topic, p.event.get());
         self.hub.publish(self.slot.app(), publication(channel, p, &self.conn));
     }
 
@@ -236,6 +240,7 @@ impl<P: Policy> Adapter for Wamp1<P> {
     }
 
     fn open(&mut self, io: &mut Io<'_, Self::Done>) -> Flow {
+        tap::opened(self.session.app(), self.session.conn.socket_id.as_str(), "wamp1");
         self.policy.open(&mut self.session, io)
     }
 
@@ -255,7 +260,7 @@ impl<P: Policy> Adapter for Wamp1<P> {
     /// Ratchet's `WsServer` statuses: the client's own code echoed, 1001 going away, 1000 for
     /// its keep-alive (`WsConnection::close()`).
     fn goodbye(&mut self, reason: CloseReason, _io: &mut Io<'_, Self::Done>) -> Goodbye {
-        match reason {
+        let goodbye = match reason {
             CloseReason::ClientClosed(frame) => Goodbye::with(ws::encode_close_reply(frame.as_ref())),
             CloseReason::Violation(e) => Goodbye::with(ws::encode_close(e.close_code(), "")),
             CloseReason::Gone => Goodbye::silent(),
@@ -265,7 +270,9 @@ impl<P: Policy> Adapter for Wamp1<P> {
             }
             CloseReason::Unresponsive => Goodbye::with(ws::encode_close(1000, "")),
             CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
-        }
+        };
+        tap::closed(self.session.app(), self.session.conn.socket_id.as_str(), goodbye.frame.as_ref());
+        goodbye
     }
 
     fn leave(&mut self) {

@@ -231,7 +231,7 @@ impl Adapter for Wamp2 {
                 io.reply(f);
             }
         };
-        match reason {
+        let goodbye = match reason {
             CloseReason::ClientClosed(_) => Goodbye::with(ws::encode_close(1000, "")),
             CloseReason::Violation(e) => Goodbye::with(ws::encode_close(e.close_code(), &e.to_string())),
             CloseReason::Gone => Goodbye::silent(),
@@ -251,7 +251,11 @@ impl Adapter for Wamp2 {
                 Goodbye::with(ws::encode_close(1000, ""))
             }
             CloseReason::Protocol(frame) => Goodbye { frame, discard_backlog: false },
+        };
+        if let Phase::Open(s) = &self.phase {
+            crate::dashboard::tap::closed(s.app(), self.conn.socket_id.as_str(), goodbye.frame.as_ref());
         }
+        goodbye
     }
 
     fn leave(&mut self) {
@@ -379,6 +383,7 @@ fn welcome(hub: &Arc<Hub>, conn: &Arc<Conn>, app: Arc<App>, identity: Identity) 
     // The Pusher socket id, which an app's auth endpoint signs for `herald.pusher.authorize`.
     details.insert("authextra", Dict::new().with("socket_id", conn.socket_id.as_str()));
     let welcome = V2Msg::Welcome { session: Id::saturating(conn.session), details };
+    crate::dashboard::tap::opened(&app, conn.socket_id.as_str(), "wamp2");
     if let Some(f) = v2_frame(conn.wire, &welcome) {
         let _ = conn.outbox.push(f);
     }

@@ -153,6 +153,7 @@ impl Endpoint {
             let timeout = REQUEST_TIMEOUT;
             let problem = match self.client.post(&self.key, &signature, body.clone(), timeout).await {
                 Ok(status) if status.is_success() => {
+                    crate::dashboard::tap::webhook(&self.app, &self.url, Some(status.as_u16()), "delivered", n);
                     AppCounters::add(&self.counters.sent, n);
                     return settled(batch);
                 }
@@ -160,6 +161,7 @@ impl Endpoint {
                     AppCounters::add(&self.counters.failed, 1);
                     AppCounters::add(&self.counters.dropped_rejected, n);
                     tracing::warn!(app = %self.app, url = %self.url, %status, events = n, "webhook refused; not retried");
+                    crate::dashboard::tap::webhook(&self.app, &self.url, Some(status.as_u16()), "refused", n);
                     return settled(batch);
                 }
                 Ok(status) => status.to_string(),
@@ -175,6 +177,7 @@ impl Endpoint {
             let Some(at) = backoff.next(Instant::now()) else {
                 AppCounters::add(&self.counters.dropped_gave_up, n);
                 tracing::warn!(app = %self.app, url = %self.url, %problem, events = n, "webhook dropped after retrying");
+                crate::dashboard::tap::webhook(&self.app, &self.url, None, "dropped after retrying", n);
                 return settled(batch);
             };
             tracing::debug!(app = %self.app, url = %self.url, %problem, "webhook failed; retrying");

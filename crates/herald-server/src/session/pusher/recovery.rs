@@ -167,7 +167,7 @@ impl Pusher {
         });
         match result {
             Ok(()) => self.subscriptions.push(Subscription { channel, user_id }),
-            Err(e) => refuse(io, channel.as_str(), 400, &e.to_string()),
+            Err(e) => refuse(io, self.tap(), channel.as_str(), 400, &e.to_string()),
         }
     }
 }

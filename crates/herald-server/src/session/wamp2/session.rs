@@ -88,6 +88,7 @@ impl Session {
     }
 
     pub(super) fn error(&self, request_type: u64, request: u64, error: &str) {
+        crate::dashboard::tap::error(self.app(), self.conn.socket_id.as_str(), None, None, error);
         self.send(&V2Msg::Error {
             request_type,
             request: Id::saturating(request),
@@ -211,6 +212,12 @@ impl Session {
                 if self.subs.capacity() == 0 {
                     self.subs.reserve_exact(1);
                 }
+                crate::dashboard::tap::subscription(
+                    self.app(),
+                    "subscribe",
+                    self.conn.socket_id.as_str(),
+                    channel.as_str(),
+                );
                 self.subs.push((joined_id, Sub::Exact(channel)));
             }
             Err(SubscribeError::AlreadySubscribed(_)) => {
@@ -234,6 +241,12 @@ impl Session {
         match sub {
             Sub::Exact(channel) => {
                 self.hub.unsubscribe(self.app(), &self.conn, &channel);
+                crate::dashboard::tap::subscription(
+                    self.app(),
+                    "unsubscribe",
+                    self.conn.socket_id.as_str(),
+                    channel.as_str(),
+                );
             }
             Sub::Pattern => {
                 self.hub.unsubscribe_pattern(self.app(), &self.conn, id);
@@ -298,6 +311,7 @@ impl Session {
             }))
             .retaining(opts.retain);
         let id = publication.id;
+        crate::dashboard::tap::published(self.app(), "wamp2", publication.channel.as_str(), &publication.event, "");
         self.hub.publish(self.app(), publication);
         if opts.acknowledge {
             self.send(&V2Msg::Published { request: Id::saturating(request), publication: Id::saturating(id) });
