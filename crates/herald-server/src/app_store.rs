@@ -28,6 +28,9 @@ pub(crate) use directory::AppDirectory;
 /// Longest a query (with the connection it may need first) may take; past it the lookup is a
 /// failure, so a client waiting on an unknown key never hangs on a dead database.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most ids in one refresh query: MySQL takes at most 65,535 placeholders in a statement, and a
+/// bounded statement keeps each round trip short.
+const IDS_PER_QUERY: usize = 1000;
 
 /// One row, column name to value, as the drivers hand it to [`row::app_config`].
 pub(crate) type Row = Map<String, Value>;
@@ -84,18 +87,21 @@ impl Store {
         tokio::time::timeout(QUERY_TIMEOUT, query).await.map_err(|_| StoreError::Timeout(QUERY_TIMEOUT))?
     }
 
-    /// The rows whose id is one of `ids` (one query).
+    /// The rows whose id is one of `ids`: one query per [`IDS_PER_QUERY`] ids.
     pub(crate) async fn find_ids(&self, ids: &[String]) -> Result<Vec<Row>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut rows = Vec::new();
+        for ids in ids.chunks(IDS_PER_QUERY) {
+            let query = async {
+                match self {
+                    Self::Postgres(s) => s.find_ids(ids).await,
+                    Self::Mysql(s) => s.find_ids(ids).await,
+                }
+            };
+            let found =
+                tokio::time::timeout(QUERY_TIMEOUT, query).await.map_err(|_| StoreError::Timeout(QUERY_TIMEOUT))??;
+            rows.extend(found);
         }
-        let query = async {
-            match self {
-                Self::Postgres(s) => s.find_ids(ids).await,
-                Self::Mysql(s) => s.find_ids(ids).await,
-            }
-        };
-        tokio::time::timeout(QUERY_TIMEOUT, query).await.map_err(|_| StoreError::Timeout(QUERY_TIMEOUT))?
+        Ok(rows)
     }
 
     /// Closes the connections (MySQL's pool says goodbye; PostgreSQL's close on drop).

@@ -57,6 +57,7 @@ impl MysqlStore {
 fn to_json(row: mysql_async::Row) -> Row {
     let names: Vec<String> = row.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
     let mut out = Map::new();
+    // `Row::unwrap` hands over the row's values (it is not an `Option`'s unwrap).
     for (name, value) in names.into_iter().zip(row.unwrap()) {
         let v = match value {
             My::NULL => Value::Null,
