@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::{Context, Waker};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use herald_core::Hub;
 use herald_core::app::{AppConfig, AppRegistry};
