@@ -13,30 +13,12 @@ use herald_test_support::sql::mariadb::MariaDb;
 use herald_test_support::ws::pusher_path;
 use herald_test_support::{TestServer, WAIT, app, close_frame, next_json, settings, subscribe, with_metrics};
 
-/// Soketi's table (its MySQL fixture, with the limit columns of later versions).
-const SOKETI_TABLE_MYSQL: &str = "CREATE TABLE apps (
-    id varchar(255) NOT NULL, `key` varchar(255) NOT NULL, secret varchar(255) NOT NULL,
-    max_connections integer NOT NULL, enabled tinyint(1) NOT NULL, enable_client_messages tinyint(1) NOT NULL,
-    max_backend_events_per_sec integer NOT NULL, max_client_events_per_sec integer NOT NULL,
-    max_read_req_per_sec integer NOT NULL, webhooks json,
-    max_presence_members_per_channel integer NULL, max_presence_member_size_in_kb integer NULL,
-    max_channel_name_length integer NULL, max_event_channels_at_once integer NULL,
-    max_event_name_length integer NULL, max_event_payload_in_kb integer NULL,
-    max_event_batch_size integer NULL, enable_user_authentication tinyint(1) NULL, PRIMARY KEY (id));";
+/// Soketi's table (its MySQL fixture, with the limit columns of later versions); the JavaScript
+/// suite (`tests/js/app-store.test.mjs`) creates the same one.
+const SOKETI_TABLE_MYSQL: &str = include_str!("../../../tests/fixtures/app_store/mysql.sql");
 
-const SOKETI_TABLE_PG: &str = "CREATE TABLE apps (
-    id varchar(255) PRIMARY KEY, \"key\" varchar(255) NOT NULL, secret varchar(255) NOT NULL,
-    max_connections integer NOT NULL, enabled boolean NOT NULL, enable_client_messages boolean NOT NULL,
-    max_backend_events_per_sec integer NOT NULL, max_client_events_per_sec integer NOT NULL,
-    max_read_req_per_sec integer NOT NULL, webhooks json,
-    max_presence_members_per_channel integer NULL, max_presence_member_size_in_kb integer NULL,
-    max_channel_name_length integer NULL, max_event_channels_at_once integer NULL,
-    max_event_name_length integer NULL, max_event_payload_in_kb integer NULL,
-    max_event_batch_size integer NULL, enable_user_authentication boolean NULL);
-    CREATE FUNCTION herald_apps_notify() RETURNS trigger AS $$
-    BEGIN PERFORM pg_notify('herald_apps', COALESCE(NEW.id, OLD.id)); RETURN NULL; END $$ LANGUAGE plpgsql;
-    CREATE TRIGGER herald_apps_changed AFTER INSERT OR UPDATE OR DELETE ON apps
-    FOR EACH ROW EXECUTE FUNCTION herald_apps_notify();";
+/// The same for PostgreSQL, with the NOTIFY trigger of the docs.
+const SOKETI_TABLE_PG: &str = include_str!("../../../tests/fixtures/app_store/postgres.sql");
 
 /// Two rows: `db-app` (key `db-key`) and one whose key is the file app's.
 fn rows(t: &str, f: &str) -> String {
