@@ -79,19 +79,6 @@ function states(client) {
   return seen;
 }
 
-/**
- * pusher-js's node socket (its bundled faye-websocket) is closed once more after the server
- * closed it with a 40xx code, and that second close starts a 30 s timer nothing clears, which
- * would keep this file's process alive 30 s after its tests: unref it once disconnected.
- */
-function unrefLateCloseTimer(client) {
-  let socket;
-  client.connection.bind('state_change', ({ current }) => {
-    if (current === 'connected') socket = client.connection.connection?.transport?.socket;
-    if (current === 'disconnected') socket?._closeTimer?.unref?.();
-  });
-}
-
 const DRIVERS = [
   { name: 'MariaDB', start: startMariaDb, ttl: '1' },
   // A TTL far longer than the test: every change must come through NOTIFY.
@@ -110,7 +97,6 @@ for (const { name, start, ttl } of DRIVERS) {
         channelAuthorization: sdkChannelAuthorization(rest(herald, app)),
         ...options,
       });
-      unrefLateCloseTimer(c);
       clients.push(c);
       return c;
     }

@@ -368,6 +368,14 @@ export function instrumentPusher(client, label) {
       }
     });
   });
+  // After a close from the server, pusher-js closes its node WebSocket (faye) a second time,
+  // which arms a 30 s timer nothing clears: unreferenced, it no longer keeps a finished test
+  // file's process alive.
+  let socket;
+  client.connection.bind('state_change', ({ current }) => {
+    if (current === 'connected') socket = client.connection.connection?.transport?.socket;
+    if (current === 'disconnected') socket?._closeTimer?.unref?.();
+  });
   const cleanup = () => client.disconnect();
   liveClients.add(cleanup);
   const disconnect = client.disconnect.bind(client);
