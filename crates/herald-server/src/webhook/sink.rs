@@ -4,10 +4,11 @@
 //!
 //! The endpoints of every app sit in one map swapped whole when an app's webhooks change
 //! (`arc_swap`): the hub asks [`EventSink::wants`] on every subscribe and unsubscribe, and that
-//! stays a lock-free load and, for a hub whose apps have no webhooks, an emptiness check.
+//! stays a lock-free load and, for a hub whose apps have no webhooks, one relaxed atomic read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use herald_core::{App, Event, EventKind, EventSink, Receipt};
@@ -36,6 +37,8 @@ pub(crate) struct AppFeeds {
 #[derive(Debug, Default)]
 pub(crate) struct WebhookSink {
     apps: ArcSwap<HashMap<String, Arc<AppFeeds>>>,
+    /// Whether `apps` has any app: read first, so a hub without webhooks pays no map load.
+    any: AtomicBool,
 }
 
 impl EventSink for WebhookSink {
@@ -59,6 +62,7 @@ impl WebhookSink {
             Some(f) => next.insert(id.to_owned(), Arc::new(f)),
             None => next.remove(id),
         };
+        self.any.store(!next.is_empty(), Ordering::Relaxed);
         self.apps.store(Arc::new(next));
         old
     }
