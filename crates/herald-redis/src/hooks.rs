@@ -10,6 +10,10 @@
 //! Delivery is therefore at least once, as Pusher's is; order per app, and so per channel, is
 //! the stream's.
 //!
+//! Apps gain, change and lose webhooks while herald runs: [`HookApps`] tells the queue, which
+//! then appends the events of an app that gained them and leads it, and gives back the lease of
+//! an app that lost them.
+//!
 //! Modules: `codec` (an event as a stream entry), `writer` (appending), `leader` (lease, read,
 //! cursor).
 
@@ -22,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use herald_core::{App, Event, EventKind, EventSink, Receipt};
+use parking_lot::RwLock;
 use redis::Client;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -71,14 +76,88 @@ pub(crate) struct Written {
     entry: Vec<u8>,
 }
 
+/// The apps with webhooks, by id: what the sink appends for and the leader leads. Swapped whole
+/// on a change; read on every event.
+pub(crate) struct Leads {
+    prefix: String,
+    cluster: bool,
+    pub(crate) consumer: Arc<dyn HookConsumer>,
+    apps: RwLock<Arc<HashMap<String, leader::Lead>>>,
+    /// The last [`leader::Lead::epoch`] given.
+    epochs: AtomicU64,
+}
+
+impl Leads {
+    pub(crate) fn snapshot(&self) -> Arc<HashMap<String, leader::Lead>> {
+        Arc::clone(&self.apps.read())
+    }
+
+    fn has_webhooks(&self, app: &App) -> bool {
+        EventKind::ALL.into_iter().any(|k| self.consumer.wants(app, k))
+    }
+
+    /// Leads `app` (its current version) when it has webhooks, else forgets it; a new epoch when
+    /// it is new or `restart`.
+    fn update(&self, app: &Arc<App>, restart: bool) {
+        let id = &app.config.id;
+        if !self.has_webhooks(app) {
+            self.remove(id);
+            return;
+        }
+        let mut apps = self.apps.write();
+        let mut next = HashMap::clone(&apps);
+        let epoch = match next.get(id) {
+            Some(lead) if !restart => lead.epoch,
+            _ => self.epochs.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        let keys = Keys::new(&self.prefix, id, self.cluster);
+        next.insert(id.clone(), leader::Lead { app: Arc::clone(app), keys, epoch });
+        *apps = Arc::new(next);
+    }
+
+    fn remove(&self, id: &str) {
+        let mut apps = self.apps.write();
+        if apps.contains_key(id) {
+            let mut next = HashMap::clone(&apps);
+            next.remove(id);
+            *apps = Arc::new(next);
+        }
+    }
+}
+
+/// Tells the queue that an app's webhooks changed; cheap to clone.
+#[derive(Clone)]
+pub struct HookApps(Arc<Leads>);
+
+impl std::fmt::Debug for HookApps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookApps").field("apps", &self.0.snapshot().len()).finish()
+    }
+}
+
+impl HookApps {
+    /// `app` was added or changed, and the consumer already has its endpoints: its events are
+    /// appended from now on when it has webhooks, and this node competes for its lease. With
+    /// `restart` (its endpoints were rebuilt) a lease this node holds starts again at the app's
+    /// cursor: entries handed to the replaced endpoints and not settled are delivered again.
+    pub fn update(&self, app: &Arc<App>, restart: bool) {
+        self.0.update(app, restart);
+    }
+
+    /// App `id` is gone (or has no webhooks): its events are no longer appended, and a lease
+    /// this node holds is given back, its cursor moved past what was settled.
+    pub fn remove(&self, id: &str) {
+        self.0.remove(id);
+    }
+}
+
 /// The cluster's webhook queue, before it runs.
 pub struct HookQueue {
     connector: Connector,
     node: String,
-    consumer: Arc<dyn HookConsumer>,
+    leads: Arc<Leads>,
     sink: Arc<RedisHookSink>,
     rx: mpsc::Receiver<Written>,
-    leads: Vec<leader::Lead>,
 }
 
 impl std::fmt::Debug for HookQueue {
@@ -89,9 +168,8 @@ impl std::fmt::Debug for HookQueue {
 
 /// What the hub's backend emits to: appends each wanted event to its app's stream.
 pub struct RedisHookSink {
-    consumer: Arc<dyn HookConsumer>,
-    /// The stream of each app with webhooks, by app id.
-    keys: HashMap<String, Arc<str>>,
+    /// The apps with webhooks, and their streams.
+    leads: Arc<Leads>,
     tx: mpsc::Sender<Written>,
     dropped: AtomicU64,
 }
@@ -104,13 +182,15 @@ impl std::fmt::Debug for RedisHookSink {
 
 impl EventSink for RedisHookSink {
     fn wants(&self, app: &App, kind: EventKind) -> bool {
-        self.consumer.wants(app, kind)
+        self.leads.consumer.wants(app, kind)
     }
 
     fn emit(&self, app: &App, event: Event) {
-        let Some(key) = self.keys.get(&app.config.id) else { return };
+        let Some(key) = self.leads.apps.read().get(&app.config.id).map(|l| Arc::clone(&l.keys.stream)) else {
+            return;
+        };
         let entry = codec::encode(&event, now_ms());
-        if self.tx.try_send(Written { key: Arc::clone(key), entry }).is_err() {
+        if self.tx.try_send(Written { key, entry }).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "webhooks: redis queue full; events dropped");
@@ -147,16 +227,19 @@ impl HookQueue {
     fn build(connector: Connector, prefix: &str, apps: &[Arc<App>], consumer: Arc<dyn HookConsumer>) -> Self {
         let cluster = matches!(connector, Connector::Cluster(..));
         let node = format!("{:016x}", rand::random::<u64>());
-        let mut keys = HashMap::new();
-        let mut leads = Vec::new();
-        for app in apps.iter().filter(|a| EventKind::ALL.into_iter().any(|k| consumer.wants(a, k))) {
-            let k = Keys::new(prefix, &app.config.id, cluster);
-            keys.insert(app.config.id.clone(), Arc::clone(&k.stream));
-            leads.push(leader::Lead { app: Arc::clone(app), keys: k });
+        let leads = Arc::new(Leads {
+            prefix: prefix.to_owned(),
+            cluster,
+            consumer,
+            apps: RwLock::default(),
+            epochs: AtomicU64::new(0),
+        });
+        for app in apps {
+            leads.update(app, false);
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        let sink = Arc::new(RedisHookSink { consumer: Arc::clone(&consumer), keys, tx, dropped: AtomicU64::new(0) });
-        Self { connector, node, consumer, sink, rx, leads }
+        let sink = Arc::new(RedisHookSink { leads: Arc::clone(&leads), tx, dropped: AtomicU64::new(0) });
+        Self { connector, node, leads, sink, rx }
     }
 
     /// The sink to install in the hub.
@@ -164,15 +247,15 @@ impl HookQueue {
         Arc::clone(&self.sink) as Arc<dyn EventSink>
     }
 
+    /// What to tell when an app's webhooks change while the queue runs.
+    pub fn apps(&self) -> HookApps {
+        HookApps(Arc::clone(&self.leads))
+    }
+
     /// Starts the writer and the leader.
     pub fn spawn(self) -> RunningHooks {
         let stop = CancellationToken::new();
-        let leader = leader::Leader {
-            connector: self.connector.clone(),
-            node: self.node,
-            apps: self.leads,
-            consumer: self.consumer,
-        };
+        let leader = leader::Leader { connector: self.connector.clone(), node: self.node, apps: self.leads };
         RunningHooks {
             writer: tokio::spawn(writer::run(self.connector, self.rx, stop.clone())),
             leader: tokio::spawn(leader.run(stop.clone())),

@@ -29,8 +29,8 @@ pub(crate) async fn route(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<AnyBody>, Infallible> {
     // Apps from the `[app_store]` table join the hub before the handlers look them up.
-    if state.apps.has_store() {
-        state.apps.prepare(req.method(), req.uri().path()).await;
+    if state.directory.has_store() {
+        state.directory.prepare(req.method(), req.uri().path()).await;
     }
     if ws::is_upgrade(&req) {
         return Ok(ws::upgrade(&state, req).map(Either::Left));

@@ -4,6 +4,7 @@
 //! the same on `127.0.0.1:0`.
 
 mod app_store;
+pub mod apps;
 mod civil_date;
 pub mod cli;
 pub mod config;
@@ -105,14 +106,18 @@ pub struct Server {
     /// SIGHUP, taken over from its default action (exit) at bind time, before the ports are
     /// announced: `systemctl reload` right after start must not kill herald.
     hangup: std::io::Result<tokio::signal::unix::Signal>,
-    /// The apps' webhooks (`[[apps.webhooks]]`), started by `run`; `None` when no app has one.
-    webhooks: Option<webhook::Webhooks>,
+    /// The hub's apps, changed at runtime through this (SIGHUP, app stores) so that their
+    /// webhooks follow.
+    apps: Arc<apps::Apps>,
+    /// The apps' webhooks (`[[apps.webhooks]]`), delivering from bind time on; apps may gain
+    /// them at runtime, so they exist (and cost an emptiness check per event) even when none has.
+    webhooks: Arc<webhook::Webhooks>,
     /// In a cluster with webhooks: their queue in Redis, started by `run`.
     hooks: Option<herald_redis::hooks::HookQueue>,
     /// How SIGHUP reloads the apps; `None`: it reloads certificates only.
     apps_reload: Option<reload::AppsReload>,
     /// Where the edge finds apps: the hub, then the `[app_store]` table; refreshed by `run`.
-    apps: Arc<app_store::AppDirectory>,
+    directory: Arc<app_store::AppDirectory>,
 }
 
 impl Server {
@@ -123,30 +128,32 @@ impl Server {
     pub async fn bind(settings: Settings) -> Result<Self, StartError> {
         let registry = AppRegistry::new(settings.apps.clone())?;
         let (backend, scale_out) = scale_out::start(settings.scale_out.as_ref(), &registry).await?;
-        let webhooks = webhook::Webhooks::build(&registry).map_err(|e| StartError::Webhook(e.to_string()))?;
+        let webhooks = webhook::Webhooks::start(&registry).map_err(|e| StartError::Webhook(e.to_string()))?;
+        let webhooks = Arc::new(webhooks);
         // On a shared Redis (one server or a cluster), webhook events go through it: sent once,
         // by one node, surviving nodes.
-        let hooks = match (&webhooks, &settings.scale_out) {
-            (Some(w), Some(s)) => {
+        let hooks = match &settings.scale_out {
+            Some(s) => {
                 let apps: Vec<Arc<herald_core::App>> = registry.iter().cloned().collect();
                 let queue = if s.redis_cluster.is_empty() {
-                    herald_redis::hooks::HookQueue::new(&s.redis_url, &s.prefix, &apps, w.consumer())
+                    herald_redis::hooks::HookQueue::new(&s.redis_url, &s.prefix, &apps, webhooks.consumer())
                 } else {
-                    herald_redis::hooks::HookQueue::new_cluster(&s.redis_cluster, &s.prefix, &apps, w.consumer())
+                    herald_redis::hooks::HookQueue::new_cluster(&s.redis_cluster, &s.prefix, &apps, webhooks.consumer())
                 };
                 let queue = queue.map_err(|source| scale_out::ScaleOutError::Url { url: s.redacted_url(), source })?;
                 Some(queue)
             }
-            _ => None,
+            None => None,
         };
-        let mut hub = Hub::new(registry, backend, settings.outbox).with_history_budget(settings.history.max_bytes);
-        match (&hooks, &webhooks) {
-            (Some(q), _) => hub = hub.with_events(q.sink()),
-            (None, Some(w)) => hub = hub.with_events(w.sink()),
-            (None, None) => {}
-        }
-        let hub = Arc::new(hub);
-        let apps = Arc::new(app_store::AppDirectory::new(Arc::clone(&hub), settings.app_store.as_ref()));
+        let hub = Hub::new(registry, backend, settings.outbox).with_history_budget(settings.history.max_bytes);
+        let hub = Arc::new(match &hooks {
+            Some(q) => hub.with_events(q.sink()),
+            None => hub.with_events(webhooks.sink()),
+        });
+        let apps = apps::Apps::new(Arc::clone(&hub))
+            .with_webhooks(Arc::clone(&webhooks), hooks.as_ref().map(herald_redis::hooks::HookQueue::apps));
+        let apps = Arc::new(apps);
+        let directory = Arc::new(app_store::AppDirectory::new(Arc::clone(&apps), settings.app_store.as_ref()));
         let main = config::ListenerSettings {
             host: settings.host.clone(),
             port: settings.port,
@@ -190,6 +197,7 @@ impl Server {
         Ok(Self {
             settings,
             hub,
+            apps,
             listeners,
             ingress,
             tls,
@@ -199,7 +207,7 @@ impl Server {
             webhooks,
             hooks,
             apps_reload,
-            apps,
+            directory,
         })
     }
 
@@ -235,16 +243,21 @@ impl Server {
         &self.hub
     }
 
+    /// The apps, to change while the server runs (an app store): changes made through this
+    /// reach the webhooks too, unlike those made on the hub directly.
+    pub fn apps(&self) -> &Arc<apps::Apps> {
+        &self.apps
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let ops = &self.settings.ops;
         let mut status = status::ServerStatus::new(ops.per_ip);
-        status.webhooks = self.webhooks.as_ref().map(webhook::Webhooks::metrics);
-        status.app_store = self.apps.has_store().then(|| Arc::clone(&self.apps.metrics));
+        status.webhooks = Some(self.webhooks.metrics());
+        status.app_store = self.directory.has_store().then(|| Arc::clone(&self.directory.metrics));
         let status = Arc::new(status);
-        let webhooks = self.webhooks.map(webhook::Webhooks::start);
         let hooks = self.hooks.map(herald_redis::hooks::HookQueue::spawn);
         // Plain HTTP connections, drained before the sessions (shutdown.rs).
         let conns = TaskTracker::new();
@@ -263,7 +276,7 @@ impl Server {
                 edge: listen::edge::Edge::new(ops, config, &status, &conns),
                 cluster: cluster.clone(),
                 transports: Arc::default(),
-                apps: Arc::clone(&self.apps),
+                directory: Arc::clone(&self.directory),
             };
             // On the connection tracker: a drain waits for the loops' final sweep of the backlog.
             accepts.push(conns.spawn(listen::accept_loop(listener, state, stop.clone())));
@@ -278,14 +291,14 @@ impl Server {
             tokio::spawn(listen::ops_loop(listener, Arc::clone(&self.hub), dashboard, edge, ops_stop.clone()));
         }
         let stores = self.tls.iter().flatten().map(|(s, _)| Arc::clone(s)).collect();
-        let apps = self.apps_reload.map(|r| (r, Arc::clone(&self.hub)));
+        let apps = self.apps_reload.map(|r| (r, Arc::clone(&self.apps)));
         tokio::spawn(reload::on_sighup(stores, apps, self.hangup, ops_stop.clone()));
         for i in self.ingress {
             tracker.spawn(i.run(stop.clone()));
         }
         let scale_out = self.scale_out.map(|link| link.spawn(Arc::clone(&self.hub)));
         let app_store_stop = CancellationToken::new();
-        let app_store = self.apps.spawn(&app_store_stop);
+        let app_store = self.directory.spawn(&app_store_stop);
         shutdown.await;
         shutdown::drain(shutdown::Drain {
             hub: &self.hub,
@@ -298,9 +311,7 @@ impl Server {
         })
         .await;
         // After the drain: the departures of the sessions it closed are sent too, for a bounded time.
-        if let Some(w) = webhooks {
-            w.stop().await;
-        }
+        self.webhooks.stop().await;
         // Then the cluster's queue: what the delivery settled moves the cursor, the rest stays
         // in Redis for the node that takes the lease next.
         if let Some(h) = hooks {

@@ -11,12 +11,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use herald_core::Hub;
 use herald_core::app::AppConfig;
 use herald_core::hub::AppChange;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::apps::Apps;
 use crate::tls::CertStore;
 
 /// Loads the apps of the configuration again; the error says why it cannot.
@@ -56,24 +56,24 @@ impl AppsReload {
         Self { load, declared: Mutex::new(declared) }
     }
 
-    /// Loads the configuration and applies its apps to `hub`.
+    /// Loads the configuration and applies its apps to `live` (the hub, then their webhooks).
     ///
     /// # Errors
     /// Why the configuration does not load; the hub is unchanged then.
-    pub fn apply(&self, hub: &Hub) -> Result<Reloaded, String> {
+    pub fn apply(&self, live: &Apps) -> Result<Reloaded, String> {
         let apps: Vec<AppConfig> = (self.load)()?.into_iter().filter(|a| !a.profile_only).collect();
         let mut declared = self.declared.lock();
         let mut done = Reloaded::default();
         let now: BTreeSet<String> = apps.iter().map(|a| a.id.clone()).collect();
         // Removals first: an app may take over the key of one that left in the same reload.
         for id in declared.difference(&now) {
-            if hub.remove_app(id).is_some() {
+            if live.remove(id).is_some() {
                 done.removed += 1;
             }
         }
         for config in apps {
             let id = config.id.clone();
-            match hub.upsert_app(config) {
+            match live.upsert(config) {
                 Ok((_, AppChange::Added)) => done.added += 1,
                 Ok((_, AppChange::Replaced)) => done.replaced += 1,
                 Ok((_, AppChange::Unchanged)) => {}
@@ -91,7 +91,7 @@ impl AppsReload {
 /// process, and `systemctl reload` sends it whatever the configuration.
 pub(crate) async fn on_sighup(
     stores: Vec<Arc<CertStore>>,
-    apps: Option<(AppsReload, Arc<Hub>)>,
+    apps: Option<(AppsReload, Arc<Apps>)>,
     hangup: std::io::Result<tokio::signal::unix::Signal>,
     stop: CancellationToken,
 ) {
@@ -113,8 +113,8 @@ pub(crate) async fn on_sighup(
                 Err(e) => tracing::error!(error = %e, "certificate reload failed; keeping the previous certificate"),
             }
         }
-        let Some((reload, hub)) = &apps else { continue };
-        match reload.apply(hub) {
+        let Some((reload, apps)) = &apps else { continue };
+        match reload.apply(apps) {
             Ok(done) => {
                 for why in &done.refused {
                     tracing::error!("SIGHUP: {why}; that app was not changed");
@@ -152,24 +152,26 @@ mod tests {
         let initial = vec![app("a", "ka"), app("b", "kb")];
         let hub =
             Hub::new(AppRegistry::new(initial.clone()).expect("apps"), Arc::new(LocalBackend), OutboxLimits::default());
+        let hub = Arc::new(hub);
+        let live = crate::apps::Apps::new(Arc::clone(&hub));
         // An app the file never declared (an app store's) survives every reload.
         hub.upsert_app(app("stored", "ks")).expect("upsert");
         let next = Arc::new(Mutex::new(Ok(vec![AppConfig { max_connections: 5, ..app("a", "ka") }, app("c", "kb")])));
         let source = Arc::clone(&next);
         let reload = AppsReload::new(Box::new(move || source.lock().clone()), &initial);
 
-        let done = reload.apply(&hub).expect("reloaded");
+        let done = reload.apply(&live).expect("reloaded");
         assert_eq!(done, Reloaded { added: 1, replaced: 1, removed: 1, refused: vec![] });
         assert_eq!(hub.app_by_key("kb").expect("c").config.id, "c", "a key freed in the same reload is taken");
         assert_eq!(hub.app_by_id("a").expect("a").config.max_connections, 5);
         assert!(hub.app_by_id("stored").is_some());
 
         *next.lock() = Err("apps[0].key: must not be empty".into());
-        assert!(reload.apply(&hub).is_err());
+        assert!(reload.apply(&live).is_err());
         assert_eq!(hub.apps().len(), 3, "a configuration that does not load changes nothing");
 
         *next.lock() = Ok(vec![app("a", "ka"), app("c", "kb"), app("d", "ks")]);
-        let done = reload.apply(&hub).expect("reloaded");
+        let done = reload.apply(&live).expect("reloaded");
         assert_eq!(done.refused.len(), 1, "the store's key is not taken over");
         assert_eq!(hub.app_by_key("ks").expect("stored").config.id, "stored");
     }

@@ -12,7 +12,7 @@ use redis::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{HookConsumer, Keys, codec};
+use super::{Keys, Leads, codec};
 use crate::commands::{Commands, Connector};
 use crate::connect::{BACKOFF_MIN, back_off};
 
@@ -37,6 +37,10 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('XTRIM', KEYS[3], 'MINID', ARGV[2])
 return 1";
 
+/// Deletes the lease only while we hold it.
+const RELEASE_SCRIPT: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
 /// One led app: what was handed over and not yet committed.
 struct Led {
     /// The last entry read (the next read starts after it).
@@ -47,35 +51,62 @@ struct Led {
     commit: Option<String>,
 }
 
+/// An app whose lease this node holds.
+struct Held {
+    /// Which lease taken: receipts of an earlier one are ignored.
+    generation: u64,
+    /// The [`Lead::epoch`] it was taken for: another one means the app's endpoints were rebuilt.
+    epoch: u64,
+    /// Its keys, kept for releasing the lease of an app that left.
+    keys: Keys,
+    led: Led,
+}
+
 /// One app the node may deliver for.
+#[derive(Clone)]
 pub(crate) struct Lead {
     pub(crate) app: Arc<App>,
     pub(crate) keys: Keys,
+    /// Changes when the app's endpoints are rebuilt: the leader then starts the app again at
+    /// its cursor, as a node taking the lease over would, so that nothing the replaced endpoints
+    /// could not send stays unsettled ahead of the cursor.
+    pub(crate) epoch: u64,
 }
 
 /// The leader task of this node.
 pub(crate) struct Leader {
     pub(crate) connector: Connector,
     pub(crate) node: String,
-    pub(crate) apps: Vec<Lead>,
-    pub(crate) consumer: Arc<dyn HookConsumer>,
+    pub(crate) apps: Arc<Leads>,
 }
 
-/// A settled (or abandoned) entry: app index, lease generation, entry number, settled.
-type Settled = (usize, u64, u64, bool);
+/// A settled (or abandoned) entry: app id, lease generation, entry number, settled.
+type Settled = (Arc<str>, u64, u64, bool);
 
 impl Leader {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one loop: lease, commit, read, hand over; split, it needs its state passed around"
+    )]
     pub(crate) async fn run(self, stop: CancellationToken) {
         let (settled_tx, mut settled_rx) = mpsc::unbounded_channel::<Settled>();
         // A new generation per lease taken: receipts of an earlier lease are ignored.
         let mut generation = 0u64;
-        let mut led: HashMap<usize, (u64, Led)> = HashMap::new();
+        let mut led: HashMap<Arc<str>, Held> = HashMap::new();
         let mut next = 0u64;
         let mut backoff = BACKOFF_MIN;
         let mut last_tick = tokio::time::Instant::now() - TICK;
         let lease_script = redis::Script::new(LEASE_SCRIPT);
         let commit_script = redis::Script::new(COMMIT_SCRIPT);
+        let release_script = redis::Script::new(RELEASE_SCRIPT);
         'connect: loop {
+            // No app has webhooks (yet): no connection to Redis either.
+            while self.apps.snapshot().is_empty() {
+                tokio::select! {
+                    () = tokio::time::sleep(TICK) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
             // Its response timeout (5 s) is well above an `XREAD`'s block.
             let mut conn: Commands = match self.connector.connect().await {
                 Ok(c) => c,
@@ -92,16 +123,34 @@ impl Leader {
                 if stop.is_cancelled() {
                     break 'connect;
                 }
-                while let Ok((i, g, n, ok)) = settled_rx.try_recv() {
-                    if let Some((lg, l)) = led.get_mut(&i)
-                        && *lg == g
+                while let Ok((id, g, n, ok)) = settled_rx.try_recv() {
+                    if let Some(h) = led.get_mut(&id)
+                        && h.generation == g
                     {
-                        settle(l, n, ok);
+                        settle(&mut h.led, n, ok);
                     }
                 }
+                // The apps change while herald runs: read once per round.
+                let apps = self.apps.snapshot();
                 if last_tick.elapsed() >= TICK {
                     last_tick = tokio::time::Instant::now();
-                    for (i, lead) in self.apps.iter().enumerate() {
+                    // Apps gone (or without webhooks now), and apps whose endpoints were rebuilt:
+                    // what was settled moves the cursor; a gone app's lease is given back.
+                    let stale: Vec<Arc<str>> = (led.iter())
+                        .filter(|(id, h)| apps.get(&***id).is_none_or(|lead| lead.epoch != h.epoch))
+                        .map(|(id, _)| Arc::clone(id))
+                        .collect();
+                    for id in stale {
+                        let Some(h) = led.remove(&id) else { continue };
+                        if let Some(at) = &h.led.commit {
+                            let _ = commit(&commit_script, &mut conn, &h.keys, &self.node, at).await;
+                        }
+                        if !apps.contains_key(&*id) {
+                            let _ = release(&release_script, &mut conn, &h.keys, &self.node).await;
+                            tracing::info!(app = %id, "webhooks: the app has no webhooks here any more; lease given back");
+                        }
+                    }
+                    for (id, lead) in apps.iter() {
                         let held: redis::RedisResult<i64> = lease_script
                             .key(&*lead.keys.lease)
                             .arg(&self.node)
@@ -109,19 +158,22 @@ impl Leader {
                             .invoke_async(&mut conn)
                             .await;
                         match held {
-                            Ok(1) if !led.contains_key(&i) => {
+                            Ok(1) if !led.contains_key(id.as_str()) => {
                                 let cursor: redis::RedisResult<Option<String>> =
                                     redis::cmd("GET").arg(&*lead.keys.cursor).query_async(&mut conn).await;
                                 let Ok(cursor) = cursor else { continue 'connect };
                                 generation += 1;
                                 let read = cursor.unwrap_or_else(|| "0-0".into());
-                                tracing::info!(app = %lead.app.config.id, from = %read, "webhooks: this node delivers the app's webhooks");
-                                led.insert(i, (generation, Led { read, out: VecDeque::new(), commit: None }));
+                                tracing::info!(app = %id, from = %read, "webhooks: this node delivers the app's webhooks");
+                                let led_app = Led { read, out: VecDeque::new(), commit: None };
+                                let held =
+                                    Held { generation, epoch: lead.epoch, keys: lead.keys.clone(), led: led_app };
+                                led.insert(id.as_str().into(), held);
                             }
                             Ok(1) => {}
                             Ok(_) => {
-                                if led.remove(&i).is_some() {
-                                    tracing::warn!(app = %lead.app.config.id, "webhooks: another node took over the app's webhooks");
+                                if led.remove(id.as_str()).is_some() {
+                                    tracing::warn!(app = %id, "webhooks: another node took over the app's webhooks");
                                 }
                             }
                             Err(e) => {
@@ -133,10 +185,10 @@ impl Leader {
                 }
                 // The cursor follows what was settled at once: a node that dies right after a
                 // delivery leaves as little as possible to send again.
-                for (i, (_, l)) in &mut led {
-                    let Some(id) = l.commit.take() else { continue };
-                    if commit(&commit_script, &mut conn, &self.apps[*i].keys, &self.node, &id).await.is_err() {
-                        l.commit = Some(id);
+                for h in led.values_mut() {
+                    let Some(id) = h.led.commit.take() else { continue };
+                    if commit(&commit_script, &mut conn, &h.keys, &self.node, &id).await.is_err() {
+                        h.led.commit = Some(id);
                     }
                 }
                 if led.is_empty() {
@@ -147,28 +199,27 @@ impl Leader {
                     continue;
                 }
                 // Read only what every endpoint can queue now: the rest waits in Redis.
-                let room: Vec<(usize, usize)> = led
-                    .keys()
-                    .map(|&i| (i, self.consumer.room(&self.apps[i].app)))
-                    .filter(|&(_, room)| room > 0)
+                let room: Vec<(Arc<str>, usize)> = (led.keys())
+                    .filter_map(|id| apps.get(&**id).map(|lead| (Arc::clone(id), self.apps.consumer.room(&lead.app))))
+                    .filter(|(_, room)| *room > 0)
                     .collect();
-                let Some(count) = room.iter().map(|&(_, r)| r).min() else {
+                let Some(count) = room.iter().map(|(_, r)| *r).min() else {
                     tokio::time::sleep(Duration::from_millis(BLOCK_MS)).await;
                     continue;
                 };
                 // One `XREAD` for every app on one Redis; on a cluster the app streams live in
                 // different slots: one read per app, all at once.
-                let streams: Vec<usize> = room.iter().map(|&(i, _)| i).collect();
-                let groups: Vec<Vec<usize>> =
-                    if conn.is_cluster() { streams.iter().map(|&i| vec![i]).collect() } else { vec![streams] };
+                let streams: Vec<&Held> = room.iter().filter_map(|(id, _)| led.get(id)).collect();
+                let groups: Vec<Vec<&Held>> =
+                    if conn.is_cluster() { streams.iter().map(|&h| vec![h]).collect() } else { vec![streams] };
                 let reads = groups.iter().map(|group| {
                     let mut cmd = redis::cmd("XREAD");
                     cmd.arg("COUNT").arg(count.min(512)).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS");
-                    for i in group {
-                        cmd.arg(&*self.apps[*i].keys.stream);
+                    for h in group {
+                        cmd.arg(&*h.keys.stream);
                     }
-                    for i in group {
-                        cmd.arg(&led[i].1.read);
+                    for h in group {
+                        cmd.arg(&h.led.read);
                     }
                     let mut c = conn.clone();
                     async move { cmd.query_async::<Value>(&mut c).await }
@@ -182,24 +233,24 @@ impl Leader {
                     read.extend(entries_of(&reply));
                 }
                 for (key, entries) in read {
-                    let Some(i) = self.apps.iter().position(|l| *l.keys.stream == *key) else { continue };
-                    let Some((g, l)) = led.get_mut(&i) else { continue };
-                    let app = &self.apps[i].app;
-                    for (id, bytes) in entries {
+                    let Some((id, h)) = led.iter_mut().find(|(_, h)| *h.keys.stream == *key) else { continue };
+                    let Some(lead) = apps.get(&**id) else { continue };
+                    let app = &lead.app;
+                    for (entry, bytes) in entries {
                         next += 1;
                         let n = next;
-                        l.read.clone_from(&id);
-                        l.out.push_back((n, id, false));
+                        h.led.read.clone_from(&entry);
+                        h.led.out.push_back((n, entry, false));
                         let Some((event, at_ms)) = codec::decode(&bytes, app.config.max_channel_name_length) else {
                             tracing::warn!(app = %app.config.id, "webhooks: damaged entry skipped");
-                            settle(l, n, true);
+                            settle(&mut h.led, n, true);
                             continue;
                         };
-                        let (tx, g) = (settled_tx.clone(), *g);
+                        let (tx, g, id) = (settled_tx.clone(), h.generation, Arc::clone(id));
                         let receipt = Receipt::new(move |ok| {
-                            let _ = tx.send((i, g, n, ok));
+                            let _ = tx.send((Arc::clone(&id), g, n, ok));
                         });
-                        self.consumer.offer(app, event, at_ms, &receipt);
+                        self.apps.consumer.offer(app, event, at_ms, &receipt);
                         receipt.complete();
                     }
                 }
@@ -208,25 +259,31 @@ impl Leader {
         // Stopping (the delivery stopped first, settling what it sent): move each cursor past
         // what was settled, then let the next leader start at once instead of waiting for the
         // lease to run out.
-        while let Ok((i, g, n, ok)) = settled_rx.try_recv() {
-            if let Some((lg, l)) = led.get_mut(&i)
-                && *lg == g
+        while let Ok((id, g, n, ok)) = settled_rx.try_recv() {
+            if let Some(h) = led.get_mut(&id)
+                && h.generation == g
             {
-                settle(l, n, ok);
+                settle(&mut h.led, n, ok);
             }
         }
         let Ok(mut conn) = self.connector.connect().await else { return };
-        let release = redis::Script::new(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-        );
-        for (i, (_, l)) in led {
-            let keys = &self.apps[i].keys;
-            if let Some(id) = l.commit {
-                let _ = commit(&commit_script, &mut conn, keys, &self.node, &id).await;
+        for h in led.into_values() {
+            if let Some(id) = h.led.commit {
+                let _ = commit(&commit_script, &mut conn, &h.keys, &self.node, &id).await;
             }
-            let _: redis::RedisResult<i64> = release.key(&*keys.lease).arg(&self.node).invoke_async(&mut conn).await;
+            let _ = release(&release_script, &mut conn, &h.keys, &self.node).await;
         }
     }
+}
+
+/// Gives the app's lease back if `node` holds it, so another node takes it at once.
+async fn release<C: redis::aio::ConnectionLike>(
+    script: &redis::Script,
+    conn: &mut C,
+    keys: &Keys,
+    node: &str,
+) -> redis::RedisResult<i64> {
+    script.key(&*keys.lease).arg(node).invoke_async(conn).await
 }
 
 /// Moves the app's cursor to entry `id` (and trims what is behind it), if `node` still holds

@@ -8,12 +8,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::{App, AppConfig, Hub};
+use herald_core::{App, AppConfig};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{By, Row, Store, StoreMetrics, row};
+use crate::apps::Apps;
 use crate::config::AppStoreSettings;
 
 /// Most unknown keys and ids remembered at once: a client trying random keys must not grow
@@ -30,7 +31,8 @@ type Gate = Arc<tokio::sync::Mutex<()>>;
 /// Finds apps for the edge; see the module documentation.
 #[derive(Debug)]
 pub(crate) struct AppDirectory {
-    hub: Arc<Hub>,
+    /// The hub's apps; a row's change goes through them, so its webhooks follow.
+    apps: Arc<Apps>,
     store: Option<Store>,
     settings: Option<AppStoreSettings>,
     /// The ids and keys of the file's apps: a row naming one is ignored.
@@ -48,14 +50,14 @@ pub(crate) struct AppDirectory {
 
 impl AppDirectory {
     /// The directory of `hub`'s apps, with the table `settings` names when there is one.
-    pub(crate) fn new(hub: Arc<Hub>, settings: Option<&AppStoreSettings>) -> Self {
-        let apps = hub.apps();
+    pub(crate) fn new(live: Arc<Apps>, settings: Option<&AppStoreSettings>) -> Self {
+        let apps = live.hub().apps();
         let file_ids = apps.iter().map(|a| a.config.id.clone()).collect();
         let file_keys = apps.iter().map(|a| a.config.key.clone()).collect();
         Self {
             store: settings.map(Store::new),
             settings: settings.cloned(),
-            hub,
+            apps: live,
             file_ids,
             file_keys,
             loaded: Mutex::default(),
@@ -72,7 +74,7 @@ impl AppDirectory {
 
     /// The app with this key: the hub's, else the table's.
     pub(crate) async fn by_key(&self, key: &str) -> Option<Arc<App>> {
-        match self.hub.app_by_key(key) {
+        match self.apps.hub().app_by_key(key) {
             Some(app) => Some(app),
             None => self.miss(By::Key, key).await,
         }
@@ -80,7 +82,7 @@ impl AppDirectory {
 
     /// The app with this id: the hub's, else the table's.
     pub(crate) async fn by_id(&self, id: &str) -> Option<Arc<App>> {
-        match self.hub.app_by_id(id) {
+        match self.apps.hub().app_by_id(id) {
             Some(app) => Some(app),
             None => self.miss(By::Id, id).await,
         }
@@ -113,8 +115,8 @@ impl AppDirectory {
 
     fn in_hub(&self, by: By, value: &str) -> Option<Arc<App>> {
         match by {
-            By::Id => self.hub.app_by_id(value),
-            By::Key => self.hub.app_by_key(value),
+            By::Id => self.apps.hub().app_by_id(value),
+            By::Key => self.apps.hub().app_by_key(value),
         }
     }
 
@@ -219,7 +221,7 @@ impl AppDirectory {
             return None;
         }
         let id = config.id.clone();
-        match self.hub.upsert_app(config.clone()) {
+        match self.apps.upsert(config.clone()) {
             Ok((app, _)) => {
                 self.loaded.lock().insert(id, config);
                 Some(app)
@@ -235,7 +237,7 @@ impl AppDirectory {
     fn forget(&self, id: &str, why: &str) {
         if self.loaded.lock().remove(id).is_some() {
             tracing::info!(id, why, "app store: app removed");
-            self.hub.remove_app(id);
+            self.apps.remove(id);
         }
     }
 

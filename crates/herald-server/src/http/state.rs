@@ -27,5 +27,5 @@ pub(crate) struct HttpState {
     /// The sessions of pusher-js's HTTP transports and SSE streams on this listener (`http_transport.rs`).
     pub(crate) transports: Arc<crate::http_transport::link::Sessions>,
     /// Where apps unknown to the hub are looked up (`[app_store]`); shared by every listener.
-    pub(crate) apps: Arc<crate::app_store::AppDirectory>,
+    pub(crate) directory: Arc<crate::app_store::AppDirectory>,
 }

@@ -1,8 +1,12 @@
 //! What the webhooks report on `/metrics`: per app, events delivered, failed requests, events
 //! dropped and events queued. Counted with relaxed atomics; labelled at scrape time.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
 
 /// One app's webhook counters, shared by its endpoints' queues and delivery tasks.
 #[derive(Debug, Default)]
@@ -31,17 +35,31 @@ impl AppCounters {
     }
 }
 
-/// Every app with webhooks, with its counters.
+/// Every app with webhooks now, with its counters: apps gain and lose them while herald runs.
 #[derive(Debug, Default)]
 pub(crate) struct WebhookMetrics {
-    pub(crate) apps: Vec<(String, std::sync::Arc<AppCounters>)>,
+    apps: RwLock<BTreeMap<String, Arc<AppCounters>>>,
 }
 
 impl WebhookMetrics {
-    /// Appends the webhook metrics in the Prometheus text format.
+    /// The counters of app `id`: those it has, which its rebuilt endpoints carry on, or new ones.
+    pub(crate) fn counters(&self, id: &str) -> Arc<AppCounters> {
+        Arc::clone(self.apps.write().entry(id.to_owned()).or_default())
+    }
+
+    /// App `id` has no webhooks any more: its series leave `/metrics`.
+    pub(crate) fn forget(&self, id: &str) {
+        self.apps.write().remove(id);
+    }
+
+    /// Appends the webhook metrics in the Prometheus text format; nothing when no app has
+    /// webhooks.
     pub(crate) fn render(&self, out: &mut String, esc: impl Fn(&str) -> String) {
-        let mut apps: Vec<_> = self.apps.iter().collect();
-        apps.sort_by(|a, b| a.0.cmp(&b.0));
+        let apps: Vec<(String, Arc<AppCounters>)> =
+            self.apps.read().iter().map(|(id, c)| (id.clone(), Arc::clone(c))).collect();
+        if apps.is_empty() {
+            return;
+        }
         let header = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
