@@ -14,8 +14,8 @@ import Echo from 'laravel-echo';
 import Pusher from 'pusher-js';
 
 import {
-  Inbox, WAIT_MS, connected, instrumentPusher, once, pusherClient, rest, sdkChannelAuthorization, startHerald,
-  subscribed, uid, withTimeout,
+  Inbox, connected, eventually, instrumentPusher, once, pusherClient, rest, sdkChannelAuthorization, served,
+  startHerald, subscribed, uid, withTimeout,
 } from './harness.mjs';
 import { startMariaDb, startPostgres } from '../support/sql_servers.mjs';
 
@@ -35,26 +35,6 @@ function insertApp(db, app, { clientMessages = false } = {}) {
        max_backend_events_per_sec, max_client_events_per_sec, max_read_req_per_sec, webhooks)
      VALUES ('${app.id}', '${app.key}', '${app.secret}', -1, true, ${clientMessages}, -1, -1, -1, '[]')`,
   );
-}
-
-/** Whether the HTTP API serves `app`: its channel list answers (an unknown app id is a 404). */
-async function served(herald, app) {
-  try {
-    await rest(herald, app).get({ path: '/channels' });
-    return true;
-  } catch (err) {
-    if (err.status === 404) return false;
-    throw err;
-  }
-}
-
-/** Polls `check` until it resolves true; fails after `ms`. */
-async function eventually(check, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /**

@@ -465,6 +465,34 @@ export function subscribed(client, name, timeout = WAIT_MS) {
 }
 
 /**
+ * Whether the HTTP API serves `app`: its channel list answers 200, an unknown app id 404 (any
+ * other failure is thrown). For changes that herald applies after the fact (a reload, an app
+ * store's refresh).
+ */
+export async function served(herald, app) {
+  try {
+    await rest(herald, app).get({ path: '/channels' });
+    return true;
+  } catch (err) {
+    if (err.status === 404) return false;
+    throw err;
+  }
+}
+
+/**
+ * Polls `check` (a condition herald reaches on its own time, such as a reload after its signal)
+ * every 20 ms until it resolves true; rejects after `ms` with `what` (a string, or a function
+ * called then, for a message that shows the state at the deadline).
+ */
+export async function eventually(check, what, ms = WAIT_MS) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${typeof what === 'function' ? what() : what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
  * Sends an HTTP API request signed by hand (so tests can forge any part of it).
  *
  * `body`: raw string. `timestamp`: unix seconds. Overrides: `bodyMd5`, `signature`,

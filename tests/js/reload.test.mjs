@@ -7,32 +7,12 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { WAIT_MS, connected, once, pusherClient, rest, startHerald, subscribed, uid } from './harness.mjs';
+import { connected, eventually, once, pusherClient, rest, served, startHerald, subscribed, uid } from './harness.mjs';
 import { toml } from '../support/herald_launcher.mjs';
 
 const KEPT = { id: 'reload-kept', key: 'reload-kept-key', secret: 'reload-kept-5d1e9a7c3b' };
 const GONE = { id: 'reload-gone', key: 'reload-gone-key', secret: 'reload-gone-8f2c6a0e4d' };
 const NEW = { id: 'reload-new', key: 'reload-new-key', secret: 'reload-new-1b7d3f9e5a' };
-
-/** Polls `check` until it resolves true, within `ms`: the reload is asynchronous to the signal. */
-async function eventually(check, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${typeof what === 'function' ? what() : what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
-/** Whether the HTTP API serves `app` (200 for its channel list; 404 for an unknown app id). */
-async function served(herald, app) {
-  try {
-    await rest(herald, app).get({ path: '/channels' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('SIGHUP reloads the apps', () => {
   let herald;

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 
 import PusherServer from 'pusher';
 
-import { Inbox, WAIT_MS, pusherClient, rest, subscribed, uid } from './harness.mjs';
+import { Inbox, WAIT_MS, eventually, pusherClient, served, subscribed, uid } from './harness.mjs';
 import { startHerald as launch, toml } from '../support/herald_launcher.mjs';
 
 const A = { id: 'hooks-reload-a', key: 'hooks-reload-a-key', secret: 'hooks-reload-a-3f9c1e7a5b' };
@@ -75,26 +75,6 @@ class Receiver {
   close() {
     this.server?.closeAllConnections?.();
     this.server?.close();
-  }
-}
-
-/** Whether the HTTP API serves `app` (a 404 for an unknown app id). */
-async function served(herald, app) {
-  try {
-    await rest(herald, app).get({ path: '/channels' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `check` until it resolves true, within `ms`: a reload is asynchronous to its signal. */
-async function eventually(check, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
