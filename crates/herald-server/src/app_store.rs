@@ -125,6 +125,8 @@ pub(crate) struct StoreMetrics {
     pub(crate) failed: AtomicU64,
     /// Answered from the negative cache, without a query.
     pub(crate) negative_hits: AtomicU64,
+    /// Answered "unknown" without a query: over `max_lookups_per_second`.
+    pub(crate) throttled: AtomicU64,
     /// Refresh rounds that read the loaded apps again, and those that failed.
     pub(crate) refreshes: AtomicU64,
     /// Refresh rounds that failed.
@@ -140,7 +142,10 @@ impl StoreMetrics {
     pub(crate) fn render(&self, out: &mut String) {
         use std::fmt::Write;
         let name = "herald_app_store_queries_total";
-        let _ = writeln!(out, "# HELP {name} App lookups in the [app_store] table by result (negative_hit: no query).");
+        let _ = writeln!(
+            out,
+            "# HELP {name} App lookups in the [app_store] table by result (negative_hit, throttled: no query)."
+        );
         let _ = writeln!(out, "# TYPE {name} counter");
         for (result, c) in [
             ("found", &self.found),
@@ -148,6 +153,7 @@ impl StoreMetrics {
             ("refused", &self.refused),
             ("failed", &self.failed),
             ("negative_hit", &self.negative_hits),
+            ("throttled", &self.throttled),
         ] {
             let _ = writeln!(out, "{name}{{result=\"{result}\"}} {}", c.load(Ordering::Relaxed));
         }

@@ -37,6 +37,10 @@ async fn metric(server: &TestServer, series: &str) -> f64 {
 }
 
 async fn start(driver: AppStoreDriver, url: String, ttl: u64) -> TestServer {
+    start_with(driver, url, ttl, 100).await
+}
+
+async fn start_with(driver: AppStoreDriver, url: String, ttl: u64, max_lookups_per_second: u32) -> TestServer {
     let mut s = with_metrics(settings(vec![app("file-app", "file-key")]));
     s.app_store = Some(AppStoreSettings {
         driver,
@@ -44,6 +48,7 @@ async fn start(driver: AppStoreDriver, url: String, ttl: u64) -> TestServer {
         table: "apps".into(),
         cache_ttl: Duration::from_secs(ttl),
         negative_ttl: Duration::from_secs(30),
+        max_lookups_per_second,
         listen_channel: (driver == AppStoreDriver::Postgres).then(|| "herald_apps".to_owned()),
     });
     TestServer::start(s).await
@@ -160,5 +165,27 @@ async fn postgres_table_with_soketi_columns_and_notify() {
     let mut ws = table_app_serves(&server).await;
     client.batch_execute("DELETE FROM apps WHERE id = 'db-app'").await.unwrap();
     closes_with(&mut ws, 4001).await;
+    server.shutdown().await;
+}
+
+/// Random keys in a burst: each is refused with 4001, and past `max_lookups_per_second` without
+/// a query (counted as throttled), so a client cannot make the database answer for every key it
+/// invents.
+#[tokio::test]
+async fn a_burst_of_unknown_keys_is_not_a_burst_of_queries() {
+    let cluster = herald_test_support::oro::pg::cluster();
+    let name = cluster.empty_database("apps").await;
+    cluster.connect(&name).await.batch_execute(SOKETI_TABLE_PG).await.unwrap();
+    let url = format!("postgres://postgres@127.0.0.1:{}/{name}", cluster.port);
+    let server = start_with(AppStoreDriver::Postgres, url, 3600, 2).await;
+    let keys = 8;
+    for i in 0..keys {
+        let mut ws = server.ws(&pusher_path(&format!("invented-{i}"))).await;
+        assert_eq!(u16::from(close_frame(&mut ws).await.expect("a close frame").code), 4001, "key {i}");
+    }
+    let missing = metric(&server, "herald_app_store_queries_total{result=\"missing\"}").await;
+    let throttled = metric(&server, "herald_app_store_queries_total{result=\"throttled\"}").await;
+    assert_eq!(missing + throttled, f64::from(keys), "every key answered, by a query or by the bound");
+    assert!(missing < f64::from(keys) && throttled >= 1.0, "{missing} queried, {throttled} throttled");
     server.shutdown().await;
 }

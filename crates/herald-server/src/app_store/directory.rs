@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_core::rate::TokenBucket;
 use herald_core::{App, AppConfig};
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -42,6 +43,8 @@ pub(crate) struct AppDirectory {
     loaded: Mutex<HashMap<String, AppConfig>>,
     /// Keys and ids the table did not have (or whose lookup failed), until when.
     negative: Mutex<HashMap<(By, String), Instant>>,
+    /// `max_lookups_per_second`, across clients; `None`: no bound.
+    lookups: Option<Mutex<TokenBucket>>,
     /// One gate per key or id being looked up: concurrent misses for it share one query.
     inflight: Mutex<HashMap<(By, String), Gate>>,
     /// Lookup outcomes, for `/metrics`.
@@ -62,6 +65,10 @@ impl AppDirectory {
             file_keys,
             loaded: Mutex::default(),
             negative: Mutex::default(),
+            lookups: settings
+                .map(|s| s.max_lookups_per_second)
+                .filter(|n| *n > 0)
+                .map(|n| Mutex::new(TokenBucket::per_second(n))),
             inflight: Mutex::default(),
             metrics: Arc::default(),
         }
@@ -133,6 +140,7 @@ impl AppDirectory {
             match self.in_hub(by, value) {
                 Some(app) => Some(app),
                 None if self.known_missing(by, value) => None,
+                None if !self.may_query() => None,
                 None => self.query(store, by, value).await,
             }
         };
@@ -142,6 +150,17 @@ impl AppDirectory {
             inflight.remove(&entry);
         }
         found
+    }
+
+    /// Whether a lookup may query the table now (`max_lookups_per_second`). A refused one is
+    /// counted and not remembered as unknown: the key may well exist.
+    fn may_query(&self) -> bool {
+        let Some(bucket) = &self.lookups else { return true };
+        let allowed = bucket.lock().take(1, Instant::now()).is_ok();
+        if !allowed {
+            StoreMetrics::bump(&self.metrics.throttled);
+        }
+        allowed
     }
 
     /// Whether the negative cache answers for `value` (counted as a hit).

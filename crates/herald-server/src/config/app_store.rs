@@ -16,6 +16,8 @@ use super::layers::Sources;
 pub(super) const DEFAULT_CACHE_TTL_SECS: u64 = 60;
 /// `negative_ttl_secs` when unset: how long an unknown key or a failed lookup is remembered.
 pub(super) const DEFAULT_NEGATIVE_TTL_SECS: u64 = 10;
+/// `max_lookups_per_second` when unset: queries for keys the server does not know yet.
+pub(super) const DEFAULT_MAX_LOOKUPS_PER_SECOND: u32 = 100;
 /// The table Soketi's SQL app managers read by default.
 pub(super) const DEFAULT_TABLE: &str = "apps";
 /// The PostgreSQL channel listened on when unset.
@@ -30,6 +32,7 @@ pub(super) struct AppStoreFile {
     table: Option<String>,
     cache_ttl_secs: Option<u64>,
     negative_ttl_secs: Option<u64>,
+    max_lookups_per_second: Option<u32>,
     listen_channel: Option<String>,
 }
 
@@ -68,6 +71,10 @@ pub struct AppStoreSettings {
     /// How long a key or id the table does not have (or a lookup that failed) is answered
     /// "unknown" without asking the database again.
     pub negative_ttl: Duration,
+    /// Queries a second for keys and ids the server does not know yet, across all clients; 0:
+    /// no bound. Past it a lookup answers "unknown" without a query: a client trying random
+    /// keys must not turn into as many queries on the database.
+    pub max_lookups_per_second: u32,
     /// PostgreSQL channel whose notifications (payload: an app id or key) refresh that app at
     /// once; `None`: no LISTEN (always for MySQL).
     pub listen_channel: Option<String>,
@@ -169,6 +176,7 @@ pub(super) fn build(file: Option<&AppStoreFile>, sources: &Sources) -> Result<Op
         table,
         cache_ttl: Duration::from_secs(ttl),
         negative_ttl: Duration::from_secs(negative),
+        max_lookups_per_second: file.max_lookups_per_second.unwrap_or(DEFAULT_MAX_LOOKUPS_PER_SECOND),
         listen_channel,
     }))
 }
@@ -192,6 +200,7 @@ mod tests {
         assert_eq!(s.table, "apps");
         assert_eq!(s.cache_ttl, Duration::from_secs(60));
         assert_eq!(s.negative_ttl, Duration::from_secs(10));
+        assert_eq!(s.max_lookups_per_second, 100);
         assert_eq!(s.listen_channel.as_deref(), Some("herald_apps"));
         let m = build(Some(&file("mysql", "mysql://u:pw@db/herald")), &Sources::default()).unwrap().unwrap();
         assert_eq!((m.driver, m.listen_channel), (Driver::Mysql, None));

@@ -140,6 +140,11 @@ impl Describe<'_> {
         self.line("table", &a.table.as_str().into(), "app_store.table");
         self.line("cache_ttl_secs", &int(a.cache_ttl.as_secs()), "app_store.cache_ttl_secs");
         self.line("negative_ttl_secs", &int(a.negative_ttl.as_secs()), "app_store.negative_ttl_secs");
+        self.line(
+            "max_lookups_per_second",
+            &int(u64::from(a.max_lookups_per_second)),
+            "app_store.max_lookups_per_second",
+        );
         let channel = a.listen_channel.as_deref().unwrap_or("");
         self.line("listen_channel", &channel.into(), "app_store.listen_channel");
     }
