@@ -1,4 +1,5 @@
-//! Redis URLs: which ones herald can use, and how they are printed without their credentials.
+//! Redis URLs: which ones herald can use, and how they (and herald's other connection URLs, the
+//! app store's PostgreSQL and MySQL ones) are printed without their credentials.
 
 /// Why a Redis URL cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -23,14 +24,17 @@ pub fn check_url(url: &str) -> Result<(), UrlError> {
     redis::Client::open(url).map(drop).map_err(UrlError::Refused)
 }
 
-/// The URL as it may be printed: credentials (`user:password@`, `?pass=` on unix sockets)
-/// replaced by `<redacted>`.
+/// The URL as it may be printed: the user information before `@` is replaced by `<redacted>`;
+/// a URL with a `pass=` or `password=` parameter keeps only its scheme; a string that is no URL
+/// (such as PostgreSQL's `host=… password=…` form) is replaced whole. One rule for every
+/// connection URL herald takes: it hides more than it must rather than parse each dialect.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return "<redacted>".into() };
-    let has_password_param = rest.contains("pass=") || rest.contains("password=");
+    if rest.contains("pass=") || rest.contains("password=") {
+        return format!("{scheme}://<redacted>");
+    }
     match rest.split_once('@') {
         Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
-        None if has_password_param => format!("{scheme}://<redacted>"),
         None => url.to_owned(),
     }
 }
@@ -60,5 +64,15 @@ mod tests {
         assert_eq!(redact_url("redis+unix:///s.sock?pass=pw"), "redis+unix://<redacted>");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
         assert_eq!(redact_url("pw-only"), "<redacted>");
+        // A password parameter hides the whole URL, user information included.
+        assert_eq!(redact_url("redis://u@h/0?password=pw"), "redis://<redacted>");
+    }
+
+    #[test]
+    fn database_urls_never_print_their_passwords() {
+        assert_eq!(redact_url("postgres://herald:s3cr3t@db:5432/x"), "postgres://<redacted>@db:5432/x");
+        assert_eq!(redact_url("mysql://root@localhost/x?socket=/s"), "mysql://<redacted>@localhost/x?socket=/s");
+        assert_eq!(redact_url("host=/run/pg password=pw dbname=x"), "<redacted>");
+        assert_eq!(redact_url("postgres://u@h/x?password=pw&a=b"), "postgres://<redacted>");
     }
 }

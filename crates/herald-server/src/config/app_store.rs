@@ -81,36 +81,10 @@ pub struct AppStoreSettings {
 }
 
 impl AppStoreSettings {
-    /// The URL as it may be printed: the password replaced by `<redacted>`.
+    /// The URL as it may be printed: its credentials replaced by `<redacted>`.
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
+        herald_redis::redact_url(&self.url)
     }
-}
-
-/// `url` with any password replaced: the one in `user:password@`, a `password=` parameter
-/// (URL query or PostgreSQL's `key=value` form).
-pub(super) fn redact_url(url: &str) -> String {
-    const R: &str = "<redacted>";
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = &out[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@')
-            && let Some(colon) = rest[..at].find(':')
-        {
-            let (start, end) = (scheme_end + 3 + colon + 1, scheme_end + 3 + at);
-            out.replace_range(start..end, R);
-        }
-    }
-    // `password=...` up to the next `&` or space, wherever it appears.
-    let mut from = 0;
-    while let Some(pos) = out[from..].find("password=") {
-        let start = from + pos + "password=".len();
-        let end = out[start..].find(['&', ' ']).map_or(out.len(), |e| start + e);
-        out.replace_range(start..end, R);
-        from = start + R.len();
-    }
-    out
 }
 
 /// A plain SQL identifier: letters, digits and `_`, not starting with a digit, 1-63 bytes.
@@ -240,13 +214,5 @@ mod tests {
         };
         let s = build(Some(&f), &Sources::default()).unwrap().unwrap();
         assert_eq!((s.listen_channel, s.table.as_str()), (None, "soketi.apps"));
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://herald:s3cr3t@db:5432/x"), "postgres://herald:<redacted>@db:5432/x");
-        assert_eq!(redact_url("mysql://root@localhost/x?socket=/s"), "mysql://root@localhost/x?socket=/s");
-        assert_eq!(redact_url("host=/run/pg password=pw dbname=x"), "host=/run/pg password=<redacted> dbname=x");
-        assert_eq!(redact_url("postgres://u@h/x?password=pw&a=b"), "postgres://u@h/x?password=<redacted>&a=b");
     }
 }

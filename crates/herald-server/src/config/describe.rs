@@ -135,7 +135,7 @@ impl Describe<'_> {
         };
         self.out.push_str("\n[app_store]\n");
         self.line("driver", &a.driver.name().into(), "app_store.driver");
-        // The password in the URL is redacted.
+        // Credentials in the URL are redacted.
         self.line("url", &a.redacted_url().into(), "app_store.url");
         self.line("table", &a.table.as_str().into(), "app_store.table");
         self.line("cache_ttl_secs", &int(a.cache_ttl.as_secs()), "app_store.cache_ttl_secs");
