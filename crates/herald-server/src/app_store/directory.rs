@@ -36,10 +36,8 @@ pub(crate) struct AppDirectory {
     apps: Arc<Apps>,
     store: Option<Store>,
     settings: Option<AppStoreSettings>,
-    /// The ids and keys of the file's apps: a row naming one is ignored.
-    file_ids: HashSet<String>,
-    file_keys: HashSet<String>,
     /// The apps read from the table, by id, as last read (to tell a changed row from the same).
+    /// Every other app of the hub is the config file's or a profile's, and wins over a row.
     loaded: Mutex<HashMap<String, AppConfig>>,
     /// Keys and ids the table did not have (or whose lookup failed), until when.
     negative: Mutex<HashMap<(By, String), Instant>>,
@@ -53,16 +51,11 @@ pub(crate) struct AppDirectory {
 
 impl AppDirectory {
     /// The directory of `hub`'s apps, with the table `settings` names when there is one.
-    pub(crate) fn new(live: Arc<Apps>, settings: Option<&AppStoreSettings>) -> Self {
-        let apps = live.hub().apps();
-        let file_ids = apps.iter().map(|a| a.config.id.clone()).collect();
-        let file_keys = apps.iter().map(|a| a.config.key.clone()).collect();
+    pub(crate) fn new(apps: Arc<Apps>, settings: Option<&AppStoreSettings>) -> Self {
         Self {
             store: settings.map(Store::new),
             settings: settings.cloned(),
-            apps: live,
-            file_ids,
-            file_keys,
+            apps,
             loaded: Mutex::default(),
             negative: Mutex::default(),
             lookups: settings
@@ -231,7 +224,7 @@ impl AppDirectory {
                 return None;
             }
         };
-        if self.file_ids.contains(&config.id) || self.file_keys.contains(&config.key) {
+        if self.taken_by_another(&config) {
             tracing::warn!(
                 id = %config.id,
                 key = %config.key,
@@ -250,6 +243,15 @@ impl AppDirectory {
                 None
             }
         }
+    }
+
+    /// Whether the hub serves `config`'s id or key for an app the table did not give it (the
+    /// config file's, as it is now after any reload, or a profile's): those always win.
+    fn taken_by_another(&self, config: &AppConfig) -> bool {
+        let hub = self.apps.hub();
+        let loaded = self.loaded.lock();
+        let foreign = |app: Arc<App>| !loaded.contains_key(&app.config.id);
+        hub.app_by_id(&config.id).is_some_and(foreign) || hub.app_by_key(&config.key).is_some_and(foreign)
     }
 
     /// Removes an app that came from the table.
